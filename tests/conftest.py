@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+from tests.jack import JackServer, jack_server
+
+# Numba compiles on first call; a deadline would fail whichever example pays for it.
+# On CI the examples are derandomised so a red run can be replayed exactly.
+settings.register_profile(
+    "dev", deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=100
+)
+settings.register_profile(
+    "ci",
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    max_examples=100,
+    derandomize=True,
+    print_blob=True,
+)
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
+
+@pytest.fixture
+def jack() -> Iterator[JackServer]:
+    """A private JACK server (dummy driver, 48 kHz, 128 frames) for the test, then stopped.
+
+    The test process itself talks to it through JACK_DEFAULT_SERVER, which libjack reads
+    when a client (python-rtmidi's JACK API, sounddevice's JACK host API) opens.
+    """
+    with jack_server() as server:
+        previous = os.environ.get("JACK_DEFAULT_SERVER")
+        os.environ["JACK_DEFAULT_SERVER"] = server.name
+        os.environ["JACK_NO_START_SERVER"] = "1"
+        try:
+            yield server
+        finally:
+            if previous is None:
+                os.environ.pop("JACK_DEFAULT_SERVER", None)
+            else:
+                os.environ["JACK_DEFAULT_SERVER"] = previous

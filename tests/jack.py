@@ -1,0 +1,75 @@
+"""A real JACK server (dummy driver) for tests that need audio or MIDI ports.
+
+Every server gets its own name, so tests never talk to a user's JACK or to each other.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+
+class JackUnavailable(RuntimeError):
+    pass
+
+
+@dataclass
+class JackServer:
+    name: str
+    sample_rate: int
+    period: int
+    process: subprocess.Popen
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Environment for child processes (jack_* tools) that must reach this server."""
+        return {**os.environ, "JACK_DEFAULT_SERVER": self.name, "JACK_NO_START_SERVER": "1"}
+
+    def run_tool(self, *args: str, timeout: float = 10.0) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            args, env=self.env, capture_output=True, text=True, timeout=timeout, check=False
+        )
+
+    def ports(self) -> list[str]:
+        return [line for line in self.run_tool("jack_lsp").stdout.splitlines() if line]
+
+    def wait_for_port(self, fragment: str, timeout: float = 5.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for port in self.ports():
+                if fragment in port:
+                    return port
+            time.sleep(0.05)
+        raise TimeoutError(f"no JACK port containing {fragment!r}; ports: {self.ports()}")
+
+
+@contextmanager
+def jack_server(sample_rate: int = 48000, period: int = 128) -> Iterator[JackServer]:
+    if shutil.which("jackd") is None:
+        raise JackUnavailable("jackd is not installed (the set-up installs Debian's jackd2)")
+    name = f"livegen-test-{uuid.uuid4().hex[:8]}"
+    command = ["jackd", "-n", name, "--no-realtime", "-d", "dummy", "-r", str(sample_rate)]
+    command += ["-p", str(period)]
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
+    server = JackServer(name, sample_rate, period, process)
+    try:
+        ready = server.run_tool("jack_wait", "-w", "-t", "10", timeout=15)
+        if "available" not in ready.stdout or process.poll() is not None:
+            err = process.stderr.read().decode(errors="replace") if process.poll() else ""
+            raise JackUnavailable(f"jackd did not start: {ready.stdout} {ready.stderr} {err}")
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
