@@ -1,0 +1,93 @@
+"""The Perceiver AR's shape, in one dataclass that model files record as JSON.
+
+context (N) tokens go in; the last `latents` (L) positions are the latents that get logits.
+latents == context gives a plain causal transformer from the same code (the baseline).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from livegen.kernels.errors import ModelFileError
+from livegen.kernels.vocab import BEGIN, END, PAD, VOCAB_SIZE
+
+
+@dataclass
+class PerceiverARConfig:
+    vocab_size: int = VOCAB_SIZE
+    context: int = 1024  # N: tokens the model sees
+    latents: int = 256  # L: last positions that get queries, self-attention and logits
+    dim: int = 512
+    heads: int = 8
+    layers: int = 8  # self-attention blocks over the latents (after the one cross-attention)
+    mlp_ratio: float = 4.0
+    dropout: float = 0.0
+    rope_base: float = 10000.0
+    # Recorded so a model file says which ids it was trained with (see kernels/vocab.py).
+    pad_id: int = PAD
+    begin_id: int = BEGIN
+    end_id: int = END
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    @property
+    def head_dim(self) -> int:
+        return self.dim // self.heads
+
+    @property
+    def mlp_hidden(self) -> int:
+        return int(self.mlp_ratio * self.dim)
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first field that makes no sense."""
+        for name in ("vocab_size", "context", "latents", "dim", "heads"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not isinstance(self.layers, int) or isinstance(self.layers, bool) or self.layers < 0:
+            raise ValueError(f"layers must be an integer >= 0, got {self.layers!r}")
+        if self.latents > self.context:
+            raise ValueError(f"latents ({self.latents}) must be <= context ({self.context})")
+        if self.dim % self.heads:
+            raise ValueError(f"dim ({self.dim}) must be divisible by heads ({self.heads})")
+        if self.head_dim % 2:
+            raise ValueError(f"head dim ({self.head_dim}) must be even for rotary embeddings")
+        if not (isinstance(self.mlp_ratio, int | float) and self.mlp_ratio > 0):
+            raise ValueError(f"mlp_ratio must be > 0, got {self.mlp_ratio!r}")
+        if not (isinstance(self.dropout, int | float) and 0.0 <= self.dropout < 1.0):
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if not (isinstance(self.rope_base, int | float) and self.rope_base > 1.0):
+            raise ValueError(f"rope_base must be > 1, got {self.rope_base!r}")
+        for name in ("pad_id", "begin_id", "end_id"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or not 0 <= value < self.vocab_size:
+                raise ValueError(f"{name} must be a token id in 0..{self.vocab_size - 1}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> PerceiverARConfig:
+        """Build from a model file's JSON; any problem is a ModelFileError."""
+        if not isinstance(data, dict):
+            raise ModelFileError(f"model config must be a JSON object, got {type(data).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ModelFileError(f"model config has unknown keys {unknown}; known: {sorted(known)}")
+        try:
+            return cls(**data)
+        except (TypeError, ValueError) as error:
+            raise ModelFileError(f"bad model config: {error}") from None
+
+    def num_parameters(self) -> int:
+        """Exact parameter count of PerceiverAR(self), without building it."""
+        d, h, v = self.dim, self.mlp_hidden, self.vocab_size
+        norm = 2 * d
+        mlp = norm + 2 * d * h
+        cross = norm + d * d + 2 * d * d + d * d + mlp  # norm, q, kv, out, then an MLP
+        block = norm + 3 * d * d + d * d + mlp
+        return v * d + cross + self.layers * block + norm + d * v
