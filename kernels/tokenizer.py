@@ -1,0 +1,373 @@
+"""MIDI files <-> notes <-> token ids: the public face of the performance encoding.
+
+read_midi parses with symusic (in ticks; seconds are computed here in float64 from the tempo
+map, so quantisation does not suffer from symusic's float32 seconds), encode_performance runs
+the numba kernels of livegen.kernels.performance, decode_tokens and write_midi go back.
+docs/TOKENS.md states the rules and where livegen differs from Magenta's note_seq.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from livegen.kernels import performance as kernels
+from livegen.kernels.errors import MidiFileError
+
+SUSTAIN_CC = 64
+DRUM_CHANNEL = 9  # channel 10 counted from 1
+DEFAULT_TEMPO = 500_000  # microseconds per quarter note (120 bpm), the MIDI default
+# write_midi's resolution: 1000 ticks per quarter at 120 bpm is 0.5 ms a tick, so a 10 ms
+# step is 20 ticks and the decoder's 0.5 ms sub-step slots survive a trip through a file.
+WRITE_TICKS_PER_BEAT = 1000
+WRITE_TICKS_PER_SECOND = WRITE_TICKS_PER_BEAT * 1_000_000 // DEFAULT_TEMPO  # 2000
+
+
+def _array(values: object, dtype: type) -> np.ndarray:
+    return np.ascontiguousarray(np.asarray(values, dtype=dtype))
+
+
+@dataclass
+class Notes:
+    """Notes as parallel arrays, sorted by (start, pitch); times in seconds.
+
+    ``channel`` is the note's pedal group: the MIDI channel for live input; for a file, the
+    index of the (track, channel, program) instrument it came from, the unit note_seq (via
+    pretty_midi) and symusic both split a file into.
+    """
+
+    start: np.ndarray
+    end: np.ndarray
+    pitch: np.ndarray
+    velocity: np.ndarray
+    channel: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.start = _array(self.start, np.float64)
+        self.end = _array(self.end, np.float64)
+        self.pitch = _array(self.pitch, np.int64)
+        self.velocity = _array(self.velocity, np.int64)
+        self.channel = _array(self.channel, np.int64)
+        lengths = {len(a) for a in (self.start, self.end, self.pitch, self.velocity, self.channel)}
+        if len(lengths) != 1:
+            raise ValueError(f"Notes arrays differ in length: {sorted(lengths)}")
+
+    def __len__(self) -> int:
+        return int(self.start.shape[0])
+
+    @classmethod
+    def empty(cls) -> Notes:
+        return cls(*(np.zeros(0) for _ in range(5)))
+
+    def sorted(self) -> Notes:
+        """A copy ordered by (start, pitch), ties keeping their current order."""
+        order = np.lexsort((self.pitch, self.start))
+        return self.take(order)
+
+    def take(self, index: np.ndarray) -> Notes:
+        return Notes(
+            self.start[index],
+            self.end[index],
+            self.pitch[index],
+            self.velocity[index],
+            self.channel[index],
+        )
+
+
+@dataclass
+class Performance:
+    """What a MIDI file holds for the encoding: notes and sustain-pedal (CC64) events.
+
+    Pedal events are in time order; ``pedal_channel`` uses the same groups as Notes.channel.
+    """
+
+    notes: Notes
+    pedal_time: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    pedal_channel: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    pedal_value: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    def __post_init__(self) -> None:
+        self.pedal_time = _array(self.pedal_time, np.float64)
+        self.pedal_channel = _array(self.pedal_channel, np.int64)
+        self.pedal_value = _array(self.pedal_value, np.int64)
+
+
+# ---------------------------------------------------------------- reading MIDI files
+
+
+def _check_structure(data: bytes, path: object) -> None:
+    """Reject what is not a standard MIDI file before the C++ parser sees it.
+
+    Checks the MThd header and that every chunk header and length lies inside the file, so
+    the error names the actual problem (empty, not MIDI, truncated).
+    """
+    if not data:
+        raise MidiFileError(path, "empty file")
+    if data[:4] != b"MThd":
+        raise MidiFileError(path, "not a MIDI file (no MThd header)")
+    if len(data) < 14:
+        raise MidiFileError(path, "truncated MIDI header")
+    header_length = int.from_bytes(data[4:8], "big")
+    if header_length < 6 or 8 + header_length > len(data):
+        raise MidiFileError(path, f"bad MIDI header length {header_length}")
+    fmt = int.from_bytes(data[8:10], "big")
+    n_tracks = int.from_bytes(data[10:12], "big")
+    division = int.from_bytes(data[12:14], "big")
+    if fmt > 2:
+        raise MidiFileError(path, f"unknown MIDI format {fmt}")
+    if division == 0:
+        raise MidiFileError(path, "MIDI header gives zero ticks per quarter note")
+    offset = 8 + header_length
+    found = 0
+    while offset + 8 <= len(data) and found < n_tracks:
+        length = int.from_bytes(data[offset + 4 : offset + 8], "big")
+        if offset + 8 + length > len(data):
+            raise MidiFileError(path, f"truncated MIDI file (chunk at byte {offset})")
+        if data[offset : offset + 4] == b"MTrk":
+            found += 1
+        offset += 8 + length
+    if found < n_tracks:
+        raise MidiFileError(path, f"truncated MIDI file ({found} of {n_tracks} tracks)")
+
+
+def _tick_to_seconds(ticks: np.ndarray, tempo_ticks: np.ndarray, tempo_us: np.ndarray, tpq: int):
+    """Seconds (float64) of tick positions under a tempo map, as pretty_midi computes them."""
+    # The tempo in force at tick 0 is the MIDI default until a tempo event says otherwise;
+    # of several tempo events on one tick, the last one counts.
+    keep = np.ones(tempo_ticks.shape[0], dtype=bool)
+    keep[:-1] = tempo_ticks[1:] != tempo_ticks[:-1]
+    tempo_ticks, tempo_us = tempo_ticks[keep], tempo_us[keep]
+    if tempo_ticks.shape[0] == 0 or tempo_ticks[0] != 0:
+        tempo_ticks = np.concatenate(([0], tempo_ticks))
+        tempo_us = np.concatenate(([DEFAULT_TEMPO], tempo_us))
+    seconds_per_tick = tempo_us.astype(np.float64) / 1e6 / tpq
+    segment_seconds = np.diff(tempo_ticks).astype(np.float64) * seconds_per_tick[:-1]
+    segment_start = np.concatenate(([0.0], np.cumsum(segment_seconds)))
+    index = np.searchsorted(tempo_ticks, ticks, side="right") - 1
+    index = np.maximum(index, 0)
+    return segment_start[index] + (ticks - tempo_ticks[index]) * seconds_per_tick[index]
+
+
+def _parse(data: bytes, path: object):
+    import symusic  # the C++ parser; imported here so `import tokenizer` stays light
+
+    try:
+        return symusic.Score.from_midi(data)
+    except Exception as error:  # symusic raises RuntimeError/ValueError variants
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise MidiFileError(path, f"corrupt MIDI file ({reason})") from None
+
+
+def read_midi(path: str | os.PathLike, *, include_drums: bool = False) -> Performance:
+    """Notes and sustain events of a MIDI file; raises MidiFileError naming the file.
+
+    Note-offs pair with the OLDEST open note-on of the same pitch in their (track, channel,
+    program) instrument (symusic's pairing; the live encoder uses the same rule).
+    Drum instruments (channel 10) are left out unless include_drums.
+    """
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise MidiFileError(path, "no such file") from None
+    except IsADirectoryError:
+        raise MidiFileError(path, "is a directory") from None
+    except OSError as error:
+        raise MidiFileError(path, f"cannot read ({error.strerror or error})") from None
+    _check_structure(data, path)
+    score = _parse(data, path)
+    try:
+        return _performance_from_score(score, include_drums=include_drums)
+    except (ValueError, OverflowError, IndexError) as error:
+        raise MidiFileError(path, f"corrupt MIDI file ({error})") from None
+
+
+def _performance_from_score(score, include_drums: bool = False) -> Performance:
+    tpq = int(score.ticks_per_quarter)
+    if tpq <= 0:
+        raise ValueError(f"ticks per quarter {tpq}")
+    tempos = score.tempos.numpy() if len(score.tempos) else {"time": [], "mspq": []}
+    tempo_ticks = np.asarray(tempos["time"], dtype=np.int64)
+    tempo_us = np.asarray(tempos["mspq"], dtype=np.int64)
+    order = np.argsort(tempo_ticks, kind="stable")
+    tempo_ticks, tempo_us = tempo_ticks[order], tempo_us[order]
+
+    starts, ends, pitches, velocities, groups = [], [], [], [], []
+    pedal_ticks, pedal_groups, pedal_values = [], [], []
+    for group, track in enumerate(score.tracks):
+        if track.is_drum and not include_drums:
+            continue
+        if len(track.notes):
+            notes = track.notes.numpy()
+            onset = notes["time"].astype(np.int64)
+            starts.append(onset)
+            ends.append(onset + np.maximum(notes["duration"].astype(np.int64), 0))
+            # symusic hands pitch/velocity out as int8; bytes above 127 come out negative.
+            pitches.append(notes["pitch"].astype(np.int64) & 0xFF)
+            velocities.append(notes["velocity"].astype(np.int64) & 0xFF)
+            groups.append(np.full(onset.shape[0], group, dtype=np.int64))
+        if len(track.controls):
+            controls = track.controls.numpy()
+            is_pedal = controls["number"] == SUSTAIN_CC
+            pedal_ticks.append(controls["time"][is_pedal].astype(np.int64))
+            pedal_values.append(controls["value"][is_pedal].astype(np.int64))
+            pedal_groups.append(np.full(int(is_pedal.sum()), group, dtype=np.int64))
+
+    def joined(parts: list[np.ndarray]) -> np.ndarray:
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+    pitch, velocity = joined(pitches), joined(velocities)
+    # Notes a MIDI byte cannot hold only come from corrupt data; velocity 0 is a note-off.
+    valid = (pitch <= 127) & (velocity >= 1) & (velocity <= 127)
+    to_seconds = lambda ticks: _tick_to_seconds(ticks, tempo_ticks, tempo_us, tpq)  # noqa: E731
+    notes = Notes(
+        to_seconds(joined(starts)[valid]),
+        to_seconds(joined(ends)[valid]),
+        pitch[valid],
+        velocity[valid],
+        joined(groups)[valid],
+    ).sorted()
+    pedal_time = to_seconds(joined(pedal_ticks))
+    pedal_order = np.argsort(pedal_time, kind="stable")
+    return Performance(
+        notes,
+        pedal_time[pedal_order],
+        joined(pedal_groups)[pedal_order],
+        joined(pedal_values)[pedal_order],
+    )
+
+
+# ---------------------------------------------------------------- encoding and decoding
+
+
+def sustained_notes(perf: Performance) -> Notes:
+    """The notes as the encoding sees them: pedal applied, wiped-out notes removed."""
+    notes = perf.notes
+    new_end, keep = kernels.apply_sustain(
+        notes.start,
+        notes.end,
+        notes.pitch,
+        notes.channel,
+        perf.pedal_time,
+        perf.pedal_channel,
+        perf.pedal_value,
+    )
+    result = Notes(notes.start, new_end, notes.pitch, notes.velocity, notes.channel)
+    return result.take(np.flatnonzero(keep))
+
+
+def encode_performance(perf: Performance) -> np.ndarray:
+    """Token ids (int16, no BEGIN/END) of a performance; equals note_seq's encoding."""
+    notes = perf.notes
+    if len(notes) == 0:
+        return np.zeros(0, dtype=np.int16)
+    order = np.lexsort((notes.pitch, notes.start))
+    if not np.array_equal(order, np.arange(len(notes))):
+        notes = notes.take(order)
+    new_end, keep = kernels.apply_sustain(
+        notes.start,
+        notes.end,
+        notes.pitch,
+        notes.channel,
+        perf.pedal_time,
+        perf.pedal_channel,
+        perf.pedal_value,
+    )
+    return kernels.encode_notes(notes.start, new_end, notes.pitch, notes.velocity, keep)
+
+
+def encode_notes(notes: Notes) -> np.ndarray:
+    """Token ids of notes with no pedal."""
+    return encode_performance(Performance(notes))
+
+
+def encode_file(path: str | os.PathLike, *, include_drums: bool = False) -> np.ndarray:
+    """read_midi + encode_performance."""
+    return encode_performance(read_midi(path, include_drums=include_drums))
+
+
+def decode_tokens(tokens: Iterable[int] | np.ndarray) -> Notes:
+    """Notes of any token sequence (never raises on ids; see performance.decode_tokens)."""
+    array = np.asarray(tokens if isinstance(tokens, np.ndarray) else list(tokens))
+    if array.size == 0:
+        return Notes.empty()
+    if array.dtype.kind not in "iu":
+        raise TypeError(f"token ids must be integers, not {array.dtype}")
+    # Ids beyond the vocabulary are skipped anyway: clip so every integer dtype fits int64.
+    low = -1 if array.dtype.kind == "i" else 0
+    array = np.clip(array.ravel(), low, 1 << 30).astype(np.int64)
+    start, end, pitch, velocity = kernels.decode_tokens(array)
+    notes = Notes(start, end, pitch, velocity, np.zeros(start.shape[0], dtype=np.int64))
+    return notes.sorted()
+
+
+# ---------------------------------------------------------------- writing MIDI files
+
+
+def _track_channel(index: int) -> int:
+    """Track i plays on channel i, skipping the drum channel, wrapping after 15."""
+    melodic = [c for c in range(16) if c != DRUM_CHANNEL]
+    return melodic[index % len(melodic)]
+
+
+def write_midi(
+    path: str | os.PathLike,
+    tracks: Sequence[tuple[str, Notes]],
+    *,
+    programs: Sequence[int] | None = None,
+) -> None:
+    """A standard MIDI file (type 1), one track per (name, notes), 120 bpm, 1000 ticks/beat.
+
+    Track i plays on its own channel (0, 1, ... skipping drums). At equal ticks note-offs
+    come before note-ons, so a re-struck note is not cut by the previous note's release;
+    a note lasts at least one tick.
+    """
+    import mido
+
+    if programs is not None and len(programs) != len(tracks):
+        raise ValueError(f"{len(programs)} programs for {len(tracks)} tracks")
+    midi = mido.MidiFile(type=1, ticks_per_beat=WRITE_TICKS_PER_BEAT)
+    for index, (name, notes) in enumerate(tracks):
+        channel = _track_channel(index)
+        track = mido.MidiTrack()
+        track.append(mido.MetaMessage("track_name", name=name, time=0))
+        if index == 0:
+            track.append(mido.MetaMessage("set_tempo", tempo=DEFAULT_TEMPO, time=0))
+        if programs is not None:
+            track.append(
+                mido.Message("program_change", program=int(programs[index]), channel=channel)
+            )
+        on_tick = np.rint(np.maximum(notes.start, 0.0) * WRITE_TICKS_PER_SECOND).astype(np.int64)
+        off_tick = np.rint(np.maximum(notes.end, 0.0) * WRITE_TICKS_PER_SECOND).astype(np.int64)
+        off_tick = np.maximum(off_tick, on_tick + 1)
+        count = len(notes)
+        # (tick, 0 = off / 1 = on, note order) sorts the messages.
+        ticks = np.concatenate((off_tick, on_tick))
+        is_on = np.concatenate((np.zeros(count, dtype=np.int64), np.ones(count, dtype=np.int64)))
+        which = np.concatenate((np.arange(count), np.arange(count)))
+        now = 0
+        for e in np.lexsort((which, is_on, ticks)):
+            i = which[e]
+            kind = "note_on" if is_on[e] else "note_off"
+            velocity = int(np.clip(notes.velocity[i], 1, 127)) if is_on[e] else 0
+            track.append(
+                mido.Message(
+                    kind,
+                    note=int(notes.pitch[i]) & 0x7F,
+                    velocity=velocity,
+                    channel=channel,
+                    time=int(ticks[e] - now),
+                )
+            )
+            now = int(ticks[e])
+        track.append(mido.MetaMessage("end_of_track", time=0))
+        midi.tracks.append(track)
+    midi.save(os.fspath(path))
+
+
+def tokens_to_midi(tokens: Iterable[int] | np.ndarray, path: str | os.PathLike) -> None:
+    """decode_tokens + write_midi (one track)."""
+    write_midi(path, [("livegen", decode_tokens(tokens))])
