@@ -1,0 +1,223 @@
+"""`livegen-train data`: MIDI folders -> token shards, in parallel, cached, never crashing.
+
+Each file is read once to hash it; its tokens are cached under DATA/cache/ by that hash, so a
+re-run encodes only new or changed files (renaming a file costs nothing). Files that cannot
+be read, or hold no notes, are skipped and listed in DATA/skipped.txt with the reason. The
+shards and index are then rewritten from the cache, which takes seconds even for the whole
+music21 corpus.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from livegen.kernels.errors import LivegenError, MidiFileError
+from livegen.training.shards import (
+    DEFAULT_SHARD_TOKENS,
+    DataIndex,
+    Piece,
+    assign_splits,
+    summarize,
+    token_stats,
+    write_index,
+    write_shards,
+)
+
+MIDI_SUFFIXES = {".mid", ".midi", ".smf", ".kar"}
+CACHE_DIR = "cache"
+SKIPPED_FILE = "skipped.txt"
+
+
+@dataclass
+class DataOptions:
+    val_fraction: float = 0.05
+    test_fraction: float = 0.05
+    workers: int = 1
+    include_drums: bool = False
+    max_shard_tokens: int = DEFAULT_SHARD_TOKENS
+    progress: bool = True
+
+
+@dataclass
+class Encoded:
+    name: str
+    digest: str
+    tokens: np.ndarray | None  # None when skipped
+    reason: str = ""
+
+
+def find_midi_files(folders: Iterable[Path]) -> list[tuple[str, Path]]:
+    """(name, path) of every MIDI file under the folders; name = folder name / relative path."""
+    found: list[tuple[str, Path]] = []
+    seen_names: set[str] = set()
+    for number, folder in enumerate(folders):
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise LivegenError(f"{folder}: not a folder")
+        label = folder.resolve().name or f"input{number}"
+        if label in seen_names:  # two inputs with the same folder name
+            label = f"{label}#{number}"
+        seen_names.add(label)
+        for path in sorted(folder.rglob("*")):
+            if path.suffix.lower() in MIDI_SUFFIXES and path.is_file():
+                found.append((f"{label}/{path.relative_to(folder).as_posix()}", path))
+    return found
+
+
+def _cache_path(cache: Path, digest: str, suffix: str) -> Path:
+    return cache / digest[:2] / f"{digest}{suffix}"
+
+
+def _read_cached(cache: Path, name: str, digest: str) -> Encoded | None:
+    tokens_file = _cache_path(cache, digest, ".npy")
+    if tokens_file.is_file():
+        return Encoded(name, digest, np.load(tokens_file))
+    skip_file = _cache_path(cache, digest, ".skip")
+    if skip_file.is_file():
+        return Encoded(name, digest, None, skip_file.read_text(encoding="utf-8"))
+    return None
+
+
+def _write_cached(cache: Path, result: Encoded) -> None:
+    suffix = ".npy" if result.tokens is not None else ".skip"
+    target = _cache_path(cache, result.digest, suffix)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".tmp")
+    with open(tmp, "wb") as handle:
+        if result.tokens is not None:
+            np.save(handle, result.tokens.astype(np.int16))
+        else:
+            handle.write(result.reason.encode("utf-8"))
+    tmp.replace(target)
+
+
+def encode_one(job: tuple[str, str, str, bool]) -> Encoded:
+    """Encode one file; a bad file is an Encoded with a reason, never an exception."""
+    from livegen.kernels.tokenizer import encode_file
+
+    name, path, digest, include_drums = job
+    try:
+        tokens = encode_file(path, include_drums=include_drums)
+    except MidiFileError as error:
+        return Encoded(name, digest, None, error.reason)
+    except Exception as error:  # a parser bug on a weird file must not end a long build
+        return Encoded(name, digest, None, f"unreadable ({type(error).__name__}: {error})")
+    if tokens.size == 0:
+        return Encoded(name, digest, None, "no notes")
+    return Encoded(name, digest, np.asarray(tokens, dtype=np.int16))
+
+
+def _encode_all(jobs: list[tuple[str, str, str, bool]], workers: int) -> Iterator[Encoded]:
+    if workers <= 1 or len(jobs) < 2:
+        yield from map(encode_one, jobs)
+        return
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        yield from pool.map(encode_one, jobs, chunksize=16)
+
+
+def _progress(items: Iterator, total: int, desc: str, enabled: bool) -> Iterator:
+    if not enabled:
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, total=total, desc=desc, unit="file", dynamic_ncols=True)
+
+
+def encode_files(files: list[tuple[str, Path]], out: Path, options: DataOptions) -> list[Encoded]:
+    """Encode every file, from the cache where possible; returns results in file order."""
+    cache = out / CACHE_DIR
+    results: dict[str, Encoded] = {}
+    jobs = []
+    for name, path in files:
+        try:
+            data = path.read_bytes()
+        except OSError as error:
+            results[name] = Encoded(name, "", None, f"cannot read: {error.strerror or error}")
+            continue
+        digest = hashlib.sha1(data).hexdigest()
+        cached = _read_cached(cache, name, digest)
+        if cached is not None:
+            results[name] = cached
+        else:
+            jobs.append((name, str(path), digest, options.include_drums))
+    fresh = _progress(_encode_all(jobs, options.workers), len(jobs), "encode", options.progress)
+    for result in fresh:
+        _write_cached(cache, result)
+        results[result.name] = result
+    return [results[name] for name, _ in files]
+
+
+def build_data(folders: list[Path], out: Path, options: DataOptions | None = None) -> DataIndex:
+    """Tokenise the MIDI files under folders into shards + index under out; returns the index."""
+    options = options or DataOptions()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    files = find_midi_files(folders)
+    if not files:
+        raise LivegenError(f"no MIDI files (*.mid, *.midi) under {', '.join(map(str, folders))}")
+    encoded = encode_files(files, out, options)
+
+    pieces: list[Piece] = []
+    tokens_by_digest: dict[str, np.ndarray] = {}
+    skipped: list[dict[str, str]] = []
+    duplicates = 0
+    for result in encoded:
+        if result.tokens is None:
+            skipped.append({"file": result.name, "reason": result.reason})
+        elif result.digest in tokens_by_digest:
+            duplicates += 1  # the same bytes twice: one piece, so no leak across splits
+        else:
+            tokens_by_digest[result.digest] = result.tokens
+            notes, seconds = token_stats(result.tokens)
+            pieces.append(
+                Piece(result.name, result.digest, "train", len(result.tokens), notes, seconds)
+            )
+    if not pieces:
+        raise LivegenError(f"none of the {len(files)} MIDI files held any notes")
+    assign_splits(pieces, options.val_fraction, options.test_fraction)
+    shards = write_shards(
+        out, pieces, lambda p: tokens_by_digest[p.hash], max_shard_tokens=options.max_shard_tokens
+    )
+    _remove_stale_shards(out, {s.file for s in shards})
+    index = DataIndex(pieces, shards, summarize(pieces, len(skipped), duplicates), skipped)
+    index.summary["inputs"] = [str(Path(f).resolve()) for f in folders]
+    write_index(out, index)
+    _write_skipped(out, skipped)
+    return index
+
+
+def _remove_stale_shards(out: Path, keep: set[str]) -> None:
+    # A re-run with fewer files may need fewer shards; old ones would confuse a reader.
+    for path in out.glob("*-[0-9][0-9][0-9].tokens"):
+        if path.name not in keep:
+            path.unlink()
+
+
+def _write_skipped(out: Path, skipped: list[dict[str, str]]) -> None:
+    lines = [f"{item['file']}: {item['reason']}" for item in skipped]
+    (out / SKIPPED_FILE).write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+
+
+def format_summary(index: DataIndex, out: Path) -> str:
+    s = index.summary
+    split = s["pieces_per_split"]
+    lines = [
+        f"{s['files']} files, {s['notes']:,} notes, {s['tokens']:,} tokens, "
+        f"{s['hours']:.1f} hours; skipped {s['skipped']}, duplicates {s['duplicates']}",
+        f"split by piece: train {split['train']}, val {split['val']}, test {split['test']}",
+        f"shards and index in {out}",
+    ]
+    if index.skipped:
+        lines.append(f"skipped files and reasons: {out / SKIPPED_FILE}")
+    return "\n".join(lines)
+
+
+def summary_json(index: DataIndex) -> str:
+    return json.dumps(index.summary, sort_keys=True)

@@ -1,0 +1,98 @@
+"""`livegen-train export`: a run's latest checkpoint -> presets/NAME.toml + presets/NAME/.
+
+The preset names its model folder, sampling defaults, sound, and in [training] what it was
+trained on and how long (data, steps, tokens seen, validation/test NLL, the run's config), so
+a shipped preset can be reproduced with `livegen-train ar --preset NAME`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from livegen.kernels.errors import LivegenError
+from livegen.models.checkpoint import load_model, save_model
+from livegen.models.preset import ModelSpec, Preset, SamplingDefaults, Sound, save_preset
+from livegen.training.checkpointing import read_state, require_checkpoint
+from livegen.training.train import read_run_file
+
+EVAL_FILE = "eval.json"
+
+
+@dataclass
+class ExportOptions:
+    description: str = ""
+    soundfont: str | None = None
+    program: int = 0
+    quantize: str = "none"
+
+
+def _clean(value: Any) -> Any:
+    """TOML has no null: drop None values, recursively."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value if v is not None]
+    return value
+
+
+def training_table(run_dir: Path, checkpoint: Path) -> dict[str, Any]:
+    run = read_run_file(run_dir)
+    state = read_state(checkpoint)
+    summary = run.get("data_summary", {})
+    table: dict[str, Any] = {
+        "data": run.get("data", ""),
+        "data_inputs": summary.get("inputs", []),
+        "data_files": summary.get("files"),
+        "data_hours": summary.get("hours"),
+        "data_tokens": summary.get("tokens"),
+        "steps": state.step,
+        "tokens_seen": state.tokens_seen,
+        "val_nll": state.val_nll,
+        "config": run.get("config"),
+    }
+    eval_path = Path(run_dir) / EVAL_FILE
+    if eval_path.is_file():
+        table["eval"] = json.loads(eval_path.read_text(encoding="utf-8"))
+    return _clean(table)
+
+
+def export_preset(
+    run_dir: Path, name: str, presets_dir: Path, options: ExportOptions | None = None
+) -> Path:
+    """Write presets_dir/NAME.toml and presets_dir/NAME/ from the run's latest checkpoint."""
+    options = options or ExportOptions()
+    if not name or "/" in name or name.startswith("."):
+        raise LivegenError(f"preset name {name!r} must be a plain file name")
+    checkpoint = require_checkpoint(Path(run_dir))
+    model = load_model(checkpoint / "model")
+    training = training_table(Path(run_dir), checkpoint)
+    params = model.config.num_parameters()
+    training["parameters"] = params
+    save_model(model, presets_dir / name, metadata={"preset": name, **_meta(training)})
+    sound = Sound(program=options.program)
+    if options.soundfont:
+        sound.soundfont = options.soundfont
+    c = model.config
+    description = options.description or (
+        f"Perceiver AR, {params / 1e6:.2f}M parameters, context {c.context}, "
+        f"{c.latents} latents; trained {training['steps']} steps"
+    )
+    preset = Preset(
+        name=name,
+        description=description,
+        model=ModelSpec(path=name, quantize=options.quantize),
+        sampling=SamplingDefaults(),
+        sound=sound,
+        training=training,
+    )
+    path = presets_dir / f"{name}.toml"
+    save_preset(preset, path)
+    return path
+
+
+def _meta(training: dict[str, Any]) -> dict[str, Any]:
+    keys = ("steps", "tokens_seen", "val_nll", "data", "parameters")
+    return {k: training[k] for k in keys if k in training}
