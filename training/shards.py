@@ -72,17 +72,19 @@ def split_of(digest: str, val_fraction: float, test_fraction: float) -> str:
 
 
 def assign_splits(pieces: list[Piece], val_fraction: float, test_fraction: float) -> None:
-    """Set each piece's split by hash; a tiny corpus still gets one val and one test piece.
+    """Set each piece's split by hash; a tiny corpus still gets a piece in every split.
 
-    The fallback moves the train pieces with the largest hashes, so it is deterministic too.
+    The fallback moves the largest-hash piece of the biggest split, so it is deterministic too.
     """
     for piece in pieces:
         piece.split = split_of(piece.hash, val_fraction, test_fraction)
-    wanted = [s for s, f in (("val", val_fraction), ("test", test_fraction)) if f > 0]
+    wanted = ["train"] + [s for s, f in (("val", val_fraction), ("test", test_fraction)) if f > 0]
     for split in wanted:
-        train = sorted((p for p in pieces if p.split == "train"), key=lambda p: p.hash)
-        if not any(p.split == split for p in pieces) and len(train) > 1:
-            train[-1].split = split
+        counts = {s: sum(1 for p in pieces if p.split == s) for s in SPLITS}
+        donor = max(SPLITS, key=lambda s: counts[s])
+        if counts[split] == 0 and counts[donor] > 1:
+            moved = max((p for p in pieces if p.split == donor), key=lambda p: p.hash)
+            moved.split = split
 
 
 def token_stats(tokens: np.ndarray) -> tuple[int, float]:
