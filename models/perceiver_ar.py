@@ -157,9 +157,7 @@ class PerceiverAR(nn.Module):
         x = self.drop(self.embed(tokens))
         normed = self.cross.norm(x)
         positions = torch.arange(n, device=tokens.device) + positions_offset
-        dtype = (
-            x.dtype if not torch.is_autocast_enabled() else torch.get_autocast_dtype(x.device.type)
-        )
+        dtype = x.dtype  # under autocast, apply_rotary casts the tables to the q/k dtype
 
         if prefix_keep is not None and 0 <= prefix_keep < n_prefix:
             kept = self._sample_prefix(batch, n_prefix, prefix_keep, tokens.device, generator)

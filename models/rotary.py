@@ -46,5 +46,7 @@ def rotary_tables(
 
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """Rotate x [..., T, head_dim] by tables broadcastable to it."""
+    if cos.dtype != x.dtype:  # autocast: projections come out in bf16/fp16
+        cos, sin = cos.to(x.dtype), sin.to(x.dtype)
     swapped = x.unflatten(-1, (-1, 2)).flip(-1).flatten(-2)  # (x1, x0) per pair
     return torch.addcmul(x * cos, swapped, sin)

@@ -1,0 +1,191 @@
+"""The streaming decoder must give exactly what the full forward pass gives over the same window."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+
+from livegen.models.config import PerceiverARConfig
+from livegen.models.perceiver_ar import PerceiverAR
+from livegen.models.streaming import StreamingDecoder, measure_decode
+
+TOL = 1e-4
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models on a shared 2-core machine: extra intra-op threads only add contention."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def tiny_model(context: int = 64, latents: int = 16, seed: int = 0) -> PerceiverAR:
+    torch.manual_seed(seed)
+    config = PerceiverARConfig(context=context, latents=latents, dim=32, heads=2, layers=2)
+    return PerceiverAR(config).eval()
+
+
+def random_tokens(n: int, seed: int = 1) -> list[int]:
+    rng = random.Random(seed)
+    return [rng.randrange(388) for _ in range(n)]
+
+
+@torch.no_grad()
+def reference_logits(model: PerceiverAR, tokens: list[int], p: int, window: int) -> torch.Tensor:
+    """Full forward over the training crop whose latents start at `window`, read at p."""
+    c = model.config
+    start = max(0, window - (c.context - c.latents))
+    # Causal: tokens after p do not matter, but the crop must be the full window long.
+    padded = tokens[: p + 1] + [0] * c.latents
+    crop = torch.tensor(padded[start : window + c.latents])[None]
+    logits = model(crop, positions_offset=start)
+    return logits[0, p - window]
+
+
+def owner_window(decoder: StreamingDecoder, p: int) -> int:
+    return decoder.window_start(decoder.active_windows(p)[0])
+
+
+@pytest.mark.parametrize("refill", [None, 1, 5, 16])
+def test_streamed_logits_equal_full_forward_across_refills(refill):
+    model = tiny_model()
+    decoder = StreamingDecoder(model, refill=refill)
+    tokens = random_tokens(3 * 64 + 20)  # longer than 3 N: the ring wraps several times
+    for p, token in enumerate(tokens):
+        logits = decoder.append([token])
+        if p < 20 or p % 7 == 0 or p > 180:  # the session start, then a sample of the rest
+            expected = reference_logits(model, tokens, p, owner_window(decoder, p))
+            torch.testing.assert_close(logits, expected, atol=TOL, rtol=0)
+    assert decoder.position == len(tokens)
+    assert owner_window(decoder, len(tokens) - 1) > 64  # several refills happened
+
+
+def test_window_stride_follows_refill():
+    decoder = StreamingDecoder(tiny_model(), refill=8)  # stride 16 - 8 + 1 = 9
+    assert [owner_window(decoder, p) for p in (0, 15, 16, 24, 25)] == [0, 0, 9, 9, 18]
+    # the new window after a refill holds exactly R latents, the new token included
+    assert 16 - owner_window(decoder, 16) + 1 == 8
+
+
+@pytest.mark.parametrize("chunks", [[1] * 10, [3, 50, 7, 1], [140], [64, 64, 12], [5, 130, 5]])
+def test_chunked_prefill_equals_token_by_token(chunks):
+    model = tiny_model()
+    tokens = random_tokens(sum(chunks) + 30, seed=2)
+    one = StreamingDecoder(model)
+    for token in tokens:
+        expected = one.append([token])
+    chunked = StreamingDecoder(model)
+    at = 0
+    for size in chunks:
+        chunked.append(tokens[at : at + size])
+        at += size
+    for token in tokens[at:]:  # keep streaming after the prefill: caches must be right too
+        got = chunked.append([token])
+    torch.testing.assert_close(got, expected, atol=TOL, rtol=0)
+
+
+@pytest.mark.parametrize("keep, dropped", [(100, 5), (100, 30), (150, 60), (31, 20), (3, 2)])
+def test_rollback_equals_never_appending(keep, dropped):
+    model = tiny_model()
+    tokens = random_tokens(keep + 40, seed=3)
+    other = random_tokens(dropped, seed=4)
+    decoder = StreamingDecoder(model)
+    decoder.append(tokens[:keep])
+    for token in other:  # the model's future, later overridden by the player
+        decoder.append([token])
+    decoder.rollback(keep)
+    assert decoder.position == keep
+    clean = StreamingDecoder(model)
+    clean.append(tokens[:keep])
+    torch.testing.assert_close(decoder.logits(), clean.logits(), atol=TOL, rtol=0)
+    for token in tokens[keep:]:
+        got, expected = decoder.append([token]), clean.append([token])
+        torch.testing.assert_close(got, expected, atol=TOL, rtol=0)
+
+
+def test_rollback_across_refill_recomputes_the_older_window():
+    model = tiny_model()
+    tokens = random_tokens(120, seed=5)
+    decoder = StreamingDecoder(model)
+    for token in tokens:
+        decoder.append([token])
+    target = 97
+    assert owner_window(decoder, target - 1) < owner_window(decoder, len(tokens) - 1)
+    decoder.rollback(target)
+    expected = reference_logits(model, tokens, target - 1, owner_window(decoder, target - 1))
+    torch.testing.assert_close(decoder.logits(), expected, atol=TOL, rtol=0)
+
+
+def test_rollback_limits():
+    decoder = StreamingDecoder(tiny_model(), history=80)
+    decoder.append(random_tokens(100))
+    with pytest.raises(ValueError, match="at most 16"):
+        decoder.rollback(50)
+    with pytest.raises(ValueError):
+        decoder.rollback(101)
+    decoder.rollback(0)
+    assert decoder.position == 0
+
+
+def test_teacher_forced_nll_equals_batch_nll():
+    model = tiny_model(context=64, latents=64)  # L == N: one window sees a whole crop
+    tokens = random_tokens(64, seed=6)
+    with torch.no_grad():
+        batch_logits = model(torch.tensor(tokens)[None])[0]
+    batch_nll = torch.nn.functional.cross_entropy(batch_logits[:-1], torch.tensor(tokens[1:]))
+    decoder = StreamingDecoder(model, refill=64)
+    streamed = [decoder.append([token]) for token in tokens[:-1]]
+    stream_nll = torch.nn.functional.cross_entropy(torch.stack(streamed), torch.tensor(tokens[1:]))
+    assert abs(float(stream_nll) - float(batch_nll)) < 1e-5
+
+
+def test_teacher_forced_nll_perceiver_crop():
+    """The latents of one training crop (N tokens, last L scored) through the streaming path."""
+    model = tiny_model()
+    tokens = random_tokens(64, seed=7)
+    with torch.no_grad():
+        batch_logits = model(torch.tensor(tokens)[None])[0]  # latents 48..63
+    decoder = StreamingDecoder(model, refill=1)  # stride 16: a window starts at 48
+    decoder.append(tokens[:48])
+    streamed = [decoder.append([token]) for token in tokens[48:]]
+    torch.testing.assert_close(torch.stack(streamed), batch_logits, atol=TOL, rtol=0)
+
+
+def test_baseline_l_equals_n_streams():
+    model = tiny_model(context=32, latents=32)
+    decoder = StreamingDecoder(model)
+    tokens = random_tokens(110, seed=8)
+    for p, token in enumerate(tokens):
+        logits = decoder.append([token])
+        if p % 5 == 0:
+            expected = reference_logits(model, tokens, p, owner_window(decoder, p))
+            torch.testing.assert_close(logits, expected, atol=TOL, rtol=0)
+
+
+def test_positions_far_into_a_session_do_not_drift():
+    """Same tokens at position 1e7 give the same logits as at 0 (rotary is relative)."""
+    model = tiny_model(context=32, latents=32)
+    tokens = torch.tensor(random_tokens(20, seed=9))[None]
+    with torch.no_grad():
+        near = model(tokens)
+        far = model(tokens, positions_offset=10_000_000)
+    torch.testing.assert_close(far, near, atol=TOL, rtol=0)
+
+
+def test_append_rejects_bad_ids_and_logits_needs_a_token():
+    decoder = StreamingDecoder(tiny_model())
+    with pytest.raises(RuntimeError):
+        decoder.logits()
+    with pytest.raises(ValueError):
+        decoder.append([391])
+
+
+def test_measure_decode_reports_figures():
+    figures = measure_decode(tiny_model(), random_tokens(40), 20, warmup=2)
+    for key in ("prefill_ms", "ms_per_token_p50", "ms_per_token_p99", "refill_ms"):
+        assert figures[key] > 0
+    assert figures["ms_per_token_p50"] <= figures["ms_per_token_max"]
