@@ -19,7 +19,6 @@ import torch.nn.functional as F
 
 from livegen.kernels.vocab import PAD
 from livegen.models.perceiver_ar import PerceiverAR
-from livegen.training.augment import fit_length
 from livegen.training.sampler import Sample, eval_windows
 from livegen.training.shards import TokenShards
 
@@ -53,12 +52,14 @@ def window_nll(
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
-    for i in range(0, len(windows), batch_size):
-        rows = [
-            fit_length(shards.window(w.shard, w.start, length), length)
-            for w in windows[i : i + batch_size]
-        ]
-        window = torch.from_numpy(np.stack(rows)).to(device)
+    rows = [shards.window(w.shard, w.start, length) for w in windows]
+    # Full windows go in batches; a split shorter than one window goes in as it is (a
+    # shorter input, not padding, so its last positions are real targets).
+    full = [r for r in rows if r.shape[0] == length]
+    batches = [full[i : i + batch_size] for i in range(0, len(full), batch_size)]
+    batches += [[r] for r in rows if 1 < r.shape[0] < length]
+    for batch in batches:
+        window = torch.from_numpy(np.stack(batch)).to(device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
             logits = model(window[:, :-1])
         loss, n = latent_loss(logits, window)

@@ -263,14 +263,14 @@ def _train(run_dir, run, data_dir, context, resume, progress, stop_after) -> Tra
         distributed.barrier(context)
         return path
 
-    def validate() -> float:
+    def validate() -> float | None:
         mine = val_windows[context.rank :: context.world]
         total, count = window_nll(
             model, val_shards, mine, batch_size=max(micro, 1), autocast=autocast
         )
         sums = torch.tensor([total, float(count)], dtype=torch.float64, device=context.device)
         distributed.all_reduce_sum(context, sums)
-        return float(sums[0] / sums[1].clamp_min(1))
+        return float(sums[0] / sums[1]) if sums[1] > 0 else None  # None: no validation data
 
     interrupted = False
     started = time.perf_counter()
@@ -287,7 +287,7 @@ def _train(run_dir, run, data_dir, context, resume, progress, stop_after) -> Tra
             row: dict[str, Any] = {
                 "step": state.step,
                 "tokens": state.tokens_seen,
-                "loss": round(loss_value, 6),
+                "loss": loss_value,
                 "lr": lr_at(state.step - 1, cfg),
                 "grad_norm": round(grad_norm, 4),
                 "tokens_per_s": round(cfg.batch_size * L / elapsed, 1),
@@ -295,7 +295,8 @@ def _train(run_dir, run, data_dir, context, resume, progress, stop_after) -> Tra
             }
             if state.step % cfg.eval_interval == 0 or state.step == cfg.steps:
                 state.val_nll = validate()
-                row["val_nll"] = round(state.val_nll, 5)
+                if state.val_nll is not None:
+                    row["val_nll"] = round(state.val_nll, 5)
             if state.step % cfg.log_interval == 0 or "val_nll" in row or state.step <= 3:
                 log.write(row)
             bar.update(1)
