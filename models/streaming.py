@@ -36,7 +36,9 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from livegen.models.grammar import MODEL, GrammarState
 from livegen.models.perceiver_ar import PerceiverAR
+from livegen.models.sampling import SamplingParams, sample_token
 
 
 class StreamingDecoder:
@@ -157,14 +159,16 @@ class StreamingDecoder:
         self._sync_windows(position - 1)
 
     @torch.no_grad()
-    def sample(self, params, state, generator: torch.Generator | None = None) -> int:
+    def sample(
+        self,
+        params: SamplingParams,
+        state: GrammarState,
+        generator: torch.Generator | None = None,
+    ) -> int:
         """Mask the logits with the controls, sample, append; returns the token.
 
         `state` (a GrammarState) is advanced with the token as the model's own.
         """
-        from livegen.models.grammar import MODEL
-        from livegen.models.sampling import sample_token
-
         token = sample_token(self.logits(), params, state, generator)
         self.append([token])
         state.update(token, MODEL)

@@ -1,0 +1,140 @@
+"""The jam's vocabulary shared by the engine, `livegen jam --headless` and the terminal UI.
+
+- JamSettings: how a session is wired (ports, preset, audio, recording). Fixed while it runs.
+- Controls: what a musician changes while playing. The engine reads them live.
+- Stats: what the engine reports (the UI's meters); a snapshot, cheap to copy.
+- RollNote: one note for the piano roll, the player's or the model's.
+
+These are plain dataclasses with no behaviour beyond validation, so the UI can import them
+without importing torch or the engine.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Mode(StrEnum):
+    CONTINUE = "continue"  # the model takes over when the player stops, yields when they play
+    CALL = "call"  # call-and-response: answers each phrase
+    ACCOMPANY = "accompany"  # plays alongside, in its own register and channel
+
+
+class ClockSource(StrEnum):
+    INTERNAL = "internal"  # livegen leads (and may send MIDI clock)
+    MIDI = "midi"  # follow incoming MIDI clock / start / stop
+
+
+@dataclass
+class JamSettings:
+    preset: str = "piano"
+    input: str = "virtual"  # a port name (exact or unique substring), "virtual", or "none"
+    output: str = "virtual"  # a port name, "virtual" ("livegen out"), or "none"
+    api: str | None = None  # rtmidi API: alsa, jack, coremidi, winmm (None: the platform's)
+    audio_device: str | None = None  # sounddevice device name/index; None: default; "none"
+    blocksize: int = 128
+    sample_rate: int = 48000
+    soundfont: str | None = None  # None: the preset's
+    program: int | None = None  # GM program of the model's sound; None: the preset's
+    record_dir: str | None = None  # None: no recording
+    record_wav: bool = False
+    clock_in: str | None = None  # port that sends MIDI clock (None: the input port)
+    send_clock: bool = False  # send MIDI clock on the output when livegen leads
+    device: str | None = None  # torch device for the model: cpu, cuda, mps (None: best)
+    seed: int | None = None
+
+    def validate(self) -> None:
+        if self.blocksize < 16 or self.blocksize > 8192:
+            raise ValueError(f"blocksize must be in 16..8192, got {self.blocksize}")
+        if self.sample_rate not in (22050, 32000, 44100, 48000, 88200, 96000):
+            raise ValueError(f"unsupported sample rate {self.sample_rate}")
+
+
+@dataclass
+class Controls:
+    mode: Mode = Mode.CONTINUE
+    temperature: float = 1.0
+    top_p: float = 0.95
+    low_pitch: int = 21  # register of the model's notes
+    high_pitch: int = 108
+    density: float = 0.0  # nats on NOTE_ON logits: > 0 busier, < 0 sparser
+    response_seconds: float = 4.0  # how long the model plays per turn (continue / call)
+    silence_seconds: float = 0.6  # player silence that ends a phrase
+    passthrough: bool = True  # the player's notes sound through livegen's synth
+    quantize: bool = False  # snap model onsets to the MIDI clock grid
+    quantize_division: int = 4  # grid: 1/4 of a beat (sixteenths)
+    clock: ClockSource = ClockSource.INTERNAL
+    tempo_bpm: float = 120.0  # the internal clock's tempo
+    recording: bool = True
+    model_channel: int = 1  # 0-based MIDI channel of the model's notes
+    lookahead_ms: float = 200.0  # how far ahead of the clock the model may generate
+
+    def __post_init__(self) -> None:
+        self.mode = Mode(self.mode)
+        self.clock = ClockSource(self.clock)
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ValueError naming a control out of range (the UI and CLI show it as is)."""
+        checks = {
+            "temperature": 0.05 <= self.temperature <= 5.0,
+            "top_p": 0.0 < self.top_p <= 1.0,
+            "low_pitch": 0 <= self.low_pitch <= self.high_pitch,
+            "high_pitch": self.low_pitch <= self.high_pitch <= 127,
+            "density": -10.0 <= self.density <= 10.0,
+            "response_seconds": 0.25 <= self.response_seconds <= 120.0,
+            "silence_seconds": 0.05 <= self.silence_seconds <= 10.0,
+            "quantize_division": self.quantize_division in (1, 2, 3, 4, 6, 8, 12, 16),
+            "tempo_bpm": 20.0 <= self.tempo_bpm <= 400.0,
+            "model_channel": 0 <= self.model_channel <= 15,
+            "lookahead_ms": 20.0 <= self.lookahead_ms <= 2000.0,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise ValueError(f"{name} out of range: {getattr(self, name)!r}")
+
+    def changed(self, **changes: Any) -> Controls:
+        """A validated copy with changes (ValueError names a bad field)."""
+        known = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise ValueError(f"unknown controls {unknown}; known: {sorted(known)}")
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass
+class Stats:
+    """The engine's meters; every figure is for the recent past (about the last second)."""
+
+    running: bool = False
+    tokens_per_s: float = 0.0
+    ms_per_token_p50: float = 0.0
+    ms_per_token_p99: float = 0.0
+    lookahead_ms: float = 0.0  # how far generated model events run ahead of the clock
+    reaction_ms: float = 0.0  # last phrase end -> first model note out
+    input_to_context_ms: float = 0.0  # last player note -> in the model's context
+    xruns: int = 0
+    late_events: int = 0  # model events that reached the output after their time
+    dropped_messages: int = 0  # input messages skipped (junk, flood)
+    cpu_percent: float = 0.0
+    gpu_percent: float | None = None
+    tempo_bpm: float | None = None  # the followed MIDI clock's tempo, when following
+    beat: int | None = None
+    recording_path: str | None = None
+    recording_seconds: float = 0.0
+    model_speaking: bool = False
+    problems: list[str] = field(default_factory=list)  # what is missing and what to do
+
+
+@dataclass(frozen=True)
+class RollNote:
+    """A note for the piano roll; end is None while it sounds. Times on the session clock."""
+
+    owner: str  # "player" or "model"
+    pitch: int
+    velocity: int
+    start: float
+    end: float | None = None
