@@ -203,7 +203,8 @@ class StreamingDecoder:
                     self._logits = self._head(hidden)
 
     def _head(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.model.head(self.model.norm(hidden)).float().flatten()
+        # [1, D]: int8 dynamic-quantised Linears take 2-d inputs only.
+        return self.model.head(self.model.norm(hidden[None])).float().flatten()
 
     def _ensure_ring(self, lo: int, hi: int) -> None:
         """Make the ring hold the cross K/V of positions lo..hi (recompute the missing ones)."""
@@ -335,7 +336,8 @@ class StreamingDecoder:
 # ---- measurements (used by benchmarks/bench_decode.py and `livegen bench`) -------------------
 
 
-def _percentile(sorted_values: list[float], q: float) -> float:
+def percentile(sorted_values: list[float], q: float) -> float:
+    """The q-th percentile (nearest rank) of an ascending list."""
     index = min(len(sorted_values) - 1, max(0, round(q / 100 * (len(sorted_values) - 1))))
     return sorted_values[index]
 
@@ -349,38 +351,45 @@ def measure_decode(
     refill: int | None = None,
     seed: int = 0,
     warmup: int = 8,
-) -> dict[str, float]:
+    cuda_graph: bool = False,
+) -> dict[str, float | str]:
     """Prefill context_tokens, then decode n_tokens (sampled, temperature 1) one at a time.
 
     Returns milliseconds: prefill_ms, ms_per_token_p50/p90/p99/max/mean, tokens_per_s, and
     refill_ms (one burst refill of R latents, which the streaming step itself never pays).
+    Every step is timed (window changes included); on CUDA each time waits for the device.
     """
-    decoder = StreamingDecoder(model, refill=refill)
+    decoder = StreamingDecoder(model, refill=refill, cuda_graph=cuda_graph)
+    sync = torch.cuda.synchronize if decoder.device.type == "cuda" else (lambda: None)
     generator = torch.Generator().manual_seed(seed)
     context = list(context_tokens)
     t0 = time.perf_counter()
     logits = decoder.append(context)
+    sync()
     prefill_ms = (time.perf_counter() - t0) * 1e3
     times: list[float] = []
     for i in range(warmup + n_tokens):
-        token = int(torch.multinomial(torch.softmax(logits, -1), 1, generator=generator))
+        probs = torch.softmax(logits.float().cpu(), -1)
+        token = int(torch.multinomial(probs, 1, generator=generator))
         t0 = time.perf_counter()
         logits = decoder.append([token])
+        sync()
         if i >= warmup:
             times.append((time.perf_counter() - t0) * 1e3)
     ordered = sorted(times)
     return {
         "prefill_tokens": len(context),
         "prefill_ms": prefill_ms,
-        "ms_per_token_p50": _percentile(ordered, 50),
-        "ms_per_token_p90": _percentile(ordered, 90),
-        "ms_per_token_p99": _percentile(ordered, 99),
+        "ms_per_token_p50": percentile(ordered, 50),
+        "ms_per_token_p90": percentile(ordered, 90),
+        "ms_per_token_p99": percentile(ordered, 99),
         "ms_per_token_max": ordered[-1],
         "ms_per_token_mean": sum(times) / len(times),
         "tokens_per_s": 1e3 * len(times) / sum(times),
         "refill_ms": measure_refill(decoder),
         "refill_latents": decoder.R,
         "windows_per_step": decoder.M,
+        "dtype": str(decoder.dtype).removeprefix("torch."),
     }
 
 
@@ -395,5 +404,7 @@ def measure_refill(decoder: StreamingDecoder, repeats: int = 3) -> float:
     for _ in range(repeats):
         t0 = time.perf_counter()
         decoder._compute_latents(k, first, p)
+        if decoder.device.type == "cuda":
+            torch.cuda.synchronize(decoder.device)
         best = min(best, (time.perf_counter() - t0) * 1e3)
     return best
