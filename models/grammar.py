@@ -34,35 +34,36 @@ MODEL = 1
 class GrammarState:
     step: int = 0  # time so far, in 10 ms steps (sum of TIME_SHIFTs)
     velocity_bin: int = 0  # 0 until a VELOCITY token was seen
-    # pitch -> (owner, onset step) of the OLDEST open note of that pitch, as decode_tokens
-    # closes the oldest first; `depth` counts the open notes per pitch.
-    open_notes: dict[int, tuple[int, int]] = field(default_factory=dict)
-    depth: dict[int, int] = field(default_factory=dict)
+    # pitch -> its open notes as (owner, onset step), oldest first: a NOTE_OFF closes the
+    # OLDEST open note of its pitch, as decode_tokens (and note_seq) do, so each note keeps its
+    # own owner and onset and the guard measures every note from its real start.
+    notes: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
     model_onsets: list[int] = field(default_factory=list)  # steps of recent model onsets
+
+    @property
+    def open_notes(self) -> dict[int, tuple[int, int]]:
+        """pitch -> (owner, onset step) of the oldest open note of that pitch."""
+        return {pitch: fifo[0] for pitch, fifo in self.notes.items()}
+
+    @property
+    def depth(self) -> dict[int, int]:
+        """pitch -> how many notes of that pitch are open."""
+        return {pitch: len(fifo) for pitch, fifo in self.notes.items()}
 
     def update(self, token: int, owner: int) -> None:
         """Advance with one token written by `owner` (PLAYER or MODEL)."""
         if NOTE_ON <= token < NOTE_OFF:
-            pitch = token - NOTE_ON
-            if pitch not in self.open_notes:
-                self.open_notes[pitch] = (owner, self.step)
-            self.depth[pitch] = self.depth.get(pitch, 0) + 1
+            self.notes.setdefault(token - NOTE_ON, []).append((owner, self.step))
             if owner == MODEL:
                 self.model_onsets.append(self.step)
                 if len(self.model_onsets) > 256:
                     del self.model_onsets[:128]
         elif NOTE_OFF <= token < TIME_SHIFT:
-            pitch = token - NOTE_OFF
-            left = self.depth.get(pitch, 0) - 1
-            if left <= 0:
-                self.open_notes.pop(pitch, None)
-                self.depth.pop(pitch, None)
-            else:
-                # The next open note of this pitch keeps the same owner (re-strikes are
-                # one author's) and, conservatively, the current step as its onset.
-                owner_, _ = self.open_notes[pitch]
-                self.open_notes[pitch] = (owner_, self.step)
-                self.depth[pitch] = left
+            fifo = self.notes.get(token - NOTE_OFF)
+            if fifo:  # a NOTE_OFF with nothing open is ignored, as decode_tokens ignores it
+                fifo.pop(0)
+                if not fifo:
+                    del self.notes[token - NOTE_OFF]
         elif TIME_SHIFT <= token < VELOCITY:
             self.step += token - TIME_SHIFT + 1
         elif VELOCITY <= token < NUM_EVENTS:
@@ -73,16 +74,24 @@ class GrammarState:
             self.update(token, owner)
 
     def owned(self, owner: int) -> list[int]:
-        """Pitches whose oldest open note belongs to owner."""
-        return [p for p, (o, _) in self.open_notes.items() if o == owner]
+        """Pitches whose oldest open note belongs to owner (the note a NOTE_OFF would end)."""
+        return [p for p, fifo in self.notes.items() if fifo[0][0] == owner]
+
+    def holding(self, owner: int) -> list[int]:
+        """Pitches with any open note of owner. The model may not start one of the player's:
+        its note would queue behind the player's, and only the player could end that."""
+        return [p for p, fifo in self.notes.items() if any(o == owner for o, _ in fifo)]
 
     def model_polyphony(self) -> int:
-        return sum(self.depth[p] for p in self.owned(MODEL))
+        """Model notes sounding now."""
+        return sum(o == MODEL for fifo in self.notes.values() for o, _ in fifo)
 
     def overdue(self, max_note_steps: int) -> int | None:
-        """A model pitch open for max_note_steps or longer (the oldest such), else None."""
+        """A pitch whose oldest open note is the model's and has been open for max_note_steps
+        or longer (the oldest such), else None: its NOTE_OFF is due now."""
         worst, worst_age = None, -1
-        for pitch, (owner, onset) in self.open_notes.items():
+        for pitch, fifo in self.notes.items():
+            owner, onset = fifo[0]
             age = self.step - onset
             if owner == MODEL and age >= max_note_steps and age > worst_age:
                 worst, worst_age = pitch, age
@@ -90,12 +99,15 @@ class GrammarState:
 
     def steps_left(self, max_note_steps: int) -> int:
         """How far time may advance before some model note reaches its maximum length."""
-        ages = [self.step - onset for o, onset in self.open_notes.values() if o == MODEL]
+        ages = [
+            self.step - onset for fifo in self.notes.values() for o, onset in fifo if o == MODEL
+        ]
         return max_note_steps - max(ages) if ages else max_note_steps
 
     def closing_tokens(self, owner: int) -> list[int]:
-        """NOTE_OFFs that end every open note of owner (panic, end of a turn)."""
-        return [NOTE_OFF + p for p in sorted(self.owned(owner)) for _ in range(self.depth[p])]
+        """NOTE_OFFs that end every open note of owner (panic, end of a turn). A pitch whose
+        oldest note is someone else's is left alone: its NOTE_OFF would end their note."""
+        return [NOTE_OFF + p for p in sorted(self.owned(owner)) for _ in self.notes[p]]
 
     def snapshot(self) -> GrammarState:
         return copy.deepcopy(self)

@@ -4,7 +4,8 @@ Order of operations (each step only ever removes or reweights tokens):
 1. grammar: only tokens that make sense now (ownership, register, polyphony, the maximum note
    length); if a model note has reached its maximum length, its NOTE_OFF is the only choice.
 2. density: a bias (in nats) on every NOTE_ON, so the player can ask for more or fewer notes.
-3. temperature, then top-k, top-p (nucleus) and min-p truncation.
+3. temperature, then top-k, top-p (nucleus) and min-p truncation, in that order, each on the
+   distribution the previous step left.
 4. one draw from the result with the caller's generator (seeded: deterministic).
 
 SamplingParams is a plain mutable dataclass: the engine changes its fields live and the next
@@ -99,7 +100,7 @@ def allowed_mask(state: GrammarState, params: SamplingParams) -> torch.Tensor:
     # Note-ons: inside the register, never on a pitch the player holds, within polyphony.
     if state.model_polyphony() < params.max_polyphony:
         allowed[NOTE_ON + params.low_pitch : NOTE_ON + params.high_pitch + 1] = True
-        for pitch in state.owned(PLAYER):
+        for pitch in state.holding(PLAYER):
             allowed[NOTE_ON + pitch] = False
     # Note-offs: only of notes the model itself started.
     for pitch in state.owned(MODEL):
@@ -114,16 +115,18 @@ def transform(logits: torch.Tensor, allowed: torch.Tensor, params: SamplingParam
     if params.density:
         x[NOTE_ON:NOTE_OFF] += params.density
     x /= params.temperature
+    # Each truncation sees the distribution the previous one left (renormalised).
     if params.top_k and params.top_k < x.numel():
         kth = torch.topk(x, params.top_k).values[-1]
-        x[x < kth] = float("-inf")
-    probs = torch.softmax(x, dim=-1)
-    if params.min_p > 0:
-        x[probs < params.min_p * probs.max()] = float("-inf")
+        x[x < kth] = float("-inf")  # ties with the k-th are kept
     if params.top_p < 1:
+        probs = torch.softmax(x, dim=-1)
         order = torch.argsort(probs, descending=True)
         before = torch.cumsum(probs[order], 0) - probs[order]  # mass strictly above each token
         x[order[before >= params.top_p]] = float("-inf")
+    if params.min_p > 0:
+        probs = torch.softmax(x, dim=-1)
+        x[probs < params.min_p * probs.max()] = float("-inf")
     return x
 
 
