@@ -1,0 +1,138 @@
+"""What each control key does, and the panel that shows the controls' values beside their keys.
+
+`nudged` is the one place that says how far a key press moves a control, so the keys, the
+panel and the help screen cannot disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from rich.text import Text
+from textual.widgets import Static
+
+from livegen.controls import ClockSource, Controls, Mode
+from livegen.tui.keyboard import ComputerKeyboard, note_name
+
+RESPONSE_SECONDS = (0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0, 60.0)
+MODES = (Mode.CONTINUE, Mode.CALL, Mode.ACCOMPANY)
+MODE_NAMES = {Mode.CONTINUE: "continue", Mode.CALL: "call & response", Mode.ACCOMPANY: "accompany"}
+REGISTER_MIN_WIDTH = 12
+
+
+def _clamp(value: float, low: float, high: float) -> float:
+    return min(high, max(low, value))
+
+
+def _ladder(values: tuple[float, ...], current: float, direction: int) -> float:
+    nearest = min(range(len(values)), key=lambda i: abs(values[i] - current))
+    return values[int(_clamp(nearest + direction, 0, len(values) - 1))]
+
+
+def nudged(controls: Controls, name: str, direction: int) -> dict[str, Any]:
+    """The changes one press makes to control `name` (direction -1 or +1; toggles ignore it)."""
+    c = controls
+    if name == "temperature":
+        return {"temperature": round(_clamp(c.temperature + 0.05 * direction, 0.05, 5.0), 2)}
+    if name == "top_p":
+        return {"top_p": round(_clamp(c.top_p + 0.05 * direction, 0.05, 1.0), 2)}
+    if name == "density":
+        return {"density": round(_clamp(c.density + 0.5 * direction, -10.0, 10.0), 1)}
+    if name == "response_seconds":
+        return {"response_seconds": _ladder(RESPONSE_SECONDS, c.response_seconds, direction)}
+    if name == "tempo_bpm":
+        return {"tempo_bpm": _clamp(round(c.tempo_bpm) + 2 * direction, 20.0, 400.0)}
+    if name == "register_shift":  # move the whole register an octave, keeping its width
+        shift = int(_clamp(12 * direction, -c.low_pitch, 127 - c.high_pitch))
+        return {"low_pitch": c.low_pitch + shift, "high_pitch": c.high_pitch + shift}
+    if name == "register_width":  # widen or narrow by half an octave at each end
+        low, high = c.low_pitch - 6 * direction, c.high_pitch + 6 * direction
+        if high - low < REGISTER_MIN_WIDTH:
+            return {}
+        return {"low_pitch": max(0, low), "high_pitch": min(127, high)}
+    if name == "mode":
+        return {"mode": MODES[(MODES.index(c.mode) + 1) % len(MODES)]}
+    if name == "clock":
+        other = ClockSource.MIDI if c.clock is ClockSource.INTERNAL else ClockSource.INTERNAL
+        return {"clock": other}
+    if name in ("passthrough", "quantize", "recording"):
+        return {name: not getattr(c, name)}
+    raise ValueError(f"no control called {name!r}")
+
+
+@dataclass(frozen=True)
+class KeyHelp:
+    keys: str
+    what: str
+
+
+# The keys, in the order the help screen and the panel list them.
+CONTROL_KEYS: tuple[KeyHelp, ...] = (
+    KeyHelp("m", "mode: continue → call & response → accompany"),
+    KeyHelp("1 / 2", "temperature down / up (0.05 steps)"),
+    KeyHelp("3 / 4", "top-p down / up (0.05 steps)"),
+    KeyHelp("5 / 6", "density: sparser / busier"),
+    KeyHelp("7 / 8", "response length shorter / longer"),
+    KeyHelp("9 / 0", "register an octave down / up"),
+    KeyHelp("- / =", "register narrower / wider"),
+    KeyHelp("[ / ]", "internal clock tempo down / up (2 bpm)"),
+    KeyHelp("i", "passthrough: your notes through livegen's synth on / off"),
+    KeyHelp("q", "quantise the model's onsets to the clock grid on / off"),
+    KeyHelp("b", "clock source: internal / MIDI clock in"),
+    KeyHelp("r", "record on / off"),
+    KeyHelp("Esc", "PANIC: all notes off"),
+    KeyHelp("z / x", "computer keyboard octave down / up"),
+    KeyHelp("c / v", "computer keyboard velocity down / up"),
+    KeyHelp(", / .", "computer keyboard note length shorter / longer"),
+    KeyHelp("F2", "set-up: MIDI ports, audio, preset, mode, sound"),
+    KeyHelp("F1 or ?", "this help"),
+    KeyHelp("Ctrl+Q", "quit (the recording is finished and kept)"),
+)
+
+
+def _on_off(flag: bool) -> str:
+    return "on" if flag else "off"
+
+
+def control_rows(controls: Controls, keyboard: ComputerKeyboard) -> list[tuple[str, str, str]]:
+    c = controls
+    register = f"{note_name(c.low_pitch)}–{note_name(c.high_pitch)}"
+    return [
+        ("mode", MODE_NAMES[c.mode], "m"),
+        ("temperature", f"{c.temperature:.2f}", "1 2"),
+        ("top-p", f"{c.top_p:.2f}", "3 4"),
+        ("density", f"{c.density:+.1f}", "5 6"),
+        ("response", f"{c.response_seconds:g} s", "7 8"),
+        ("register", register, "9 0  - ="),
+        ("tempo", f"{c.tempo_bpm:g} bpm", "[ ]"),
+        ("passthrough", _on_off(c.passthrough), "i"),
+        ("quantise", _on_off(c.quantize), "q"),
+        ("clock", c.clock.value, "b"),
+        ("record", _on_off(c.recording), "r"),
+        ("panic", "all notes off", "Esc"),
+        ("octave", f"A = {note_name(12 * (keyboard.settings.octave + 1))}", "z x"),
+        ("velocity", str(keyboard.settings.velocity), "c v"),
+        ("note length", f"{keyboard.settings.note_seconds:g} s", ", ."),
+    ]
+
+
+def controls_text(controls: Controls, keyboard: ComputerKeyboard) -> Text:
+    text = Text()
+    for i, (name, value, keys) in enumerate(control_rows(controls, keyboard)):
+        if i:
+            text.append("\n")
+        text.append(f"{name:<12}", style="dim")
+        style = "bold red" if name == "record" and controls.recording else "bold"
+        text.append(f"{value:<16}", style=style)
+        text.append(keys, style="#4fc3f7")
+    return text
+
+
+class ControlsPanel(Static):
+    DEFAULT_CSS = """
+    ControlsPanel { width: 42; height: auto; padding: 0 1; }
+    """
+
+    def show(self, controls: Controls, keyboard: ComputerKeyboard) -> None:
+        self.update(controls_text(controls, keyboard))
