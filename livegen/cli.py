@@ -25,6 +25,19 @@ def build_parser() -> argparse.ArgumentParser:
         description="A real-time AI jam partner: a streaming Perceiver AR that plays with you.",
     )
     parser.add_argument("--version", action="version", version=f"livegen {__version__}")
+    # `livegen` alone opens the jam's terminal UI; these override its saved settings for
+    # one session (separate dests, so a subcommand's own --preset never collides).
+    ui = parser.add_argument_group("the jam (no COMMAND: opens the terminal UI)")
+    ui.add_argument(
+        "--preset", dest="ui_preset", metavar="PRESET", help="preset name or .toml path"
+    )
+    ui.add_argument(
+        "--in", dest="ui_in", metavar="PORT", help='MIDI input port, "virtual" or "none"'
+    )
+    ui.add_argument(
+        "--out", dest="ui_out", metavar="PORT", help='MIDI output port, "virtual" or "none"'
+    )
+    ui.add_argument("--mode", dest="ui_mode", choices=("continue", "call", "accompany"))
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module_name in COMMANDS.items():
         module = importlib.import_module(f"livegen.commands.{module_name}")
@@ -38,12 +51,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        parser.print_help()
-        return 0
+        return run_ui(args, parser)
     try:
         return int(args.run(args) or 0)
     except LivegenError as error:
         print(f"livegen {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def run_ui(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """`livegen` with no COMMAND: the jam's terminal UI (help instead, off a terminal)."""
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        parser.print_help()
+        print("\nlivegen: the jam UI needs a terminal; run `livegen` in one.", file=sys.stderr)
+        return 2
+    from livegen.tui.launch import launch
+
+    try:
+        return launch(args.ui_preset, args.ui_in, args.ui_out, args.ui_mode)
+    except LivegenError as error:
+        print(f"livegen: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -7,6 +7,7 @@ sentence instead of an exception.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -24,7 +25,12 @@ Lister = Callable[[str | None], DeviceLists]
 
 def list_devices(api: str | None = None) -> DeviceLists:
     """Every MIDI input, MIDI output and audio output device present now."""
-    from livegen.engine import list_audio_devices, list_midi_inputs, list_midi_outputs
+    from livegen.midi_ports import (
+        audio_probe_error,
+        list_audio_devices,
+        list_midi_inputs,
+        list_midi_outputs,
+    )
 
     problems: list[str] = []
 
@@ -35,9 +41,12 @@ def list_devices(api: str | None = None) -> DeviceLists:
             problems.append(f"cannot list {what}: {error}")
             return ()
 
-    return DeviceLists(
+    lists = DeviceLists(
         inputs=attempt("MIDI inputs", lambda: list_midi_inputs(api)),
         outputs=attempt("MIDI outputs", lambda: list_midi_outputs(api)),
         audio=attempt("audio devices", list_audio_devices),
-        problems=tuple(problems),
     )
+    audio_error = audio_probe_error()
+    if audio_error:
+        problems.append(f"no audio devices: {audio_error}")
+    return dataclasses.replace(lists, problems=tuple(problems))
