@@ -189,3 +189,59 @@ def test_measure_decode_reports_figures():
     for key in ("prefill_ms", "ms_per_token_p50", "ms_per_token_p99", "refill_ms"):
         assert figures[key] > 0
     assert figures["ms_per_token_p50"] <= figures["ms_per_token_max"]
+
+
+@pytest.mark.parametrize("refill", [None, 3])
+def test_random_appends_and_rollbacks_across_many_refills(refill):
+    """A jam's pattern: the model runs ahead, the player cuts in (rollback), chunks of player
+    tokens arrive, again and again, across many window refills and ring wraps. After every
+    operation the logits equal the full forward pass over the current tokens."""
+    model = tiny_model()
+    rng = random.Random(11 + (refill or 0))
+    decoder = StreamingDecoder(model, refill=refill)
+    tokens: list[int] = []
+    checks = longest = 0
+    for _ in range(120):
+        if tokens and rng.random() < 0.25:
+            back = rng.randrange(1, min(len(tokens), 20) + 1)  # history reaches 2N - N = 64
+            decoder.rollback(len(tokens) - back)
+            del tokens[len(tokens) - back :]
+            if not tokens:
+                continue
+        else:
+            chunk = random_tokens(rng.choice((1, 1, 1, 2, 5, 17, 30)), seed=rng.randrange(10**6))
+            decoder.append(chunk)
+            tokens += chunk
+            longest = max(longest, len(tokens))
+        p = len(tokens) - 1
+        expected = reference_logits(model, tokens, p, owner_window(decoder, p))
+        torch.testing.assert_close(decoder.logits(), expected, atol=TOL, rtol=0)
+        checks += 1
+    assert checks > 80
+    assert longest > 3 * 64  # many window refills and several wraps of the ring
+
+
+def test_int8_quantised_model_streams_rolls_back_and_stays_close():
+    """[model].quantize = "int8": the same decoder code runs, appends and rolls back. Dynamic
+    int8 scales activations per call, so a latent computed in a batch (prefill, rollback)
+    differs slightly from one computed alone: int8 is close, not exact (the float paths are
+    exact); benchmarks/bench_decode.py measures what it costs in NLL."""
+    from livegen.models.loading import quantize_int8
+
+    model = tiny_model()
+    quantized = quantize_int8(model)
+    tokens = random_tokens(150, seed=12)
+    floats, ints = StreamingDecoder(model), StreamingDecoder(quantized)
+    for token in tokens[:100]:
+        expected = floats.append([token])
+        got = ints.append([token])
+    assert float((got - expected).abs().max()) < 0.05
+    # Rollback: identical to a quantised decoder that never saw the dropped tokens.
+    clean = StreamingDecoder(quantized)
+    for token in tokens[:80]:
+        clean.append([token])
+    ints.rollback(80)
+    assert ints.position == 80
+    torch.testing.assert_close(ints.logits(), clean.logits(), atol=0.02, rtol=0)
+    for token in tokens[80:]:
+        torch.testing.assert_close(ints.append([token]), clean.append([token]), atol=0.02, rtol=0)
