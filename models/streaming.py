@@ -38,7 +38,7 @@ import torch.nn.functional as F
 
 from livegen.models.grammar import MODEL, GrammarState
 from livegen.models.perceiver_ar import PerceiverAR
-from livegen.models.sampling import SamplingParams, sample_token
+from livegen.models.sampling import SamplingParams, allowed_mask, forced_token, sample_token
 
 
 class StreamingDecoder:
@@ -50,8 +50,12 @@ class StreamingDecoder:
         device: str | torch.device | None = None,
         dtype: torch.dtype | None = None,
         cuda_graph: bool = False,
+        device_sampling: bool = False,
         history: int | None = None,
     ) -> None:
+        """cuda_graph: replay each decode step (and each sample + decode) as a captured CUDA
+        graph (models/cuda_graph.py; CUDA only). device_sampling: sample with the graph's
+        on-device code without capturing (any device; what the CPU tests run)."""
         config = model.config
         self.config = config
         self.N, self.L = config.context, config.latents
@@ -72,12 +76,12 @@ class StreamingDecoder:
         self._allocate()
         self.reset()
         self._graph = None
-        if cuda_graph:
+        if cuda_graph or device_sampling:
             from livegen.models.cuda_graph import GraphStep
 
-            if self.device.type != "cuda":
+            if cuda_graph and self.device.type != "cuda":
                 raise ValueError("cuda_graph=True needs a CUDA device")
-            self._graph = GraphStep(self)
+            self._graph = GraphStep(self, capture=cuda_graph)
 
     # ---- state -------------------------------------------------------------------------------
 
@@ -167,10 +171,28 @@ class StreamingDecoder:
     ) -> int:
         """Mask the logits with the controls, sample, append; returns the token.
 
-        `state` (a GrammarState) is advanced with the token as the model's own.
+        `state` (a GrammarState) is advanced with the token as the model's own. With a graph
+        (cuda_graph / device_sampling) the draw and the decode of the drawn token are one
+        replay; the draw then uses Gumbel-max on the generator's uniform noise, so a seed gives
+        other (equally distributed) tokens than the CPU path's multinomial.
         """
-        token = sample_token(self.logits(), params, state, generator)
-        self.append([token])
+        forced = forced_token(state, params)
+        if self._graph is None or forced is not None:
+            token = (
+                forced
+                if forced is not None
+                else sample_token(self.logits(), params, state, generator)
+            )
+            self.append([token])
+        else:
+            logits = self.logits()
+            allowed = allowed_mask(state, params)
+            noise = torch.rand(self.config.vocab_size, generator=generator)
+            p = self.position
+            self._advance(p)
+            token = self._graph.sample(logits, p, allowed, params, noise)
+            self.tokens[p % self.history_size] = token
+            self._logits = self._graph.logits[0].clone()
         state.update(token, MODEL)
         return token
 
@@ -260,6 +282,16 @@ class StreamingDecoder:
     def _append_one(self, token: int) -> None:
         p = self.position
         self.tokens[p % self.history_size] = token
+        self._advance(p)
+        if self._graph is not None:
+            self._logits = self._graph.step(token, p)
+            return
+        token_t = torch.tensor([token], device=self.device)
+        pos_t = torch.tensor(p, device=self.device)
+        self._logits = self.step(token_t, pos_t).flatten()
+
+    def _advance(self, p: int) -> None:
+        """Bookkeeping of one step at position p (the token itself does not matter here)."""
         for k in self.active_windows(p):  # bookkeeping mirrors what the step computes
             m = k % self.M
             if self.window_of_slot[m] != k:
@@ -268,12 +300,6 @@ class StreamingDecoder:
                 self.window_of_slot[m] = k
             self.filled[m] = p - self.window_start(k) + 1
         self.position = p + 1
-        if self._graph is not None:
-            self._logits = self._graph.step(token, p)
-            return
-        token_t = torch.tensor([token], device=self.device)
-        pos_t = torch.tensor(p, device=self.device)
-        self._logits = self.step(token_t, pos_t).flatten()
 
     @torch.no_grad()
     def step(self, token: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
