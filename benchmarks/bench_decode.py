@@ -1,0 +1,234 @@
+"""Streaming decode speed on this machine: fp32, bf16 and int8 side by side, each against a
+naive full-recompute decoder in the same run, plus what int8 costs in NLL.
+
+    .venv/bin/python benchmarks/bench_decode.py                  # a 16 M model, N=4096, L=256
+    .venv/bin/python benchmarks/bench_decode.py --dim 384 --layers 4
+    .venv/bin/python benchmarks/bench_decode.py --nll-model presets/piano --nll-midi DIR
+    .venv/bin/python benchmarks/bench_decode.py --token-rate DIR  # tokens/s of real music
+
+Random weights are fine for speed (the work per token does not depend on the values). The NLL
+cost of int8 needs trained weights (--nll-model: a model folder) and real music (--nll-midi: a
+folder of MIDI files, read in name order). --token-rate derives the "tokens/s dense piano
+needs" figure livegen bench compares against (livegen/benchmark.py).
+
+Prints figures, then one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from livegen.benchmark import BenchResult, run_bench
+from livegen.kernels.vocab import BEGIN, TIME_SHIFT, VELOCITY
+from livegen.models.config import PerceiverARConfig
+from livegen.models.loading import quantize_int8
+from livegen.models.perceiver_ar import PerceiverAR
+from livegen.models.streaming import StreamingDecoder
+
+
+def machine() -> str:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+        name = next(
+            line.split(":", 1)[1].strip() for line in out.splitlines() if "Model name" in line
+        )
+    except (OSError, subprocess.CalledProcessError, StopIteration):
+        name = platform.processor() or "unknown CPU"
+    return f"{name}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}"
+
+
+def variants(model: PerceiverAR, which: list[str]) -> dict[str, PerceiverAR]:
+    out = {}
+    for name in which:
+        if name == "fp32":
+            out[name] = model
+        elif name == "bf16":
+            out[name] = PerceiverAR(model.config).to(torch.bfloat16).eval()
+            out[name].load_state_dict(model.state_dict())
+        elif name == "int8":
+            out[name] = quantize_int8(model)
+        else:
+            raise SystemExit(f"unknown variant {name!r}: fp32, bf16, int8")
+    return out
+
+
+def print_result(name: str, r: BenchResult) -> None:
+    print(
+        f"{name:5s} p50 {r.ms_per_token_p50:6.2f}  p90 {r.ms_per_token_p90:6.2f}  "
+        f"p99 {r.ms_per_token_p99:6.2f}  max {r.ms_per_token_max:6.2f} ms/token  "
+        f"{r.tokens_per_s:6.0f} tok/s | prefill {r.prefill_ms:7.0f} ms | burst refill "
+        f"{r.refill_ms:5.1f} ms | recompute {r.recompute_ms_per_token:7.1f} ms/token "
+        f"-> {r.speedup_vs_recompute:5.1f}x | sampling {r.sample_ms_p50:.3f} ms"
+    )
+
+
+# ---- int8 NLL cost ----------------------------------------------------------------------------
+
+
+def music_tokens(folder: Path, count: int) -> list[int]:
+    """BEGIN piece BEGIN piece ... from the MIDI files of folder (name order), `count` long."""
+    from livegen.kernels.errors import MidiFileError
+    from livegen.kernels.tokenizer import encode_file
+
+    tokens: list[int] = []
+    for path in sorted(folder.rglob("*.mid")):
+        try:
+            piece = encode_file(path)
+        except MidiFileError:
+            continue
+        tokens += [BEGIN, *piece.tolist()]
+        if len(tokens) >= count:
+            return tokens[:count]
+    if len(tokens) < 2:
+        raise SystemExit(f"{folder}: no readable MIDI files")
+    return tokens
+
+
+@torch.no_grad()
+def streamed_nll(model: PerceiverAR, tokens: list[int]) -> float:
+    decoder = StreamingDecoder(model)
+    total = 0.0
+    for token, target in zip(tokens[:-1], tokens[1:]):
+        logits = decoder.append([token])
+        total -= float(torch.log_softmax(logits, -1)[target])
+    return total / (len(tokens) - 1)
+
+
+def int8_nll_cost(model_dir: Path, midi: Path, count: int) -> dict[str, float]:
+    from livegen.models.checkpoint import load_model
+
+    model = load_model(model_dir)
+    tokens = music_tokens(midi, count)
+    fp32 = streamed_nll(model, tokens)
+    int8 = streamed_nll(quantize_int8(model), tokens)
+    return {"tokens": len(tokens), "nll_fp32": fp32, "nll_int8": int8, "nll_cost": int8 - fp32}
+
+
+# ---- tokens per second of real music ---------------------------------------------------------
+
+
+def token_rate(folder: Path, window_s: float = 1.0) -> dict[str, float]:
+    """Distribution, over every window (10 ms hop) of every file, of the tokens it holds."""
+    from livegen.kernels.errors import MidiFileError
+    from livegen.kernels.tokenizer import encode_file
+
+    steps = round(window_s * 100)
+    counts, files = [], 0
+    for path in sorted(folder.rglob("*.mid")):
+        try:
+            tokens = encode_file(path).astype(np.int64)
+        except MidiFileError:
+            continue
+        shift = np.where((tokens >= TIME_SHIFT) & (tokens < VELOCITY), tokens - TIME_SHIFT + 1, 0)
+        step = np.cumsum(shift)  # the time step each token sounds at
+        if len(tokens) == 0 or step[-1] < steps:
+            continue
+        per_step = np.bincount(step, minlength=int(step[-1]) + 1)
+        counts.append(np.convolve(per_step, np.ones(steps, dtype=np.int64), mode="valid"))
+        files += 1
+    if not counts:
+        raise SystemExit(f"{folder}: no MIDI files at least {window_s} s long")
+    every = np.concatenate(counts) / window_s
+    return {
+        "files": files,
+        "windows": int(every.size),
+        "p50": float(np.percentile(every, 50)),
+        "p90": float(np.percentile(every, 90)),
+        "p99": float(np.percentile(every, 99)),
+        "p99_9": float(np.percentile(every, 99.9)),
+        "max": float(every.max()),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--context", type=int, default=4096)
+    parser.add_argument("--latents", type=int, default=256)
+    parser.add_argument("--dim", type=int, default=512)
+    parser.add_argument("--heads", type=int, default=8)
+    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--refill", type=int, help="R (default L/2)")
+    parser.add_argument("--tokens", type=int, default=300, help="decoded tokens timed per variant")
+    parser.add_argument("--recompute-tokens", type=int, default=8)
+    parser.add_argument("--variants", default="fp32,bf16,int8")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--nll-model", type=Path, help="a trained model folder for the int8 cost")
+    parser.add_argument("--nll-midi", type=Path, help="MIDI folder the NLL is measured on")
+    parser.add_argument("--nll-tokens", type=int, default=2000)
+    parser.add_argument("--token-rate", type=Path, metavar="DIR", help="tokens/s of MIDI in DIR")
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    report: dict[str, object] = {"machine": machine(), "threads": args.threads}
+    print(f"machine: {report['machine']}; torch {torch.__version__}, {args.threads} thread(s)")
+    if args.token_rate is not None:
+        rate = token_rate(args.token_rate)
+        report["token_rate"] = rate
+        print(
+            f"tokens per 1 s window over {rate['files']} files ({rate['windows']} windows): "
+            f"p50 {rate['p50']:.0f}, p90 {rate['p90']:.0f}, p99 {rate['p99']:.0f}, "
+            f"p99.9 {rate['p99_9']:.0f}, max {rate['max']:.0f}"
+        )
+        print(json.dumps(report))
+        return 0
+
+    config = PerceiverARConfig(
+        context=args.context,
+        latents=args.latents,
+        dim=args.dim,
+        heads=args.heads,
+        layers=args.layers,
+    )
+    torch.manual_seed(0)
+    model = PerceiverAR(config).eval()
+    report["model"] = {
+        "parameters": config.num_parameters(),
+        "context": args.context,
+        "latents": args.latents,
+        "dim": args.dim,
+        "heads": args.heads,
+        "layers": args.layers,
+    }
+    print(
+        f"model: {config.num_parameters() / 1e6:.1f} M parameters, N={args.context}, "
+        f"L={args.latents}, dim {args.dim}, {args.heads} heads, {args.layers} layers "
+        f"(random weights)"
+    )
+    results = {}
+    for name, variant in variants(model, args.variants.split(",")).items():
+        result = run_bench(
+            variant,
+            device_label=name,
+            tokens=args.tokens,
+            recompute_tokens=args.recompute_tokens,
+            refill=args.refill,
+        )
+        results[name] = result.to_dict()
+        print_result(name, result)
+    report["variants"] = results
+    if args.nll_model is not None:
+        if args.nll_midi is None:
+            parser.error("--nll-model needs --nll-midi")
+        cost = int8_nll_cost(args.nll_model, args.nll_midi, args.nll_tokens)
+        report["int8_nll"] = cost
+        print(
+            f"int8 NLL cost over {cost['tokens']} tokens: fp32 {cost['nll_fp32']:.4f}, "
+            f"int8 {cost['nll_int8']:.4f} nats/token (+{cost['nll_cost']:.4f}, "
+            f"perplexity x{math.exp(cost['nll_cost']):.3f})"
+        )
+    print(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
