@@ -118,16 +118,27 @@ class JamScreen(Screen):
 
     app: JamApp
 
+    def __init__(self) -> None:
+        super().__init__()
+        # Kept as attributes: the poll draws on them 15 times a second without a query.
+        self.status = Static("", id="status")
+        self.problems = Static("", id="problems")
+        self.roll = PianoRoll(ROLL_SECONDS, id="roll")
+        self.legend = Static("", id="legend")
+        self.meters = Meters(id="meters")
+        self.controls_panel = ControlsPanel(id="controls")
+        self.log_pane = Log(max_lines=LOG_LINES, id="log")
+
     def compose(self) -> ComposeResult:
-        yield Static("", id="status")
-        yield Static("", id="problems")
+        yield self.status
+        yield self.problems
         with Horizontal(id="main"):
             with Vertical(id="left"):
-                yield PianoRoll(ROLL_SECONDS, id="roll")
-                yield Static(self._legend(), id="legend")
-                yield Meters(id="meters")
-            yield ControlsPanel(id="controls")
-        yield Log(max_lines=LOG_LINES, id="log")
+                yield self.roll
+                yield self.legend
+                yield self.meters
+            yield self.controls_panel
+        yield self.log_pane
         yield Static(
             "keys a–' play · F1 help · F2 set-up · Esc panic · r record · Ctrl+Q quit",
             id="hint",
@@ -138,19 +149,26 @@ class JamScreen(Screen):
         text.append("■ you", style=PLAYER_COLOUR)
         text.append("   ")
         text.append("■ model", style=MODEL_COLOUR)
+        last = self.app.keyboard.last_pitch
+        if last is not None:
+            text.append("   last key ", style="dim")
+            text.append(note_name(last), style="bold")
         return text
 
     def on_mount(self) -> None:
-        self.query_one("#roll", PianoRoll).border_title = "piano roll"
-        self.query_one("#controls", ControlsPanel).border_title = "controls"
-        self.query_one("#log", Log).border_title = "log"
+        self.roll.border_title = "piano roll"
+        self.controls_panel.border_title = "controls"
+        self.log_pane.border_title = "log"
         self.show_controls()
         self.show_status()
         self.app.begin()
 
+    def on_unmount(self) -> None:
+        self.app.stage_gone = True
+
     # drawing -------------------------------------------------------------------------------
     def show_controls(self) -> None:
-        self.query_one("#controls", ControlsPanel).show(self.app.controls, self.app.keyboard)
+        self.controls_panel.show(self.app.controls, self.app.keyboard)
 
     def show_status(self) -> None:
         app = self.app
@@ -170,25 +188,22 @@ class JamScreen(Screen):
         text.append("  ")
         style = {"running": "bold green", "failed": "bold red"}.get(app.engine_state, "bold yellow")
         text.append(app.engine_state, style=style)
-        last = app.keyboard.last_pitch
-        if last is not None:
-            text.append("  last key ", style="dim")
-            text.append(note_name(last))
-        self.query_one("#status", Static).update(text)
+        self.status.update(text)
+        self.legend.update(self._legend())
 
     def show_problems(self, problems: Sequence[str]) -> None:
-        banner = self.query_one("#problems", Static)
+        banner = self.problems
         banner.set_class(bool(problems), "shown")
-        banner.update("\n".join(f"⚠ {p}" for p in problems))
+        banner.update(Text("\n".join(f"⚠ {p}" for p in problems)))
 
     def show_engine(self, stats: Stats, roll: list[RollNote], now: float, log: list[str]) -> None:
-        self.query_one("#roll", PianoRoll).show(roll, now)
-        self.query_one("#meters", Meters).show(stats, self.app.controls)
+        self.roll.show(roll, now)
+        self.meters.show(stats, self.app.controls)
         if log:
-            self.query_one("#log", Log).write_lines(log)
+            self.log_pane.write_lines(log)
 
     def write_log(self, line: str) -> None:
-        self.query_one("#log", Log).write_line(line)
+        self.log_pane.write_line(line)
 
     # the computer keyboard -----------------------------------------------------------------
     def on_key(self, event: events.Key) -> None:
@@ -269,6 +284,7 @@ class JamApp(App):
         self.poll_hz = poll_hz
         self.mode_touched = False
         self.last_stats = Stats()
+        self.stage_gone = False
 
     def get_default_screen(self) -> Screen:
         return JamScreen()
@@ -276,6 +292,12 @@ class JamApp(App):
     @property
     def jam_screen(self) -> JamScreen:
         return self.screen_stack[0]  # type: ignore[return-value]
+
+    def stage_up(self) -> bool:
+        """Whether the stage screen is there to draw on (timers and workers may fire while
+        the app is closing, after its screens are gone)."""
+        stack = self.screen_stack
+        return not self.stage_gone and bool(stack) and isinstance(stack[0], JamScreen)
 
     def begin(self) -> None:
         """Called once the stage screen is up: show the notes, start the engine, poll."""
@@ -304,6 +326,8 @@ class JamApp(App):
     def _engine_state(self, state: str, problem: str | None) -> None:
         self.engine_state = state
         self.start_problem = problem
+        if not self.stage_up():
+            return
         if problem:
             self.jam_screen.write_log(f"engine did not start: {problem}")
             self.notify(f"{problem}\nF2 opens the set-up.", severity="error", timeout=10)
@@ -322,7 +346,7 @@ class JamApp(App):
     def poll(self) -> None:
         """Read the engine's snapshots and redraw (the UI thread's only regular work)."""
         engine = self.engine
-        if engine is None:
+        if engine is None or not self.stage_up():
             return
         stats = engine.stats()
         now = engine.now()

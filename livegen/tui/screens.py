@@ -161,7 +161,7 @@ class SetupScreen(ModalScreen[SetupResult | None]):
             current = select.value
             select.set_options(picker_options(special, found, str(current)))
             select.value = current
-        self.query_one("#device-problems", Static).update("\n".join(devices.problems))
+        self.query_one("#device-problems", Static).update(Text("\n".join(devices.problems)))
 
     # presets -------------------------------------------------------------------------------
     @on(Select.Changed, "#preset")
