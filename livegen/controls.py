@@ -23,6 +23,12 @@ class Mode(StrEnum):
     ACCOMPANY = "accompany"  # plays alongside, in its own register and channel
 
 
+class PhraseEnd(StrEnum):
+    SILENCE = "silence"  # the player is silent for silence_seconds
+    CC = "cc"  # the player presses a pedal / sends controller phrase_cc (value >= 64)
+    BAR = "bar"  # the first bar line (of the clock followed) after the player stops
+
+
 class ClockSource(StrEnum):
     INTERNAL = "internal"  # livegen leads (and may send MIDI clock)
     MIDI = "midi"  # follow incoming MIDI clock / start / stop
@@ -71,10 +77,13 @@ class Controls:
     recording: bool = True
     model_channel: int = 1  # 0-based MIDI channel of the model's notes
     lookahead_ms: float = 200.0  # how far ahead of the clock the model may generate
+    phrase_end: PhraseEnd = PhraseEnd.SILENCE  # how call mode hears a phrase end
+    phrase_cc: int = 67  # the controller that ends a phrase (phrase_end "cc"): soft pedal
 
     def __post_init__(self) -> None:
         self.mode = Mode(self.mode)
         self.clock = ClockSource(self.clock)
+        self.phrase_end = PhraseEnd(self.phrase_end)
         self.validate()
 
     def validate(self) -> None:
@@ -91,6 +100,7 @@ class Controls:
             "tempo_bpm": 20.0 <= self.tempo_bpm <= 400.0,
             "model_channel": 0 <= self.model_channel <= 15,
             "lookahead_ms": 20.0 <= self.lookahead_ms <= 2000.0,
+            "phrase_cc": 0 <= self.phrase_cc <= 127 and self.phrase_cc != 64,
         }
         for name, ok in checks.items():
             if not ok:

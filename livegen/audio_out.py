@@ -1,0 +1,403 @@
+"""Sound: FluidSynth in a sounddevice output stream, in a process of its own.
+
+Why a process: a 128-frame block at 48 kHz is 2.7 ms, and the callback is Python. In the
+engine's process it would wait for the GIL behind the terminal UI, the MIDI threads and (in
+thread mode) the model. Here it shares its GIL with one reader thread, which only appends to a
+deque. PortAudio is also never initialised in the engine's process, so a JACK server that goes
+away cannot abort it.
+
+Timing: the engine sends timestamped events (session seconds) ahead of time: the model's as
+soon as they are generated, the player's as they arrive. The callback maps session time to its
+sample frame (`anchor`: the session time of frame 0, from the least-delayed callback seen) and
+adds a fixed latency of `latency_frames`, so every event sounds at its exact frame, at the same
+delay, whatever the block size; FluidSynthRenderer splits the block at each event's frame.
+The callback never waits: no locks, no allocation beyond a few small tuples.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import threading
+import time
+import wave
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+STATS_INTERVAL = 0.25
+PLAYER, MODEL, SYSTEM = 0, 1, 2  # who an event belongs to (only MODEL events can be cancelled)
+
+
+@dataclass
+class AudioSpec:
+    t0: float  # session clock origin (time.perf_counter seconds)
+    soundfont: str
+    device: str | None = None  # sounddevice name (exact or substring) or index; None: default
+    sample_rate: int = 48000
+    blocksize: int = 128
+    programs: dict[int, int] = field(default_factory=dict)  # channel -> GM program
+    latency_blocks: int = 1  # fixed delay added to every event, in blocks
+    wav_path: str | None = None
+    gain: float = 0.6
+
+
+# ---- the callback side (runs in the audio process; tests drive it directly) -----------------
+
+
+class CallbackRenderer:
+    """Renders blocks from timestamped events; `callback` is sounddevice's stream callback."""
+
+    def __init__(self, spec: AudioSpec, clock=time.perf_counter) -> None:  # noqa: ANN001
+        from livegen.synth import FluidSynthRenderer
+
+        self.spec = spec
+        self.clock = clock
+        self.synth = FluidSynthRenderer(spec.soundfont, spec.sample_rate, gain=spec.gain)
+        for channel, program in spec.programs.items():
+            self.synth.set_program(channel, program)
+        self.sr = spec.sample_rate
+        self.latency_frames = spec.latency_blocks * spec.blocksize
+        self.inbox: deque[tuple] = deque()
+        self._pending: list[tuple] = []  # heap: (frame, order, seq, kind, channel, a, b, owner, t)
+        self._seq = 0
+        self.anchor: float | None = None
+        self.blocks = 0
+        self.xruns = 0
+        self.late = 0  # events whose frame had already been rendered when they arrived
+        self.max_callback_ms = 0.0
+        self.slow_callbacks = 0  # callbacks that took longer than their block lasts
+        self.peak = 0.0  # loudest sample since the last stats
+        self.recorder: WavRing | None = None
+
+    def frame_of(self, t: float) -> int:
+        return round((t - self.anchor) * self.sr) + self.latency_frames
+
+    def callback(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
+        start = self.clock()
+        if status and status.output_underflow:  # PortAudio's JACK host API: JACK saw an xrun
+            self.xruns += 1
+        now = start - self.spec.t0
+        block_start = self.synth.frame
+        estimate = now - block_start / self.sr
+        if self.anchor is None or estimate < self.anchor:
+            self.anchor = estimate
+        else:  # follow a slow drift between the audio clock and the session clock
+            self.anchor += (estimate - self.anchor) * 1e-4
+        self._take_inbox(block_start)
+        self._render(outdata, frames, block_start)
+        if self.recorder is not None:
+            self.recorder.write(outdata)
+        peak = float(np.abs(outdata).max()) if frames else 0.0
+        self.peak = max(self.peak, peak)
+        self.blocks += 1
+        spent = (self.clock() - start) * 1e3
+        self.max_callback_ms = max(self.max_callback_ms, spent)
+        if spent * self.sr > frames * 1e3:
+            self.slow_callbacks += 1
+
+    def _take_inbox(self, block_start: int) -> None:
+        inbox, pending = self.inbox, self._pending
+        while inbox:
+            message = inbox.popleft()
+            kind = message[0]
+            if kind == "note" or kind == "cc":
+                _, t, channel, a, b, owner = message
+                frame = self.frame_of(t)
+                if frame < block_start:
+                    self.late += 1
+                order = 1 if (kind == "cc" or b > 0) else 0  # offs first at one frame
+                self._seq += 1
+                heapq.heappush(pending, (frame, order, self._seq, kind, channel, a, b, owner, t))
+            elif kind == "cancel":  # drop the model's events after session time message[1]
+                after = message[1]
+                kept = [e for e in pending if not (e[7] == MODEL and e[8] > after)]
+                heapq.heapify(kept)
+                self._pending = pending = kept
+            elif kind == "silence":  # panic: drop everything pending, stop every voice
+                pending.clear()
+                for channel in range(16):
+                    self.synth._synth.cc(channel, 64, 0)
+                    self.synth._synth.all_notes_off(channel)
+            elif kind == "program":
+                self.synth.set_program(message[1], message[2])
+
+    def _render(self, outdata: np.ndarray, frames: int, block_start: int) -> None:
+        from livegen.synth import SynthEvent
+
+        end = block_start + frames
+        pending, done, notes = self._pending, 0, []
+        while pending and pending[0][0] < end:
+            frame, order, _, kind, channel, a, b, _, _ = heapq.heappop(pending)
+            if kind == "note":
+                notes.append(SynthEvent(frame, order, channel, a, b))
+                continue
+            # A controller (the sustain pedal): render up to its frame, then apply it.
+            at = min(max(frame - block_start, done), frames)
+            if at > done:
+                self.synth.render_into(outdata[done:at], notes)
+                notes, done = [], at
+            self.synth._synth.cc(channel, a, b)
+        if done < frames:
+            self.synth.render_into(outdata[done:frames], notes)
+        elif notes:  # events at the very end of the block: apply them for the next one
+            self.synth.render_into(outdata[frames:frames], notes)
+
+    def stats(self) -> dict[str, Any]:
+        peak, self.peak = self.peak, 0.0
+        return {
+            "blocks": self.blocks,
+            "xruns": self.xruns,
+            "late": self.late,
+            "max_callback_ms": self.max_callback_ms,
+            "slow_callbacks": self.slow_callbacks,
+            "peak": peak,
+            "frame": self.synth.frame,
+            "anchor": self.anchor,
+            "cpu_s": time.process_time(),
+        }
+
+
+class WavRing:
+    """What was heard, to a 16-bit WAV file: the callback copies each block into a ring; a
+    thread writes it out and rewrites the header's sizes every second, so a killed session
+    leaves a readable file missing at most the last second."""
+
+    def __init__(self, path: str | Path, sample_rate: int, seconds: float = 8.0) -> None:
+        self.path = Path(path)
+        self.sample_rate = sample_rate
+        self.ring = np.zeros((int(sample_rate * seconds), 2), dtype=np.float32)
+        self.written = 0  # frames the callback put in (monotonic)
+        self.saved = 0  # frames the thread wrote out
+        self.overflows = 0
+        self._running = False
+        self._file = None
+        self._thread: threading.Thread | None = None
+
+    def write(self, block: np.ndarray) -> None:
+        n, size = len(block), len(self.ring)
+        at = self.written % size
+        first = min(n, size - at)
+        self.ring[at : at + first] = block[:first]
+        if first < n:
+            self.ring[: n - first] = block[first:]
+        self.written += n
+
+    def start(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = wave.open(str(self.path), "wb")  # noqa: SIM115 - open for the session
+        self._file.setnchannels(2)
+        self._file.setsampwidth(2)
+        self._file.setframerate(self.sample_rate)
+        self._running = True
+        self._thread = threading.Thread(target=self._loop, name="livegen-wav", daemon=True)
+        self._thread.start()
+
+    def _drain(self) -> None:
+        written, size = self.written, len(self.ring)
+        if written - self.saved > size:  # the writer fell a whole ring behind
+            self.overflows += 1
+            self.saved = written - size
+        while self.saved < written:
+            at = self.saved % size
+            n = min(written - self.saved, size - at)
+            pcm = (np.clip(self.ring[at : at + n], -1.0, 1.0) * 32767).astype("<i2")
+            self._file.writeframesraw(pcm.tobytes())
+            self.saved += n
+
+    def _loop(self) -> None:
+        last_header = time.monotonic()
+        while self._running:
+            time.sleep(0.1)
+            self._drain()
+            if time.monotonic() - last_header >= 1.0:
+                self._patch_header()
+                last_header = time.monotonic()
+
+    def _patch_header(self) -> None:
+        # wave writes the true sizes only on close; patch them so a killed session is readable.
+        handle = self._file._file
+        handle.flush()
+        data_bytes = self.saved * 4
+        end = handle.tell()
+        handle.seek(4)
+        handle.write((36 + data_bytes).to_bytes(4, "little"))
+        handle.seek(40)
+        handle.write(data_bytes.to_bytes(4, "little"))
+        handle.seek(end)
+        handle.flush()
+
+    def close(self) -> None:
+        self._running = False
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+        if self._file is not None:
+            self._drain()
+            self._file.close()
+            self._file = None
+
+
+# ---- the audio process -------------------------------------------------------------------
+
+
+def _pick_device(sd, wanted: str | None) -> int | None:  # noqa: ANN001
+    """A sounddevice output device index by index, exact name or unique substring."""
+    if wanted is None:
+        return None
+    outputs = [(i, d["name"]) for i, d in enumerate(sd.query_devices()) if d["max_output_channels"]]
+    if wanted.isdigit() and any(i == int(wanted) for i, _ in outputs):
+        return int(wanted)
+    for i, name in outputs:
+        if name == wanted:
+            return i
+    matches = [(i, name) for i, name in outputs if wanted.lower() in name.lower()]
+    if len(matches) == 1:
+        return matches[0][0]
+    names = ", ".join(name for _, name in outputs) or "none"
+    raise LookupError(f"audio device {wanted!r} matches {len(matches)} devices; devices: {names}")
+
+
+def _audio_process(conn, spec: AudioSpec) -> None:  # noqa: ANN001
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    stream = renderer = None
+    try:
+        import sounddevice as sd
+
+        renderer = CallbackRenderer(spec)
+        if spec.wav_path:
+            renderer.recorder = WavRing(spec.wav_path, spec.sample_rate)
+            renderer.recorder.start()
+        device = _pick_device(sd, spec.device)
+        stream = sd.OutputStream(
+            samplerate=spec.sample_rate,
+            blocksize=spec.blocksize,
+            device=device,
+            channels=2,
+            dtype="float32",
+            latency="low",
+            callback=renderer.callback,
+        )
+        stream.start()
+        info = sd.query_devices(stream.device)
+        api = sd.query_hostapis(info["hostapi"])["name"]
+        conn.send(("ready", {"device": f"{info['name']} ({api})", "latency": stream.latency}))
+    except Exception as error:  # no PortAudio, no device, no soundfont: a problem, not a crash
+        conn.send(("problem", f"no sound: {type(error).__name__}: {error}"))
+        stream = None
+    try:
+        next_stats = time.monotonic() + STATS_INTERVAL
+        while True:
+            if conn.poll(max(0.0, next_stats - time.monotonic())):
+                message = conn.recv()
+                if message[0] == "stop":
+                    break
+                if renderer is not None and stream is not None:
+                    renderer.inbox.append(message)
+            if time.monotonic() >= next_stats:
+                next_stats += STATS_INTERVAL
+                if renderer is not None and stream is not None:
+                    conn.send(("stats", renderer.stats()))
+    except (EOFError, OSError):
+        pass
+    finally:
+        if stream is not None:
+            stream.stop()
+            stream.close()
+        if renderer is not None and renderer.recorder is not None:
+            renderer.recorder.close()
+        if stream is not None:
+            try:
+                conn.send(("stats", renderer.stats()))
+                conn.send(("stopped",))
+            except OSError:
+                pass
+
+
+class AudioOut:
+    """The engine's handle on the audio process."""
+
+    def __init__(self, spec: AudioSpec) -> None:
+        self.spec = spec
+        self.problem: str | None = None
+        self.info: dict[str, Any] = {}
+        self.latest: dict[str, Any] = {}
+        self._conn = None
+        self._process = None
+        self._reader: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def running(self) -> bool:
+        return self._conn is not None and self.problem is None
+
+    def start(self, timeout: float = 20.0) -> str | None:
+        """Start the stream; returns None, or a line saying why there is no sound."""
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        ours, theirs = context.Pipe()
+        self._process = context.Process(
+            target=_audio_process, args=(theirs, self.spec), name="livegen-audio", daemon=True
+        )
+        self._process.start()
+        self._conn = ours
+        if not ours.poll(timeout):
+            self.problem = "no sound: the audio process did not start"
+        else:
+            first = ours.recv()
+            if first[0] == "ready":
+                self.info = first[1]
+            else:
+                self.problem = first[1]
+        if self.problem:
+            self.stop()
+            return self.problem
+        self._reader = threading.Thread(target=self._read, name="livegen-audio-rx", daemon=True)
+        self._reader.start()
+        return None
+
+    def _read(self) -> None:
+        while True:
+            try:
+                message = self._conn.recv()
+            except (EOFError, OSError, AttributeError):
+                return
+            if message[0] == "stats":
+                self.latest = message[1]
+            elif message[0] == "stopped":
+                return
+
+    def send(self, message: tuple) -> None:
+        if self._conn is None:
+            return
+        with self._lock:
+            try:
+                self._conn.send(message)
+            except (OSError, ValueError):
+                self.problem = "no sound: the audio process died"
+
+    def note(self, t: float, channel: int, pitch: int, velocity: int, owner: int) -> None:
+        self.send(("note", t, channel, pitch, velocity, owner))
+
+    def control(self, t: float, channel: int, number: int, value: int) -> None:
+        self.send(("cc", t, channel, number, value, PLAYER))
+
+    def stop(self) -> None:
+        if self._conn is None:
+            return
+        self.send(("stop",))
+        if self._reader is not None:
+            self._reader.join(timeout=5)
+        if self._process is not None:
+            self._process.join(timeout=5)
+            if self._process.is_alive():
+                self._process.kill()
+                self._process.join(timeout=2)
+        with contextlib.suppress(OSError):
+            self._conn.close()
+        self._conn = None

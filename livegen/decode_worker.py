@@ -1,0 +1,522 @@
+"""The decode worker: owns the model's context and writes the model's part ahead of the clock.
+
+It runs in a process of its own (default: the model's Python would otherwise hold the GIL the
+MIDI and audio threads need) or, for comparison, in a thread (`mode="thread"`): the same loop,
+the same pipe. benchmarks/bench_jam.py measures both.
+
+One token stream, two authors
+-----------------------------
+The context interleaves the player's tokens (from the engine's LiveEncoder, as timed events)
+and the model's own, in time order. Time in the context is the sum of its TIME_SHIFTs (the
+"context step", GrammarState.step); session step = context step + `offset`, where `offset`
+grows when a long silence is cut down to MAX_GAP_STEPS (a minute of nobody playing should not
+fill the context with TIME_SHIFTs).
+
+Messages from the engine (tuples; the first item names them)
+-------------------------------------------------------------
+- ("player", events, final_step, tentative): the player's events [(session_step, kind, pitch,
+  velocity_bin, arrival_time)] now final, the step up to which the player's stream is final,
+  and the not-yet-final events of the current step (appended, replaced by the next message).
+- ("cut", epoch, keep, close_step, hold_step): the engine cancelled every model event it had
+  not sent yet. Roll back to just after position `keep` (the last model event it did send;
+  never before the player's last token); if close_step is set, end the model's sounding notes
+  there (the engine already sent their note-offs); if hold_step is set, write nothing more
+  until the player's stream is final up to that step. New events carry `epoch`.
+- ("plan", start_step, end_step, first_note): the model's turn, in session steps (None: no
+  turn). first_note: the turn starts with a note, not with a rest.
+- ("controls", changes): SamplingParams fields and "lookahead_steps".
+- ("stop",).
+
+Messages to the engine
+----------------------
+- ("ready", info), ("error", text), ("log", text)
+- ("event", epoch, position, session_step, on, pitch, velocity): a model note-on (on=True) or
+  note-off, to sound at session step `session_step` (10 ms steps since the session began).
+- ("turn_over", epoch, session_step): the planned turn ended; its notes are closed.
+- ("stats", dict): a few times a second.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import threading
+import time
+import traceback
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from livegen.kernels.errors import LivegenError
+
+MAX_GAP_STEPS = 300  # silences longer than 3 s are shortened to 3 s in the context
+STATS_INTERVAL = 0.25
+
+
+class WorkerError(LivegenError):
+    """The decode worker could not start (the model did not load) or died."""
+
+
+@dataclass
+class WorkerSpec:
+    preset: str  # path of the preset's TOML file
+    t0: float  # the session clock's origin, time.perf_counter() seconds
+    device: str | None = None
+    seed: int = 0
+    lookahead_steps: int = 20
+    sampling: dict[str, Any] = field(default_factory=dict)  # SamplingParams fields
+    threads: int = 1
+
+
+def _steps(session_seconds: float) -> float:
+    return session_seconds * 100.0
+
+
+class WorkerCore:
+    """The worker's state and logic, free of processes and pipes (tests drive it directly).
+
+    `emit(message)` sends a message to the engine; `clock()` is time.perf_counter.
+    """
+
+    def __init__(self, decoder, params, spec: WorkerSpec, emit, clock=time.perf_counter):  # noqa: ANN001
+        import torch
+
+        from livegen.kernels.vocab import BEGIN
+        from livegen.models.grammar import GrammarState
+
+        self.decoder = decoder
+        self.params = params
+        self.spec = spec
+        self.emit = emit
+        self.clock = clock
+        self.lookahead_steps = spec.lookahead_steps
+        self.generator = torch.Generator().manual_seed(spec.seed)
+        self.grammar = GrammarState()
+        self.offset = 0  # session step = context step + offset
+        # Per position (index = position - self.base): (token, owner, offset after it).
+        self.meta: deque[tuple[int, int, int]] = deque()
+        self.base = 1  # position of meta[0] (position 0 is BEGIN)
+        self.snapshots: dict[int, tuple[Any, int]] = {}  # position -> (grammar, offset)
+        self.player_end = 1  # position just after the player's last final token
+        self.tentative_start: int | None = None  # where not-yet-final player tokens begin
+        self.final_step = -1  # the player's stream is final up to this session step
+        self.epoch = 0
+        self.hold_step: int | None = None
+        self.plan: tuple[int, int, bool] | None = None  # (start, end, first_note)
+        self.turn_started = False
+        self.decode_ms: deque[float] = deque(maxlen=256)
+        self.input_ms: deque[float] = deque(maxlen=64)
+        self.tokens_made = 0
+        self.events_made = 0
+        self._stats_due = 0.0
+        decoder.reset()
+        decoder.append([BEGIN])
+        self._snapshot()
+
+    # ---- the context ---------------------------------------------------------------------
+
+    @property
+    def position(self) -> int:
+        return self.decoder.position
+
+    def session_step(self) -> int:
+        return self.grammar.step + self.offset
+
+    def now_step(self) -> float:
+        return _steps(self.clock() - self.spec.t0)
+
+    def _snapshot(self) -> None:
+        """Remember grammar and offset here (rollback replays tokens from the nearest one)."""
+        self.snapshots[self.position] = (self.grammar.snapshot(), self.offset)
+        stale = [p for p in self.snapshots if p < self.base - 1]
+        if len(self.snapshots) > 128:  # many player batches: keep the regular ones and the last
+            stale += [p for p in sorted(self.snapshots)[:-16] if p % 32]
+        for pos in stale:
+            self.snapshots.pop(pos, None)
+
+    def _write(self, tokens: list[int], owner: int) -> list[int]:
+        """Account tokens (grammar, meta); the caller appends them to the decoder."""
+        for token in tokens:
+            self.grammar.update(token, owner)
+            self.meta.append((token, owner, self.offset))
+        while len(self.meta) > self.decoder.history_size:
+            self.meta.popleft()
+            self.base += 1
+        return tokens
+
+    def _append(self, tokens: list[int], owner: int) -> None:
+        if not tokens:
+            return
+        self._write(tokens, owner)
+        t0 = time.perf_counter()
+        self.decoder.append(tokens)
+        if len(tokens) == 1:
+            self.decode_ms.append((time.perf_counter() - t0) * 1e3)
+        if self.position % 32 == 0:
+            self._snapshot()
+
+    def rollback(self, position: int) -> None:
+        """Back to `position` (tokens from there on dropped), grammar and offset included."""
+        position = max(position, 1)
+        if position >= self.position:
+            return
+        best = max((p for p in self.snapshots if p <= position), default=None)
+        if best is None or best < self.base - 1:
+            raise WorkerError(f"cannot roll back to {position}: no grammar snapshot")
+        grammar, offset = self.snapshots[best]
+        grammar = grammar.snapshot()
+        for index in range(best - self.base, position - self.base):
+            token, owner, offset = self.meta[index]
+            grammar.update(token, owner)
+        self.grammar, self.offset = grammar, offset
+        for _ in range(self.position - position):
+            self.meta.pop()
+        for pos in [p for p in self.snapshots if p > position]:
+            del self.snapshots[pos]
+        self.decoder.rollback(position)
+
+    def _time_tokens(self, target_session_step: int) -> list[int]:
+        """TIME_SHIFTs that take the context to a session step (long gaps shortened)."""
+        from livegen.kernels.vocab import MAX_SHIFT_STEPS, TIME_SHIFT
+
+        gap = int(target_session_step) - self.session_step()
+        if gap <= 0:
+            return []
+        if gap > MAX_GAP_STEPS:
+            self.offset += gap - MAX_GAP_STEPS
+            gap = MAX_GAP_STEPS
+        tokens = [TIME_SHIFT + MAX_SHIFT_STEPS - 1] * (gap // MAX_SHIFT_STEPS)
+        if gap % MAX_SHIFT_STEPS:
+            tokens.append(TIME_SHIFT + gap % MAX_SHIFT_STEPS - 1)
+        return tokens
+
+    def _event_tokens(self, events: list[tuple], owner: int) -> list[int]:
+        """Tokens of timed events, written into grammar/meta as they are made."""
+        from livegen.kernels.vocab import NOTE_OFF, NOTE_ON, VELOCITY
+
+        tokens: list[int] = []
+        for step, kind, pitch, velocity_bin, _arrival in events:
+            tokens += self._write(self._time_tokens(step), owner)
+            if kind == "on":
+                if velocity_bin != self.grammar.velocity_bin:
+                    tokens += self._write([VELOCITY + velocity_bin - 1], owner)
+                tokens += self._write([NOTE_ON + pitch], owner)
+            else:
+                tokens += self._write([NOTE_OFF + pitch], owner)
+        return tokens
+
+    # ---- messages ----------------------------------------------------------------------------
+
+    def handle(self, message: tuple) -> bool:
+        """Apply one message; False for "stop"."""
+        kind = message[0]
+        if kind == "player":
+            self._player(*message[1:])
+        elif kind == "cut":
+            self._cut(*message[1:])
+        elif kind == "plan":
+            start, end, first_note = message[1:]
+            self.plan = None if start is None else (int(start), int(end), bool(first_note))
+            self.turn_started = False
+        elif kind == "controls":
+            changes = dict(message[1])
+            if "lookahead_steps" in changes:
+                self.lookahead_steps = int(changes.pop("lookahead_steps"))
+            if changes:
+                self.params = self.params.replace(**changes)
+        elif kind == "stop":
+            return False
+        return True
+
+    def _player(self, events: list[tuple], final_step: int, tentative: list[tuple]) -> None:
+        from livegen.models.grammar import PLAYER
+
+        if self.tentative_start is not None:
+            self.rollback(self.tentative_start)
+            self.tentative_start = None
+        # Model tokens after the player's last one stand: the engine cuts (rolls them back)
+        # before every player event while the model is writing.
+        tokens = self._event_tokens(events, PLAYER)
+        if tokens:
+            self.decoder.append(tokens)
+        self.player_end = self.position
+        self._snapshot()
+        if tentative:
+            self.tentative_start = self.position
+            more = self._event_tokens(tentative, PLAYER)
+            if more:
+                self.decoder.append(more)
+        self.final_step = max(self.final_step, int(final_step))
+        if self.hold_step is not None and self.final_step >= self.hold_step:
+            self.hold_step = None
+        now = self.clock()
+        for event in [*events, *tentative]:
+            if event[1] == "on" and event[4]:
+                self.input_ms.append((now - event[4]) * 1e3)
+
+    def _cut(self, epoch: int, keep: int, close_step: int | None, hold_step: int | None) -> None:
+        from livegen.models.grammar import MODEL
+
+        self.epoch = epoch
+        if self.tentative_start is not None:  # the next player message brings them again
+            self.rollback(self.tentative_start)
+            self.tentative_start = None
+        self.rollback(max(keep + 1, self.player_end))
+        if close_step is not None:  # the model yields: its turn is over
+            self.plan = None
+            closing = self.grammar.closing_tokens(MODEL)
+            if closing:
+                tokens = self._write(self._time_tokens(close_step), MODEL)
+                tokens += self._write(closing, MODEL)
+                self.decoder.append(tokens)
+        self.hold_step = (
+            hold_step if hold_step is not None and hold_step > self.final_step else None
+        )
+
+    # ---- generation --------------------------------------------------------------------------
+
+    def margin_steps(self) -> int:
+        """How far past now a model note must be placed so it is ready in time: three decode
+        steps (time shift, velocity, note) at the recent p90, plus 3 ms of delivery."""
+        if not self.decode_ms:
+            return 2
+        ordered = sorted(self.decode_ms)
+        p90 = ordered[int(0.9 * (len(ordered) - 1))]
+        return max(1, math.ceil((3 * p90 + 3.0) / 10.0))
+
+    def wants_to_write(self, now_step: float) -> bool:
+        if self.plan is None or self.hold_step is not None or self.tentative_start is not None:
+            return False
+        start, end, _ = self.plan
+        horizon = now_step + self.lookahead_steps
+        return start <= horizon and self.session_step() < min(end, horizon)
+
+    def work(self) -> bool:
+        """Write one model token if the plan and the lookahead allow; True if it did."""
+        now_step = self.now_step()
+        if not self.wants_to_write(now_step):
+            return False
+        self._write_one(now_step)
+        return True
+
+    def _write_one(self, now_step: float) -> None:
+        from livegen.kernels.vocab import NOTE_OFF, NOTE_ON, TIME_SHIFT, VELOCITY
+        from livegen.models.grammar import MODEL
+        from livegen.models.sampling import sample_token
+
+        start, end, first_note = self.plan
+        # Nothing the model writes may fall in the past: silence up to now (+ the margin a
+        # note needs to be ready) and up to the turn's start is silence that really happens.
+        earliest = max(start, math.ceil(now_step) + self.margin_steps())
+        if self.session_step() < earliest:
+            self._append(self._time_tokens(min(earliest, end)), MODEL)
+            if self.session_step() >= end:
+                self._end_turn()
+                return
+        logits = self.decoder.logits().clone()
+        if first_note and not self.turn_started:
+            logits[TIME_SHIFT:VELOCITY] = float("-inf")  # the turn opens with a note
+        room = end - self.session_step()  # no rest may run past the turn's end
+        if room < 100:
+            logits[TIME_SHIFT + max(1, room) : VELOCITY] = float("-inf")
+        token = sample_token(logits, self.params, self.grammar, self.generator)
+        self._append([token], MODEL)
+        self.tokens_made += 1
+        if NOTE_ON <= token < TIME_SHIFT:
+            self.turn_started = True
+            self._emit_note(token < NOTE_OFF, token % 128, self.position - 1)
+        if self.session_step() >= end:
+            self._end_turn()
+
+    def _emit_note(self, on: bool, pitch: int, position: int) -> None:
+        from livegen.kernels.vocab import bin_to_velocity
+
+        velocity = bin_to_velocity(self.grammar.velocity_bin) if self.grammar.velocity_bin else 64
+        self.events_made += 1
+        self.emit(("event", self.epoch, position, self.session_step(), on, pitch, velocity))
+
+    def _end_turn(self) -> None:
+        from livegen.kernels.vocab import NOTE_OFF
+        from livegen.models.grammar import MODEL
+
+        closing = self.grammar.closing_tokens(MODEL)
+        first = self.position
+        self._append(closing, MODEL)
+        for index, token in enumerate(closing):
+            self._emit_note(False, token - NOTE_OFF, first + index)
+        self.emit(("turn_over", self.epoch, self.session_step()))
+        self.plan = None
+
+    def idle_timeout(self, now_step: float) -> float:
+        """Seconds to wait for a message before the next token could be due."""
+        if self.plan is None or self.hold_step is not None or self.tentative_start is not None:
+            return 0.05
+        start, _, _ = self.plan
+        ahead = max(self.session_step(), start) - (now_step + self.lookahead_steps)
+        return min(0.05, max(0.001, ahead / 100.0))
+
+    def stats(self) -> dict[str, Any] | None:
+        now = self.clock()
+        if now < self._stats_due:
+            return None
+        self._stats_due = now + STATS_INTERVAL
+        ordered = sorted(self.decode_ms)
+        pick = (lambda q: ordered[int(q * (len(ordered) - 1))]) if ordered else (lambda q: 0.0)
+        inputs = list(self.input_ms)
+        self.input_ms.clear()
+        return {
+            "position": self.position,
+            "tokens": self.tokens_made,
+            "events": self.events_made,
+            "ms_per_token_p50": pick(0.5),
+            "ms_per_token_p99": pick(0.99),
+            "ahead_steps": self.session_step() - self.now_step(),
+            "input_ms": inputs,
+            "cpu_s": time.process_time(),
+            "margin_steps": self.margin_steps(),
+        }
+
+
+def build_core(spec: WorkerSpec, emit) -> WorkerCore:  # noqa: ANN001
+    """Load the preset's model, warm it up, and return a core ready to run."""
+    import torch
+
+    from livegen.models.loading import load_preset_model
+    from livegen.models.preset import load_preset
+    from livegen.models.sampling import SamplingParams
+    from livegen.models.streaming import StreamingDecoder
+
+    torch.set_num_threads(spec.threads)
+    preset = load_preset(spec.preset)
+    loaded = load_preset_model(preset, spec.device)
+    decoder = StreamingDecoder(loaded.model)
+    params = SamplingParams.from_defaults(preset.sampling, **spec.sampling)
+    # Warm-up: the first calls of each kernel shape are slow; pay for them before the jam.
+    decoder.append(list(range(300, 340)))
+    for token in range(260, 276):
+        decoder.append([token])
+    decoder.rollback(8)
+    core = WorkerCore(decoder, params, spec, emit)
+    emit(("ready", {"device": loaded.describe(), "context": decoder.N, "latents": decoder.L}))
+    return core
+
+
+def run_worker(conn, spec: WorkerSpec) -> None:  # noqa: ANN001
+    """The worker's loop: messages first, then one token at a time while the plan allows."""
+    try:
+        core = build_core(spec, conn.send)
+    except Exception as error:  # a bad model file: the engine turns this into a clear error
+        conn.send(("error", f"{type(error).__name__}: {error}"))
+        return
+    try:
+        running = True
+        while running:
+            while running and conn.poll():
+                running = core.handle(conn.recv())
+            if not running:
+                break
+            if not core.work():
+                conn.poll(core.idle_timeout(core.now_step()))
+            stats = core.stats()
+            if stats is not None:
+                conn.send(("stats", stats))
+    except (EOFError, BrokenPipeError, ConnectionResetError):
+        return  # the engine went away
+    except Exception:
+        with contextlib.suppress(OSError):
+            conn.send(("error", "decode worker crashed:\n" + traceback.format_exc()))
+
+
+def _process_entry(conn, spec: WorkerSpec) -> None:  # noqa: ANN001
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the engine's to handle
+    run_worker(conn, spec)
+
+
+class DecodeWorker:
+    """The engine's handle on the worker: `send` messages, `on_message` gets the replies
+    (from a reader thread)."""
+
+    def __init__(self, spec: WorkerSpec, on_message, mode: str = "process") -> None:  # noqa: ANN001
+        if mode not in ("process", "thread"):
+            raise ValueError(f"worker mode must be 'process' or 'thread', got {mode!r}")
+        self.spec = spec
+        self.mode = mode
+        self.on_message = on_message
+        self.info: dict[str, Any] = {}
+        self._conn = None
+        self._host = None
+        self._reader: threading.Thread | None = None
+        self._send_lock = threading.Lock()
+        self.alive = False
+
+    def start(self, timeout: float = 120.0) -> dict[str, Any]:
+        """Start and wait until the model is loaded; WorkerError with the worker's reason."""
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        ours, theirs = context.Pipe()
+        if self.mode == "process":
+            self._host = context.Process(
+                target=_process_entry, args=(theirs, self.spec), name="livegen-decode", daemon=True
+            )
+        else:
+            self._host = threading.Thread(
+                target=run_worker, args=(theirs, self.spec), name="livegen-decode", daemon=True
+            )
+        self._host.start()
+        self._conn = ours
+        if not ours.poll(timeout):
+            self.stop()
+            raise WorkerError(f"the decode worker did not load the model within {timeout:.0f} s")
+        try:
+            first = ours.recv()
+        except EOFError:
+            raise WorkerError("the decode worker exited while loading the model") from None
+        if first[0] != "ready":
+            self.stop()
+            raise WorkerError(f"the model could not be loaded: {first[1]}")
+        self.info = first[1]
+        self.alive = True
+        self._reader = threading.Thread(target=self._read, name="livegen-decode-rx", daemon=True)
+        self._reader.start()
+        return self.info
+
+    def _read(self) -> None:
+        while True:
+            try:
+                message = self._conn.recv()
+            except (EOFError, OSError):
+                break
+            self.on_message(message)
+        self.alive = False
+        self.on_message(("exited",))
+
+    def send(self, message: tuple) -> None:
+        if self._conn is None:
+            return
+        with self._send_lock:  # the conductor and set_controls may both send
+            try:
+                self._conn.send(message)
+            except (OSError, ValueError):
+                self.alive = False
+
+    def stop(self) -> None:
+        if self._conn is None:
+            return
+        self.send(("stop",))
+        host, self._host = self._host, None
+        if host is not None:
+            host.join(timeout=5)
+            if isinstance(host, threading.Thread):
+                pass
+            elif host.is_alive():
+                host.kill()
+                host.join(timeout=2)
+        with contextlib.suppress(OSError):
+            self._conn.close()
+        if self._reader is not None and self._reader is not threading.current_thread():
+            self._reader.join(timeout=2)
+        self._conn = None
+        self.alive = False

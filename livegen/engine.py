@@ -1,0 +1,855 @@
+"""The live jam engine: MIDI in and out, the model's turns, sound, clock and recording.
+
+Processes and threads (DESIGN.md: on 2 cores the GIL is the enemy of a 2.7 ms audio block):
+
+- this process: a MIDI input thread (polls the port, checks bytes, queues them), and the
+  CONDUCTOR thread, which owns all the state below and does everything else in time order:
+  the player's notes (passthrough, recording, the live encoder), the mode's decisions, the
+  model's events (due times, MIDI out), MIDI clock in and out, port watching and the meters.
+  The public methods only read snapshots or queue a request for it: none of them blocks.
+- the decode worker (livegen/decode_worker.py): its own process, owns the model's context.
+- the audio process (livegen/audio_out.py): FluidSynth in a sounddevice stream.
+
+Each player note reaches the worker twice: at once, as a tentative event (so the model hears
+it within a few ms), and when its 10 ms step is final (LiveEncoder: exactly the offline
+tokens). While the model writes ahead, every player event first CUTS: the engine drops the
+model events it has not sent, and the worker rolls its context back to the last one it did
+send, then writes on after the player's notes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import queue
+import threading
+import time
+import traceback
+from collections import deque
+
+import mido
+
+from livegen.clock import CLOCK, SONG_POSITION, START, STOP, InternalClock, MidiClockFollower
+from livegen.controls import ClockSource, Controls, JamSettings, RollNote, Stats
+from livegen.kernels.errors import LivegenError
+
+LATE_TOLERANCE = 0.010  # a model event sent more than one 10 ms step after its time is late
+HOUSEKEEPING = 0.05  # seconds between meter updates, turn checks and port checks
+PORT_CHECK = 0.5
+INBOX_LIMIT = 4096  # queued input messages; beyond, input is dropped (and counted)
+NOTE_RATE = 300.0  # player note-ons per second the engine takes (a flood is cut down)
+NOTE_BURST = 64.0
+MAX_NOTE_SLACK = 1.0  # the engine ends a model note the worker left on this long past its max
+PLAYER, MODEL = "player", "model"
+_CHANNEL_LENGTH = {0x80: 3, 0x90: 3, 0xA0: 3, 0xB0: 3, 0xC0: 2, 0xD0: 2, 0xE0: 3}
+
+
+class EngineError(LivegenError):
+    """The engine cannot start as configured."""
+
+
+def check_message(data: list[int] | tuple[int, ...]) -> bool:
+    """A complete, well-formed channel message (status byte, right length, 7-bit data)."""
+    if not data or not 0x80 <= data[0] < 0xF0:
+        return False
+    if len(data) != _CHANNEL_LENGTH[data[0] & 0xF0]:
+        return False
+    return all(0 <= b < 0x80 for b in data[1:])
+
+
+class _RateLimit:
+    """A token bucket: `take()` is True while the long-run rate stays under `rate`."""
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate, self.burst = rate, burst
+        self.level, self.last = burst, time.perf_counter()
+
+    def take(self, now: float) -> bool:
+        self.level = min(self.burst, self.level + (now - self.last) * self.rate)
+        self.last = now
+        if self.level >= 1.0:
+            self.level -= 1.0
+            return True
+        return False
+
+
+class JamEngine:
+    def __init__(
+        self,
+        settings: JamSettings,
+        controls: Controls | None = None,
+        *,
+        worker_mode: str = "process",
+    ) -> None:
+        settings.validate()
+        self.settings = settings
+        self._controls = controls if controls is not None else Controls()
+        self._controls.validate()
+        self.worker_mode = worker_mode
+        self._inbox: queue.Queue = queue.Queue(maxsize=INBOX_LIMIT)
+        self._log: deque[str] = deque(maxlen=2000)
+        self._closed_notes: deque[RollNote] = deque(maxlen=4096)
+        self._open_notes: dict[tuple[str, int, int], list[tuple[float, int]]] = {}
+        self._stats = Stats()
+        self._problems: dict[str, str] = {}
+        self._t0: float | None = None
+        self._running = False
+        self._stopped = False
+        self._lifecycle = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._dropped = 0  # written by the MIDI input thread (an int add: atomic under the GIL)
+        self.preset = None
+        self.midi_in = self.midi_out = self.clock_in = None
+        self.audio = None
+        self.worker = None
+        self.recorder = None
+        self.recording_path: str | None = None
+
+    # ---- public API (any thread; never blocks) -----------------------------------------------
+
+    @property
+    def controls(self) -> Controls:
+        return self._controls
+
+    def set_controls(self, **changes: object) -> Controls:
+        """Validate (ValueError names the bad one) and apply live."""
+        old = self._controls
+        new = old.changed(**changes)
+        self._controls = new
+        if self._running:
+            self._put(("controls", old, new))
+        return new
+
+    def set_recording(self, on: bool) -> None:
+        self.set_controls(recording=bool(on))
+
+    def play(self, message: mido.Message) -> None:
+        """Player input from outside MIDI (the computer keyboard): the same path as MIDI in."""
+        self._on_midi(message.bytes(), time.perf_counter())
+
+    def panic(self) -> None:
+        self._put(("panic",))
+
+    def now(self) -> float:
+        return 0.0 if self._t0 is None else time.perf_counter() - self._t0
+
+    def stats(self) -> Stats:
+        snapshot = self._stats
+        return dataclasses.replace(snapshot, problems=list(snapshot.problems))
+
+    def roll(self, since: float) -> list[RollNote]:
+        """Notes overlapping [since, now()], the player's and the model's; open ones end None."""
+        notes = []
+        for note in reversed(list(self._closed_notes)):  # closed in order of their end
+            if note.end < since:
+                break
+            notes.append(note)
+        for (owner, _, pitch), starts in list(self._open_notes.items()):
+            notes.extend(RollNote(owner, pitch, v, s) for s, v in list(starts))
+        notes.sort(key=lambda n: n.start)
+        return notes
+
+    def drain_log(self) -> list[str]:
+        lines = []
+        while self._log:
+            lines.append(self._log.popleft())
+        return lines
+
+    # ---- start / stop ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Open ports, sound, recorder and the decode worker, then run. A missing audio device
+        or MIDI system is a problem in stats(), not an error; a wrong port name or a bad
+        preset raises a LivegenError saying what exists."""
+        with self._lifecycle:
+            if self._running or self._stopped:
+                raise EngineError("an engine starts once; make a new JamEngine")
+            try:
+                self._open()
+            except BaseException:
+                self._close()
+                self._stopped = True
+                raise
+            self._running = True
+            self._thread = threading.Thread(
+                target=self._conduct, name="livegen-conductor", daemon=True
+            )
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Panic, close everything, finalise the recording. Idempotent."""
+        with self._lifecycle:
+            if self._stopped:
+                return
+            self._stopped = True
+            if self._running:
+                self._put(("stop",), force=True)
+                if self._thread is not None:
+                    self._thread.join(timeout=10)
+            self._running = False
+            self._close()
+
+    def __enter__(self) -> JamEngine:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _open(self) -> None:
+        from livegen.midi_ports import MidiInput, MidiOutput, MidiUnavailable
+        from livegen.models.checkpoint import load_config
+        from livegen.models.preset import load_preset
+
+        settings = self.settings
+        self.preset = load_preset(settings.preset)  # PresetError names what exists
+        load_config(self.preset.model_dir)  # a broken model folder fails here, clearly
+        self._t0 = time.perf_counter()
+        self._init_state()
+
+        if settings.output != "none":
+            self.midi_out = MidiOutput(settings.output, settings.api)
+            try:
+                self.midi_out.open()
+            except MidiUnavailable as error:
+                self._problem("midi", f"no MIDI: {error}")
+                self.midi_out = None
+        if settings.input != "none" and "midi" not in self._problems:
+            self.midi_in = MidiInput(
+                settings.input, self._on_midi, settings.api, on_change=self._on_input_change
+            )
+            try:
+                self.midi_in.open()
+            except MidiUnavailable as error:
+                self._problem("midi", f"no MIDI: {error}")
+                self.midi_in = None
+        if settings.clock_in and "midi" not in self._problems:
+            self.clock_in = MidiInput(settings.clock_in, self._on_midi, settings.api)
+            self.clock_in.virtual_name = "livegen clock"
+            self.clock_in.open()
+        self._open_recorder()
+        self._open_audio()
+        self._open_worker()
+
+    def _init_state(self) -> None:
+        from livegen.modes import TurnPlanner
+        from livegen.player_stream import PlayerStream
+        from livegen.scheduler import ModelScheduler
+
+        c = self._controls
+        self.stream = PlayerStream()
+        self.planner = TurnPlanner()
+        self.scheduler = ModelScheduler()
+        self.internal_clock = InternalClock(c.tempo_bpm)
+        self.follower = MidiClockFollower()
+        self.limit = _RateLimit(NOTE_RATE, NOTE_BURST)
+        self.accepted: dict[tuple[int, int], int] = {}  # player keys taken in, by (ch, pitch)
+        self.passed: dict[tuple[int, int], int] = {}  # player keys sounding through livegen
+        self.model_sounding: dict[int, list] = {}  # model pitch -> [first start, strikes]
+        self.onset_shifts: dict[int, float] = {}  # pitch -> how far quantising moved its onset
+        self.port_checked = 0.0
+        self.model_channel = c.model_channel
+        self.max_note_seconds = self.preset.sampling.max_note_seconds
+        self.sent_turn = None
+        self.first_note_due: float | None = None  # decided time of the turn awaiting a note
+        self.hold_step: int | None = None
+        self.last_input = -1.0
+        self.clock_tick = 0
+        self.counters = {"late": 0, "reaction_ms": 0.0, "tokens": 0, "tokens_t": 0.0}
+        self.worker_stats: dict = {}
+        self.input_ms: deque[float] = deque(maxlen=64)
+        self.cpu_mark = (time.perf_counter(), 0.0)
+
+    def _open_recorder(self) -> None:
+        from livegen.recorder import Recorder, session_path
+
+        if not self.settings.record_dir:
+            return
+        path = session_path(self.settings.record_dir)
+        self.recorder = Recorder(path, tempo_bpm=self._controls.tempo_bpm)
+        self.recorder.start()
+        self.recording_path = str(path)
+        self.recorder.add(1, 0.0, [0xC0 | self.model_channel, self._program()])
+        self._say(f"recording to {path}")
+
+    def _program(self) -> int:
+        program = self.settings.program
+        return self.preset.sound.program if program is None else program
+
+    def _open_audio(self) -> None:
+        from livegen.audio_out import AudioOut, AudioSpec
+
+        settings = self.settings
+        if settings.audio_device == "none":
+            self._say("sound: off (--audio-device none)")
+            return
+        wav = None
+        if settings.record_wav and self.recording_path:
+            wav = str(os.path.splitext(self.recording_path)[0] + ".wav")
+        spec = AudioSpec(
+            t0=self._t0,
+            soundfont=settings.soundfont or self.preset.sound.soundfont,
+            device=settings.audio_device,
+            sample_rate=settings.sample_rate,
+            blocksize=settings.blocksize,
+            programs={self.model_channel: self._program()},
+            wav_path=wav,
+        )
+        self.audio = AudioOut(spec)
+        problem = self.audio.start()
+        if problem:
+            self.audio = None
+            self._problem("audio", problem + "; MIDI out and recording go on")
+        else:
+            self._say(f"sound: {self.audio.info.get('device')}")
+
+    def _open_worker(self) -> None:
+        from livegen.decode_worker import DecodeWorker, WorkerSpec
+
+        c = self._controls
+        spec = WorkerSpec(
+            preset=str(self.preset.source),
+            t0=self._t0,
+            device=self.settings.device,
+            seed=self.settings.seed if self.settings.seed is not None else 0,
+            lookahead_steps=round(c.lookahead_ms / 10),
+            sampling=self._sampling(c),
+        )
+        self.worker = DecodeWorker(spec, self._on_worker, mode=self.worker_mode)
+        info = self.worker.start()
+        self._say(f"model: {self.preset.name} on {info.get('device')}")
+
+    @staticmethod
+    def _sampling(c: Controls) -> dict:
+        return {
+            "temperature": c.temperature,
+            "top_p": c.top_p,
+            "low_pitch": c.low_pitch,
+            "high_pitch": c.high_pitch,
+            "density": c.density,
+        }
+
+    def _close(self) -> None:
+        for name in ("clock_in", "midi_in"):
+            port = getattr(self, name)
+            if port is not None:
+                port.close()
+                setattr(self, name, None)
+        if self.worker is not None:
+            self.worker.stop()
+            self.worker = None
+        if self.audio is not None:
+            self.audio.stop()
+            self.audio = None
+        if self.midi_out is not None:
+            self.midi_out.close()
+            self.midi_out = None
+        if self.recorder is not None:
+            self.recorder.close()
+            self.recorder = None
+
+    # ---- input (MIDI thread and play()) ------------------------------------------------------
+
+    def _put(self, item: tuple, force: bool = False) -> None:
+        try:
+            self._inbox.put(item, block=force, timeout=1.0 if force else None)
+        except queue.Full:
+            self._dropped += 1
+
+    def _on_midi(self, data: list[int] | bytes, arrival: float) -> None:
+        """Check the bytes here, in the input thread, so junk never costs the conductor."""
+        if not data:
+            return
+        status = data[0]
+        if status >= 0xF8:
+            if status in (CLOCK, START, STOP, 0xFB):
+                self._put(("realtime", status, (), arrival))
+            return  # active sensing, reset: nothing to do
+        if status == SONG_POSITION and len(data) == 3:
+            self._put(("realtime", status, tuple(data), arrival))
+            return
+        if not self._running or not check_message(data):
+            self._dropped += 1  # sysex, junk, truncated
+            return
+        self._put(("midi", tuple(data), arrival))
+
+    def _on_input_change(self, change: str) -> None:
+        self._put(("port", "input", change), force=True)
+
+    def _on_worker(self, message: tuple) -> None:
+        self._put(("worker", message), force=True)
+
+    # ---- the conductor -------------------------------------------------------------------
+
+    def _conduct(self) -> None:
+        next_housekeeping = 0.0
+        self._start_clock_out()
+        running = True
+        while running:
+            now = self.now()
+            timeout = min(self._next_deadline(now), next_housekeeping) - now
+            try:
+                item = self._inbox.get(timeout=max(0.0, timeout))
+            except queue.Empty:
+                item = None
+            while item is not None:
+                running = self._safely(self._handle, item) and running
+                try:
+                    item = self._inbox.get_nowait()
+                except queue.Empty:
+                    item = None
+            now = self.now()
+            self._safely(self._dispatch, now)
+            self._safely(self._tick, now)
+            if now >= next_housekeeping:
+                next_housekeeping = now + HOUSEKEEPING
+                self._safely(self._housekeeping, now)
+        self._safely(self._shutdown)
+
+    def _safely(self, function, *args) -> bool:  # noqa: ANN001
+        try:
+            result = function(*args)
+        except Exception:  # the conductor must outlive any bug in one handler
+            self._say("internal error (the jam goes on):\n" + traceback.format_exc())
+            return True
+        return result is not False
+
+    def _next_deadline(self, now: float) -> float:
+        deadline = now + HOUSEKEEPING
+        due = self.scheduler.next_due()
+        if due is not None:
+            deadline = min(deadline, due)
+        if self.stream.busy or self.hold_step is not None:
+            deadline = min(deadline, (round(now * 100) + 0.55) / 100)
+        if self._sending_clock():
+            deadline = min(deadline, self.internal_clock.tick_time(self.clock_tick))
+        return deadline
+
+    def _handle(self, item: tuple) -> bool:
+        kind = item[0]
+        if kind == "midi":
+            self._player_message(item[1], item[2] - self._t0)
+        elif kind == "realtime":
+            self.follower.feed(item[1], item[2], item[3] - self._t0)
+        elif kind == "worker":
+            self._worker_message(item[1])
+        elif kind == "controls":
+            self._apply_controls(item[1], item[2])
+        elif kind == "panic":
+            self._panic("panic")
+        elif kind == "port":
+            self._port_change(item[1], item[2])
+        elif kind == "stop":
+            return False
+        return True
+
+    # ---- the player ----------------------------------------------------------------------
+
+    def _player_message(self, data: tuple[int, ...], t: float) -> None:
+        kind, channel = data[0] & 0xF0, data[0] & 0x0F
+        if kind == 0x90 and data[2] > 0:
+            self._player_note_on(channel, data[1], data[2], t)
+        elif kind in (0x80, 0x90):
+            self._player_note_off(channel, data[1], t)
+        elif kind == 0xB0:
+            self._player_control(channel, data[1], data[2], t)
+        else:  # program change, pitch bend, aftertouch: passed on and recorded as they are
+            if self._controls.passthrough:
+                self._send_out(list(data))
+            self._record(0, t, data)
+
+    def _player_note_on(self, channel: int, pitch: int, velocity: int, t: float) -> None:
+        arrival = t + self._t0
+        if not self.limit.take(arrival):
+            self._dropped += 1
+            return
+        key = (channel, pitch)
+        self.accepted[key] = self.accepted.get(key, 0) + 1
+        self.last_input = t
+        if self._controls.passthrough:
+            self.passed[key] = self.passed.get(key, 0) + 1
+            self._send_out([0x90 | channel, pitch, velocity])
+            if self.audio is not None:
+                self.audio.note(t, channel, pitch, velocity, 0)
+        self._record(0, t, (0x90 | channel, pitch, velocity))
+        self._roll_on(PLAYER, channel, pitch, velocity, t)
+        if channel == 9:
+            return  # drums pass through; the model does not hear them
+        action = self.planner.note_on(t, self._controls)
+        if action is not None:
+            self._cut(close=action == "yield", hold=True, t=t)
+        message = mido.Message("note_on", channel=channel, note=pitch, velocity=velocity)
+        events = self.stream.feed(message, t, arrival)
+        self._send_player(events, self.stream.preview(t))
+        self._replan(t)
+
+    def _player_note_off(self, channel: int, pitch: int, t: float) -> None:
+        key = (channel, pitch)
+        if not self.accepted.get(key):
+            self._dropped += 1  # its note-on was never taken (flood) or never came
+            return
+        self._release(key)
+        self.last_input = t
+        if self.passed.get(key):
+            self._release(key, self.passed)
+            self._send_out([0x80 | channel, pitch, 0])
+            if self.audio is not None:
+                self.audio.note(t, channel, pitch, 0, 0)
+        self._record(0, t, (0x80 | channel, pitch, 0))
+        self._roll_off(PLAYER, channel, pitch, t)
+        if channel == 9:
+            return
+        if self.planner.note_off(t, self._controls) is not None:
+            self._cut(close=False, hold=True, t=t)
+        message = mido.Message("note_off", channel=channel, note=pitch)
+        self._send_player(self.stream.feed(message, t), [])
+        self._replan(t)
+
+    def _release(self, key: tuple[int, int], table: dict | None = None) -> None:
+        table = self.accepted if table is None else table
+        table[key] -= 1
+        if not table[key]:
+            del table[key]
+
+    def _player_control(self, channel: int, number: int, value: int, t: float) -> None:
+        if self._controls.passthrough:
+            self._send_out([0xB0 | channel, number, value])
+            if self.audio is not None:
+                self.audio.control(t, channel, number, value)
+        self._record(0, t, (0xB0 | channel, number, value))
+        if number == 64 and channel != 9:
+            self.last_input = t
+            message = mido.Message("control_change", channel=channel, control=64, value=value)
+            self._send_player(self.stream.feed(message, t), [])
+        if self.planner.controller(t, number, value, self._controls):
+            self._say(f"phrase end (controller {number})")
+            self._replan(t)
+
+    def _send_player(self, events: list, tentative: list) -> None:
+        final = self.stream.final_step
+        if events or tentative or self.hold_step is not None:
+            self.worker.send(("player", events, final, tentative))
+            if self.hold_step is not None and final >= self.hold_step:
+                self.hold_step = None
+
+    def _release_player(self, t: float) -> None:
+        """The input vanished: end every note the player was holding, everywhere."""
+        for (channel, pitch), count in list(self.accepted.items()):
+            for _ in range(count):
+                self._player_note_off(channel, pitch, t)
+        self.planner.release_all(t)
+
+    # ---- cuts, turns, the model's events -------------------------------------------------------
+
+    def _cut(self, close: bool, hold: bool, t: float) -> None:
+        """Drop the model's unsent events; close its sounding notes if it must yield."""
+        epoch = self.scheduler.cut()
+        if self.audio is not None:
+            self.audio.send(("cancel", t))
+        if close:
+            self._silence_model(t)
+        step = round(t * 100)
+        if hold:
+            self.hold_step = step
+        keep = self.scheduler.last_sent_position
+        self.worker.send(("cut", epoch, keep, step if close else None, step if hold else None))
+        if close:
+            self.first_note_due = None
+
+    def _silence_model(self, t: float) -> None:
+        channel = self.model_channel
+        for pitch, (_, strikes) in list(self.model_sounding.items()):
+            for _ in range(strikes):
+                self._send_out([0x80 | channel, pitch, 0])
+                self._record(1, t, (0x80 | channel, pitch, 0))
+                self._roll_off(MODEL, channel, pitch, t)
+            if self.audio is not None:
+                self.audio.note(t, channel, pitch, 0, 2)
+        self.model_sounding.clear()
+
+    def _beat_clock(self):  # noqa: ANN202
+        if self._controls.clock == ClockSource.MIDI and self.follower.valid:
+            return self.follower
+        return self.internal_clock
+
+    def _replan(self, now: float) -> None:
+        turn = self.planner.plan(now, self._controls, self._beat_clock())
+        if turn == self.sent_turn:
+            return
+        previous, self.sent_turn = self.sent_turn, turn
+        if turn is None:
+            self.worker.send(("plan", None, None, False))
+            self.first_note_due = None
+            return
+        self.worker.send(("plan", round(turn.start * 100), round(turn.end * 100), turn.first_note))
+        if previous is None or previous.start != turn.start:
+            self.first_note_due = turn.decided
+            if turn.first_note:
+                self._say(f"model's turn at {turn.start:.2f} s until {turn.end:.2f} s")
+
+    def _worker_message(self, message: tuple) -> None:
+        from livegen.scheduler import ModelEvent
+
+        kind = message[0]
+        if kind == "event":
+            _, epoch, position, step, on, pitch, velocity = message
+            if epoch != self.scheduler.epoch:
+                return
+            now = self.now()
+            due = self._quantized(step / 100.0, on, pitch, now)
+            event = ModelEvent(due, 0, epoch, position, on, pitch, velocity)
+            if due < now - LATE_TOLERANCE:
+                event.late = True
+                self.counters["late"] += 1
+            self.scheduler.add(event)
+            if self.audio is not None:
+                self.audio.note(due, self.model_channel, pitch, velocity if on else 0, 1)
+        elif kind == "turn_over":
+            if message[1] == self.scheduler.epoch:
+                self.planner.turn_over()
+                self._replan(self.now())
+        elif kind == "stats":
+            self.worker_stats = message[1]
+            self.input_ms.extend(message[1].get("input_ms", ()))
+        elif kind == "log":
+            self._say(message[1])
+        elif kind in ("error", "exited"):
+            reason = message[1] if kind == "error" else "the decode worker exited"
+            self._problem("worker", f"the model stopped: {reason.strip().splitlines()[-1]}")
+            self._say(reason)
+            self._silence_model(self.now())
+
+    def _quantized(self, due: float, on: bool, pitch: int, now: float) -> float:
+        """Snap a model onset to the clock's grid (never into the past); its note-off moves
+        with it, so the note keeps its length."""
+        shifts = self.onset_shifts
+        if not on:
+            return due + shifts.pop(pitch, 0.0)
+        if not self._controls.quantize:
+            return due
+        clock = self._beat_clock()
+        snapped = clock.quantize(due, self._controls.quantize_division)
+        if snapped < now:
+            snapped = due
+        shifts[pitch] = snapped - due
+        return snapped
+
+    def _dispatch(self, now: float) -> None:
+        channel = self.model_channel
+        for event in self.scheduler.pop_due(now):
+            if event.on:
+                self._send_out([0x90 | channel, event.pitch, event.velocity])
+                self._record(1, event.due, (0x90 | channel, event.pitch, event.velocity))
+                self._roll_on(MODEL, channel, event.pitch, event.velocity, event.due)
+                sounding = self.model_sounding.setdefault(event.pitch, [event.due, 0])
+                sounding[1] += 1
+                if self.first_note_due is not None:
+                    reaction = max(0.0, now - self.first_note_due)
+                    self.counters["reaction_ms"] = reaction * 1e3
+                    self.first_note_due = None
+            elif event.pitch in self.model_sounding:
+                # One note-off per note-on, also for a re-struck pitch (a DAW pairs them up).
+                self._send_out([0x80 | channel, event.pitch, 0])
+                self._record(1, event.due, (0x80 | channel, event.pitch, 0))
+                self._roll_off(MODEL, channel, event.pitch, event.due)
+                sounding = self.model_sounding[event.pitch]
+                sounding[1] -= 1
+                if not sounding[1]:
+                    del self.model_sounding[event.pitch]
+            if not event.late and now - event.due > LATE_TOLERANCE:
+                self.counters["late"] += 1
+
+    def _tick(self, now: float) -> None:
+        """The live encoder's steps become final as time passes; MIDI clock goes out."""
+        if self.stream.busy or self.hold_step is not None:
+            self._send_player(self.stream.advance(now), [])
+        while self._sending_clock() and self.internal_clock.tick_time(self.clock_tick) <= now:
+            self._send_out([CLOCK])
+            self.clock_tick += 1
+
+    def _sending_clock(self) -> bool:
+        return self.settings.send_clock and self._controls.clock == ClockSource.INTERNAL
+
+    def _start_clock_out(self) -> None:
+        if self._sending_clock():
+            self._send_out([START])
+            self.clock_tick = 0
+
+    # ---- controls, panic, ports --------------------------------------------------------------
+
+    def _apply_controls(self, old: Controls, new: Controls) -> None:
+        now = self.now()
+        sampling = self._sampling(new)
+        if sampling != self._sampling(old):
+            self.worker.send(("controls", sampling))
+        if new.lookahead_ms != old.lookahead_ms:
+            self.worker.send(("controls", {"lookahead_steps": round(new.lookahead_ms / 10)}))
+        if new.tempo_bpm != old.tempo_bpm:
+            self.internal_clock.set_tempo(new.tempo_bpm, now)
+            self.clock_tick = int(self.internal_clock.beat_at(now) * 24) + 1
+        if new.model_channel != old.model_channel:
+            self._silence_model(now)
+            self.model_channel = new.model_channel
+            if self.audio is not None:
+                self.audio.send(("program", new.model_channel, self._program()))
+        if new.mode != old.mode or new.phrase_end != old.phrase_end:
+            self._panic(f"mode {new.mode}")
+        if new.recording != old.recording:
+            self._say("recording " + ("on" if new.recording else "paused"))
+        if new.clock != old.clock and self.settings.send_clock:
+            self._send_out([START] if new.clock == ClockSource.INTERNAL else [STOP])
+            self.clock_tick = int(self.internal_clock.beat_at(now) * 24) + 1
+        self._replan(now)
+
+    def _panic(self, why: str) -> None:
+        """All notes off, everywhere; the model forgets its plans (not what it heard)."""
+        now = self.now()
+        self._cut(close=True, hold=False, t=now)
+        self.planner.reset()
+        self.sent_turn = None
+        self.worker.send(("plan", None, None, False))
+        for key, count in list(self.passed.items()):
+            for _ in range(count):
+                self._send_out([0x80 | key[0], key[1], 0])
+        self.passed.clear()
+        for channel in range(16):
+            self._send_out([0xB0 | channel, 64, 0])
+            self._send_out([0xB0 | channel, 123, 0])
+        if self.audio is not None:
+            self.audio.send(("silence",))
+        self._say(f"all notes off ({why})")
+
+    def _port_change(self, which: str, change: str) -> None:
+        now = self.now()
+        port = self.midi_in if which == "input" else self.midi_out
+        name = port.name if port is not None else which
+        if change == "lost":
+            self._problem(which, f"MIDI {which} {name!r} disappeared; waiting for it to return")
+            self._say(f"MIDI {which} {name!r} lost")
+            if which == "input":
+                self._release_player(now)
+            self._panic(f"{which} lost")
+        else:
+            self._problems.pop(which, None)
+            self._say(f"MIDI {which} {name!r} is back")
+            if which == "output":
+                for channel in range(16):
+                    self._send_out([0xB0 | channel, 123, 0])
+
+    def _send_out(self, data: list[int]) -> None:
+        if self.midi_out is not None:
+            self.midi_out.send(data)
+
+    def _record(self, track: int, t: float, data: tuple | list) -> None:
+        if self.recorder is not None and self._controls.recording:
+            self.recorder.add(track, t, data)
+
+    # ---- the piano roll, the log, the meters ------------------------------------------------
+
+    def _roll_on(self, owner: str, channel: int, pitch: int, velocity: int, t: float) -> None:
+        self._open_notes.setdefault((owner, channel, pitch), []).append((t, velocity))
+
+    def _roll_off(self, owner: str, channel: int, pitch: int, t: float) -> None:
+        starts = self._open_notes.get((owner, channel, pitch))
+        if not starts:
+            return
+        start, velocity = starts.pop(0)
+        if not starts:
+            del self._open_notes[(owner, channel, pitch)]
+        self._closed_notes.append(RollNote(owner, pitch, velocity, start, max(t, start)))
+
+    def _say(self, line: str) -> None:
+        self._log.append(f"[{self.now():8.2f}] {line}")
+
+    def _problem(self, key: str, line: str) -> None:
+        self._problems[key] = line
+
+    def _housekeeping(self, now: float) -> None:
+        self._replan(now)
+        self._guard_model_notes(now)
+        if self.midi_out is not None and now - self.port_checked > PORT_CHECK:
+            self.port_checked = now
+            change = self.midi_out.check()
+            if change:
+                self._port_change("output", change)
+        if self.recorder is not None:
+            if self._controls.recording:
+                self.recorder.mark(now)
+            if self.recorder.error:
+                self._problem("recorder", self.recorder.error)
+        if self.audio is not None and self.audio.problem:
+            self._problem("audio", self.audio.problem)
+        self._stats = self._meters(now)
+
+    def _guard_model_notes(self, now: float) -> None:
+        """Belt and braces: the worker's grammar guard ends every model note in time; if the
+        worker died, this does."""
+        limit = self.max_note_seconds + MAX_NOTE_SLACK
+        for pitch, (start, strikes) in list(self.model_sounding.items()):
+            if now - start > limit * strikes:
+                channel = self.model_channel
+                for _ in range(strikes):
+                    self._send_out([0x80 | channel, pitch, 0])
+                    self._record(1, now, (0x80 | channel, pitch, 0))
+                    self._roll_off(MODEL, channel, pitch, now)
+                if self.audio is not None:
+                    self.audio.note(now, channel, pitch, 0, 2)
+                del self.model_sounding[pitch]
+                self._say(f"ended a model note left on ({pitch})")
+
+    def _meters(self, now: float) -> Stats:
+        w, audio = self.worker_stats, (self.audio.latest if self.audio is not None else {})
+        counters = self.counters
+        tokens = w.get("tokens", 0)
+        wall = time.perf_counter()
+        rate = 0.0
+        if counters["tokens_t"]:
+            rate = (tokens - counters["tokens"]) / max(1e-6, wall - counters["tokens_t"])
+        if tokens != counters["tokens"] or not counters["tokens_t"] or rate == 0.0:
+            counters["tokens"], counters["tokens_t"] = tokens, wall
+        inputs = sorted(self.input_ms)
+        clock = self._beat_clock()
+        following = self._controls.clock == ClockSource.MIDI
+        tempo = self.follower.tempo_bpm if following else self.internal_clock.tempo_bpm
+        turn = self.sent_turn
+        speaking = bool(self.model_sounding) or (turn is not None and turn.start <= now < turn.end)
+        problems = list(self._problems.values())
+        if following and not self.follower.valid:
+            problems.append("following MIDI clock, but no clock is coming in")
+        last = self._stats
+        return Stats(
+            running=self._running,
+            tokens_per_s=rate if rate else last.tokens_per_s * 0.5,
+            ms_per_token_p50=w.get("ms_per_token_p50", 0.0),
+            ms_per_token_p99=w.get("ms_per_token_p99", 0.0),
+            lookahead_ms=max(0.0, w.get("ahead_steps", 0.0) * 10.0),
+            reaction_ms=counters["reaction_ms"],
+            input_to_context_ms=inputs[len(inputs) // 2] if inputs else 0.0,
+            xruns=audio.get("xruns", 0),
+            late_events=counters["late"],
+            dropped_messages=self._dropped,
+            cpu_percent=self._cpu_percent(w, audio),
+            tempo_bpm=tempo,
+            beat=int(clock.beat_at(now)) if clock.valid else None,
+            recording_path=self.recording_path if self._controls.recording else None,
+            recording_seconds=self.recorder.seconds if self.recorder is not None else 0.0,
+            model_speaking=speaking,
+            problems=problems,
+        )
+
+    def _cpu_percent(self, worker: dict, audio: dict) -> float:
+        wall = time.perf_counter()
+        cpu = time.process_time() + worker.get("cpu_s", 0.0) + audio.get("cpu_s", 0.0)
+        then, before = self.cpu_mark
+        if wall - then < 0.5:
+            return self._stats.cpu_percent
+        self.cpu_mark = (wall, cpu)
+        return max(0.0, 100.0 * (cpu - before) / (wall - then)) if before else 0.0
+
+    def _shutdown(self) -> None:
+        """Last words: the model's notes off, the player's passthrough off, clock stop."""
+        self._panic("stop")
+        if self._sending_clock():
+            self._send_out([STOP])
+        self._running = False
+        self._stats = dataclasses.replace(self._meters(self.now()), running=False)

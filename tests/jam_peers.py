@@ -1,0 +1,130 @@
+"""Real JACK peers for the jam engine's tests: a keyboard that plays into livegen (a JACK MIDI
+client through python-rtmidi) and jack_midi_dump (jackd2's example tool, in its own process)
+capturing what livegen sends."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import rtmidi
+
+from tests.jack import JackServer
+from tests.presets import tiny_preset
+
+LIVEGEN_IN = "livegen in:livegen in"
+LIVEGEN_OUT = "livegen out:livegen out"
+_DUMP_LINE = re.compile(r"^\s*(\d+):\s+((?:[0-9a-f]{2} ?)+)")
+
+
+def engine_preset(folder: Path) -> Path:
+    """A tiny random preset with enough context that rollbacks never run out of history."""
+    return tiny_preset(folder, context=256, latents=32, dim=32, layers=1)
+
+
+@dataclass(frozen=True)
+class Captured:
+    seconds: float  # jack_midi_dump's clock (its frame counter / sample rate)
+    data: tuple[int, ...]
+
+    @property
+    def kind(self) -> int:
+        return self.data[0] & 0xF0
+
+    @property
+    def channel(self) -> int:
+        return self.data[0] & 0x0F
+
+    @property
+    def is_on(self) -> bool:
+        return self.kind == 0x90 and self.data[2] > 0
+
+    @property
+    def is_off(self) -> bool:
+        return self.kind == 0x80 or (self.kind == 0x90 and self.data[2] == 0)
+
+
+class MidiDump:
+    """jack_midi_dump -a, connected to a port; `stop()` returns what it printed, parsed."""
+
+    def __init__(self, jack: JackServer, name: str = "livegen-test-dump") -> None:
+        self.jack = jack
+        self.name = name
+        self.process = subprocess.Popen(
+            ["jack_midi_dump", "-a", name],
+            env=jack.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.port = jack.wait_for_port(f"{name}:input")
+
+    def connect(self, source: str) -> None:
+        done = self.jack.run_tool("jack_connect", source, self.port)
+        assert done.returncode == 0, done.stderr
+
+    def stop(self) -> list[Captured]:
+        time.sleep(0.1)  # let the last period through
+        self.process.terminate()
+        output, _ = self.process.communicate(timeout=10)
+        events = []
+        for line in output.splitlines():
+            match = _DUMP_LINE.match(line)
+            if match:
+                data = tuple(int(b, 16) for b in match.group(2).split())
+                events.append(Captured(int(match.group(1)) / self.jack.sample_rate, data))
+        return events
+
+
+class Keyboard:
+    """A JACK MIDI source (python-rtmidi, JACK API) wired to livegen's input."""
+
+    def __init__(self, jack: JackServer, name: str = "test-keys") -> None:
+        self.jack = jack
+        self.out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name)
+        self.out.open_virtual_port("out")
+        self.port = f"{name}:out"
+
+    def connect(self, destination: str = LIVEGEN_IN) -> None:
+        done = self.jack.run_tool("jack_connect", self.port, destination)
+        assert done.returncode == 0, done.stderr
+
+    def send(self, data: list[int]) -> None:
+        self.out.send_message(data)
+
+    def phrase(self, pitches: list[int], length: float = 0.12, gap: float = 0.05) -> None:
+        for pitch in pitches:
+            self.send([0x90, pitch, 90])
+            time.sleep(length)
+            self.send([0x80, pitch, 0])
+            time.sleep(gap)
+
+    def close(self) -> None:
+        self.out.close_port()
+        self.out.delete()
+
+
+def unmatched_notes(events: list[Captured]) -> dict[tuple[int, int], int]:
+    """(channel, pitch) -> note-ons without a later note-off (all-notes-off CC 123 ends all)."""
+    open_notes: dict[tuple[int, int], int] = {}
+    for event in events:
+        if event.kind == 0xB0 and event.data[1] == 123:
+            for key in [k for k in open_notes if k[0] == event.channel]:
+                del open_notes[key]
+            continue
+        key = (event.channel, event.data[1]) if len(event.data) > 1 else None
+        if event.is_on:
+            open_notes[key] = open_notes.get(key, 0) + 1
+        elif event.is_off and open_notes.get(key):
+            open_notes[key] -= 1
+            if not open_notes[key]:
+                del open_notes[key]
+    return open_notes
+
+
+def strictly_unmatched(events: list[Captured]) -> dict[tuple[int, int], int]:
+    """As unmatched_notes, but all-notes-off does not count: every on needs its own off."""
+    return unmatched_notes([e for e in events if not (e.kind == 0xB0 and e.data[1] == 123)])
