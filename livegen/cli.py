@@ -16,6 +16,8 @@ COMMANDS = {
     "detokenize": "detokenize",
     "continue": "continue_",
     "bench": "bench",
+    "jam": "jam",
+    "ports": "ports",
 }
 
 

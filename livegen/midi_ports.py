@@ -123,6 +123,12 @@ class _Lister:
 _LISTER = _Lister()
 
 
+def list_ports(api: str | None, kind: str) -> list[str]:
+    """Ports of one API ("in": sources, "out": destinations); raises MidiUnavailable/PortError
+    where list_midi_inputs/outputs return an empty list."""
+    return _LISTER.ports(api, kind)
+
+
 def list_midi_inputs(api: str | None = None) -> list[str]:
     """Ports livegen can listen to (sources). Empty when no MIDI system is available."""
     try:

@@ -1,0 +1,193 @@
+"""`livegen jam`: play with the model live. With --headless, no UI: the engine runs until Ctrl-C
+(or --duration), printing its log and a status line; without, the terminal UI opens."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+
+from livegen.kernels.errors import LivegenError
+
+HELP = "jam live with the model (terminal UI; --headless: MIDI, sound and recording only)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--headless", action="store_true", help="no UI: run the engine only")
+    wiring = parser.add_argument_group("wiring")
+    wiring.add_argument(
+        "--in",
+        dest="midi_in",
+        metavar="NAME",
+        help='MIDI input: a port name, "virtual" '
+        '(livegen in, the default) or "none"; exact or a unique part of the name',
+    )
+    wiring.add_argument(
+        "--out",
+        dest="midi_out",
+        metavar="NAME",
+        help='MIDI output: a port name, "virtual" (livegen out, the default) or "none"',
+    )
+    wiring.add_argument("--api", choices=("alsa", "jack", "coremidi", "winmm"), help="MIDI API")
+    wiring.add_argument("--preset", help="preset name or .toml path (default: piano)")
+    wiring.add_argument(
+        "--audio-device", metavar="D", help='audio output (name, part of it, or index); "none"'
+    )
+    wiring.add_argument("--blocksize", type=int, default=128, help="audio block (frames)")
+    wiring.add_argument("--sample-rate", type=int, default=48000)
+    wiring.add_argument("--soundfont", metavar="SF2", help="soundfont (default: the preset's)")
+    wiring.add_argument("--program", type=int, help="GM program of the model's sound")
+    wiring.add_argument("--record", metavar="DIR", help="record every session into DIR")
+    wiring.add_argument("--record-wav", action="store_true", help="also record what was heard")
+    wiring.add_argument(
+        "--clock", choices=("internal", "midi"), default="internal", help="who keeps the beat"
+    )
+    wiring.add_argument("--clock-in", metavar="NAME", help="port that sends MIDI clock")
+    wiring.add_argument("--send-clock", action="store_true", help="send MIDI clock when leading")
+    wiring.add_argument("--device", help="torch device for the model: auto, cpu, cuda, mps")
+    wiring.add_argument("--seed", type=int)
+    wiring.add_argument(
+        "--worker", choices=("process", "thread"), default="process", help=argparse.SUPPRESS
+    )
+    play = parser.add_argument_group("playing (all change live in the UI)")
+    play.add_argument("--mode", choices=("continue", "call", "accompany"), default="continue")
+    play.add_argument("--temperature", type=float)
+    play.add_argument("--top-p", type=float)
+    play.add_argument("--low", type=int, help="lowest pitch the model plays")
+    play.add_argument("--high", type=int, help="highest pitch the model plays")
+    play.add_argument("--density", type=float, help="nats: > 0 busier, < 0 sparser")
+    play.add_argument("--response", type=float, help="seconds the model plays per turn")
+    play.add_argument("--silence", type=float, help="seconds of silence that end a phrase")
+    play.add_argument(
+        "--phrase-end", choices=("silence", "cc", "bar"), help="how call mode hears a phrase end"
+    )
+    play.add_argument("--tempo", type=float, help="internal clock tempo (bpm)")
+    play.add_argument("--quantize", action="store_true", help="snap model onsets to the grid")
+    play.add_argument("--no-passthrough", action="store_true", help="do not echo the player")
+    play.add_argument("--lookahead-ms", type=float)
+    parser.add_argument(
+        "--duration", type=float, metavar="S", help="headless: stop after S seconds"
+    )
+
+
+def _controls(args: argparse.Namespace):  # noqa: ANN202
+    from livegen.controls import Controls
+
+    given = {
+        "mode": args.mode,
+        "temperature": args.temperature,
+        "top_p": args.top_p,
+        "low_pitch": args.low,
+        "high_pitch": args.high,
+        "density": args.density,
+        "response_seconds": args.response,
+        "silence_seconds": args.silence,
+        "phrase_end": args.phrase_end,
+        "tempo_bpm": args.tempo,
+        "lookahead_ms": args.lookahead_ms,
+        "clock": args.clock,
+    }
+    changes = {k: v for k, v in given.items() if v is not None}
+    if args.quantize:
+        changes["quantize"] = True
+    if args.no_passthrough:
+        changes["passthrough"] = False
+    try:
+        return Controls().changed(**changes)
+    except ValueError as error:
+        raise LivegenError(str(error)) from None
+
+
+def _settings(args: argparse.Namespace):  # noqa: ANN202
+    from livegen.controls import JamSettings
+
+    values = {
+        "preset": args.preset,
+        "input": args.midi_in,
+        "output": args.midi_out,
+        "api": args.api,
+        "audio_device": args.audio_device,
+        "blocksize": args.blocksize,
+        "sample_rate": args.sample_rate,
+        "soundfont": args.soundfont,
+        "program": args.program,
+        "record_dir": args.record,
+        "record_wav": args.record_wav,
+        "clock_in": args.clock_in,
+        "send_clock": args.send_clock,
+        "device": args.device,
+        "seed": args.seed,
+    }
+    settings = JamSettings(**{k: v for k, v in values.items() if v is not None})
+    try:
+        settings.validate()
+    except ValueError as error:
+        raise LivegenError(str(error)) from None
+    return settings
+
+
+def run(args: argparse.Namespace) -> int:
+    if not args.headless:
+        from livegen.tui.launch import launch
+
+        return launch(args.preset, args.midi_in, args.midi_out, args.mode)
+    return run_headless(_settings(args), _controls(args), args.duration, args.worker)
+
+
+def _status(stats) -> str:  # noqa: ANN001
+    parts = [
+        f"{stats.tokens_per_s:5.0f} tok/s",
+        f"{stats.ms_per_token_p50:4.1f} ms/tok",
+        f"ahead {stats.lookahead_ms:4.0f} ms",
+        f"reaction {stats.reaction_ms:4.1f} ms",
+        f"in->ctx {stats.input_to_context_ms:4.1f} ms",
+        f"xruns {stats.xruns}",
+        f"late {stats.late_events}",
+        f"dropped {stats.dropped_messages}",
+    ]
+    if stats.tempo_bpm:
+        parts.append(f"{stats.tempo_bpm:5.1f} bpm")
+    return " | ".join(parts)
+
+
+def run_headless(settings, controls, duration: float | None, worker: str = "process") -> int:  # noqa: ANN001
+    from livegen.engine import JamEngine
+
+    engine = JamEngine(settings, controls, worker_mode=worker)
+    done = threading.Event()
+    # SIGTERM ends the session like Ctrl-C: notes off, the recording finished.
+    previous = signal.signal(signal.SIGTERM, lambda *_: done.set())
+    try:
+        engine.start()
+        print(
+            f"livegen jam: {controls.mode} mode; in: {settings.input}, out: {settings.output}. "
+            "Ctrl-C stops.",
+            flush=True,
+        )
+        waited, shown = 0.0, set()
+        while not done.wait(0.25):
+            waited += 0.25
+            for line in engine.drain_log():
+                print(line, flush=True)
+            stats = engine.stats()
+            for problem in stats.problems:
+                if problem not in shown:
+                    shown.add(problem)
+                    print(f"problem: {problem}", file=sys.stderr, flush=True)
+            if waited % 2.0 < 0.25:
+                print(_status(stats), flush=True)
+            if duration is not None and waited >= duration:
+                break
+    except KeyboardInterrupt:
+        pass
+    finally:
+        engine.stop()
+        signal.signal(signal.SIGTERM, previous)
+        for line in engine.drain_log():
+            print(line, flush=True)
+    stats = engine.stats()
+    print(_status(stats), flush=True)
+    if engine.recording_path:
+        print(f"recorded {engine.recording_path}", flush=True)
+    return 0
