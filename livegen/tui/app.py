@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
+from multiprocessing import resource_tracker
 from pathlib import Path
 from typing import Protocol
 
@@ -267,6 +268,10 @@ class JamApp(App):
         poll_hz: float = POLL_HZ,
     ) -> None:
         super().__init__()
+        # Start multiprocessing's resource tracker now: once Textual runs, sys.stderr is its
+        # print capture (fileno -1), and the engine's first spawned process would fail to
+        # pass that to the tracker ("bad value(s) in fds_to_keep").
+        resource_tracker.ensure_running()
         self.saved = saved  # what the settings file says (command-line overrides excluded)
         self.settings = settings or saved.jam  # this session's wiring
         self.controls = controls or saved.controls
@@ -382,9 +387,12 @@ class JamApp(App):
 
     def toggle_recording(self) -> None:
         on = not self.controls.recording
-        if self.engine is not None:
-            self.engine.set_recording(on)
-        self.change_controls(recording=on)
+        if self.engine is None:
+            self.change_controls(recording=on)
+            return
+        self.engine.set_recording(on)
+        self.controls = self.engine.controls
+        self.jam_screen.show_controls()
 
     def panic(self) -> None:
         self.keyboard.release_all()  # the engine's panic silences them
@@ -480,8 +488,10 @@ class JamApp(App):
 
     @work(thread=True, exclusive=True, group="engine")
     def stop_and_exit(self) -> None:
-        engine, self.engine = self.engine, None
-        if engine is not None:
-            engine.stop()
+        self.engine_state = "stopping"
+        if self.engine is not None:
+            self.engine.stop()  # the UI keeps drawing meanwhile: its snapshots never block
+        self.engine = None
         self.call_from_thread(self.save)
+        self.engine_state = "stopped"
         self.call_from_thread(self.exit)

@@ -63,9 +63,8 @@ def meters_text(stats: Stats, controls: Controls) -> Text:
         text.append("● REC ", style="bold red")
         name = Path(stats.recording_path).name
         text.append(f"{name}  {format_duration(stats.recording_seconds)}")
-    elif stats.recording_path:
-        text.append("recording paused ", style="dim")
-        text.append(Path(stats.recording_path).name)
+    elif not controls.recording:
+        text.append("recording off (r turns it on)", style="dim")
     else:
         text.append("not recording", style="dim")
     return text
@@ -77,4 +76,4 @@ class Meters(Static):
     """
 
     def show(self, stats: Stats, controls: Controls) -> None:
-        self.update(meters_text(stats, controls))
+        self.update(meters_text(stats, controls), layout=False)  # always 5 lines

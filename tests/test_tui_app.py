@@ -1,0 +1,299 @@
+"""The jam UI driven by Textual's Pilot, on the REAL engine (livegen.engine.JamEngine) with a
+tiny real preset, real MIDI ports on a private JACK server (dummy driver) and a real
+recorder: every control key changes the engine's parameter, notes played on the computer
+keyboard reach the engine and come back on the piano roll, the pickers list the JACK ports
+that exist (and notice new ones), a set-up change restarts the engine, quitting finishes the
+recording and saves the settings, and a bad preset is a message, not a crash."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import rtmidi
+from textual.widgets import Select
+
+from livegen.controls import ClockSource, Controls, JamSettings, Mode
+from livegen.engine import JamEngine
+from livegen.midi_ports import forget_midi_clients
+from livegen.settings_file import SavedSettings, load_settings
+from livegen.tui.app import JamApp
+from livegen.tui.pianoroll import PLAYER_COLOUR
+from livegen.tui.screens import SetupScreen
+from tests.presets import tiny_preset
+
+pytestmark = pytest.mark.jack
+SIZE = (120, 40)
+START_TIMEOUT = 60.0  # the decode worker imports torch in a fresh process: seconds on 2 cores
+
+
+@pytest.fixture
+def preset(tmp_path: Path) -> str:
+    return str(tiny_preset(tmp_path / "presets"))
+
+
+@pytest.fixture(autouse=True)
+def _fresh_midi_listing():
+    yield
+    forget_midi_clients()  # its JACK client must not outlive the test's server
+
+
+def make_app(tmp_path: Path, preset: str, **jam) -> JamApp:
+    settings = JamSettings(
+        preset=preset,
+        input="none",
+        output="virtual",
+        api="jack",
+        audio_device="none",  # sound has its own tests; here the UI and MIDI are what count
+        record_dir=str(tmp_path / "recordings"),
+        **jam,
+    )
+    return JamApp(
+        SavedSettings(jam=settings),
+        engine_factory=JamEngine,
+        bench=None,  # the bench has its own tests and costs seconds
+        settings_file=tmp_path / "config" / "settings.toml",
+    )
+
+
+async def wait_for(pilot, condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.05)
+
+
+async def running(pilot, app: JamApp) -> JamEngine:
+    await wait_for(
+        pilot,
+        lambda: app.engine_state in ("running", "failed"),
+        START_TIMEOUT,
+        "the engine to start",
+    )
+    assert app.engine_state == "running", app.start_problem
+    assert isinstance(app.engine, JamEngine)
+    return app.engine
+
+
+# Each key, and what it must have done to the engine's controls, from the defaults.
+KEY_EFFECTS: list[tuple[str, dict]] = [
+    ("2", {"temperature": 1.05}),
+    ("1", {"temperature": 1.0}),
+    ("3", {"top_p": 0.9}),
+    ("4", {"top_p": 0.95}),
+    ("6", {"density": 0.5}),
+    ("5", {"density": 0.0}),
+    ("8", {"response_seconds": 6.0}),
+    ("7", {"response_seconds": 4.0}),
+    ("9", {"low_pitch": 9, "high_pitch": 96}),
+    ("0", {"low_pitch": 21, "high_pitch": 108}),
+    ("minus", {"low_pitch": 27, "high_pitch": 102}),
+    ("equals_sign", {"low_pitch": 21, "high_pitch": 108}),
+    ("right_square_bracket", {"tempo_bpm": 122.0}),
+    ("left_square_bracket", {"tempo_bpm": 120.0}),
+    ("m", {"mode": Mode.CALL}),
+    ("m", {"mode": Mode.ACCOMPANY}),
+    ("m", {"mode": Mode.CONTINUE}),
+    ("i", {"passthrough": False}),
+    ("q", {"quantize": True}),
+    ("b", {"clock": ClockSource.MIDI}),
+    ("b", {"clock": ClockSource.INTERNAL}),
+    ("r", {"recording": False}),
+    ("r", {"recording": True}),
+]
+
+
+def test_every_control_key_changes_the_engine(jack, tmp_path: Path, preset: str) -> None:
+    asyncio.run(_every_control_key(tmp_path, preset))
+
+
+async def _every_control_key(tmp_path: Path, preset: str) -> None:
+    app = make_app(tmp_path, preset)
+    async with app.run_test(size=SIZE) as pilot:
+        engine = await running(pilot, app)
+        assert engine.controls == Controls()
+        for key, effect in KEY_EFFECTS:
+            await pilot.press(key)
+            for name, value in effect.items():
+                assert getattr(engine.controls, name) == value, (key, name)
+        assert app.controls == engine.controls
+        panel = app.jam_screen.controls_panel.content.plain  # the panel shows the engine's
+        assert "A0–C8" in panel and "quantise    on" in panel and "passthrough off" in panel
+        # panic reaches the engine (its log says so) and the UI says it too
+        await pilot.press("escape")
+        await wait_for(
+            pilot,
+            lambda: any("] all notes off" in line for line in app.jam_screen.log_pane.lines),
+            5.0,
+            "the engine to log the panic",
+        )
+        # the computer keyboard's own controls
+        await pilot.press("x", "v", "full_stop")
+        kb = app.keyboard.settings
+        assert (kb.octave, kb.velocity, kb.note_seconds) == (5, 100, 0.5)
+        await pilot.press("z", "c", "comma")
+        assert (kb.octave, kb.velocity, kb.note_seconds) == (4, 90, 0.3)
+        # ValueError from the engine is a notice, not a crash
+        app.change_controls(temperature=99.0)
+        assert engine.controls.temperature == 1.0
+        await pilot.press("ctrl+q")
+        await wait_for(pilot, lambda: app.engine_state == "stopped", 15.0, "the engine to stop")
+    # quitting stopped the engine, kept the recording and saved the settings
+    assert not engine.stats().running
+    recordings = list((tmp_path / "recordings").glob("livegen-*.mid"))
+    assert len(recordings) == 1 and recordings[0].stat().st_size > 0
+    saved, problems = load_settings(tmp_path / "config" / "settings.toml")
+    assert problems == []
+    assert saved.controls.quantize is True and saved.controls.passthrough is False
+
+
+def test_keys_played_reach_the_engine_and_the_roll(jack, tmp_path: Path, preset: str) -> None:
+    asyncio.run(_keys_played(tmp_path, preset))
+
+
+async def _keys_played(tmp_path: Path, preset: str) -> None:
+    app = make_app(tmp_path, preset)
+    async with app.run_test(size=SIZE) as pilot:
+        engine = await running(pilot, app)
+        t0 = engine.now()
+        for key in ("a", "d", "g"):  # C4 E4 G4
+            await pilot.press(key)
+            await pilot.pause(0.05)
+        roll = app.jam_screen.roll
+
+        def played() -> set[int]:
+            return {n.pitch for n in roll.notes if n.owner == "player" and n.start >= t0}
+
+        await wait_for(pilot, lambda: played() == {60, 64, 67}, 5.0, "the roll to show C E G")
+        # each note ended by itself after the note length (terminals send no releases)
+        await wait_for(
+            pilot,
+            lambda: all(
+                n.end is not None
+                for n in engine.roll(t0)
+                if n.owner == "player" and n.pitch in (60, 64, 67)
+            ),
+            5.0,
+            "the keyboard's notes to end",
+        )
+        lengths = [n.end - n.start for n in engine.roll(t0) if n.owner == "player"]
+        assert all(0.25 <= length <= 0.6 for length in lengths), lengths
+        # drawn: cells in the player's colour on the roll
+        lines = roll.render().split("\n")
+        colours = {
+            str(span.style.color.name if span.style.color else "")
+            for line in lines
+            for span in line.spans
+            if not isinstance(span.style, str) and span.style.color is not None
+        }
+        assert PLAYER_COLOUR in colours
+        assert "last key G4" in app.jam_screen.legend.content.plain
+        await pilot.press("ctrl+q")
+        await wait_for(pilot, lambda: app.engine_state == "stopped", 15.0, "the engine to stop")
+
+
+def test_pickers_list_jack_ports_and_setup_restarts(jack, tmp_path: Path, preset: str) -> None:
+    asyncio.run(_pickers(jack, tmp_path, preset))
+
+
+def _options(select: Select) -> list[str]:
+    return [str(value) for _, value in select._options]
+
+
+async def _pickers(jack, tmp_path: Path, preset: str) -> None:
+    keys = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, "test-keys")
+    keys.open_virtual_port("keys out")
+    synth = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, "test-synth")
+    synth.open_virtual_port("synth in")
+    app = make_app(tmp_path, preset)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            first = await running(pilot, app)
+            await pilot.press("f2")
+            assert isinstance(app.screen, SetupScreen)
+            screen = app.screen
+            inputs, outputs = (
+                screen.query_one("#input", Select),
+                screen.query_one("#output", Select),
+            )
+            await wait_for(
+                pilot,
+                lambda: any("keys out" in o for o in _options(inputs)),
+                10.0,
+                "the input picker to list the JACK port",
+            )
+            assert any("synth in" in o for o in _options(outputs))
+            assert not any(o.startswith("livegen") for o in _options(inputs))  # not itself
+            # a port that appears while the set-up is open shows up
+            late = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, "test-late")
+            late.open_virtual_port("late out")
+            await wait_for(
+                pilot,
+                lambda: any("late out" in o for o in _options(inputs)),
+                10.0,
+                "a new port to appear in the picker",
+            )
+            late.delete()
+            await wait_for(
+                pilot,
+                lambda: not any("late out" in o for o in _options(inputs)),
+                10.0,
+                "a vanished port to leave the picker",
+            )
+            # pick the keyboard and call-and-response, then Jam: the engine restarts with them
+            (port,) = [o for o in _options(inputs) if "keys out" in o]
+            inputs.value = port
+            screen.query_one("#mode", Select).value = "call"
+            await pilot.press("f10")
+            await wait_for(
+                pilot,
+                lambda: app.engine is not None and app.engine is not first,
+                START_TIMEOUT,
+                "the engine to restart",
+            )
+            engine = await running(pilot, app)
+            assert engine.settings.input == port
+            assert engine.controls.mode is Mode.CALL
+            assert not first.stats().running  # the old one was stopped
+            # the set-up was saved; the mode too, since it was changed in the UI
+            saved, _ = load_settings(tmp_path / "config" / "settings.toml")
+            assert saved.jam.input == port and saved.controls.mode is Mode.CALL
+            # a note from the JACK keyboard reaches the roll
+            t0 = engine.now()
+            keys.send_message([0x90, 72, 100])
+            await wait_for(
+                pilot,
+                lambda: any(n.pitch == 72 for n in app.jam_screen.roll.notes if n.start >= t0),
+                5.0,
+                "the JACK keyboard's note on the roll",
+            )
+            keys.send_message([0x80, 72, 0])
+            await pilot.press("ctrl+q")
+            await wait_for(pilot, lambda: app.engine_state == "stopped", 15.0, "the engine to stop")
+    finally:
+        keys.delete()
+        synth.delete()
+
+
+def test_a_missing_preset_is_a_message_not_a_crash(jack, tmp_path: Path) -> None:
+    asyncio.run(_missing_preset(tmp_path))
+
+
+async def _missing_preset(tmp_path: Path) -> None:
+    app = make_app(tmp_path, str(tmp_path / "nowhere.toml"))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.engine_state == "failed", 20.0, "the start to fail")
+        banner = app.jam_screen.problems.content.plain
+        assert "nowhere.toml" in banner and "F2" in banner
+        await pilot.press("a", "2")  # playing and controls do not crash without an engine
+        assert app.controls.temperature == 1.05
+        await pilot.press("f2")
+        assert isinstance(app.screen, SetupScreen)
+        await pilot.press("escape")
+        await pilot.press("ctrl+q")
+        await pilot.pause(0.2)
+    assert app.return_code == 0
