@@ -57,7 +57,9 @@ class CallbackRenderer:
         self.spec = spec
         self.clock = clock
         self.synth = FluidSynthRenderer(spec.soundfont, spec.sample_rate, gain=spec.gain)
-        for channel, program in spec.programs.items():
+        # A soundfont loads without assigning presets: give every channel one (GM piano,
+        # drums on channel 10) or the player's channel stays silent.
+        for channel, program in {**dict.fromkeys(range(16), 0), **spec.programs}.items():
             self.synth.set_program(channel, program)
         self.sr = spec.sample_rate
         self.latency_frames = spec.latency_blocks * spec.blocksize
@@ -65,6 +67,9 @@ class CallbackRenderer:
         self._pending: list[tuple] = []  # heap: (frame, order, seq, kind, channel, a, b, owner, t)
         self._seq = 0
         self.anchor: float | None = None
+        self._window_min = self._previous_min = float("inf")
+        self._window_blocks = 0
+        self._window_size = max(1, round(0.25 * spec.sample_rate / spec.blocksize))
         self.blocks = 0
         self.xruns = 0
         self.late = 0  # events whose frame had already been rendered when they arrived
@@ -73,6 +78,18 @@ class CallbackRenderer:
         self.peak = 0.0  # loudest sample since the last stats
         self.recorder: WavRing | None = None
 
+    def _follow(self, estimate: float) -> None:
+        """The anchor: the least-delayed callback's (session time - frame time) over the last
+        0.25-0.5 s. Late callbacks only ever look later, so the minimum ignores them; the
+        window lets the anchor follow a jump (an xrun that skipped frames) within 0.5 s."""
+        if estimate < self._window_min:
+            self._window_min = estimate
+        self._window_blocks += 1
+        if self._window_blocks >= self._window_size:
+            self._previous_min, self._window_min = self._window_min, float("inf")
+            self._window_blocks = 0
+        self.anchor = min(self._previous_min, self._window_min)
+
     def frame_of(self, t: float) -> int:
         return round((t - self.anchor) * self.sr) + self.latency_frames
 
@@ -80,13 +97,8 @@ class CallbackRenderer:
         start = self.clock()
         if status and status.output_underflow:  # PortAudio's JACK host API: JACK saw an xrun
             self.xruns += 1
-        now = start - self.spec.t0
         block_start = self.synth.frame
-        estimate = now - block_start / self.sr
-        if self.anchor is None or estimate < self.anchor:
-            self.anchor = estimate
-        else:  # follow a slow drift between the audio clock and the session clock
-            self.anchor += (estimate - self.anchor) * 1e-4
+        self._follow(start - self.spec.t0 - block_start / self.sr)
         self._take_inbox(block_start)
         self._render(outdata, frames, block_start)
         if self.recorder is not None:
@@ -124,6 +136,9 @@ class CallbackRenderer:
                     self.synth._synth.all_notes_off(channel)
             elif kind == "program":
                 self.synth.set_program(message[1], message[2])
+            elif kind == "reset_counters":  # the jam begins: loading's hiccups do not count
+                self.xruns = self.late = self.slow_callbacks = 0
+                self.max_callback_ms = 0.0
 
     def _render(self, outdata: np.ndarray, frames: int, block_start: int) -> None:
         from livegen.synth import SynthEvent
@@ -337,6 +352,10 @@ class AudioOut:
 
     def start(self, timeout: float = 20.0) -> str | None:
         """Start the stream; returns None, or a line saying why there is no sound."""
+        self.launch()
+        return self.wait_ready(timeout)
+
+    def launch(self) -> None:
         import multiprocessing
 
         context = multiprocessing.get_context("spawn")
@@ -346,6 +365,9 @@ class AudioOut:
         )
         self._process.start()
         self._conn = ours
+
+    def wait_ready(self, timeout: float = 20.0) -> str | None:
+        ours = self._conn
         if not ours.poll(timeout):
             self.problem = "no sound: the audio process did not start"
         else:

@@ -453,6 +453,11 @@ class DecodeWorker:
 
     def start(self, timeout: float = 120.0) -> dict[str, Any]:
         """Start and wait until the model is loaded; WorkerError with the worker's reason."""
+        self.launch()
+        return self.wait_ready(timeout)
+
+    def launch(self) -> None:
+        """Start loading (returns at once; wait_ready waits)."""
         import multiprocessing
 
         context = multiprocessing.get_context("spawn")
@@ -467,6 +472,9 @@ class DecodeWorker:
             )
         self._host.start()
         self._conn = ours
+
+    def wait_ready(self, timeout: float = 120.0) -> dict[str, Any]:
+        ours = self._conn
         if not ours.poll(timeout):
             self.stop()
             raise WorkerError(f"the decode worker did not load the model within {timeout:.0f} s")

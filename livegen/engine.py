@@ -228,8 +228,13 @@ class JamEngine:
             self.clock_in.virtual_name = "livegen clock"
             self.clock_in.open()
         self._open_recorder()
+        # The model loads (seconds) while the audio process starts: both at once.
+        worker = self._launch_worker()
         self._open_audio()
-        self._open_worker()
+        info = worker.wait_ready()
+        self._say(f"model: {self.preset.name} on {info.get('device')}")
+        if self.audio is not None:
+            self.audio.send(("reset_counters",))
 
     def _init_state(self) -> None:
         from livegen.modes import TurnPlanner
@@ -296,14 +301,15 @@ class JamEngine:
             wav_path=wav,
         )
         self.audio = AudioOut(spec)
-        problem = self.audio.start()
+        self.audio.launch()
+        problem = self.audio.wait_ready()
         if problem:
             self.audio = None
             self._problem("audio", problem + "; MIDI out and recording go on")
         else:
             self._say(f"sound: {self.audio.info.get('device')}")
 
-    def _open_worker(self) -> None:
+    def _launch_worker(self):  # noqa: ANN202
         from livegen.decode_worker import DecodeWorker, WorkerSpec
 
         c = self._controls
@@ -316,8 +322,8 @@ class JamEngine:
             sampling=self._sampling(c),
         )
         self.worker = DecodeWorker(spec, self._on_worker, mode=self.worker_mode)
-        info = self.worker.start()
-        self._say(f"model: {self.preset.name} on {info.get('device')}")
+        self.worker.launch()
+        return self.worker
 
     @staticmethod
     def _sampling(c: Controls) -> dict:
