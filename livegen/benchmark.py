@@ -7,8 +7,11 @@ a burst window refill, the cost of the grammar/sampling controls per token, and 
 decoder that recomputes a full forward pass over the window for every token (what decoding
 without a cache costs) -- so the speed-up is measured, not claimed.
 
-The verdict compares the tokens/s the decoder delivers at its 99th-percentile latency with
-NEEDED_TOKENS_PER_S, the rate dense piano playing asks for (see below).
+The verdict compares the tokens/s the decoder sustains (mean decode step + sampling, over every
+timed step, window changes included) with NEEDED_TOKENS_PER_S, the rate dense piano playing asks
+for (see below). Sustained, not worst-case: the jam generates a few hundred ms ahead of the
+clock, so a slow step is absorbed by that lookahead as long as the average keeps up; the p99
+and max latencies are reported next to it, because they are what the lookahead must cover.
 """
 
 from __future__ import annotations
@@ -59,7 +62,7 @@ class BenchResult:
     recompute_ms_per_token: float  # full forward over the window for each token
     speedup_vs_recompute: float
     needed_tokens_per_s: float
-    delivered_tokens_per_s_p99: float  # 1000 / (p99 decode + p50 sampling)
+    delivered_tokens_per_s: float  # 1000 / (mean decode step + p50 sampling)
     realtime: bool
 
     def to_dict(self) -> dict[str, object]:
@@ -69,8 +72,9 @@ class BenchResult:
         word = "keeps up" if self.realtime else "does NOT keep up"
         return (
             f"{word}: dense piano needs ~{self.needed_tokens_per_s:.0f} tokens/s, this machine "
-            f"delivers {self.delivered_tokens_per_s_p99:.0f} tokens/s at its 99th-percentile "
-            f"latency ({self.device}, {self.threads} thread(s))"
+            f"sustains {self.delivered_tokens_per_s:.0f} tokens/s with sampling ({self.device}, "
+            f"{self.threads} thread(s)); the slowest 1% of steps take "
+            f"{self.ms_per_token_p99:.1f} ms or more, which the jam's lookahead must cover"
         )
 
 
@@ -145,7 +149,7 @@ def run_bench(
     recompute = measure_recompute(model, context, recompute_tokens, seed=seed)
     logits = torch.randn(config.vocab_size, generator=torch.Generator().manual_seed(seed))
     sample_ms = measure_sampling(logits, params or SamplingParams())
-    delivered = 1e3 / (figures["ms_per_token_p99"] + sample_ms)
+    delivered = 1e3 / (figures["ms_per_token_mean"] + sample_ms)
     return BenchResult(
         preset=preset,
         device=device_label or f"{device.type} {str(figures['dtype'])}",
@@ -168,6 +172,6 @@ def run_bench(
         recompute_ms_per_token=recompute,
         speedup_vs_recompute=recompute / figures["ms_per_token_p50"],
         needed_tokens_per_s=float(NEEDED_TOKENS_PER_S),
-        delivered_tokens_per_s_p99=delivered,
+        delivered_tokens_per_s=delivered,
         realtime=delivered >= NEEDED_TOKENS_PER_S,
     )

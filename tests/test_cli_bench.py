@@ -49,7 +49,7 @@ def test_bench_json(preset, capsys, quantize):
     ratio = figures["recompute_ms_per_token"] / figures["ms_per_token_p50"]
     assert figures["speedup_vs_recompute"] == pytest.approx(ratio)
     assert figures["needed_tokens_per_s"] == NEEDED_TOKENS_PER_S
-    assert figures["realtime"] == (figures["delivered_tokens_per_s_p99"] >= NEEDED_TOKENS_PER_S)
+    assert figures["realtime"] == (figures["delivered_tokens_per_s"] >= NEEDED_TOKENS_PER_S)
     assert figures["device"] == ("cpu int8 dynamic" if quantize == "int8" else "cpu float32")
     assert (figures["context"], figures["latents"], figures["prefill_tokens"]) == (64, 16, 64)
     assert figures["threads"] == 1
