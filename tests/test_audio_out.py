@@ -165,9 +165,11 @@ def test_the_engine_sounds_through_jack_when_the_midi_says(
     assert player_heard >= 0 and model_heard > player_heard, "nothing heard"
     midi_gap = (model_on - player_on) * 1000
     heard_gap = model_heard - player_heard
-    # Both go through the same fixed latency; MIDI lands on JACK periods (2.7 ms) and the
-    # synth on 64-frame steps (1.3 ms).
-    assert abs(heard_gap - midi_gap) <= 6, (heard_gap, midi_gap)
+    # Both go through the same fixed latency; MIDI lands on JACK periods (2.7 ms), the synth
+    # on 64-frame steps (1.3 ms). The test server is not real-time: on a loaded machine its
+    # cycles run late now and then (xruns) and stamp MIDI late, hence 20 ms here; the exact
+    # placement is test_an_event_sounds_at_its_frame_whatever_the_block's to check.
+    assert abs(heard_gap - midi_gap) <= 20, (heard_gap, midi_gap)
     wav = Path(engine.recording_path).with_suffix(".wav")
     recorded = _envelope(wav)
     assert recorded.max() > 5e-3
