@@ -64,6 +64,8 @@ class BenchResult:
     needed_tokens_per_s: float
     delivered_tokens_per_s: float  # 1000 / (mean decode step + p50 sampling)
     realtime: bool
+    cuda_graph: bool = False  # the decode step replayed a captured CUDA graph
+    note: str = ""  # e.g. why the CUDA graph was not used
 
     def to_dict(self) -> dict[str, object]:
         return dataclasses.asdict(self)
@@ -143,9 +145,17 @@ def run_bench(
     device = next(model.parameters()).device
     n_context = config.context if context_tokens is None else context_tokens
     context = random_context(n_context, seed)
-    figures = measure_decode(
-        model, context, tokens, refill=refill, seed=seed, cuda_graph=cuda_graph
-    )
+    note = ""
+    try:
+        figures = measure_decode(
+            model, context, tokens, refill=refill, seed=seed, cuda_graph=cuda_graph
+        )
+    except RuntimeError as error:  # capture failed: measure the eager step, and say so
+        if not cuda_graph:
+            raise
+        cuda_graph = False
+        note = f"CUDA graph capture failed ({error}); eager step measured"
+        figures = measure_decode(model, context, tokens, refill=refill, seed=seed)
     recompute = measure_recompute(model, context, recompute_tokens, seed=seed)
     logits = torch.randn(config.vocab_size, generator=torch.Generator().manual_seed(seed))
     sample_ms = measure_sampling(logits, params or SamplingParams())
@@ -174,4 +184,6 @@ def run_bench(
         needed_tokens_per_s=float(NEEDED_TOKENS_PER_S),
         delivered_tokens_per_s=delivered,
         realtime=delivered >= NEEDED_TOKENS_PER_S,
+        cuda_graph=cuda_graph,
+        note=note,
     )

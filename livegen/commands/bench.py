@@ -87,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     r = result
     print(f"preset {r.preset}: {r.parameters / 1e6:.1f} M parameters, N={r.context}, L={r.latents}")
-    print(f"device: {r.device}, {r.threads} thread(s)")
+    graph = ", CUDA graph" if r.cuda_graph else ""
+    print(f"device: {r.device}{graph}, {r.threads} thread(s)")
     print(f"prefill of {r.prefill_tokens} tokens: {r.prefill_ms:.1f} ms")
     print(
         f"decode: p50 {r.ms_per_token_p50:.2f} ms, p99 {r.ms_per_token_p99:.2f} ms, "
@@ -103,5 +104,7 @@ def run(args: argparse.Namespace) -> int:
         f"full recompute (no cache): {r.recompute_ms_per_token:.1f} ms per token; "
         f"streaming is {r.speedup_vs_recompute:.1f}x faster"
     )
+    if r.note:
+        print(f"note: {r.note}")
     print(r.verdict())
     return 0
