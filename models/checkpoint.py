@@ -31,11 +31,17 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def save_model(
-    model: PerceiverAR, directory: str | Path, *, metadata: dict[str, Any] | None = None
+    model: PerceiverAR,
+    directory: str | Path,
+    *,
+    metadata: dict[str, Any] | None = None,
+    dtype: torch.dtype | None = None,
 ) -> Path:
     """Write config.json + model.safetensors into directory (created); returns the folder.
 
     metadata (JSON-able: training steps, data, loss...) is stored in config.json under "meta".
+    dtype (e.g. torch.float16) stores the weights in that precision: a shipped preset half the
+    size; load_model casts them back to the model's float32.
     """
     from safetensors.torch import save
 
@@ -44,6 +50,8 @@ def save_model(
     tensors = {name: t.detach().to("cpu").contiguous() for name, t in model.state_dict().items()}
     if any(not t.is_floating_point() for t in tensors.values()):
         raise ValueError("save_model takes a float model (quantise after loading, not before)")
+    if dtype is not None:
+        tensors = {name: t.to(dtype) for name, t in tensors.items()}
     header = {"format": FORMAT, "version": FORMAT_VERSION, "config": model.config.to_dict()}
     if metadata:
         header["meta"] = metadata

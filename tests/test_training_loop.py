@@ -141,6 +141,17 @@ def test_eval_agrees_with_the_streaming_decoder_and_export_makes_a_preset(tmp_pa
     model = load_model(preset.model_dir)
     assert model.config.latents == 16
 
+    # float16 storage: half the file, loaded back as float32 within fp16 rounding.
+    args = ["export", str(run), "--name", "half", "--dir", str(presets), "--weights", "float16"]
+    assert main(args) == 0
+    half = load_model(load_preset(presets / "half.toml").model_dir)
+    full_size = (preset.model_dir / "model.safetensors").stat().st_size
+    half_size = (presets / "half" / "model.safetensors").stat().st_size
+    assert half_size < 0.6 * full_size
+    for name, tensor in half.state_dict().items():
+        assert tensor.dtype == torch.float32
+        torch.testing.assert_close(tensor, model.state_dict()[name], rtol=1e-3, atol=1e-4)
+
     # The preset reproduces its training set-up: `ar --preset` trains the same architecture.
     again = tmp_path / "again"
     args = ["ar", "--preset", str(presets / "tiny.toml"), "--data", str(data), "--out",

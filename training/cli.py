@@ -280,6 +280,12 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--soundfont", help="SoundFont file the preset plays through")
     parser.add_argument("--program", type=int, default=0, help="General MIDI program (0 piano)")
     parser.add_argument("--quantize", choices=["none", "int8"], default="none")
+    parser.add_argument(
+        "--weights",
+        choices=["float32", "float16"],
+        default="float32",
+        help="storage precision of the weights (float16: half the file; loaded as float32)",
+    )
 
 
 def run_export(args: argparse.Namespace) -> int:
@@ -288,7 +294,9 @@ def run_export(args: argparse.Namespace) -> int:
 
     if not 0 <= args.program <= 127:
         raise LivegenError(f"--program must be 0..127, got {args.program}")
-    options = ExportOptions(args.description, args.soundfont, args.program, args.quantize)
+    options = ExportOptions(
+        args.description, args.soundfont, args.program, args.quantize, args.weights
+    )
     path = export_preset(args.run_dir, args.name, args.dir or SHIPPED_DIR, options)
     print(f"wrote {path} and {path.with_suffix('')}/")
     return 0

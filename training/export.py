@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from livegen.kernels.errors import LivegenError
 from livegen.models.checkpoint import load_model, save_model
 from livegen.models.preset import ModelSpec, Preset, SamplingDefaults, Sound, save_preset
@@ -19,6 +21,7 @@ from livegen.training.checkpointing import read_state, require_checkpoint
 from livegen.training.train import read_run_file
 
 EVAL_FILE = "eval.json"
+WEIGHT_DTYPES = {"float32": torch.float32, "float16": torch.float16}
 
 
 @dataclass
@@ -27,6 +30,7 @@ class ExportOptions:
     soundfont: str | None = None
     program: int = 0
     quantize: str = "none"
+    weights: str = "float32"  # storage precision of the shipped weights: float32 or float16
 
 
 def _clean(value: Any) -> Any:
@@ -71,7 +75,17 @@ def export_preset(
     training = training_table(Path(run_dir), checkpoint)
     params = model.config.num_parameters()
     training["parameters"] = params
-    save_model(model, presets_dir / name, metadata={"preset": name, **_meta(training)})
+    if options.weights not in WEIGHT_DTYPES:
+        raise LivegenError(
+            f"weights must be one of {sorted(WEIGHT_DTYPES)}, not {options.weights!r}"
+        )
+    training["weights"] = options.weights
+    save_model(
+        model,
+        presets_dir / name,
+        metadata={"preset": name, **_meta(training)},
+        dtype=WEIGHT_DTYPES[options.weights],
+    )
     sound = Sound(program=options.program)
     if options.soundfont:
         sound.soundfont = options.soundfont
