@@ -164,6 +164,17 @@ async def _stage(tmp_path: Path) -> None:
         check_snapshot(app.export_screenshot(simplify=True), "stage", tmp_path)
 
 
+def test_stage_snapshot_small_terminal(tmp_path: Path) -> None:
+    asyncio.run(_small(tmp_path))
+
+
+async def _small(tmp_path: Path) -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:  # the classic terminal: still readable
+        await settle(pilot)
+        check_snapshot(app.export_screenshot(simplify=True), "stage-80x24", tmp_path)
+
+
 def test_help_snapshot(tmp_path: Path) -> None:
     asyncio.run(_help(tmp_path))
 

@@ -39,6 +39,8 @@ from livegen.tui.screens import HelpScreen, SetupResult, SetupScreen
 POLL_HZ = 15  # redraws per second: smooth enough for a roll, cheap for the UI thread
 ROLL_SECONDS = 8.0
 LOG_LINES = 500
+NARROW_COLUMNS = 100  # below this the controls panel drops its key column
+SHORT_ROWS = 32  # below this the log pane shrinks
 
 
 class Engine(Protocol):
@@ -164,6 +166,14 @@ class JamScreen(Screen):
         self.show_status()
         self.app.begin()
 
+    def on_resize(self, event: events.Resize) -> None:
+        # a short terminal: a shorter log, so the piano roll keeps its room
+        self.log_pane.styles.height = 4 if event.size.height < SHORT_ROWS else 7
+        narrow = event.size.width < NARROW_COLUMNS
+        if narrow != self.controls_panel.has_class("narrow"):
+            self.controls_panel.set_class(narrow, "narrow")
+            self.show_controls()
+
     def on_unmount(self) -> None:
         self.app.stage_gone = True
 
@@ -176,7 +186,10 @@ class JamScreen(Screen):
         s = app.settings
         audio = s.audio_device or "default"
         text = Text()
-        text.append("livegen", style="bold")
+        text.append("livegen ", style="bold")
+        # the engine's state first: a narrow terminal cuts the end of the line, not this
+        style = {"running": "bold green", "failed": "bold red"}.get(app.engine_state, "bold yellow")
+        text.append(f"● {app.engine_state}", style=style)
         for label, value in (
             ("preset", Path(s.preset).stem if s.preset.endswith(".toml") else s.preset),
             ("mode", MODE_NAMES[app.controls.mode]),
@@ -186,9 +199,6 @@ class JamScreen(Screen):
         ):
             text.append(f"  {label} ", style="dim")
             text.append(value)
-        text.append("  ")
-        style = {"running": "bold green", "failed": "bold red"}.get(app.engine_state, "bold yellow")
-        text.append(app.engine_state, style=style)
         self.status.update(text)
         self.legend.update(self._legend())
 
@@ -266,6 +276,7 @@ class JamApp(App):
         presets: Callable[[str, Path | None], list[str]] = available_presets,
         settings_file: Path | None = None,
         poll_hz: float = POLL_HZ,
+        process_log: Path | None = None,
     ) -> None:
         super().__init__()
         # Start multiprocessing's resource tracker now: once Textual runs, sys.stderr is its
@@ -287,6 +298,7 @@ class JamApp(App):
         self.presets = presets
         self.settings_file = settings_file
         self.poll_hz = poll_hz
+        self.process_log = process_log  # where the engine's processes print (launch.py)
         self.mode_touched = False
         self.last_stats = Stats()
         self.stage_gone = False
@@ -308,6 +320,8 @@ class JamApp(App):
         """Called once the stage screen is up: show the notes, start the engine, poll."""
         for note in self.notes:
             self.jam_screen.write_log(note)
+        if self.process_log is not None:
+            self.jam_screen.write_log(f"messages from the model and sound: {self.process_log}")
         self.show_problems([])
         self.start_engine(self.settings)
         self.set_interval(1.0 / self.poll_hz, self.poll)

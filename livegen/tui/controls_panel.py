@@ -117,22 +117,27 @@ def control_rows(controls: Controls, keyboard: ComputerKeyboard) -> list[tuple[s
     ]
 
 
-def controls_text(controls: Controls, keyboard: ComputerKeyboard) -> Text:
+def controls_text(controls: Controls, keyboard: ComputerKeyboard, keys: bool = True) -> Text:
     text = Text()
-    for i, (name, value, keys) in enumerate(control_rows(controls, keyboard)):
+    for i, (name, value, key) in enumerate(control_rows(controls, keyboard)):
         if i:
             text.append("\n")
         text.append(f"{name:<12}", style="dim")
         style = "bold red" if name == "record" and controls.recording else "bold"
-        text.append(f"{value:<16}", style=style)
-        text.append(keys, style="#4fc3f7")
+        text.append(f"{value:<16}" if keys else value, style=style)
+        if keys:
+            text.append(key, style="#4fc3f7")
     return text
 
 
 class ControlsPanel(Static):
+    """The controls' values beside their keys; in a narrow terminal, the values only (the
+    help screen, F1, still lists the keys)."""
+
     DEFAULT_CSS = """
     ControlsPanel { width: 42; height: auto; padding: 0 1; }
+    ControlsPanel.narrow { width: 32; }
     """
 
     def show(self, controls: Controls, keyboard: ComputerKeyboard) -> None:
-        self.update(controls_text(controls, keyboard))
+        self.update(controls_text(controls, keyboard, keys=not self.has_class("narrow")))

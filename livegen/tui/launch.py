@@ -3,17 +3,61 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from platformdirs import user_music_dir
+from platformdirs import user_log_dir, user_music_dir
 
 from livegen.controls import Mode
-from livegen.settings_file import load_settings, settings_path
+from livegen.settings_file import ENV_DIR, config_dir, load_settings, settings_path
+
+LOG_NAME = "jam.log"
 
 
 def default_record_dir() -> str:
     """Where sessions are recorded unless the settings say otherwise: ~/Music/livegen."""
     return str(Path(user_music_dir()) / "livegen")
+
+
+def log_path() -> Path:
+    """Where the engine's processes write what they print (beside the settings in tests)."""
+    folder = config_dir() if os.environ.get(ENV_DIR) else Path(user_log_dir("livegen"))
+    return folder / LOG_NAME
+
+
+@contextmanager
+def terminal_for_ui_only(log: Path) -> Iterator[None]:
+    """Keep the terminal for Textual; send everything else written to stdout/stderr (the
+    decode worker's and the audio process's warnings, FluidSynth's messages) to `log`.
+
+    Child processes inherit file descriptors 1 and 2, so those now point at the log; Textual
+    draws through sys.__stderr__ and sizes itself from sys.__stdout__, which become
+    duplicates of the terminal. Everything is put back on the way out."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    originals = (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__)
+    term_out, term_err = os.dup(1), os.dup(2)
+    with open(log, "a", encoding="utf-8") as sink:
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+    out = os.fdopen(term_out, "w", encoding="utf-8", errors="replace", closefd=False)
+    err = os.fdopen(term_err, "w", encoding="utf-8", errors="replace", closefd=False)
+    sys.stdout = sys.__stdout__ = out
+    sys.stderr = sys.__stderr__ = err
+    try:
+        yield
+    finally:
+        out.flush()
+        err.flush()
+        os.dup2(term_out, 1)
+        os.dup2(term_err, 2)
+        os.close(term_out)
+        os.close(term_err)
+        sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__ = originals
 
 
 def launch(
@@ -34,17 +78,20 @@ def launch(
     if settings.record_dir is None:
         settings = dataclasses.replace(settings, record_dir=default_record_dir())
     controls = saved.controls if mode is None else saved.controls.changed(mode=Mode(mode))
-    app = JamApp(
-        saved,
-        engine_factory=JamEngine,
-        settings=settings,
-        controls=controls,
-        notes=notes,
-        settings_file=settings_path(),
-    )
-    try:
-        app.run()
-    finally:
-        if app.engine is not None:  # quit mid-start, or the UI died: still finish the take
-            app.engine.stop()
+    log = log_path()
+    with terminal_for_ui_only(log):
+        app = JamApp(
+            saved,
+            engine_factory=JamEngine,
+            settings=settings,
+            controls=controls,
+            notes=notes,
+            settings_file=settings_path(),
+            process_log=log,
+        )
+        try:
+            app.run()
+        finally:
+            if app.engine is not None:  # quit mid-start, or the UI died: still finish the take
+                app.engine.stop()
     return app.return_code or 0

@@ -16,10 +16,13 @@ from livegen.controls import ClockSource, Controls, Stats
 LOOKAHEAD_WARN_MS = 50.0
 
 
-def _figure(text: Text, label: str, value: str, style: str = "bold") -> None:
-    text.append(f"{label} ", style="dim")
+def _figure(text: Text, label: str, value: str, style: str = "bold", unit: str = "") -> None:
+    if label:
+        text.append(f"{label} ", style="dim")
     text.append(value, style=style)
-    text.append("   ")
+    if unit:
+        text.append(f" {unit}", style="dim")
+    text.append("  ")
 
 
 def clock_line(stats: Stats, controls: Controls) -> str:
@@ -37,27 +40,29 @@ def format_duration(seconds: float) -> str:
 
 
 def meters_text(stats: Stats, controls: Controls) -> Text:
+    """Five short lines (they fit 46 columns, so an 80-column terminal shows them whole)."""
     text = Text()
     state = ("model playing", "bold #ffb74d") if stats.model_speaking else ("listening", "bold")
     if not stats.running:
         state = ("stopped", "bold red")
-    _figure(text, "engine", state[0], state[1])
-    _figure(text, "tokens/s", f"{stats.tokens_per_s:.0f}")
-    _figure(text, "ms/token", f"{stats.ms_per_token_p50:.1f} p50 {stats.ms_per_token_p99:.1f} p99")
+    _figure(text, "", state[0], state[1])
+    _figure(text, "", f"{stats.tokens_per_s:.0f}", unit="tok/s")
+    _figure(
+        text, "", f"{stats.ms_per_token_p50:.1f}", unit=f"ms p50 {stats.ms_per_token_p99:.1f} p99"
+    )
     text.append("\n")
     thin = stats.running and stats.model_speaking and stats.lookahead_ms < LOOKAHEAD_WARN_MS
-    _figure(text, "lookahead", f"{stats.lookahead_ms:.0f} ms", "bold yellow" if thin else "bold")
-    _figure(text, "reaction", f"{stats.reaction_ms:.0f} ms")
-    _figure(text, "input→model", f"{stats.input_to_context_ms:.0f} ms")
+    _figure(text, "ahead", f"{stats.lookahead_ms:.0f}", "bold yellow" if thin else "bold", "ms")
+    _figure(text, "reaction", f"{stats.reaction_ms:.0f}", unit="ms")
+    _figure(text, "input", f"{stats.input_to_context_ms:.0f}", unit="ms")
     text.append("\n")
     _figure(text, "xruns", str(stats.xruns), "bold red" if stats.xruns else "bold")
     _figure(text, "late", str(stats.late_events), "bold red" if stats.late_events else "bold")
-    _figure(text, "dropped", str(stats.dropped_messages))
+    _figure(text, "drop", str(stats.dropped_messages))
     _figure(text, "CPU", f"{stats.cpu_percent:.0f}%")
-    gpu = "n/a" if stats.gpu_percent is None else f"{stats.gpu_percent:.0f}%"
-    _figure(text, "GPU", gpu)
+    _figure(text, "GPU", "n/a" if stats.gpu_percent is None else f"{stats.gpu_percent:.0f}%")
     text.append("\n")
-    _figure(text, "clock", clock_line(stats, controls))
+    text.append(clock_line(stats, controls))
     text.append("\n")
     if stats.recording_path and controls.recording:
         text.append("● REC ", style="bold red")
@@ -72,7 +77,7 @@ def meters_text(stats: Stats, controls: Controls) -> Text:
 
 class Meters(Static):
     DEFAULT_CSS = """
-    Meters { height: auto; padding: 0 1; }
+    Meters { height: 5; padding: 0 1; }
     """
 
     def show(self, stats: Stats, controls: Controls) -> None:
