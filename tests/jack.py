@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -56,14 +57,18 @@ def jack_server(sample_rate: int = 48000, period: int = 128) -> Iterator[JackSer
     name = f"livegen-test-{uuid.uuid4().hex[:8]}"
     command = ["jackd", "-n", name, "--no-realtime", "-d", "dummy", "-r", str(sample_rate)]
     command += ["-p", str(period)]
+    # jackd logs every xrun to stderr: into a file, never an undrained pipe (a full pipe
+    # blocks the server mid-cycle, and then it cannot even shut down and unregister).
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in the finally below
     process = subprocess.Popen(
-        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+        command, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True
     )
     server = JackServer(name, sample_rate, period, process)
     try:
         ready = server.run_tool("jack_wait", "-w", "-t", "10", timeout=15)
         if "available" not in ready.stdout or process.poll() is not None:
-            err = process.stderr.read().decode(errors="replace") if process.poll() else ""
+            log.seek(0)
+            err = log.read().decode(errors="replace")[-2000:] if process.poll() else ""
             raise JackUnavailable(f"jackd did not start: {ready.stdout} {ready.stderr} {err}")
         yield server
     finally:
@@ -73,3 +78,4 @@ def jack_server(sample_rate: int = 48000, period: int = 128) -> Iterator[JackSer
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        log.close()
