@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import rtmidi
-from textual.widgets import Select
+from textual.widgets import Input, Select
 
 from livegen.controls import ClockSource, Controls, JamSettings, Mode
 from livegen.engine import JamEngine
@@ -279,11 +279,13 @@ async def _pickers(jack, tmp_path: Path, preset: str) -> None:
         synth.delete()
 
 
-def test_a_missing_preset_is_a_message_not_a_crash(jack, tmp_path: Path) -> None:
+def test_a_missing_preset_is_a_message_then_set_up_fixes_it(jack, tmp_path: Path) -> None:
     asyncio.run(_missing_preset(tmp_path))
 
 
 async def _missing_preset(tmp_path: Path) -> None:
+    # the user's own preset folder (beside the settings) holds a good one
+    good = str(tiny_preset(tmp_path / "config" / "presets", name="mine"))
     app = make_app(tmp_path, str(tmp_path / "nowhere.toml"))
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.engine_state == "failed", 20.0, "the start to fail")
@@ -292,8 +294,26 @@ async def _missing_preset(tmp_path: Path) -> None:
         await pilot.press("a", "2")  # playing and controls do not crash without an engine
         assert app.controls.temperature == 1.05
         await pilot.press("f2")
-        assert isinstance(app.screen, SetupScreen)
-        await pilot.press("escape")
+        screen = app.screen
+        assert isinstance(screen, SetupScreen)
+        preset = screen.query_one("#preset", Select)
+        assert good in _options(preset)
+        preset.value = good
+        await wait_for(
+            pilot,
+            lambda: "random weights" in str(screen.query_one("#preset-info").content),
+            10.0,
+            "the preset's description",
+        )
+        screen.query_one("#program", Input).value = "300"  # not a GM program
+        await pilot.press("f10")
+        assert app.screen is screen  # refused, with a message; nothing restarted
+        screen.query_one("#program", Input).value = "5"
+        await pilot.press("f10")
+        engine = await running(pilot, app)
+        assert engine.settings.preset == good and engine.settings.program == 5
+        assert engine.controls.temperature == 1.05  # what was changed meanwhile carried over
+        assert "nowhere.toml" not in app.jam_screen.problems.content.plain
         await pilot.press("ctrl+q")
-        await pilot.pause(0.2)
+        await wait_for(pilot, lambda: app.engine_state == "stopped", 15.0, "the engine to stop")
     assert app.return_code == 0
