@@ -4,9 +4,13 @@ Both clocks answer the same questions (`BeatClock`): where in beats a session ti
 a beat happens, the nearest grid point (quantisation) and the next bar line (phrase ends).
 
 MidiClockFollower follows 24-ppqn MIDI beat clock with Start / Stop / Continue / Song Position.
-Tick arrival times jitter (a USB keyboard, a busy DAW, JACK's period), so the tempo and phase
-come from a least-squares line through the last `window` ticks (two beats by default): one
-late tick moves the estimate by about 1/window of its lateness.
+Tick arrival times jitter (a USB keyboard, a busy DAW, JACK's period, a busy CPU), and a tick
+can arrive late but never early. So the tempo is a robust slope through the last `window`
+ticks (four beats by default): the median, over the first half of the window, of the time
+from each tick to the one half a window later; a few late ticks (a stalled sender, a busy
+CPU) do not move a median. The phase is that line through the least-delayed of the last half
+beat of ticks: recent, so a sender whose tempo wanders (a non-real-time JACK server under load)
+is followed, and least-delayed, since lateness is one-sided.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import math
 from collections import deque
 
 TICKS_PER_BEAT = 24  # MIDI beat clock: 24 pulses per quarter note
+PHASE_TICKS = 12  # the phase comes from the last half beat
 
 CLOCK, START, CONTINUE, STOP, SONG_POSITION = 0xF8, 0xFA, 0xFB, 0xFC, 0xF2
 
@@ -46,6 +51,10 @@ class BeatClock:
         """The nearest 1/division-beat grid point to session time t."""
         return self.time_of_beat(round(self.beat_at(t) * division) / division)
 
+    def next_grid(self, t: float, division: int) -> float:
+        """The first 1/division-beat grid point at or after t."""
+        return self.time_of_beat(math.ceil(self.beat_at(t) * division - 1e-9) / division)
+
     def next_bar(self, t: float) -> float:
         """The first bar line strictly after t."""
         bar = math.floor(self.beat_at(t) / self.beats_per_bar + 1e-9) + 1
@@ -68,7 +77,7 @@ class MidiClockFollower(BeatClock):
     """Tempo and phase from incoming MIDI clock. `feed(status, data, t)` with each realtime or
     song-position message; `valid` once enough ticks arrived recently."""
 
-    def __init__(self, window: int = 48, min_ticks: int = 12, timeout: float = 0.5) -> None:
+    def __init__(self, window: int = 96, min_ticks: int = 12, timeout: float = 0.5) -> None:
         super().__init__()
         self.window = window
         self.min_ticks = min_ticks
@@ -120,16 +129,15 @@ class MidiClockFollower(BeatClock):
         n = len(self._ticks)
         if n < 2:
             return
-        # Least squares t = a + b * tick, centred for numerical stability.
-        mean_k = sum(k for k, _ in self._ticks) / n
-        mean_t = sum(t for _, t in self._ticks) / n
-        sxx = sum((k - mean_k) ** 2 for k, _ in self._ticks)
-        sxy = sum((k - mean_k) * (t - mean_t) for k, t in self._ticks)
-        if sxx <= 0:
-            return
-        seconds_per_tick = sxy / sxx
+        ticks, lag = list(self._ticks), max(1, n // 2)
+        slopes = sorted(
+            (ticks[i + lag][1] - ticks[i][1]) / (ticks[i + lag][0] - ticks[i][0])
+            for i in range(n - lag)
+        )
+        seconds_per_tick = slopes[len(slopes) // 2]
         if not 0.15 < seconds_per_tick * TICKS_PER_BEAT < 6.0:
             return  # outside 10..400 bpm (garbage ticks): keep the previous estimate
         self.seconds_per_beat = seconds_per_tick * TICKS_PER_BEAT
         # The line's time at tick 0 is the origin of beat 0.
-        self.origin = mean_t - mean_k * seconds_per_tick
+        recent = ticks[-PHASE_TICKS:]
+        self.origin = min(t - k * seconds_per_tick for k, t in recent)

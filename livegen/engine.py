@@ -197,7 +197,7 @@ class JamEngine:
         self.stop()
 
     def _open(self) -> None:
-        from livegen.midi_ports import MidiInput, MidiOutput, MidiUnavailable
+        from livegen.midi_ports import VIRTUAL_CLOCK, MidiInput, MidiOutput, MidiUnavailable
         from livegen.models.checkpoint import load_config
         from livegen.models.preset import load_preset
 
@@ -225,7 +225,7 @@ class JamEngine:
                 self.midi_in = None
         if settings.clock_in and "midi" not in self._problems:
             self.clock_in = MidiInput(settings.clock_in, self._on_midi, settings.api)
-            self.clock_in.virtual_name = "livegen clock"
+            self.clock_in.virtual_name = VIRTUAL_CLOCK
             self.clock_in.open()
         self._open_recorder()
         # The model loads (seconds) while the audio process starts: both at once.
@@ -633,10 +633,10 @@ class JamEngine:
             return due + shifts.pop(pitch, 0.0)
         if not self._controls.quantize:
             return due
-        clock = self._beat_clock()
-        snapped = clock.quantize(due, self._controls.quantize_division)
-        if snapped < now:
-            snapped = due
+        clock, division = self._beat_clock(), self._controls.quantize_division
+        snapped = clock.quantize(due, division)
+        if snapped < now + 0.001:  # the nearest grid point has passed: the next one
+            snapped = clock.next_grid(now + 0.001, division)
         shifts[pitch] = snapped - due
         return snapped
 
@@ -771,6 +771,7 @@ class JamEngine:
         self._problems[key] = line
 
     def _housekeeping(self, now: float) -> None:
+        self.follower.touch(now)
         self._replan(now)
         self._guard_model_notes(now)
         if self.midi_out is not None and now - self.port_checked > PORT_CHECK:

@@ -28,7 +28,8 @@ APIS = {"alsa": "API_LINUX_ALSA", "jack": "API_UNIX_JACK", "coremidi": "API_MACO
 APIS["winmm"] = "API_WINDOWS_MM"
 VIRTUAL_IN = "livegen in"
 VIRTUAL_OUT = "livegen out"
-OWN_CLIENTS = (VIRTUAL_IN, VIRTUAL_OUT)
+VIRTUAL_CLOCK = "livegen clock"
+OWN_CLIENTS = (VIRTUAL_IN, VIRTUAL_OUT, VIRTUAL_CLOCK)
 INPUT_QUEUE_LIMIT = 4096  # messages rtmidi buffers between two polls; beyond, it drops
 
 

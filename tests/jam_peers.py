@@ -79,6 +79,45 @@ class MidiDump:
         return events
 
 
+class Listener:
+    """A JACK MIDI sink in this process (python-rtmidi, JACK API) that stamps each message
+    with its arrival on the session's clock (time.perf_counter) from a polling thread. Where
+    jack_midi_dump stamps JACK frames, this sees what a musician hears in wall-clock time,
+    which is what a non-real-time test server's late cycles must not distort."""
+
+    def __init__(self, jack: JackServer, name: str = "test-listen") -> None:
+        import threading
+
+        self.jack = jack
+        self.input = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name, queue_size_limit=65536)
+        self.input.ignore_types(sysex=True, timing=False, active_sense=True)
+        self.input.open_virtual_port("in")
+        self.port = f"{name}:in"
+        self.events: list[tuple[float, tuple[int, ...]]] = []
+        self._running = True
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        while self._running:
+            got = self.input.get_message()
+            if got is None:
+                time.sleep(0.0002)
+            else:
+                self.events.append((time.perf_counter(), tuple(got[0])))
+
+    def connect(self, source: str) -> None:
+        done = self.jack.run_tool("jack_connect", source, self.port)
+        assert done.returncode == 0, done.stderr
+
+    def close(self) -> list[tuple[float, tuple[int, ...]]]:
+        self._running = False
+        self._thread.join(timeout=2)
+        self.input.close_port()
+        self.input.delete()
+        return self.events
+
+
 class Keyboard:
     """A JACK MIDI source (python-rtmidi, JACK API) wired to livegen's input."""
 
