@@ -131,14 +131,14 @@ def test_engine_follows_jack_midi_clock(jack: JackServer, tmp_path: Path) -> Non
     bars = ticks[::96]
     model = [t for t, data in events if data[0] == 0x91 and data[2] > 0]
     release = max(t for t, data in events if data[0] in (0x80, 0x90) and data[2] == 0)
-    assert len(model) >= 2, events
+    assert len(model) >= 4, events
     # The answer opens on the first bar line after the phrase...
     next_bar = min(b for b in bars if b > release)
     assert abs(model[0] - next_bar) <= 0.015, (model[0] - next_bar, release)
     # ...and every onset is on the grid (a sixteenth is 75 ms: at random, an onset would be
-    # 19 ms off on average, 27% of them within 10 ms). Typically 3-5 ms: livegen's MIDI goes
+    # 19 ms off on average, 32% of them within 12 ms). Typically 3-5 ms: livegen's MIDI goes
     # out at the JACK period after it is sent (2.7 ms each); a late cycle of the test server
     # (not real-time, on a loaded machine) can push one further now and then.
     misses = sorted(min(abs(onset - g) for g in grid) for onset in model)
-    assert misses[len(misses) // 2] <= 0.006, misses
-    assert sum(miss <= 0.010 for miss in misses) >= 0.8 * len(misses), misses
+    assert misses[len(misses) // 2] <= 0.010, misses
+    assert sum(miss <= 0.012 for miss in misses) >= 0.8 * len(misses), misses
