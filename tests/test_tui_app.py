@@ -1,5 +1,5 @@
-"""The jam UI driven by Textual's Pilot, on the REAL engine (livegen.engine.JamEngine) with a
-tiny real preset, real MIDI ports on a private JACK server (dummy driver) and a real
+"""The jam UI driven by Textual's Pilot, on the REAL engine (livegen.engine.JamEngine, in its
+own process exactly as `livegen` runs it: livegen/tui/engine_host.py) with a tiny real preset, real MIDI ports on a private JACK server (dummy driver) and a real
 recorder: every control key changes the engine's parameter, notes played on the computer
 keyboard reach the engine and come back on the piano roll, the pickers list the JACK ports
 that exist (and notice new ones), a set-up change restarts the engine, quitting finishes the
@@ -17,10 +17,10 @@ import rtmidi
 from textual.widgets import Input, Select
 
 from livegen.controls import ClockSource, Controls, JamSettings, Mode
-from livegen.engine import JamEngine
 from livegen.midi_ports import forget_midi_clients
 from livegen.settings_file import SavedSettings, load_settings
 from livegen.tui.app import JamApp
+from livegen.tui.engine_host import EngineProcess
 from livegen.tui.pianoroll import PLAYER_COLOUR
 from livegen.tui.screens import SetupScreen
 from tests.presets import tiny_preset
@@ -53,7 +53,7 @@ def make_app(tmp_path: Path, preset: str, **jam) -> JamApp:
     )
     return JamApp(
         SavedSettings(jam=settings),
-        engine_factory=JamEngine,
+        engine_factory=EngineProcess,
         bench=None,  # the bench has its own tests and costs seconds
         settings_file=tmp_path / "config" / "settings.toml",
     )
@@ -67,7 +67,7 @@ async def wait_for(pilot, condition: Callable[[], bool], timeout: float, what: s
         await pilot.pause(0.05)
 
 
-async def running(pilot, app: JamApp) -> JamEngine:
+async def running(pilot, app: JamApp) -> EngineProcess:
     await wait_for(
         pilot,
         lambda: app.engine_state in ("running", "failed"),
@@ -75,7 +75,7 @@ async def running(pilot, app: JamApp) -> JamEngine:
         "the engine to start",
     )
     assert app.engine_state == "running", app.start_problem
-    assert isinstance(app.engine, JamEngine)
+    assert isinstance(app.engine, EngineProcess) and app.engine.stats().running
     return app.engine
 
 
@@ -183,12 +183,11 @@ async def _keys_played(tmp_path: Path, preset: str) -> None:
         lengths = [n.end - n.start for n in engine.roll(t0) if n.owner == "player"]
         assert all(0.25 <= length <= 0.6 for length in lengths), lengths
         # drawn: cells in the player's colour on the roll
-        lines = roll.render().split("\n")
         colours = {
-            str(span.style.color.name if span.style.color else "")
-            for line in lines
-            for span in line.spans
-            if not isinstance(span.style, str) and span.style.color is not None
+            segment.style.color.name
+            for strip in roll.lines()
+            for segment in strip
+            if segment.style is not None and segment.style.color is not None
         }
         assert PLAYER_COLOUR in colours
         assert "last key G4" in app.jam_screen.legend.content.plain

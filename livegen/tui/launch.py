@@ -67,8 +67,8 @@ def launch(
     mode: str | None = None,
 ) -> int:
     """Run the UI until the musician quits; the overrides hold for this session only."""
-    from livegen.engine import JamEngine
     from livegen.tui.app import JamApp
+    from livegen.tui.engine_host import EngineProcess
 
     saved, notes = load_settings()
     overrides = {"preset": preset, "input": midi_in, "output": midi_out}
@@ -82,7 +82,7 @@ def launch(
     with terminal_for_ui_only(log):
         app = JamApp(
             saved,
-            engine_factory=JamEngine,
+            engine_factory=EngineProcess,  # JamEngine, in a process of its own
             settings=settings,
             controls=controls,
             notes=notes,

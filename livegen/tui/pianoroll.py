@@ -8,9 +8,11 @@ outside it, so the picture does not jump about while you play in one place.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
+from rich.segment import Segment
 from rich.style import Style
-from rich.text import Text
+from textual.strip import Strip
 from textual.widget import Widget
 
 from livegen.controls import RollNote
@@ -40,6 +42,53 @@ def choose_bottom(notes: Sequence[RollNote], span: int, bottom: int) -> int:
     return bottom - bottom % 2
 
 
+PLAYER, MODEL = 1, 2  # cell owners; 0 is an empty half
+_OWNERS = {"player": PLAYER, "model": MODEL}
+_COLOUR = {PLAYER: PLAYER_COLOUR, MODEL: MODEL_COLOUR}
+_LABEL = Style(dim=True)
+
+
+def roll_cells(
+    notes: Sequence[RollNote], now: float, columns: int, height: int, seconds: float, bottom: int
+) -> tuple[list[bytearray], list[bytearray]]:
+    """Owners of the upper and the lower half of every cell, row by row (row 0 at the top)."""
+    step = seconds / columns
+    start = now - seconds
+    top_pitch = bottom + 2 * height - 1
+    upper = [bytearray(columns) for _ in range(height)]
+    lower = [bytearray(columns) for _ in range(height)]
+    # the model's notes first, so the player's win a shared cell: they are what you check
+    for note in sorted(notes, key=lambda n: n.owner == "player"):
+        if not bottom <= note.pitch <= top_pitch or note.start > now:
+            continue
+        end = now if note.end is None else min(note.end, now)
+        if end <= start:
+            continue
+        first = max(0, int((note.start - start) / step))
+        last = min(columns - 1, int((end - start) / step))
+        if last < first:
+            continue
+        offset = note.pitch - bottom
+        halves = upper if offset % 2 else lower  # odd offset: the upper half of its row
+        halves[height - 1 - offset // 2][first : last + 1] = bytes((_OWNERS[note.owner],)) * (
+            last - first + 1
+        )
+    return upper, lower
+
+
+@lru_cache(maxsize=64)
+def _cell_style(top: int, low: int, c_row: bool) -> tuple[str, Style]:
+    """The character and style that draw one cell (cached: a frame reuses a handful)."""
+    background = GRID_BG if c_row else None
+    if not top and not low:
+        return " ", Style(bgcolor=background)
+    if not low:
+        return "▀", Style(color=_COLOUR[top], bgcolor=background)
+    if not top:
+        return "▄", Style(color=_COLOUR[low], bgcolor=background)
+    return "▀", Style(color=_COLOUR[top], bgcolor=_COLOUR[low])
+
+
 def draw_roll(
     notes: Sequence[RollNote],
     now: float,
@@ -47,59 +96,32 @@ def draw_roll(
     height: int,
     seconds: float,
     bottom: int,
-) -> list[Text]:
-    """The roll as `height` lines of `width` cells: a gutter of names, then time columns."""
+) -> list[Strip]:
+    """The roll as `height` strips of `width` cells: a gutter of names, then time columns.
+    Runs of equal cells become one segment, so a frame is a few hundred segments at most."""
     columns = max(1, width - GUTTER)
-    step = seconds / columns
-    start = now - seconds
-    # cells[row][col] -> owner of the upper and the lower pitch of that row
+    upper, lower = roll_cells(notes, now, columns, height, seconds, bottom)
     top_pitch = bottom + 2 * height - 1
-    cells: list[list[list[str | None]]] = [
-        [[None, None] for _ in range(columns)] for _ in range(height)
-    ]
-    for note in notes:
-        if not bottom <= note.pitch <= top_pitch:
-            continue
-        end = now if note.end is None else min(note.end, now)
-        first = max(0, int((note.start - start) / step))
-        last = min(columns - 1, int((end - start) / step))
-        if end <= start or note.start > now or last < first:
-            continue
-        offset = note.pitch - bottom
-        row = height - 1 - offset // 2
-        half = 0 if offset % 2 else 1  # odd offset: the upper half
-        for col in range(first, last + 1):
-            # the player's notes win a shared cell: they are what the musician checks
-            if cells[row][col][half] != "player":
-                cells[row][col][half] = note.owner
-    lines = []
+    strips = []
     for row in range(height):
-        upper = top_pitch - 2 * row
-        lower = upper - 1
-        lines.append(_line(cells[row], upper, lower))
-    return lines
-
-
-def _line(cells: list[list[str | None]], upper: int, lower: int) -> Text:
-    c_row = upper % 12 == 0 or lower % 12 == 0
-    label = note_name(upper if upper % 12 == 0 else lower) if c_row else ""
-    text = Text(f"{label:<{GUTTER - 1}}", style="dim")
-    text.append("│", style="dim")
-    background = GRID_BG if c_row else None
-    for top, bottom in cells:
-        if top is None and bottom is None:
-            text.append(" ", style=Style(bgcolor=background))
-        elif bottom is None:
-            text.append("▀", style=Style(color=COLOURS.get(top), bgcolor=background))
-        elif top is None:
-            text.append("▄", style=Style(color=COLOURS.get(bottom), bgcolor=background))
-        else:
-            text.append("▀", style=Style(color=COLOURS.get(top), bgcolor=COLOURS.get(bottom)))
-    return text
+        high = top_pitch - 2 * row
+        c_row = high % 12 == 0 or (high - 1) % 12 == 0
+        label = note_name(high if high % 12 == 0 else high - 1) if c_row else ""
+        segments = [Segment(f"{label:<{GUTTER - 1}}│", _LABEL)]
+        cells = list(zip(upper[row], lower[row]))
+        run_start = 0
+        for col in range(1, columns + 1):
+            if col == columns or cells[col] != cells[run_start]:
+                char, style = _cell_style(*cells[run_start], c_row)
+                segments.append(Segment(char * (col - run_start), style))
+                run_start = col
+        strips.append(Strip(segments, GUTTER + columns))
+    return strips
 
 
 class PianoRoll(Widget):
-    """Shows the notes given to `show`; the app feeds it the engine's roll about 15 times/s."""
+    """Shows the notes given to `show`; the app feeds it the engine's roll about 15 times/s.
+    Drawn with the line API from strips made once per frame (no rich Text in between)."""
 
     DEFAULT_CSS = """
     PianoRoll { height: 1fr; min-height: 6; }
@@ -111,16 +133,28 @@ class PianoRoll(Widget):
         self.notes: list[RollNote] = []
         self.now = 0.0
         self.bottom = 48  # C3 at the bottom until notes say otherwise
+        self._strips: list[Strip] | None = None
+        self._drawn_size = (0, 0)
 
     def show(self, notes: Sequence[RollNote], now: float) -> None:
         self.notes = list(notes)
         self.now = now
+        self._strips = None
         self.refresh()
 
-    def render(self) -> Text:
+    def lines(self) -> list[Strip]:
         width, height = self.size.width, self.size.height
-        if width <= GUTTER or height <= 0:
-            return Text("")
-        self.bottom = choose_bottom(self.notes, 2 * height, self.bottom)
-        lines = draw_roll(self.notes, self.now, width, height, self.seconds, self.bottom)
-        return Text("\n").join(lines)
+        if self._strips is None or self._drawn_size != (width, height):
+            if width <= GUTTER or height <= 0:
+                self._strips = []
+            else:
+                self.bottom = choose_bottom(self.notes, 2 * height, self.bottom)
+                self._strips = draw_roll(
+                    self.notes, self.now, width, height, self.seconds, self.bottom
+                )
+            self._drawn_size = (width, height)
+        return self._strips
+
+    def render_line(self, y: int) -> Strip:
+        lines = self.lines()
+        return lines[y] if 0 <= y < len(lines) else Strip.blank(self.size.width)

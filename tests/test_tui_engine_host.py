@@ -1,0 +1,93 @@
+"""The engine in its own process (what `livegen` runs behind the UI): the real JamEngine, a
+tiny real preset, JACK dummy ports. Errors cross the pipe as themselves; a dead engine process
+is a message, not a crash; a dead UI still gets its take finished."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import mido
+import pytest
+
+from livegen.controls import Controls, JamSettings
+from livegen.midi_ports import PortError
+from livegen.tui.engine_host import EngineProcess
+from tests.presets import tiny_preset
+
+pytestmark = pytest.mark.jack
+
+
+def settings(tmp_path: Path, **changes) -> JamSettings:
+    values = {
+        "preset": str(tiny_preset(tmp_path / "presets")),
+        "input": "none",
+        "output": "virtual",
+        "api": "jack",
+        "audio_device": "none",
+        "record_dir": str(tmp_path / "rec"),
+        **changes,
+    }
+    return JamSettings(**values)
+
+
+def test_calls_reach_the_engine_and_errors_come_back(jack, tmp_path: Path) -> None:
+    engine = EngineProcess(settings(tmp_path), Controls(temperature=0.8))
+    engine.start()
+    try:
+        assert engine.pid != os.getpid()
+        assert engine.controls.temperature == 0.8
+        assert engine.set_controls(top_p=0.5).top_p == 0.5
+        assert engine.controls.top_p == 0.5
+        with pytest.raises(ValueError, match="temperature out of range"):
+            engine.set_controls(temperature=50.0)
+        t0 = engine.now()
+        engine.play(mido.Message("note_on", note=62, velocity=80))
+        engine.play(mido.Message("note_off", note=62))
+        deadline = time.monotonic() + 5
+        while not any(n.pitch == 62 for n in engine.roll(t0)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert any(n.owner == "player" and n.pitch == 62 for n in engine.roll(t0))
+        assert engine.stats().running
+        assert any("recording to" in line for line in engine.drain_log())
+    finally:
+        engine.stop()
+    assert not engine.stats().running
+    engine.stop()  # idempotent
+
+
+def test_a_wrong_port_name_raises_the_engines_error(jack, tmp_path: Path) -> None:
+    engine = EngineProcess(settings(tmp_path, input="no such keyboard"))
+    with pytest.raises(PortError, match="no such keyboard"):
+        engine.start()
+    engine.stop()
+
+
+def test_a_dead_engine_process_is_a_message(jack, tmp_path: Path) -> None:
+    engine = EngineProcess(settings(tmp_path))
+    engine.start()
+    os.kill(engine.pid, signal.SIGKILL)
+    time.sleep(0.2)
+    stats = engine.stats()
+    assert not stats.running
+    assert stats.problems and "engine process stopped" in stats.problems[0]
+    engine.play(mido.Message("note_on", note=60))  # nothing raises
+    assert engine.roll(0.0) == []
+    assert engine.set_controls(temperature=1.5).temperature == 1.5  # kept for a restart
+    assert engine.drain_log() == [stats.problems[0]]
+    engine.stop()
+
+
+def test_when_the_ui_dies_the_take_is_finished(jack, tmp_path: Path) -> None:
+    engine = EngineProcess(settings(tmp_path))
+    engine.start()
+    engine.play(mido.Message("note_on", note=64, velocity=90))
+    time.sleep(0.3)
+    engine._conn.close()  # what the UI process dying looks like from the engine's side
+    engine._process.join(timeout=30)
+    assert engine._process.exitcode == 0
+    (take,) = (tmp_path / "rec").glob("livegen-*.mid")
+    notes = [m for track in mido.MidiFile(take).tracks for m in track if m.type == "note_on"]
+    assert any(m.note == 64 and m.velocity == 90 for m in notes)
