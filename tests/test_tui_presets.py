@@ -6,11 +6,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import torch
-
 from livegen.models.checkpoint import load_config
 from livegen.models.preset import load_preset
-from livegen.tui.preset_info import available_presets, describe_preset, short_bench
+from livegen.tui.preset_info import (
+    available_presets,
+    describe_preset,
+    short_bench,
+    verdict_line,
+)
 from tests.presets import tiny_preset
 
 
@@ -37,13 +40,22 @@ def test_broken_presets_are_problems(tmp_path: Path) -> None:
 
 
 def test_short_bench_gives_a_verdict(tmp_path: Path) -> None:
-    threads = torch.get_num_threads()
-    try:
-        verdict = short_bench(str(tiny_preset(tmp_path)), device="cpu")
-    finally:
-        torch.set_num_threads(threads)
-    assert "keep" in verdict and "tokens/s" in verdict, verdict
-    assert short_bench(str(tmp_path / "gone.toml")).startswith("cannot bench:")
+    verdict = short_bench(str(tiny_preset(tmp_path)), device="cpu")
+    assert verdict.startswith("real time on this machine: yes"), verdict  # 50k parameters
+    assert "needs ~100 tokens/s" in verdict and "cpu float32, 1 thread(s)" in verdict
+    gone = short_bench(str(tmp_path / "gone.toml"))
+    assert gone.startswith("cannot bench:") and "gone.toml" in gone
+
+
+def test_verdict_line_reads_the_bench_json() -> None:
+    line = verdict_line(
+        {"realtime": False, "needed_tokens_per_s": 100.0, "delivered_tokens_per_s": 61.4,
+         "device": "cpu int8 dynamic", "threads": 1}
+    )  # fmt: skip
+    assert line == (
+        "real time on this machine: NO (needs ~100 tokens/s, delivers 61; "
+        "cpu int8 dynamic, 1 thread(s))"
+    )
 
 
 def test_preset_list_holds_shipped_user_and_current(tmp_path: Path) -> None:

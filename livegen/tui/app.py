@@ -302,6 +302,7 @@ class JamApp(App):
         self.mode_touched = False
         self.last_stats = Stats()
         self.stage_gone = False
+        self.bench_cache: dict[str, str] = {}
 
     def get_default_screen(self) -> Screen:
         return JamScreen()
@@ -458,6 +459,7 @@ class JamApp(App):
             presets=self.presets(self.settings.preset, folder),
             describe=self.describe,
             bench=self.bench,
+            bench_cache=self.bench_cache,
         )
         self.push_screen(screen, self.apply_setup)
 

@@ -78,6 +78,7 @@ class SetupScreen(ModalScreen[SetupResult | None]):
         presets: list[str],
         describe: Callable[[str], PresetInfo],
         bench: Callable[[str], str] | None,
+        bench_cache: dict[str, str] | None = None,
     ) -> None:
         super().__init__()
         self.settings = settings
@@ -87,7 +88,8 @@ class SetupScreen(ModalScreen[SetupResult | None]):
         self.describe = describe
         self.bench = bench
         self.devices = DeviceLists()
-        self.benched: dict[str, str] = {}
+        # verdicts by preset, kept by the app: a bench runs once per preset per session
+        self.benched: dict[str, str] = {} if bench_cache is None else bench_cache
 
     def compose(self) -> ComposeResult:
         s = self.settings
