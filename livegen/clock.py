@@ -8,9 +8,8 @@ Tick arrival times jitter (a USB keyboard, a busy DAW, JACK's period, a busy CPU
 can arrive late but never early. So the tempo is a robust slope through the last `window`
 ticks (four beats by default): the median, over the first half of the window, of the time
 from each tick to the one half a window later; a few late ticks (a stalled sender, a busy
-CPU) do not move a median. The phase is that line through the least-delayed of the last half
-beat of ticks: recent, so a sender whose tempo wanders (a non-real-time JACK server under load)
-is followed, and least-delayed, since lateness is one-sided.
+CPU) do not move a median. The phase is that line through the least-delayed tick of the
+window: lateness is one-sided, so the earliest arrival is the truest.
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ import math
 from collections import deque
 
 TICKS_PER_BEAT = 24  # MIDI beat clock: 24 pulses per quarter note
-PHASE_TICKS = 12  # the phase comes from the last half beat
 
 CLOCK, START, CONTINUE, STOP, SONG_POSITION = 0xF8, 0xFA, 0xFB, 0xFC, 0xF2
 
@@ -139,5 +137,4 @@ class MidiClockFollower(BeatClock):
             return  # outside 10..400 bpm (garbage ticks): keep the previous estimate
         self.seconds_per_beat = seconds_per_tick * TICKS_PER_BEAT
         # The line's time at tick 0 is the origin of beat 0.
-        recent = ticks[-PHASE_TICKS:]
-        self.origin = min(t - k * seconds_per_tick for k, t in recent)
+        self.origin = min(t - k * seconds_per_tick for k, t in ticks)
