@@ -39,6 +39,8 @@ PORT_CHECK = 0.5
 INBOX_LIMIT = 4096  # queued input messages; beyond, input is dropped (and counted)
 NOTE_RATE = 300.0  # player note-ons per second the engine takes (a flood is cut down)
 NOTE_BURST = 64.0
+OTHER_RATE = 500.0  # controllers, bends, aftertouch passed on per second (a flood is cut down)
+OTHER_BURST = 100.0
 MAX_NOTE_SLACK = 1.0  # the engine ends a model note the worker left on this long past its max
 PLAYER, MODEL = "player", "model"
 _CHANNEL_LENGTH = {0x80: 3, 0x90: 3, 0xA0: 3, 0xB0: 3, 0xC0: 2, 0xD0: 2, 0xE0: 3}
@@ -197,7 +199,14 @@ class JamEngine:
         self.stop()
 
     def _open(self) -> None:
-        from livegen.midi_ports import VIRTUAL_CLOCK, MidiInput, MidiOutput, MidiUnavailable
+        from livegen.midi_ports import (
+            VIRTUAL_CLOCK,
+            MidiInput,
+            MidiOutput,
+            MidiUnavailable,
+            list_ports,
+            resolve_port,
+        )
         from livegen.models.checkpoint import load_config
         from livegen.models.preset import load_preset
 
@@ -214,6 +223,21 @@ class JamEngine:
             except MidiUnavailable as error:
                 self._problem("midi", f"no MIDI: {error}")
                 self.midi_out = None
+        inputs = [settings.input] if settings.input not in ("none", "virtual") else []
+        for name in [*inputs, *([settings.clock_in] if settings.clock_in else [])]:
+            try:  # a wrong name fails now, not after the model has loaded
+                resolve_port(name, list_ports(settings.api, "in"), "MIDI input")
+            except MidiUnavailable as error:
+                self._problem("midi", f"no MIDI: {error}")
+        self._open_recorder()
+        # The model loads (seconds) while the audio process starts: both at once.
+        worker = self._launch_worker()
+        self._open_audio()
+        info = worker.wait_ready()
+        self._say(f"model: {self.preset.name} on {info.get('device')}")
+        if self.audio is not None:
+            self.audio.send(("reset_counters",))
+        # Input opens last: once its port exists, everything that hears it is ready.
         if settings.input != "none" and "midi" not in self._problems:
             self.midi_in = MidiInput(
                 settings.input, self._on_midi, settings.api, on_change=self._on_input_change
@@ -227,14 +251,6 @@ class JamEngine:
             self.clock_in = MidiInput(settings.clock_in, self._on_midi, settings.api)
             self.clock_in.virtual_name = VIRTUAL_CLOCK
             self.clock_in.open()
-        self._open_recorder()
-        # The model loads (seconds) while the audio process starts: both at once.
-        worker = self._launch_worker()
-        self._open_audio()
-        info = worker.wait_ready()
-        self._say(f"model: {self.preset.name} on {info.get('device')}")
-        if self.audio is not None:
-            self.audio.send(("reset_counters",))
 
     def _init_state(self) -> None:
         from livegen.modes import TurnPlanner
@@ -248,6 +264,7 @@ class JamEngine:
         self.internal_clock = InternalClock(c.tempo_bpm)
         self.follower = MidiClockFollower()
         self.limit = _RateLimit(NOTE_RATE, NOTE_BURST)
+        self.other_limit = _RateLimit(OTHER_RATE, OTHER_BURST)
         self.accepted: dict[tuple[int, int], int] = {}  # player keys taken in, by (ch, pitch)
         self.passed: dict[tuple[int, int], int] = {}  # player keys sounding through livegen
         self.model_sounding: dict[int, list] = {}  # model pitch -> [first start, strikes]
@@ -262,7 +279,7 @@ class JamEngine:
         self.clock_tick = 0
         self.counters = {"late": 0, "reaction_ms": 0.0, "tokens": 0, "tokens_t": 0.0}
         self.worker_stats: dict = {}
-        self.input_ms: deque[float] = deque(maxlen=64)
+        self.input_ms: deque[tuple[float, float]] = deque(maxlen=256)  # (when, ms)
         self.cpu_mark = (time.perf_counter(), 0.0)
 
     def _open_recorder(self) -> None:
@@ -374,7 +391,7 @@ class JamEngine:
         if status == SONG_POSITION and len(data) == 3:
             self._put(("realtime", status, tuple(data), arrival))
             return
-        if not self._running or not check_message(data):
+        if not check_message(data):
             self._dropped += 1  # sysex, junk, truncated
             return
         self._put(("midi", tuple(data), arrival))
@@ -407,6 +424,8 @@ class JamEngine:
             now = self.now()
             self._safely(self._dispatch, now)
             self._safely(self._tick, now)
+            if self.midi_out is not None and self.midi_out.backlog:
+                self.midi_out.pump()
             if now >= next_housekeeping:
                 next_housekeeping = now + HOUSEKEEPING
                 self._safely(self._housekeeping, now)
@@ -429,6 +448,8 @@ class JamEngine:
             deadline = min(deadline, (round(now * 100) + 0.55) / 100)
         if self._sending_clock():
             deadline = min(deadline, self.internal_clock.tick_time(self.clock_tick))
+        if self.midi_out is not None and self.midi_out.backlog:
+            deadline = min(deadline, now + 0.001)  # paced output waiting for its turn
         return deadline
 
     def _handle(self, item: tuple) -> bool:
@@ -459,10 +480,13 @@ class JamEngine:
             self._player_note_off(channel, data[1], t)
         elif kind == 0xB0:
             self._player_control(channel, data[1], data[2], t)
-        else:  # program change, pitch bend, aftertouch: passed on and recorded as they are
+        elif self.other_limit.take(t + self._t0):
+            # program change, pitch bend, aftertouch: passed on and recorded as they are
             if self._controls.passthrough:
                 self._send_out(list(data))
             self._record(0, t, data)
+        else:
+            self._dropped += 1
 
     def _player_note_on(self, channel: int, pitch: int, velocity: int, t: float) -> None:
         arrival = t + self._t0
@@ -518,6 +542,9 @@ class JamEngine:
             del table[key]
 
     def _player_control(self, channel: int, number: int, value: int, t: float) -> None:
+        if number != 64 and not self.other_limit.take(t + self._t0):
+            self._dropped += 1  # the pedal always goes through: it ends notes
+            return
         if self._controls.passthrough:
             self._send_out([0xB0 | channel, number, value])
             if self.audio is not None:
@@ -616,7 +643,8 @@ class JamEngine:
                 self._replan(self.now())
         elif kind == "stats":
             self.worker_stats = message[1]
-            self.input_ms.extend(message[1].get("input_ms", ()))
+            now = self.now()
+            self.input_ms.extend((now, ms) for ms in message[1].get("input_ms", ()))
         elif kind == "log":
             self._say(message[1])
         elif kind in ("error", "exited"):
@@ -814,7 +842,9 @@ class JamEngine:
             rate = (tokens - counters["tokens"]) / max(1e-6, wall - counters["tokens_t"])
         if tokens != counters["tokens"] or not counters["tokens_t"] or rate == 0.0:
             counters["tokens"], counters["tokens_t"] = tokens, wall
-        inputs = sorted(self.input_ms)
+        while self.input_ms and self.input_ms[0][0] < now - 2.0:  # the last two seconds
+            self.input_ms.popleft()
+        inputs = sorted(ms for _, ms in self.input_ms)
         clock = self._beat_clock()
         following = self._controls.clock == ClockSource.MIDI
         tempo = self.follower.tempo_bpm if following else self.internal_clock.tempo_bpm

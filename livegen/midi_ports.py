@@ -20,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 
 from livegen.kernels.errors import LivegenError
@@ -368,16 +369,57 @@ class MidiInput(_Port):
 
 
 class MidiOutput(_Port):
+    """Output, paced: at most `rate` messages a second, in bursts of at most `burst`. JACK
+    gives a MIDI port one buffer per period (512 bytes at 128 frames: ~35 messages) and
+    drops what does not fit, so a burst (a backlog after a stall, a panic) must be spread
+    over periods. Below the rate a message goes out at once; above, it waits its turn (call
+    `pump()` often; `backlog` says how many wait)."""
+
     kind = "out"
     virtual_name = VIRTUAL_OUT
     what = "MIDI output"
 
-    def send(self, data: list[int] | bytes) -> bool:
-        """Send one raw message; False when the port is gone (the message is dropped)."""
+    def __init__(
+        self, wanted: str, api: str | None = None, rate: float = 4000.0, burst: float = 16.0
+    ) -> None:
+        super().__init__(wanted, api)
+        self.rate, self.burst = rate, burst
+        self._budget, self._last = burst, time.perf_counter()
+        self._queue: deque[list[int] | bytes] = deque()
+        self.failed = 0  # messages rtmidi refused (the port vanished mid-send)
+
+    @property
+    def backlog(self) -> int:
+        return len(self._queue)
+
+    def send(self, data: list[int] | bytes) -> None:
+        """Queue one raw message and send what the pace allows. Dropped if the port is gone."""
         if not self.connected or self._client is None:
-            return False
-        try:
-            self._client.send_message(data)
-        except Exception:  # rtmidi raises when the port vanished mid-send
-            return False
-        return True
+            return
+        self._queue.append(data)
+        self.pump()
+
+    def pump(self) -> int:
+        """Send queued messages while the budget lasts; returns how many still wait."""
+        now = time.perf_counter()
+        self._budget = min(self.burst, self._budget + (now - self._last) * self.rate)
+        self._last = now
+        queue = self._queue
+        while queue and self._budget >= 1.0:
+            self._budget -= 1.0
+            data = queue.popleft()
+            if not self.connected or self._client is None:
+                continue
+            try:
+                self._client.send_message(data)
+            except Exception:  # rtmidi raises when the port vanished mid-send
+                self.failed += 1
+        return len(queue)
+
+    def close(self) -> None:
+        """Send what waits (the last note-offs), then close."""
+        deadline = time.perf_counter() + 2.0
+        while self.pump() and time.perf_counter() < deadline:
+            time.sleep(0.001)
+        time.sleep(0.02)  # JACK takes the last ones at its next periods
+        super().close()

@@ -51,14 +51,15 @@ class MidiDump:
     """jack_midi_dump -a, connected to a port; `stop()` returns what it printed, parsed."""
 
     def __init__(self, jack: JackServer, name: str = "livegen-test-dump") -> None:
+        import tempfile
+
         self.jack = jack
         self.name = name
+        # Into a file: a pipe read only at the end fills up, blocks the dump's printing
+        # thread, and then its ring buffer overflows and drops events.
+        self.log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
-            ["jack_midi_dump", "-a", name],
-            env=jack.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
+            ["jack_midi_dump", "-a", name], env=jack.env, stdout=self.log, stderr=self.log
         )
         self.port = jack.wait_for_port(f"{name}:input")
 
@@ -69,7 +70,11 @@ class MidiDump:
     def stop(self) -> list[Captured]:
         time.sleep(0.1)  # let the last period through
         self.process.terminate()
-        output, _ = self.process.communicate(timeout=10)
+        self.process.wait(timeout=10)
+        self.log.seek(0)
+        output = self.log.read()
+        self.log.close()
+        assert "ringbuffer was full" not in output, "jack_midi_dump dropped events"
         events = []
         for line in output.splitlines():
             match = _DUMP_LINE.match(line)
@@ -167,3 +172,68 @@ def unmatched_notes(events: list[Captured]) -> dict[tuple[int, int], int]:
 def strictly_unmatched(events: list[Captured]) -> dict[tuple[int, int], int]:
     """As unmatched_notes, but all-notes-off does not count: every on needs its own off."""
     return unmatched_notes([e for e in events if not (e.kind == 0xB0 and e.data[1] == 123)])
+
+
+def flood(server: str, destination: str, seconds: float, rate: int) -> None:
+    """Send `rate` messages a second for `seconds` to `destination`: notes (every one ended),
+    controllers, sysex, clock and junk (data bytes with no status, truncated messages,
+    undefined status bytes, out-of-range data). Run in its own process (see flood_process)."""
+    import os
+    import random
+
+    os.environ["JACK_DEFAULT_SERVER"] = server
+    os.environ["JACK_NO_START_SERVER"] = "1"
+    out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, "test-flood")
+    out.open_virtual_port("out")
+    subprocess.run(["jack_connect", "test-flood:out", destination], check=True)
+    time.sleep(0.2)
+    rng = random.Random(5)
+    junk = [
+        [0x12, 0x34],  # data bytes with no status
+        [0x90, 60],  # truncated note-on
+        [0xF4],  # undefined system common
+        [0xFD],  # undefined realtime
+        [0x90, 200 & 0xFF, 100],  # data byte out of range
+        [0xF0] + [rng.randrange(128) for _ in range(60)] + [0xF7],  # sysex
+        [0xB0, 7, 100],  # a controller
+        [0xF8],  # clock
+        [0xE0, 0, 64],  # pitch bend
+    ]
+    batch = max(1, rate // 200)
+    start, sent, held = time.perf_counter(), 0, []
+    while time.perf_counter() - start < seconds:
+        for _ in range(batch):
+            roll = rng.random()
+            if roll < 0.4:
+                pitch = rng.randrange(21, 109)
+                out.send_message([0x90, pitch, rng.randrange(1, 128)])
+                held.append(pitch)
+            elif roll < 0.8 and held:
+                out.send_message([0x80, held.pop(rng.randrange(len(held))), 0])
+            else:
+                out.send_message(rng.choice(junk))
+            sent += 1
+        due = start + sent / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+    for pitch in held:
+        out.send_message([0x80, pitch, 0])
+    time.sleep(0.2)
+    out.close_port()
+    out.delete()
+    print(sent, flush=True)
+
+
+def flood_process(jack: JackServer, destination: str, seconds: float, rate: int):  # noqa: ANN201
+    """flood() in a child process (so its sending does not steal this process's GIL)."""
+    import sys
+
+    code = (
+        "from tests.jam_peers import flood; "
+        f"flood({jack.name!r}, {destination!r}, {seconds!r}, {rate!r})"
+    )
+    root = Path(__file__).resolve().parent.parent
+    return subprocess.Popen(
+        [sys.executable, "-c", code], cwd=root, env=jack.env, stdout=subprocess.PIPE, text=True
+    )

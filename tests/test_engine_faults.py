@@ -1,0 +1,175 @@
+"""Faults, with real parts: a flood of MIDI junk, an input port that vanishes and returns, and
+`livegen jam --headless` killed with SIGKILL mid-session."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mido
+import pytest
+
+from livegen.controls import Controls, JamSettings
+from livegen.engine import JamEngine
+from livegen.midi_ports import forget_midi_clients
+from tests.jack import JackServer
+from tests.jam_peers import (
+    LIVEGEN_IN,
+    LIVEGEN_OUT,
+    Captured,
+    Keyboard,
+    Listener,
+    MidiDump,
+    engine_preset,
+    flood_process,
+    strictly_unmatched,
+)
+
+pytestmark = pytest.mark.jack
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def _wait_for(condition, timeout: float = 3.0) -> bool:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_flood_of_junk_leaves_it_playing(jack: JackServer, tmp_path: Path) -> None:
+    """10,000 messages/s for 10 s (notes, sysex, clock, junk): no crash, bounded memory, every
+    note ended, and it still hears and answers the player right after."""
+    settings = JamSettings(
+        preset=str(engine_preset(tmp_path)), api="jack", audio_device="none", seed=4
+    )
+    engine = JamEngine(settings, Controls(silence_seconds=0.3, response_seconds=0.8))
+    keyboard = None
+    try:
+        engine.start()
+        # The witness: a listener with a deep queue (jack_midi_dump's ring buffer overflows
+        # at the ~1,000 messages/s livegen passes on during the flood).
+        listener = Listener(jack)
+        listener.connect(LIVEGEN_OUT)
+        worker_pid = engine.worker._host.pid
+        before = _rss_mb(os.getpid()), _rss_mb(worker_pid)
+        sender = flood_process(jack, LIVEGEN_IN, seconds=10.0, rate=10_000)
+        sent = int(sender.communicate(timeout=60)[0].split()[-1])
+        assert sent >= 95_000
+        after = _rss_mb(os.getpid()), _rss_mb(worker_pid)
+        stats = engine.stats()
+        assert stats.running and not stats.problems, stats
+        assert stats.dropped_messages > 20_000, stats  # junk, sysex, notes past the rate
+        assert after[0] - before[0] < 60 and after[1] - before[1] < 60, (before, after)
+        time.sleep(1.5)  # the model's turn after the flood ends
+        keyboard = Keyboard(jack)
+        keyboard.connect()
+        mark = engine.now()
+        keyboard.phrase([60, 64, 67])
+        time.sleep(0.3 + 0.5)
+        notes = [n for n in engine.roll(mark) if n.start > mark]
+        played = [n for n in notes if n.owner == "player"]
+        answered = [n for n in notes if n.owner == "model"]
+        assert [n.pitch for n in played] == [60, 64, 67]
+        assert answered, "no answer after the flood"
+        # On time: the turn opens when the phrase has been silent for silence_seconds.
+        release = max(n.end for n in played)
+        assert release + 0.3 - 0.02 <= answered[0].start <= release + 0.3 + 0.05
+        assert engine.stats().input_to_context_ms < 30  # the last two seconds: these notes
+    finally:
+        engine.stop()
+        if keyboard is not None:
+            keyboard.close()
+        forget_midi_clients()
+    events = [Captured(t, data) for t, data in listener.close()]
+    assert len(events) > 5000  # it did pass the flood's notes on (up to its rate)
+    assert strictly_unmatched(events) == {}  # every note livegen sent was ended
+
+
+def test_input_port_vanishes_and_returns(jack: JackServer, tmp_path: Path) -> None:
+    keyboard = Keyboard(jack, name="test-keys")
+    settings = JamSettings(
+        preset=str(engine_preset(tmp_path)),
+        input="test-keys",  # a unique part of "test-keys:out"
+        api="jack",
+        audio_device="none",
+        seed=5,
+    )
+    engine = JamEngine(settings, Controls(silence_seconds=0.3, response_seconds=0.6))
+    try:
+        engine.start()
+        dump = MidiDump(jack)
+        dump.connect(LIVEGEN_OUT)
+        keyboard.send([0x90, 60, 100])  # held...
+        time.sleep(0.2)
+        keyboard.close()  # ...when the keyboard goes away
+        keyboard = None
+        assert _wait_for(lambda: any("disappeared" in p for p in engine.stats().problems))
+        assert engine.stats().running
+        keyboard = Keyboard(jack, name="test-keys")  # it comes back
+        assert _wait_for(lambda: not engine.stats().problems)
+        mark = engine.now()
+        keyboard.phrase([62, 65])
+        time.sleep(0.3 + 0.4)
+        heard = [n for n in engine.roll(mark) if n.start > mark]
+        assert {n.pitch for n in heard if n.owner == "player"} == {62, 65}
+        assert any(n.owner == "model" for n in heard), "no answer after reconnecting"
+        log = "\n".join(engine.drain_log())
+        assert "lost" in log and "is back" in log, log
+    finally:
+        engine.stop()
+        if keyboard is not None:
+            keyboard.close()
+        forget_midi_clients()
+    events = dump.stop()
+    # The held note was ended when its port vanished; nothing is left sounding.
+    held = [e for e in events if e.channel == 0 and e.data[1] == 60]
+    assert held[0].is_on and any(e.is_off for e in held[1:]), held
+    assert strictly_unmatched(events) == {}
+
+
+def test_kill_9_mid_session_leaves_a_readable_recording(jack: JackServer, tmp_path: Path) -> None:
+    preset = engine_preset(tmp_path)
+    record = tmp_path / "takes"
+    command = [sys.executable, "-m", "livegen", "jam", "--headless", "--api", "jack"]
+    command += ["--out", "none", "--audio-device", "none", "--record", str(record)]
+    command += ["--preset", str(preset), "--silence", "5"]
+    jam = subprocess.Popen(
+        command, env=jack.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    keyboard = None
+    try:
+        jack.wait_for_port(LIVEGEN_IN, timeout=60)
+        keyboard = Keyboard(jack)
+        keyboard.connect()
+        time.sleep(0.2)
+        pitches = [60, 62, 64, 65, 67, 69]
+        keyboard.phrase(pitches, length=0.1, gap=0.1)
+        time.sleep(1.3)  # the recording is rewritten at least every second
+        jam.send_signal(signal.SIGKILL)
+        jam.wait(timeout=10)
+    finally:
+        if jam.poll() is None:
+            jam.kill()
+        if keyboard is not None:
+            keyboard.close()
+    takes = sorted(record.glob("*.mid"))
+    assert len(takes) == 1, list(record.iterdir())
+    midi = mido.MidiFile(takes[0])  # a complete, standard MIDI file
+    player = [m for m in midi.tracks[0] if m.type == "note_on" and m.velocity > 0]
+    assert [m.note for m in player] == pitches
+    from livegen.kernels.tokenizer import read_midi
+
+    notes = read_midi(takes[0]).notes  # and livegen reads it back as notes
+    assert sorted(int(p) for p in notes.pitch) == sorted(pitches)
