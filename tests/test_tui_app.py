@@ -36,9 +36,22 @@ def preset(tmp_path: Path) -> str:
 
 
 @pytest.fixture(autouse=True)
-def _fresh_midi_listing():
+def _fresh_midi_listing(jack):  # torn down before the JACK server
     yield
     forget_midi_clients()  # its JACK client must not outlive the test's server
+
+
+APPS: list[JamApp] = []
+
+
+@pytest.fixture(autouse=True)
+def _engines_stopped(jack):  # torn down before the JACK server
+    """A failed test still stops its engine before its JACK server goes."""
+    yield
+    while APPS:
+        app = APPS.pop()
+        if app.engine is not None:
+            app.engine.stop()
 
 
 def make_app(tmp_path: Path, preset: str, **jam) -> JamApp:
@@ -51,12 +64,14 @@ def make_app(tmp_path: Path, preset: str, **jam) -> JamApp:
         record_dir=str(tmp_path / "recordings"),
         **jam,
     )
-    return JamApp(
+    app = JamApp(
         SavedSettings(jam=settings),
         engine_factory=EngineProcess,
         bench=None,  # the bench has its own tests and costs seconds
         settings_file=tmp_path / "config" / "settings.toml",
     )
+    APPS.append(app)
+    return app
 
 
 async def wait_for(pilot, condition: Callable[[], bool], timeout: float, what: str) -> None:
@@ -203,6 +218,10 @@ def _options(select: Select) -> list[str]:
     return [str(value) for _, value in select._options]
 
 
+def _labels(select: Select) -> list[str]:
+    return [str(label) for label, _ in select._options]
+
+
 async def _pickers(jack, tmp_path: Path, preset: str) -> None:
     keys = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, "test-keys")
     keys.open_virtual_port("keys out")
@@ -243,9 +262,26 @@ async def _pickers(jack, tmp_path: Path, preset: str) -> None:
                 10.0,
                 "a vanished port to leave the picker",
             )
-            # pick the keyboard and call-and-response, then Jam: the engine restarts with them
+            # the sound device JACK offers is listed too (sounddevice's JACK host API)
+            audio = screen.query_one("#audio", Select)
+            await wait_for(
+                pilot,
+                lambda: any(
+                    label.endswith("(JACK Audio Connection Kit)") for label in _labels(audio)
+                ),
+                10.0,
+                "the audio picker to list JACK",
+            )
+            # pick the keyboard, JACK's sound and call-and-response, then Jam: the engine
+            # restarts with them
             (port,) = [o for o in _options(inputs) if "keys out" in o]
             inputs.value = port
+            (jack_audio,) = [
+                value
+                for label, value in audio._options
+                if str(label).endswith("(JACK Audio Connection Kit)")
+            ]
+            audio.value = jack_audio
             screen.query_one("#mode", Select).value = "call"
             await pilot.press("f10")
             await wait_for(
@@ -257,6 +293,14 @@ async def _pickers(jack, tmp_path: Path, preset: str) -> None:
             engine = await running(pilot, app)
             assert engine.settings.input == port
             assert engine.controls.mode is Mode.CALL
+            assert engine.settings.audio_device == jack_audio
+            await wait_for(
+                pilot,
+                lambda: any("] sound: " in line for line in app.jam_screen.log_pane.lines),
+                20.0,
+                "the sound to start",
+            )
+            assert not any("sound" in p for p in engine.stats().problems)
             assert not first.stats().running  # the old one was stopped
             # the set-up was saved; the mode too, since it was changed in the UI
             saved, _ = load_settings(tmp_path / "config" / "settings.toml")

@@ -9,6 +9,7 @@ from rich.console import Console
 from livegen.controls import ClockSource, Controls, Mode, RollNote, Stats
 from livegen.settings_file import KeyboardSettings
 from livegen.tui.controls_panel import CONTROL_KEYS, nudged
+from livegen.tui.devices import audio_device_name
 from livegen.tui.keyboard import KEY_OFFSETS, REPEAT_GAP, ComputerKeyboard, note_name
 from livegen.tui.meters import meters_text
 from livegen.tui.pianoroll import GUTTER, MODEL_COLOUR, PLAYER_COLOUR, choose_bottom, draw_roll
@@ -122,6 +123,14 @@ def test_help_lists_a_key_for_every_control() -> None:
     for word in ("passthrough", "quantise", "clock source", "PANIC", "record", "mode"):
         assert word in described
     assert len(KEY_OFFSETS) == 18
+
+
+def test_audio_device_name_drops_the_host_api() -> None:
+    assert audio_device_name("system (JACK Audio Connection Kit)") == "system"
+    assert (
+        audio_device_name("PCH: ALC3246 Analog (hw:0,0) (ALSA)") == "PCH: ALC3246 Analog (hw:0,0)"
+    )
+    assert audio_device_name("pulse") == "pulse"
 
 
 # ---- piano roll --------------------------------------------------------------------------

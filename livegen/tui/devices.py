@@ -23,6 +23,13 @@ class DeviceLists:
 Lister = Callable[[str | None], DeviceLists]
 
 
+def audio_device_name(listed: str) -> str:
+    """The device name the engine opens, from a listed "name (host API)": the host API in
+    the listing tells devices apart for the eye, the engine matches names."""
+    name, sep, rest = listed.rpartition(" (")
+    return name if sep and rest.endswith(")") and name else listed
+
+
 def list_devices(api: str | None = None) -> DeviceLists:
     """Every MIDI input, MIDI output and audio output device present now."""
     from livegen.midi_ports import (

@@ -15,11 +15,13 @@ process sees its pipe close, stops the engine and finishes the recording.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import dataclasses
 import multiprocessing
 import signal
 import threading
+import weakref
 from typing import Any
 
 from livegen.controls import Controls, JamSettings, RollNote, Stats
@@ -29,6 +31,17 @@ CALL_TIMEOUT = 5.0  # s: a reply slower than this means the engine process is st
 STOP_TIMEOUT = 30.0  # s: stopping finishes the recording and joins the engine's workers
 START_TIMEOUT = 180.0  # s: loading a model on a busy machine
 CALLS = {"set_controls", "play", "panic", "set_recording", "now", "stats", "roll", "drain_log"}
+
+
+_RUNNING: weakref.WeakSet[EngineProcess] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_all() -> None:
+    """At exit, stop every engine still running (its take finished), before multiprocessing
+    waits for its children: a UI that died of an exception must not hang on them."""
+    for engine in list(_RUNNING):
+        engine.stop()
 
 
 class EngineProcessError(LivegenError):
@@ -107,6 +120,7 @@ class EngineProcess:
             name="livegen-engine",
         )
         self._process.start()
+        _RUNNING.add(self)
         child.close()
         self._conn = parent
         if not parent.poll(START_TIMEOUT):
@@ -119,7 +133,7 @@ class EngineProcess:
             raise EngineProcessError("the engine process died while starting") from None
         if kind == "raise":
             self._process.join(timeout=10)
-            self._stopped = True
+            self._kill()
             raise value
         self._controls = value
 
@@ -140,11 +154,14 @@ class EngineProcess:
             if self._process.is_alive():
                 self._kill()
             self._conn.close()
+            _RUNNING.discard(self)
 
     def _kill(self) -> None:
         if self._process is not None and self._process.is_alive():
             self._process.terminate()
             self._process.join(timeout=5)
+        self._stopped = True
+        _RUNNING.discard(self)
 
     # ---- calls ------------------------------------------------------------------------------
     def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:

@@ -20,7 +20,7 @@ from textual.widgets import Button, Input, Label, Select, Static
 
 from livegen.controls import JamSettings, Mode
 from livegen.tui.controls_panel import CONTROL_KEYS, MODE_NAMES, MODES
-from livegen.tui.devices import DeviceLists, Lister
+from livegen.tui.devices import DeviceLists, Lister, audio_device_name
 from livegen.tui.keyboard import REPEAT_GAP
 from livegen.tui.preset_info import PresetInfo
 
@@ -41,11 +41,14 @@ class SetupResult:
 
 
 def picker_options(
-    special: list[tuple[str, str]], found: tuple[str, ...], current: str
+    special: list[tuple[str, str]],
+    found: tuple[str, ...],
+    current: str,
+    value_of: Callable[[str], str] = str,
 ) -> list[tuple[str, str]]:
     """The special choices, the devices found, and the current choice even when it is gone
     (marked, so a keyboard unplugged for a moment does not silently change the set-up)."""
-    options = list(special) + [(name, name) for name in found]
+    options = list(special) + [(name, value_of(name)) for name in found]
     if current not in {value for _, value in options}:
         options.append((f"{current} (not present now)", current))
     return options
@@ -154,14 +157,14 @@ class SetupScreen(ModalScreen[SetupResult | None]):
         if devices == self.devices:
             return
         self.devices = devices
-        for widget_id, special, found in (
-            ("input", INPUT_SPECIAL, devices.inputs),
-            ("output", OUTPUT_SPECIAL, devices.outputs),
-            ("audio", AUDIO_SPECIAL, devices.audio),
+        for widget_id, special, found, value_of in (
+            ("input", INPUT_SPECIAL, devices.inputs, str),
+            ("output", OUTPUT_SPECIAL, devices.outputs, str),
+            ("audio", AUDIO_SPECIAL, devices.audio, audio_device_name),
         ):
             select = self.query_one(f"#{widget_id}", Select)
             current = select.value
-            select.set_options(picker_options(special, found, str(current)))
+            select.set_options(picker_options(special, found, str(current), value_of))
             select.value = current
         self.query_one("#device-problems", Static).update(Text("\n".join(devices.problems)))
 
