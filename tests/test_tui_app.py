@@ -175,7 +175,7 @@ async def _keys_played(tmp_path: Path, preset: str) -> None:
     async with app.run_test(size=SIZE) as pilot:
         engine = await running(pilot, app)
         t0 = engine.now()
-        for key in ("a", "d", "g"):  # C4 E4 G4
+        for key in ("a", "D", "g"):  # C4 E4 G4 (Caps Lock or Shift plays too)
             await pilot.press(key)
             await pilot.pause(0.05)
         roll = app.jam_screen.roll

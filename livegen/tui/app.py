@@ -219,6 +219,8 @@ class JamScreen(Screen):
     # the computer keyboard -----------------------------------------------------------------
     def on_key(self, event: events.Key) -> None:
         char = event.character
+        if char is not None and char.isalpha():
+            char = char.lower()  # Caps Lock on stage must not silence the keyboard
         if char is None or char not in KEY_OFFSETS:
             return
         event.stop()
