@@ -377,6 +377,19 @@ class WorkerCore:
         }
 
 
+def merge_player_messages(messages: list[tuple]) -> list[tuple]:
+    """Consecutive "player" messages as one: their final events in order, the last final
+    step, the newest preview (it supersedes the older ones). A backlog costs one prefill."""
+    merged: list[tuple] = []
+    for message in messages:
+        if message[0] == "player" and merged and merged[-1][0] == "player":
+            _, events, _, _ = merged[-1]
+            merged[-1] = ("player", events + list(message[1]), message[2], message[3])
+        else:
+            merged.append(message)
+    return merged
+
+
 def build_core(spec: WorkerSpec, emit) -> WorkerCore:  # noqa: ANN001
     """Load the preset's model, warm it up, and return a core ready to run."""
     import torch
@@ -411,8 +424,11 @@ def run_worker(conn, spec: WorkerSpec) -> None:  # noqa: ANN001
     try:
         running = True
         while running:
-            while running and conn.poll():
-                running = core.handle(conn.recv())
+            waiting = []
+            while conn.poll():
+                waiting.append(conn.recv())
+            for message in merge_player_messages(waiting):
+                running = core.handle(message) and running
             if not running:
                 break
             if not core.work():

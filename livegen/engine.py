@@ -275,6 +275,7 @@ class JamEngine:
         self.sent_turn = None
         self.first_note_due: float | None = None  # decided time of the turn awaiting a note
         self.hold_step: int | None = None
+        self._player_pending: tuple | None = None
         self.last_input = -1.0
         self.clock_tick = 0
         self.counters = {"late": 0, "reaction_ms": 0.0, "tokens": 0, "tokens_t": 0.0}
@@ -426,6 +427,7 @@ class JamEngine:
             self._safely(self._tick, now)
             if self.midi_out is not None and self.midi_out.backlog:
                 self.midi_out.pump()
+            self._safely(self._flush_player)
             if now >= next_housekeeping:
                 next_housekeeping = now + HOUSEKEEPING
                 self._safely(self._housekeeping, now)
@@ -561,9 +563,29 @@ class JamEngine:
     def _send_player(self, events: list, tentative: list) -> None:
         final = self.stream.final_step
         if events or tentative or self.hold_step is not None:
-            self.worker.send(("player", events, final, tentative))
+            self._tell_player(events, final, tentative)
             if self.hold_step is not None and final >= self.hold_step:
                 self.hold_step = None
+
+    def _tell_player(self, events: list, final: int, tentative: list) -> None:
+        """Player events for the worker, merged until the conductor's loop ends (a flood
+        becomes one message a loop: one prefill, not hundreds of small ones)."""
+        pending = self._player_pending
+        if pending is None:
+            self._player_pending = (list(events), final, tentative)
+        else:  # finals accumulate; the newest preview replaces the older one
+            self._player_pending = (pending[0] + list(events), final, tentative)
+
+    def _tell(self, message: tuple) -> None:
+        """A message for the worker, after any player events still waiting (order matters)."""
+        self._flush_player()
+        self.worker.send(message)
+
+    def _flush_player(self) -> None:
+        if self._player_pending is not None:
+            events, final, tentative = self._player_pending
+            self._player_pending = None
+            self.worker.send(("player", events, final, tentative))
 
     def _release_player(self, t: float) -> None:
         """The input vanished: end every note the player was holding, everywhere."""
@@ -585,7 +607,7 @@ class JamEngine:
         if hold:
             self.hold_step = step
         keep = self.scheduler.last_sent_position
-        self.worker.send(("cut", epoch, keep, step if close else None, step if hold else None))
+        self._tell(("cut", epoch, keep, step if close else None, step if hold else None))
         if close:
             self.first_note_due = None
 
@@ -611,10 +633,10 @@ class JamEngine:
             return
         previous, self.sent_turn = self.sent_turn, turn
         if turn is None:
-            self.worker.send(("plan", None, None, False))
+            self._tell(("plan", None, None, False))
             self.first_note_due = None
             return
-        self.worker.send(("plan", round(turn.start * 100), round(turn.end * 100), turn.first_note))
+        self._tell(("plan", round(turn.start * 100), round(turn.end * 100), turn.first_note))
         if previous is None or previous.start != turn.start:
             self.first_note_due = turn.decided
             if turn.first_note:
@@ -715,9 +737,9 @@ class JamEngine:
         now = self.now()
         sampling = self._sampling(new)
         if sampling != self._sampling(old):
-            self.worker.send(("controls", sampling))
+            self._tell(("controls", sampling))
         if new.lookahead_ms != old.lookahead_ms:
-            self.worker.send(("controls", {"lookahead_steps": round(new.lookahead_ms / 10)}))
+            self._tell(("controls", {"lookahead_steps": round(new.lookahead_ms / 10)}))
         if new.tempo_bpm != old.tempo_bpm:
             self.internal_clock.set_tempo(new.tempo_bpm, now)
             self.clock_tick = int(self.internal_clock.beat_at(now) * 24) + 1
@@ -741,7 +763,7 @@ class JamEngine:
         self._cut(close=True, hold=False, t=now)
         self.planner.reset()
         self.sent_turn = None
-        self.worker.send(("plan", None, None, False))
+        self._tell(("plan", None, None, False))
         for key, count in list(self.passed.items()):
             for _ in range(count):
                 self._send_out([0x80 | key[0], key[1], 0])

@@ -10,7 +10,6 @@ import shutil
 import subprocess
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -50,31 +49,57 @@ class JackServer:
         raise TimeoutError(f"no JACK port containing {fragment!r}; ports: {self.ports()}")
 
 
+# JACK keeps a registry of at most 8 servers, and a server that dies without unregistering
+# (killed) keeps its slot until a server of the SAME name starts. So tests reuse a few names
+# instead of fresh random ones: a dead server's slot is reclaimed by the next test, and the
+# registry never fills up ("Too many servers already active").
+NAMES = 8
+
+
+def _start(command: list[str], log) -> subprocess.Popen:  # noqa: ANN001
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
+
+
 @contextmanager
 def jack_server(sample_rate: int = 48000, period: int = 128) -> Iterator[JackServer]:
     if shutil.which("jackd") is None:
         raise JackUnavailable("jackd is not installed (the set-up installs Debian's jackd2)")
-    name = f"livegen-test-{uuid.uuid4().hex[:8]}"
-    command = ["jackd", "-n", name, "--no-realtime", "-d", "dummy", "-r", str(sample_rate)]
-    command += ["-p", str(period)]
     # jackd logs every xrun to stderr: into a file, never an undrained pipe (a full pipe
     # blocks the server mid-cycle, and then it cannot even shut down and unregister).
     log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in the finally below
-    process = subprocess.Popen(
-        command, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True
-    )
-    server = JackServer(name, sample_rate, period, process)
-    try:
+    process = server = None
+    tried = []
+    first = os.getpid() % NAMES
+    for slot in [(first + k) % NAMES for k in range(NAMES)]:
+        name = f"livegen-test-{slot}"
+        env = {**os.environ, "JACK_DEFAULT_SERVER": name, "JACK_NO_START_SERVER": "1"}
+        running = subprocess.run(["jack_wait", "-c"], env=env, capture_output=True, text=True)
+        if "running" in running.stdout and "not" not in running.stdout:
+            continue  # another test's server has this name now
+        command = ["jackd", "-n", name, "--no-realtime", "-d", "dummy", "-r", str(sample_rate)]
+        command += ["-p", str(period)]
+        process = _start(command, log)
+        server = JackServer(name, sample_rate, period, process)
         ready = server.run_tool("jack_wait", "-w", "-t", "10", timeout=15)
-        if "available" not in ready.stdout or process.poll() is not None:
-            log.seek(0)
-            err = log.read().decode(errors="replace")[-2000:] if process.poll() else ""
-            raise JackUnavailable(f"jackd did not start: {ready.stdout} {ready.stderr} {err}")
+        time.sleep(0.1)  # a name clash makes jackd exit at once: be sure it is ours that runs
+        if "available" in ready.stdout and process.poll() is None:
+            break
+        tried.append(f"{name}: {ready.stdout.strip()} {ready.stderr.strip()}")
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        process = None
+    if process is None:
+        log.seek(0)
+        err = log.read().decode(errors="replace")[-2000:]
+        log.close()
+        raise JackUnavailable(f"jackd did not start: {'; '.join(tried)} {err}")
+    try:
         yield server
     finally:
         process.terminate()
         try:
-            process.wait(timeout=5)
+            process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()

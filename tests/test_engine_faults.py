@@ -16,6 +16,7 @@ import pytest
 from livegen.controls import Controls, JamSettings
 from livegen.engine import JamEngine
 from livegen.midi_ports import forget_midi_clients
+from tests import jam_peers
 from tests.jack import JackServer
 from tests.jam_peers import (
     LIVEGEN_IN,
@@ -30,6 +31,7 @@ from tests.jam_peers import (
 )
 
 pytestmark = pytest.mark.jack
+jack512 = jam_peers.jack512  # the fixture: a JACK server with 512-frame periods
 
 
 def _rss_mb(pid: int) -> float:
@@ -48,7 +50,7 @@ def _wait_for(condition, timeout: float = 3.0) -> bool:  # noqa: ANN001
     return False
 
 
-def test_a_flood_of_junk_leaves_it_playing(jack: JackServer, tmp_path: Path) -> None:
+def test_a_flood_of_junk_leaves_it_playing(jack512: JackServer, tmp_path: Path) -> None:
     """10,000 messages/s for 10 s (notes, sysex, clock, junk): no crash, bounded memory, every
     note ended, and it still hears and answers the player right after."""
     settings = JamSettings(
@@ -60,11 +62,11 @@ def test_a_flood_of_junk_leaves_it_playing(jack: JackServer, tmp_path: Path) -> 
         engine.start()
         # The witness: a listener with a deep queue (jack_midi_dump's ring buffer overflows
         # at the ~1,000 messages/s livegen passes on during the flood).
-        listener = Listener(jack)
+        listener = Listener(jack512)
         listener.connect(LIVEGEN_OUT)
         worker_pid = engine.worker._host.pid
         before = _rss_mb(os.getpid()), _rss_mb(worker_pid)
-        sender = flood_process(jack, LIVEGEN_IN, seconds=10.0, rate=10_000)
+        sender = flood_process(jack512, LIVEGEN_IN, seconds=10.0, rate=10_000)
         sent = int(sender.communicate(timeout=60)[0].split()[-1])
         assert sent >= 95_000
         after = _rss_mb(os.getpid()), _rss_mb(worker_pid)
@@ -73,7 +75,7 @@ def test_a_flood_of_junk_leaves_it_playing(jack: JackServer, tmp_path: Path) -> 
         assert stats.dropped_messages > 20_000, stats  # junk, sysex, notes past the rate
         assert after[0] - before[0] < 60 and after[1] - before[1] < 60, (before, after)
         time.sleep(1.5)  # the model's turn after the flood ends
-        keyboard = Keyboard(jack)
+        keyboard = Keyboard(jack512)
         keyboard.connect()
         mark = engine.now()
         keyboard.phrase([60, 64, 67])
@@ -97,8 +99,8 @@ def test_a_flood_of_junk_leaves_it_playing(jack: JackServer, tmp_path: Path) -> 
     assert strictly_unmatched(events) == {}  # every note livegen sent was ended
 
 
-def test_input_port_vanishes_and_returns(jack: JackServer, tmp_path: Path) -> None:
-    keyboard = Keyboard(jack, name="test-keys")
+def test_input_port_vanishes_and_returns(jack512: JackServer, tmp_path: Path) -> None:
+    keyboard = Keyboard(jack512, name="test-keys")
     settings = JamSettings(
         preset=str(engine_preset(tmp_path)),
         input="test-keys",  # a unique part of "test-keys:out"
@@ -109,7 +111,7 @@ def test_input_port_vanishes_and_returns(jack: JackServer, tmp_path: Path) -> No
     engine = JamEngine(settings, Controls(silence_seconds=0.3, response_seconds=0.6))
     try:
         engine.start()
-        dump = MidiDump(jack)
+        dump = MidiDump(jack512)
         dump.connect(LIVEGEN_OUT)
         keyboard.send([0x90, 60, 100])  # held...
         time.sleep(0.2)
@@ -117,7 +119,7 @@ def test_input_port_vanishes_and_returns(jack: JackServer, tmp_path: Path) -> No
         keyboard = None
         assert _wait_for(lambda: any("disappeared" in p for p in engine.stats().problems))
         assert engine.stats().running
-        keyboard = Keyboard(jack, name="test-keys")  # it comes back
+        keyboard = Keyboard(jack512, name="test-keys")  # it comes back
         assert _wait_for(lambda: not engine.stats().problems)
         mark = engine.now()
         keyboard.phrase([62, 65])
@@ -139,19 +141,21 @@ def test_input_port_vanishes_and_returns(jack: JackServer, tmp_path: Path) -> No
     assert strictly_unmatched(events) == {}
 
 
-def test_kill_9_mid_session_leaves_a_readable_recording(jack: JackServer, tmp_path: Path) -> None:
+def test_kill_9_mid_session_leaves_a_readable_recording(
+    jack512: JackServer, tmp_path: Path
+) -> None:
     preset = engine_preset(tmp_path)
     record = tmp_path / "takes"
     command = [sys.executable, "-m", "livegen", "jam", "--headless", "--api", "jack"]
     command += ["--out", "none", "--audio-device", "none", "--record", str(record)]
     command += ["--preset", str(preset), "--silence", "5"]
     jam = subprocess.Popen(
-        command, env=jack.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        command, env=jack512.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     keyboard = None
     try:
-        jack.wait_for_port(LIVEGEN_IN, timeout=60)
-        keyboard = Keyboard(jack)
+        jack512.wait_for_port(LIVEGEN_IN, timeout=60)
+        keyboard = Keyboard(jack512)
         keyboard.connect()
         time.sleep(0.2)
         pitches = [60, 62, 64, 65, 67, 69]

@@ -15,6 +15,7 @@ import pytest
 from livegen.controls import Controls, JamSettings, Mode
 from livegen.engine import JamEngine
 from livegen.midi_ports import forget_midi_clients
+from tests import jam_peers
 from tests.jack import JackServer
 from tests.jam_peers import (
     LIVEGEN_OUT,
@@ -26,6 +27,7 @@ from tests.jam_peers import (
 )
 
 pytestmark = pytest.mark.jack
+jack512 = jam_peers.jack512  # the fixture: a JACK server with 512-frame periods
 MODEL_CHANNEL = 1
 SLACK = 0.03  # JACK periods (2.7 ms), the input poll, the conductor's wake-up
 
@@ -69,7 +71,7 @@ def _player(events: list, on: bool) -> list:
 
 
 def test_continue_takes_over_after_silence_and_yields_at_once(
-    jack: JackServer, tmp_path: Path
+    jack512: JackServer, tmp_path: Path
 ) -> None:
     controls = Controls(mode=Mode.CONTINUE, silence_seconds=0.3, response_seconds=1.5)
 
@@ -80,7 +82,7 @@ def test_continue_takes_over_after_silence_and_yields_at_once(
         time.sleep(0.3 + 0.6)  # and takes over again after the silence
         assert engine.stats().model_speaking
 
-    events = _session(jack, tmp_path, controls, play)
+    events = _session(jack512, tmp_path, controls, play)
     offs, ons = _player(events, on=False), _player(events, on=True)
     assert len(ons) == 5 and len(offs) == 5, events
     first_release, comeback, second_release = offs[3].seconds, ons[4].seconds, offs[4].seconds
@@ -102,14 +104,14 @@ def test_continue_takes_over_after_silence_and_yields_at_once(
     assert unmatched_notes(events) == {}
 
 
-def test_call_answers_each_phrase_as_long_as_it_was(jack: JackServer, tmp_path: Path) -> None:
+def test_call_answers_each_phrase_as_long_as_it_was(jack512: JackServer, tmp_path: Path) -> None:
     controls = Controls(mode=Mode.CALL, silence_seconds=0.25, response_seconds=4.0)
 
     def play(keyboard: Keyboard, engine: JamEngine) -> None:
         keyboard.phrase([60, 64, 67], length=0.15, gap=0.05)  # a 0.6 s phrase
         time.sleep(0.25 + 0.6 + 0.3)
 
-    events = _session(jack, tmp_path, controls, play)
+    events = _session(jack512, tmp_path, controls, play)
     offs, ons = _player(events, on=False), _player(events, on=True)
     release = offs[-1].seconds
     phrase = release - ons[0].seconds
@@ -123,7 +125,7 @@ def test_call_answers_each_phrase_as_long_as_it_was(jack: JackServer, tmp_path: 
     assert strictly_unmatched(events) == {}
 
 
-def test_accompany_plays_along_in_its_register(jack: JackServer, tmp_path: Path) -> None:
+def test_accompany_plays_along_in_its_register(jack512: JackServer, tmp_path: Path) -> None:
     controls = Controls(
         mode=Mode.ACCOMPANY, low_pitch=36, high_pitch=55, response_seconds=0.5, lookahead_ms=100
     )
@@ -132,7 +134,7 @@ def test_accompany_plays_along_in_its_register(jack: JackServer, tmp_path: Path)
         keyboard.phrase([72, 74, 76, 77, 79, 77, 76, 74, 72, 71, 72], length=0.12, gap=0.08)
         time.sleep(0.8)
 
-    events = _session(jack, tmp_path, controls, play)
+    events = _session(jack512, tmp_path, controls, play)
     ons, offs = _player(events, on=True), _player(events, on=False)
     model = _model_ons(events)
     during = [e for e in model if ons[0].seconds < e.seconds < offs[-1].seconds]
