@@ -1,0 +1,203 @@
+"""The engine's parts without ports: the decode worker's context (rollback, ownership, turns,
+never writing into the past), the modes' turn planning, and the engine's contract (errors,
+controls, non-blocking snapshots) with no MIDI or audio at all."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import mido
+import pytest
+
+from livegen.clock import InternalClock
+from livegen.controls import Controls, JamSettings, Mode, PhraseEnd
+from livegen.decode_worker import WorkerCore, WorkerSpec, merge_player_messages
+from livegen.engine import JamEngine, check_message
+from livegen.kernels.errors import LivegenError
+from livegen.kernels.vocab import NOTE_OFF, NOTE_ON
+from livegen.models.grammar import MODEL
+from livegen.models.loading import load_preset_model
+from livegen.models.preset import load_preset
+from livegen.models.sampling import SamplingParams
+from livegen.models.streaming import StreamingDecoder
+from livegen.modes import TurnPlanner
+from tests.jam_peers import engine_preset
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+    preset = engine_preset(tmp_path_factory.mktemp("preset"))
+    return load_preset_model(load_preset(preset), "cpu").model
+
+
+def _core(model, clock: _Clock, **sampling) -> tuple[WorkerCore, list]:  # noqa: ANN001
+    out: list = []
+    spec = WorkerSpec(preset="unused", t0=0.0, lookahead_steps=20, seed=3)
+    core = WorkerCore(StreamingDecoder(model), SamplingParams(**sampling), spec, out.append, clock)
+    return core, out
+
+
+def _run(core: WorkerCore, clock: _Clock, until: float) -> None:
+    while clock.t < until:
+        while core.work():
+            pass
+        clock.t += 0.01
+
+
+def test_worker_turn_opens_with_a_note_at_its_start_and_closes_every_note(model) -> None:  # noqa: ANN001
+    clock = _Clock()
+    core, out = _core(model, clock, density=2.0)
+    core.handle(("player", [(50, "on", 60, 20, 0.0), (80, "off", 60, 0, 0.0)], 85, []))
+    core.handle(("plan", 150, 250, True))
+    _run(core, clock, 3.0)
+    events = [m for m in out if m[0] == "event"]
+    assert events[0][3] == 150 and events[0][4]  # a note-on exactly at the turn's start
+    assert all(150 <= e[3] <= 250 for e in events)
+    sounding: dict[int, int] = {}
+    for _, _, _, _, on, pitch, _ in events:
+        sounding[pitch] = sounding.get(pitch, 0) + (1 if on else -1)
+    assert not any(sounding.values())  # every model note ended by the turn's end
+    assert out[-1][0] == "turn_over" or ("turn_over", 0, 250) in out
+
+
+def test_worker_never_writes_into_the_past(model) -> None:  # noqa: ANN001
+    clock = _Clock()
+    core, out = _core(model, clock, density=2.0)
+    clock.t = 5.0  # the plan says 1 s, but it is 5 s already (the worker was late)
+    core.handle(("plan", 100, 700, True))
+    _run(core, clock, 5.5)
+    events = [m for m in out if m[0] == "event"]
+    assert events and min(e[3] for e in events) >= 500
+
+
+def test_cut_rolls_back_to_what_sounded_and_the_player_is_heard(model) -> None:  # noqa: ANN001
+    clock = _Clock()
+    core, out = _core(model, clock, density=3.0)
+    core.handle(("plan", 10, 2000, False))
+    _run(core, clock, 0.9)  # it writes 200 ms ahead: up to step 110
+    events = [m for m in out if m[0] == "event"]
+    sent = [e for e in events if e[3] <= 90]  # what the engine had sent by 0.9 s
+    keep = sent[-1][2] if sent else 0
+    assert core.session_step() > 90 and core.position > keep + 1  # written ahead
+    core.handle(("cut", 1, keep, 90, 90))  # the player struck at step 90: the model yields
+    assert core.plan is None
+    assert not core.grammar.owned(MODEL)  # the model's sounding notes were closed
+    core.handle(("player", [(90, "on", 64, 20, 0.0)], 90, []))
+    assert core.grammar.open_notes[64][0] == 0  # the player's note, in the context
+    # After the kept position: closing NOTE_OFFs, a TIME_SHIFT, the player's velocity and note.
+    tail = [int(core.decoder.tokens[p]) for p in range(keep + 1, core.position)]
+    assert tail[-1] == NOTE_ON + 64
+    assert all(t >= NOTE_OFF for t in tail[:-1]), tail
+    assert core.session_step() == 90
+
+
+def test_player_messages_merge_in_order() -> None:
+    messages = [
+        ("player", [(1, "on", 60, 20, 0.0)], 1, [("t",)]),
+        ("player", [(2, "off", 60, 0, 0.0)], 2, []),
+        ("cut", 1, 5, None, None),
+        ("player", [(3, "on", 62, 20, 0.0)], 3, []),
+    ]
+    merged = merge_player_messages(messages)
+    assert [m[0] for m in merged] == ["player", "cut", "player"]
+    assert merged[0][1] == [(1, "on", 60, 20, 0.0), (2, "off", 60, 0, 0.0)]
+    assert merged[0][2] == 2 and merged[0][3] == []  # the newest preview wins
+
+
+def test_planner_continue_call_accompany() -> None:
+    clock = InternalClock(120.0)
+    planner, c = TurnPlanner(), Controls(silence_seconds=0.5, response_seconds=3.0)
+    assert planner.note_on(1.0, c) is None
+    assert planner.plan(1.1, c, clock) is None  # a key is held
+    planner.note_off(1.4, c)
+    turn = planner.plan(1.5, c, clock)
+    assert (turn.start, turn.end, turn.first_note) == (1.9, 4.9, True)
+    assert planner.note_on(1.8, c) == "yield" and planner.plan(1.8, c, clock) is None
+    call = Controls(mode=Mode.CALL, silence_seconds=0.5, response_seconds=3.0)
+    planner = TurnPlanner()
+    planner.note_on(1.0, call)
+    planner.note_off(2.0, call)
+    assert planner.plan(2.0, call, clock).end == pytest.approx(2.5 + 1.0)  # as long as the call
+    bars = Controls(mode=Mode.CALL, phrase_end=PhraseEnd.BAR, response_seconds=3.0)
+    planner = TurnPlanner()
+    planner.note_on(1.0, bars)
+    planner.note_off(2.3, bars)
+    turn = planner.plan(2.3, bars, clock)
+    assert turn.start == 4.0 and turn.end == 6.0  # the next bar line; one bar (2 s at 120)
+    cc = Controls(mode=Mode.CALL, phrase_end=PhraseEnd.CC, phrase_cc=67)
+    planner = TurnPlanner()
+    planner.note_on(1.0, cc)
+    planner.note_off(1.2, cc)
+    assert planner.plan(3.0, cc, clock) is None  # silence alone does not end it
+    assert planner.controller(3.1, 67, 127, cc)
+    assert planner.plan(3.1, cc, clock).start == 3.1
+    along = Controls(mode=Mode.ACCOMPANY, response_seconds=2.0)
+    planner = TurnPlanner()
+    planner.note_on(1.0, along)
+    turn = planner.plan(1.0, along, clock)
+    assert turn.start == 1.0 and not turn.first_note
+    assert planner.note_on(1.5, along) == "cut"  # rethink, do not stop
+    assert planner.plan(1.5, along, clock).end == 3.5
+
+
+def test_check_message_rejects_junk() -> None:
+    assert check_message([0x90, 60, 100]) and check_message([0xC0, 5])
+    for junk in ([0x12, 0x34], [0x90, 60], [0x90, 200, 1], [0xF0, 1, 0xF7], [0xC0, 5, 5], []):
+        assert not check_message(junk), junk
+
+
+def test_engine_errors_name_what_exists(tmp_path: Path) -> None:
+    engine = JamEngine(JamSettings(preset="no-such-preset", input="none", output="none"))
+    with pytest.raises(LivegenError, match="no preset named 'no-such-preset'"):
+        engine.start()
+    engine.stop()  # idempotent after a failed start
+    with pytest.raises(ValueError, match="temperature"):
+        JamEngine(JamSettings()).set_controls(temperature=99.0)
+    with pytest.raises(ValueError, match="unknown controls"):
+        JamEngine(JamSettings()).set_controls(loudness=3)
+
+
+def test_engine_without_ports_or_sound_plays_from_the_computer_keyboard(tmp_path: Path) -> None:
+    """No MIDI ports, no audio: play() feeds the model, the roll and the log fill, snapshots
+    come back at once, controls change live, and stop() ends every note."""
+    settings = JamSettings(
+        preset=str(engine_preset(tmp_path)),
+        input="none",
+        output="none",
+        audio_device="none",
+        record_dir=str(tmp_path / "takes"),
+    )
+    engine = JamEngine(settings, Controls(silence_seconds=0.2, response_seconds=0.6))
+    engine.start()
+    try:
+        for pitch in (60, 64, 67):
+            engine.play(mido.Message("note_on", note=pitch, velocity=90))
+            time.sleep(0.08)
+            engine.play(mido.Message("note_off", note=pitch))
+        time.sleep(0.2 + 0.4)
+        started = time.perf_counter()
+        stats, roll, log = engine.stats(), engine.roll(0.0), engine.drain_log()
+        assert time.perf_counter() - started < 0.005  # cheap enough for a 20 Hz UI
+        assert [n.pitch for n in roll if n.owner == "player"] == [60, 64, 67]
+        assert any(n.owner == "model" for n in roll), roll
+        assert stats.running and stats.recording_path and not stats.problems
+        assert any("model's turn" in line for line in log), log
+        engine.set_controls(mode=Mode.ACCOMPANY, temperature=0.8)
+        assert engine.controls.mode == Mode.ACCOMPANY
+        engine.set_recording(False)
+        time.sleep(0.1)
+        assert engine.stats().recording_path is None
+    finally:
+        engine.stop()
+        engine.stop()
+    assert all(n.end is not None for n in engine.roll(0.0))  # nothing left sounding
+    assert not engine.stats().running
