@@ -99,6 +99,7 @@ class WorkerCore:
         self.snapshots: dict[int, tuple[Any, int]] = {}  # position -> (grammar, offset)
         self.player_end = 1  # position just after the player's last final token
         self.tentative_start: int | None = None  # where not-yet-final player tokens begin
+        self.tentative_events: list[tuple] = []  # the preview they came from
         self.final_step = -1  # the player's stream is final up to this session step
         self.epoch = 0
         self.hold_step: int | None = None
@@ -232,7 +233,13 @@ class WorkerCore:
         from livegen.models.grammar import PLAYER
 
         if self.tentative_start is not None:
-            self.rollback(self.tentative_start)
+            previewed = self.tentative_events
+            if previewed and [e[:4] for e in events[: len(previewed)]] == previewed:
+                # The step came out as previewed (the usual case): those tokens are final as
+                # they stand, with no rollback and no second prefill.
+                events = events[len(previewed) :]
+            else:
+                self.rollback(self.tentative_start)
             self.tentative_start = None
         # Model tokens after the player's last one stand: the engine cuts (rolls them back)
         # before every player event while the model is writing.
@@ -243,6 +250,7 @@ class WorkerCore:
         self._snapshot()
         if tentative:
             self.tentative_start = self.position
+            self.tentative_events = [e[:4] for e in tentative]
             more = self._event_tokens(tentative, PLAYER)
             if more:
                 self.decoder.append(more)

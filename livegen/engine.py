@@ -100,6 +100,8 @@ class JamEngine:
         self._lifecycle = threading.Lock()
         self._thread: threading.Thread | None = None
         self._dropped = 0  # written by the MIDI input thread (an int add: atomic under the GIL)
+        # Every figure, not just the meters' recent ones (benchmarks/bench_jam.py sets a dict).
+        self.measured: dict[str, list[float]] | None = None
         self.preset = None
         self.midi_in = self.midi_out = self.clock_in = None
         self.audio = None
@@ -667,6 +669,9 @@ class JamEngine:
             self.worker_stats = message[1]
             now = self.now()
             self.input_ms.extend((now, ms) for ms in message[1].get("input_ms", ()))
+            if self.measured is not None:
+                self.measured["input_ms"] += message[1].get("input_ms", [])
+                self.measured["ms_per_token"].append(message[1].get("ms_per_token_p50", 0.0))
         elif kind == "log":
             self._say(message[1])
         elif kind in ("error", "exited"):
@@ -702,6 +707,8 @@ class JamEngine:
                 if self.first_note_due is not None:
                     reaction = max(0.0, now - self.first_note_due)
                     self.counters["reaction_ms"] = reaction * 1e3
+                    if self.measured is not None:
+                        self.measured["reaction_ms"].append(reaction * 1e3)
                     self.first_note_due = None
             elif event.pitch in self.model_sounding:
                 # One note-off per note-on, also for a re-struck pitch (a DAW pairs them up).

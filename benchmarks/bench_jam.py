@@ -1,0 +1,272 @@
+"""The live jam through JACK: reaction, input -> context, xruns, late events; the decode worker
+in its own process vs in a thread.
+
+    .venv/bin/python benchmarks/bench_jam.py [--preset piano] [--seconds 60] [--rt]
+
+Starts its own JACK server (dummy driver, 48 kHz, 128 frames; --rt: real-time scheduling, as
+a musician's JACK runs), then for each worker mode runs `livegen jam`'s engine (continue mode,
+FluidSynth through a 128-frame sounddevice stream, virtual MIDI ports) while a PEER process,
+a JACK MIDI client like a keyboard plus a DAW, plays phrases into "livegen in" and listens to
+"livegen out", stamping on the system-wide monotonic clock the engine also uses. Figures:
+
+- reaction: phrase end decided -> first model note out. The engine decides at the player's
+  last release + silence_seconds. "engine": decision -> the note handed to MIDI out;
+  "through JACK": the peer's release + silence -> the note arriving at the peer (JACK's input
+  and output periods included).
+- input -> context: a player's note arriving at the engine -> in the model's context.
+- xruns: PortAudio's underflow flags in the audio callback (JACK reports every xrun of the
+  graph), and jackd's own log, split by who was late.
+- late events: model notes sent more than one 10 ms step after their time.
+
+Without presets/piano.toml it uses a random-weight model of the same size (context 1024,
+latents 128, dim 256, heads 4, layers 4), with a density bias so it plays about as densely as
+piano music (random weights rest a lot). Prints figures, then one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVER = "livegen-bench"
+PHRASE = [60, 62, 64, 65, 67, 69]
+NOTE, GAP = 0.12, 0.05
+
+
+# ---- the peer: plays into livegen, listens to it (its own process) ------------------------
+
+
+def peer(seconds: float, silence: float, response: float) -> None:
+    import rtmidi
+
+    player = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, "bench-player")
+    player.open_virtual_port("out")
+    listener = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, "bench-listener", queue_size_limit=65536)
+    listener.open_virtual_port("in")
+    env = dict(os.environ)
+    for source, destination in (("bench-player:out", "livegen in:livegen in"),):
+        subprocess.run(["jack_connect", source, destination], env=env, check=True)
+    subprocess.run(
+        ["jack_connect", "livegen out:livegen out", "bench-listener:in"], env=env, check=True
+    )
+    heard: list[tuple[float, list[int]]] = []
+    running = True
+
+    def listen() -> None:
+        while running:
+            got = listener.get_message()
+            if got is None:
+                time.sleep(0.0002)
+            else:
+                heard.append((time.perf_counter(), got[0]))
+
+    thread = threading.Thread(target=listen, daemon=True)
+    thread.start()
+    time.sleep(0.3)
+    releases, start = [], time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for pitch in PHRASE:
+            player.send_message([0x90, pitch, 90])
+            time.sleep(NOTE)
+            player.send_message([0x80, pitch, 0])
+            released = time.perf_counter()
+            time.sleep(GAP)
+        releases.append(released)
+        time.sleep(silence + response + 0.3)
+    time.sleep(0.3)
+    running = False
+    thread.join()
+    print(json.dumps({"releases": releases, "heard": heard}))
+
+
+# ---- the bench -----------------------------------------------------------------------------
+
+
+def random_preset(folder: Path) -> Path:
+    """A preset of the default's size with random weights (the trained one may not exist)."""
+    import torch
+
+    from livegen.models.checkpoint import save_model
+    from livegen.models.config import PerceiverARConfig
+    from livegen.models.perceiver_ar import PerceiverAR
+    from livegen.models.preset import ModelSpec, Preset, SamplingDefaults, save_preset
+
+    torch.manual_seed(0)
+    config = PerceiverARConfig(context=1024, latents=128, dim=256, heads=4, layers=4)
+    save_model(PerceiverAR(config), folder / "bench")
+    preset = Preset("bench", "random weights, the size of piano", ModelSpec(path="bench"))
+    preset.sampling = SamplingDefaults()
+    path = folder / "bench.toml"
+    save_preset(preset, path)
+    return path
+
+
+def start_jack(period: int, realtime: bool, log: Path) -> subprocess.Popen:
+    command = ["jackd", "-n", SERVER] + (["-R", "-P", "70"] if realtime else ["--no-realtime"])
+    command += ["-d", "dummy", "-r", "48000", "-p", str(period)]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=open(log, "w"))  # noqa: SIM115
+    os.environ["JACK_DEFAULT_SERVER"] = SERVER
+    os.environ["JACK_NO_START_SERVER"] = "1"
+    ready = subprocess.run(["jack_wait", "-w", "-t", "10"], capture_output=True, text=True)
+    if "available" not in ready.stdout:
+        server.kill()
+        raise SystemExit(f"jackd did not start ({' '.join(command)}); see {log}")
+    return server
+
+
+def jack_xruns(log: Path) -> dict[str, int]:
+    lines = log.read_text(errors="replace").splitlines()
+    late = {}
+    for line in lines:
+        if "was not finished" in line:
+            client = line.split("client = ")[1].split(" was")[0]
+            late[client] = late.get(client, 0) + 1
+    timer = sum("JackTimedDriver::Process XRun" in line for line in lines)
+    return {"driver_timer": timer, **{f"late:{k}": v for k, v in late.items()}}
+
+
+def pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def session(preset: Path, worker: str, seconds: float, log: Path, density: float) -> dict:
+    from livegen.controls import Controls, JamSettings
+    from livegen.engine import JamEngine
+
+    silence, response = 0.4, 2.0
+    settings = JamSettings(preset=str(preset), api="jack", blocksize=128, seed=0)
+    controls = Controls(silence_seconds=silence, response_seconds=response, density=density)
+    engine = JamEngine(settings, controls, worker_mode=worker)
+    engine.measured = {"input_ms": [], "reaction_ms": [], "ms_per_token": []}
+    engine.start()
+    problems = engine.stats().problems
+    tokens_before = engine.worker_stats.get("tokens", 0)
+    jack_before = jack_xruns(log)
+    begin = time.perf_counter()
+    code = f"import sys; sys.path.insert(0, {str(ROOT)!r}); from benchmarks.bench_jam import peer; "
+    code += f"peer({seconds}, {silence}, {response})"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=seconds + 120
+    )
+    wall = time.perf_counter() - begin
+    stats = engine.stats()
+    tokens = engine.worker_stats.get("tokens", 0) - tokens_before
+    load = os.getloadavg()
+    engine.stop()
+    if done.returncode:
+        raise SystemExit(f"peer failed: {done.stderr[-2000:]}")
+    jack_after = jack_xruns(log)
+    result = json.loads(done.stdout.splitlines()[-1])
+    reactions_jack = []
+    for release in result["releases"]:
+        decided = release + silence
+        model = [t for t, m in result["heard"] if m[0] == 0x91 and m[2] > 0 and t > decided - 0.1]
+        if model and model[0] < decided + 1.0:
+            reactions_jack.append((model[0] - decided) * 1e3)
+    measured = engine.measured
+    xrun_delta = {k: jack_after.get(k, 0) - jack_before.get(k, 0) for k in jack_after}
+    return {
+        "worker": worker,
+        "seconds": round(wall, 1),
+        "phrases": len(result["releases"]),
+        "reaction_engine_ms_p50": pct(measured["reaction_ms"], 50),
+        "reaction_engine_ms_max": max(measured["reaction_ms"], default=None),
+        "reaction_jack_ms_p50": pct(reactions_jack, 50),
+        "reaction_jack_ms_max": max(reactions_jack, default=None),
+        "input_to_context_ms_p50": pct(measured["input_ms"], 50),
+        "input_to_context_ms_p90": pct(measured["input_ms"], 90),
+        "input_notes": len(measured["input_ms"]),
+        "xruns_portaudio": stats.xruns,
+        "xruns_jack_log": {k: v for k, v in xrun_delta.items() if v},
+        "late_events": stats.late_events,
+        "model_tokens_per_s": round(tokens / wall, 1),
+        "model_notes_per_s": round(
+            sum(m[0] == 0x91 and m[2] > 0 for _, m in result["heard"]) / wall, 1
+        ),
+        "ms_per_token_p50": pct(measured["ms_per_token"], 50),
+        "cpu_percent": round(stats.cpu_percent, 1),
+        "loadavg_1min": round(load[0], 2),
+        "problems": problems + stats.problems,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--preset", help="preset (default: piano if present, else random)")
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--workers", default="process,thread", help="worker modes to run")
+    parser.add_argument("--rt", action="store_true", help="run jackd with real-time priority")
+    parser.add_argument("--period", type=int, default=128)
+    parser.add_argument("--density", type=float, default=None)
+    args = parser.parse_args()
+
+    from livegen.models.preset import SHIPPED_DIR
+
+    with tempfile.TemporaryDirectory() as folder:
+        if args.preset:
+            preset, density = Path(args.preset), args.density or 0.0
+        elif (SHIPPED_DIR / "piano.toml").exists():
+            preset, density = SHIPPED_DIR / "piano.toml", args.density or 0.0
+        else:
+            preset = random_preset(Path(folder))
+            density = 1.5 if args.density is None else args.density
+        log = Path(folder) / "jackd.log"
+        server = start_jack(args.period, args.rt, log)
+        results = []
+        try:
+            for worker in args.workers.split(","):
+                results.append(session(preset, worker, args.seconds, log, density))
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+    print(
+        f"preset {preset.name}; JACK dummy 48 kHz / {args.period} frames; "
+        f"{'real-time' if args.rt else 'not real-time'}; {os.cpu_count()} CPUs"
+    )
+    for r in results:
+        print(
+            f"\nworker in a {r['worker']} ({r['seconds']} s, {r['phrases']} phrases, "
+            f"load {r['loadavg_1min']})"
+        )
+        print(
+            f"  reaction, engine:        p50 {r['reaction_engine_ms_p50']} ms, max {r['reaction_engine_ms_max']} ms"
+        )
+        print(
+            f"  reaction, through JACK:  p50 {r['reaction_jack_ms_p50']} ms, max {r['reaction_jack_ms_max']} ms"
+        )
+        print(
+            f"  input -> context:        p50 {r['input_to_context_ms_p50']} ms, p90 {r['input_to_context_ms_p90']} ms ({r['input_notes']} notes)"
+        )
+        print(f"  xruns: PortAudio {r['xruns_portaudio']}; jackd {r['xruns_jack_log']}")
+        print(f"  late model events:       {r['late_events']}")
+        print(
+            f"  model: {r['model_tokens_per_s']} tokens/s, {r['model_notes_per_s']} notes/s, {r['ms_per_token_p50']} ms/token; CPU {r['cpu_percent']}%"
+        )
+        if r["problems"]:
+            print(f"  problems: {r['problems']}")
+    print(
+        json.dumps(
+            {
+                "bench": "jam",
+                "preset": preset.name,
+                "period": args.period,
+                "realtime": args.rt,
+                "results": results,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
