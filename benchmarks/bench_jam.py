@@ -109,6 +109,19 @@ def random_preset(folder: Path) -> Path:
     return path
 
 
+def requantized(preset: Path, quantize: str, folder: Path) -> Path:
+    """A copy of a preset's TOML with another [model].quantize, pointing at the same model."""
+    import dataclasses
+
+    from livegen.models.preset import ModelSpec, load_preset, save_preset
+
+    loaded = load_preset(preset)
+    copy = dataclasses.replace(loaded, model=ModelSpec(str(loaded.model_dir), quantize))
+    path = folder / f"{loaded.name}-{quantize}.toml"
+    save_preset(copy, path)
+    return path
+
+
 def start_jack(period: int, realtime: bool, log: Path) -> subprocess.Popen:
     command = ["jackd", "-n", SERVER] + (["-R", "-P", "70"] if realtime else ["--no-realtime"])
     command += ["-d", "dummy", "-r", "48000", "-p", str(period)]
@@ -187,6 +200,7 @@ def session(preset: Path, worker: str, seconds: float, log: Path, density: float
         "input_to_context_ms_p50": pct(measured["input_ms"], 50),
         "input_to_context_ms_p90": pct(measured["input_ms"], 90),
         "input_notes": len(measured["input_ms"]),
+        "input_transit_ms_p50": pct(measured.get("transit_ms", []), 50),
         "xruns_portaudio": stats.xruns,
         "xruns_jack_log": {k: v for k, v in xrun_delta.items() if v},
         "late_events": stats.late_events,
@@ -209,6 +223,9 @@ def main() -> None:
     parser.add_argument("--rt", action="store_true", help="run jackd with real-time priority")
     parser.add_argument("--period", type=int, default=128)
     parser.add_argument("--density", type=float, default=None)
+    parser.add_argument(
+        "--quantize", choices=("none", "int8"), help="override the preset's [model].quantize"
+    )
     args = parser.parse_args()
 
     from livegen.models.preset import SHIPPED_DIR
@@ -221,6 +238,8 @@ def main() -> None:
         else:
             preset = random_preset(Path(folder))
             density = 1.5 if args.density is None else args.density
+        if args.quantize:
+            preset = requantized(preset, args.quantize, Path(folder))
         log = Path(folder) / "jackd.log"
         server = start_jack(args.period, args.rt, log)
         results = []
@@ -230,42 +249,43 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait(timeout=10)
+    setup = {"preset": preset.name, "quantize": args.quantize, "period": args.period}
+    setup.update(realtime=args.rt, cpus=os.cpu_count())
+    report(setup, results)
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} ms"
+
+
+def report(setup: dict, results: list[dict]) -> None:
     print(
-        f"preset {preset.name}; JACK dummy 48 kHz / {args.period} frames; "
-        f"{'real-time' if args.rt else 'not real-time'}; {os.cpu_count()} CPUs"
+        f"preset {setup['preset']} (quantize: {setup['quantize'] or 'as the preset says'}); "
+        f"JACK dummy 48 kHz / {setup['period']} frames, "
+        f"{'real-time' if setup['realtime'] else 'not real-time'}; {setup['cpus']} CPUs"
     )
     for r in results:
         print(
             f"\nworker in a {r['worker']} ({r['seconds']} s, {r['phrases']} phrases, "
             f"load {r['loadavg_1min']})"
         )
+        rows = {
+            "reaction, engine": (r["reaction_engine_ms_p50"], r["reaction_engine_ms_max"], "max"),
+            "reaction, through JACK": (r["reaction_jack_ms_p50"], r["reaction_jack_ms_max"], "max"),
+            "input -> context": (r["input_to_context_ms_p50"], r["input_to_context_ms_p90"], "p90"),
+            "  of which to the worker": (r["input_transit_ms_p50"], None, "-"),
+        }
+        for name, (p50, other, label) in rows.items():
+            print(f"  {name:24s} p50 {_ms(p50)}, {label} {_ms(other)}")
+        print(f"  {'xruns':24s} PortAudio {r['xruns_portaudio']}; jackd {r['xruns_jack_log']}")
+        print(f"  {'late model events':24s} {r['late_events']}")
         print(
-            f"  reaction, engine:        p50 {r['reaction_engine_ms_p50']} ms, max {r['reaction_engine_ms_max']} ms"
-        )
-        print(
-            f"  reaction, through JACK:  p50 {r['reaction_jack_ms_p50']} ms, max {r['reaction_jack_ms_max']} ms"
-        )
-        print(
-            f"  input -> context:        p50 {r['input_to_context_ms_p50']} ms, p90 {r['input_to_context_ms_p90']} ms ({r['input_notes']} notes)"
-        )
-        print(f"  xruns: PortAudio {r['xruns_portaudio']}; jackd {r['xruns_jack_log']}")
-        print(f"  late model events:       {r['late_events']}")
-        print(
-            f"  model: {r['model_tokens_per_s']} tokens/s, {r['model_notes_per_s']} notes/s, {r['ms_per_token_p50']} ms/token; CPU {r['cpu_percent']}%"
+            f"  {'model':24s} {r['model_tokens_per_s']} tokens/s, {r['model_notes_per_s']} "
+            f"notes/s, {_ms(r['ms_per_token_p50'])}/token; CPU {r['cpu_percent']}%"
         )
         if r["problems"]:
             print(f"  problems: {r['problems']}")
-    print(
-        json.dumps(
-            {
-                "bench": "jam",
-                "preset": preset.name,
-                "period": args.period,
-                "realtime": args.rt,
-                "results": results,
-            }
-        )
-    )
+    print(json.dumps({"bench": "jam", **setup, "results": results}))
 
 
 if __name__ == "__main__":

@@ -107,6 +107,7 @@ class WorkerCore:
         self.turn_started = False
         self.decode_ms: deque[float] = deque(maxlen=256)
         self.input_ms: deque[float] = deque(maxlen=64)
+        self.transit_ms: deque[float] = deque(maxlen=64)  # the part before the worker had it
         self.tokens_made = 0
         self.events_made = 0
         self._stats_due = 0.0
@@ -232,6 +233,7 @@ class WorkerCore:
     def _player(self, events: list[tuple], final_step: int, tentative: list[tuple]) -> None:
         from livegen.models.grammar import PLAYER
 
+        arrived = self.clock()
         if self.tentative_start is not None:
             previewed = self.tentative_events
             if previewed and [e[:4] for e in events[: len(previewed)]] == previewed:
@@ -261,6 +263,7 @@ class WorkerCore:
         for event in [*events, *tentative]:
             if event[1] == "on" and event[4]:
                 self.input_ms.append((now - event[4]) * 1e3)
+                self.transit_ms.append((arrived - event[4]) * 1e3)
 
     def _cut(self, epoch: int, keep: int, close_step: int | None, hold_step: int | None) -> None:
         from livegen.models.grammar import MODEL
@@ -370,8 +373,9 @@ class WorkerCore:
         self._stats_due = now + STATS_INTERVAL
         ordered = sorted(self.decode_ms)
         pick = (lambda q: ordered[int(q * (len(ordered) - 1))]) if ordered else (lambda q: 0.0)
-        inputs = list(self.input_ms)
+        inputs, transits = list(self.input_ms), list(self.transit_ms)
         self.input_ms.clear()
+        self.transit_ms.clear()
         return {
             "position": self.position,
             "tokens": self.tokens_made,
@@ -380,6 +384,7 @@ class WorkerCore:
             "ms_per_token_p99": pick(0.99),
             "ahead_steps": self.session_step() - self.now_step(),
             "input_ms": inputs,
+            "transit_ms": transits,
             "cpu_s": time.process_time(),
             "margin_steps": self.margin_steps(),
         }

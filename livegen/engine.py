@@ -671,6 +671,7 @@ class JamEngine:
             self.input_ms.extend((now, ms) for ms in message[1].get("input_ms", ()))
             if self.measured is not None:
                 self.measured["input_ms"] += message[1].get("input_ms", [])
+                self.measured.setdefault("transit_ms", []).extend(message[1].get("transit_ms", []))
                 self.measured["ms_per_token"].append(message[1].get("ms_per_token_p50", 0.0))
         elif kind == "log":
             self._say(message[1])
