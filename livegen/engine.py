@@ -906,7 +906,8 @@ class JamEngine:
 
     def _cpu_percent(self, worker: dict, audio: dict) -> float:
         wall = time.perf_counter()
-        cpu = time.process_time() + worker.get("cpu_s", 0.0) + audio.get("cpu_s", 0.0)
+        worker_cpu = worker.get("cpu_s", 0.0) if self.worker_mode == "process" else 0.0
+        cpu = time.process_time() + worker_cpu + audio.get("cpu_s", 0.0)
         then, before = self.cpu_mark
         if wall - then < 0.5:
             return self._stats.cpu_percent
