@@ -144,3 +144,33 @@ def test_engine_follows_jack_midi_clock(jack: JackServer, tmp_path: Path) -> Non
     shown = " ".join(f"{1000 * miss:.1f}" for miss in misses) + f" ms; {engine.stats()}"
     assert misses[len(misses) // 2] <= 0.010, shown
     assert sum(miss <= 0.012 for miss in misses) >= 0.7 * len(misses), shown
+
+
+@pytest.mark.jack
+def test_engine_sends_midi_clock_when_it_leads(jack: JackServer, tmp_path: Path) -> None:
+    settings = JamSettings(
+        preset=str(engine_preset(tmp_path)),
+        input="none",
+        api="jack",
+        audio_device="none",
+        send_clock=True,
+    )
+    engine = JamEngine(settings, Controls(tempo_bpm=150.0))
+    listener = None
+    try:
+        engine.start()
+        listener = Listener(jack)
+        listener.connect(LIVEGEN_OUT)
+        time.sleep(1.0)
+        engine.set_controls(tempo_bpm=100.0)  # live: the ticks follow
+        time.sleep(1.0)
+    finally:
+        engine.stop()
+        events = listener.close() if listener is not None else []
+        forget_midi_clients()
+    ticks = [t for t, data in events if data == (CLOCK,)]
+    assert events[-1][1] == (STOP,) or (STOP,) in [d for _, d in events[-40:]]
+    changed = min(range(len(ticks)), key=lambda i: abs(ticks[i] - (ticks[0] + 1.0)))
+    before = np.diff(ticks[2 : changed - 2]).mean() * 24
+    after = np.diff(ticks[changed + 2 : -2]).mean() * 24
+    assert abs(60 / before - 150.0) < 3 and abs(60 / after - 100.0) < 3, (60 / before, 60 / after)
