@@ -201,6 +201,9 @@ def session(preset: Path, worker: str, seconds: float, log: Path, density: float
         "input_to_context_ms_p90": pct(measured["input_ms"], 90),
         "input_notes": len(measured["input_ms"]),
         "input_transit_ms_p50": pct(measured.get("transit_ms", []), 50),
+        "model_note_sent_late_ms_p50": pct(measured.get("dispatch_late_ms", []), 50),
+        "model_note_sent_late_ms_p99": pct(measured.get("dispatch_late_ms", []), 99),
+        "model_note_sent_late_ms_max": max(measured.get("dispatch_late_ms", []), default=None),
         "xruns_portaudio": stats.xruns,
         "xruns_jack_log": {k: v for k, v in xrun_delta.items() if v},
         "late_events": stats.late_events,
@@ -274,6 +277,11 @@ def report(setup: dict, results: list[dict]) -> None:
             "reaction, through JACK": (r["reaction_jack_ms_p50"], r["reaction_jack_ms_max"], "max"),
             "input -> context": (r["input_to_context_ms_p50"], r["input_to_context_ms_p90"], "p90"),
             "  of which to the worker": (r["input_transit_ms_p50"], None, "-"),
+            "model note sent late by": (
+                r["model_note_sent_late_ms_p50"],
+                r["model_note_sent_late_ms_p99"],
+                "p99",
+            ),
         }
         for name, (p50, other, label) in rows.items():
             print(f"  {name:24s} p50 {_ms(p50)}, {label} {_ms(other)}")

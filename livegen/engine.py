@@ -722,6 +722,8 @@ class JamEngine:
                     del self.model_sounding[event.pitch]
             if not event.late and now - event.due > LATE_TOLERANCE:
                 self.counters["late"] += 1
+            if self.measured is not None:
+                self.measured.setdefault("dispatch_late_ms", []).append((now - event.due) * 1e3)
 
     def _tick(self, now: float) -> None:
         """The live encoder's steps become final as time passes; MIDI clock goes out."""
