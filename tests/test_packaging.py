@@ -32,12 +32,17 @@ def wheel_names(wheel: Path) -> set[str]:
         return set(archive.namelist())
 
 
-def test_every_source_folder_is_in_the_wheel(wheel_names: set[str]) -> None:
-    mapping = {"livegen": "livegen", "kernels": "livegen/kernels", "models": "livegen/models"}
-    mapping |= {"training": "livegen/training", "livegen/commands": "livegen/commands"}
-    for folder, package in mapping.items():
-        for source in (ROOT / folder).glob("*.py"):
-            assert f"{package}/{source.name}" in wheel_names, f"{folder}/{source.name} not shipped"
+def test_every_source_file_is_in_the_wheel(wheel_names: set[str]) -> None:
+    """Every module (subpackages such as livegen/tui included) and every Textual stylesheet."""
+    roots = {"livegen": "livegen", "kernels": "livegen/kernels", "models": "livegen/models"}
+    roots["training"] = "livegen/training"
+    for folder, package in roots.items():
+        for pattern in ("*.py", "*.tcss"):
+            for source in (ROOT / folder).rglob(pattern):
+                if "__pycache__" in source.parts:
+                    continue
+                shipped = f"{package}/{source.relative_to(ROOT / folder).as_posix()}"
+                assert shipped in wheel_names, f"{folder}/{source.name} not shipped"
 
 
 def test_presets_ship_as_package_data(wheel_names: set[str]) -> None:
