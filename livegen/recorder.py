@@ -84,7 +84,7 @@ class Recorder:
         self._lock = threading.Lock()
         self._dirty = True
         self._end = 0.0  # latest time seen (seconds)
-        self._running = False
+        self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.writes = 0
         self.error: str | None = None
@@ -96,7 +96,6 @@ class Recorder:
     def start(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.flush()
-        self._running = True
         self._thread = threading.Thread(target=self._loop, name="livegen-recorder", daemon=True)
         self._thread.start()
 
@@ -142,14 +141,13 @@ class Recorder:
             self.error = f"recording to {self.path} failed: {error}"
 
     def _loop(self) -> None:
-        while self._running:
-            time.sleep(self.interval)
+        while not self._stop.wait(self.interval):
             if self._dirty:
                 self.flush()
 
     def close(self) -> None:
         """Stop the writer and write the final file."""
-        self._running = False
+        self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -91,7 +92,9 @@ class MidiDump:
 
     def stop(self) -> list[Captured]:
         time.sleep(0.1)  # let the last period through
-        self.process.terminate()
+        # SIGINT: jack_midi_dump closes its JACK client on it; after SIGTERM the server keeps
+        # a dead client and takes seconds to shut down.
+        self.process.send_signal(signal.SIGINT)
         self.process.wait(timeout=10)
         self.log.seek(0)
         output = self.log.read()
