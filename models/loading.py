@@ -8,7 +8,8 @@ the same weights the same way:
   float32 on the CPU (bf16 gave nothing there: DESIGN.md) and on MPS (bf16 there needs a recent
   macOS and was never measured by this project);
 - [model].quantize = "int8": dynamic int8 quantisation of every Linear (weights int8,
-  activations quantised per call), CPU only. Its NLL cost is measured by
+  activations quantised per call), CPU only: with device "auto" on a GPU machine the preset
+  runs unquantised on the GPU; asking for int8 on a named GPU is an error. Its NLL cost is measured by
   benchmarks/bench_decode.py and recorded in BENCHMARKS.md.
 """
 
@@ -98,13 +99,13 @@ def load_model_for(
     if quantize not in ("none", "int8"):
         raise ModelFileError(f"quantize must be 'none' or 'int8', got {quantize!r}")
     model = load_model(model_dir)  # float32 on the CPU
-    if quantize == "int8":
-        if target.type != "cpu":
-            if device not in (None, "auto"):
-                raise DeviceError(
-                    f"int8 quantisation runs on the CPU only; this preset cannot use {target}"
-                )
-            target = torch.device("cpu")  # auto: a quantised preset is a CPU preset
+    if quantize == "int8" and target.type != "cpu" and device not in (None, "auto"):
+        raise DeviceError(
+            f"int8 quantisation runs on the CPU only; this preset cannot use {target}"
+        )
+    # int8 is how a preset says "on a CPU, decode in int8": where auto found a GPU, the GPU's
+    # own precision is faster than any CPU path, so the preset runs there unquantised.
+    if quantize == "int8" and target.type == "cpu":
         return LoadedModel(quantize_int8(model), target, torch.float32, True)
     chosen = dtype if dtype is not None else default_dtype(target)
     model = model.to(device=target, dtype=chosen).eval()
