@@ -8,8 +8,9 @@ Tick arrival times jitter (a USB keyboard, a busy DAW, JACK's period, a busy CPU
 can arrive late but never early. So the tempo is a robust slope through the last `window`
 ticks (four beats by default): the median, over the first half of the window, of the time
 from each tick to the one half a window later; a few late ticks (a stalled sender, a busy
-CPU) do not move a median. The phase is that line through the least-delayed tick of the
-window: lateness is one-sided, so the earliest arrival is the truest.
+CPU) do not move a median. The phase is that line through the least-delayed tick of the last
+beat: lateness is one-sided, so the earliest arrival is the truest, and a beat is recent
+enough to follow a sender whose clock stalls now and then (JACK's cycles running late).
 """
 
 from __future__ import annotations
@@ -137,4 +138,4 @@ class MidiClockFollower(BeatClock):
             return  # outside 10..400 bpm (garbage ticks): keep the previous estimate
         self.seconds_per_beat = seconds_per_tick * TICKS_PER_BEAT
         # The line's time at tick 0 is the origin of beat 0.
-        self.origin = min(t - k * seconds_per_tick for k, t in ticks)
+        self.origin = min(t - k * seconds_per_tick for k, t in ticks[-TICKS_PER_BEAT:])

@@ -652,12 +652,17 @@ class JamEngine:
             _, epoch, position, step, on, pitch, velocity = message
             if epoch != self.scheduler.epoch:
                 return
-            now = self.now()
-            due = self._quantized(step / 100.0, on, pitch, now)
+            now, due = self.now(), step / 100.0
             event = ModelEvent(due, 0, epoch, position, on, pitch, velocity)
             if due < now - LATE_TOLERANCE:
                 event.late = True
                 self.counters["late"] += 1
+            if self._controls.quantize:
+                # Snap later, with the freshest tempo: half a grid step (+ 10 ms) early.
+                beat = self._beat_clock().seconds_per_beat
+                event.raw, event.due = due, due - beat / self._controls.quantize_division / 2 - 0.01
+                self.scheduler.add(event)
+                return
             self.scheduler.add(event)
             if self.audio is not None:
                 self.audio.note(due, self.model_channel, pitch, velocity if on else 0, 1)
@@ -686,9 +691,9 @@ class JamEngine:
         with it, so the note keeps its length."""
         shifts = self.onset_shifts
         if not on:
-            return due + shifts.pop(pitch, 0.0)
+            return max(now, due + shifts.pop(pitch, 0.0))
         if not self._controls.quantize:
-            return due
+            return max(now, due)
         clock, division = self._beat_clock(), self._controls.quantize_division
         snapped = clock.quantize(due, division)
         if snapped < now + 0.001:  # the nearest grid point has passed: the next one
@@ -696,9 +701,20 @@ class JamEngine:
         shifts[pitch] = snapped - due
         return snapped
 
+    def _snap(self, event, now: float) -> None:  # noqa: ANN001
+        """A quantised event's time has nearly come: place it on the grid and queue it."""
+        event.due = self._quantized(event.raw, event.on, event.pitch, now)
+        event.raw = None
+        if self.scheduler.add(event) and self.audio is not None:
+            velocity = event.velocity if event.on else 0
+            self.audio.note(event.due, self.model_channel, event.pitch, velocity, 1)
+
     def _dispatch(self, now: float) -> None:
         channel = self.model_channel
         for event in self.scheduler.pop_due(now):
+            if event.raw is not None:
+                self._snap(event, now)
+                continue
             if event.on:
                 self._send_out([0x90 | channel, event.pitch, event.velocity])
                 self._record(1, event.due, (0x90 | channel, event.pitch, event.velocity))

@@ -21,6 +21,10 @@ class ModelEvent:
     pitch: int = field(compare=False)
     velocity: int = field(compare=False)
     late: bool = field(compare=False, default=False)  # already counted late on arrival
+    # Quantised events wait here until shortly before their time, then snap to the grid with
+    # the clock's estimate of that moment (not the one from when the worker wrote them):
+    # while `raw` is set, `due` is when to snap and the event has not been sent.
+    raw: float | None = field(compare=False, default=None)
 
 
 class ModelScheduler:
@@ -49,7 +53,8 @@ class ModelScheduler:
         out = []
         while self._heap and self._heap[0].due <= now:
             event = heapq.heappop(self._heap)
-            self.last_sent_position = max(self.last_sent_position, event.position)
+            if event.raw is None:  # a snap is not a send
+                self.last_sent_position = max(self.last_sent_position, event.position)
             out.append(event)
         return out
 

@@ -131,19 +131,19 @@ def test_engine_follows_jack_midi_clock(jack: JackServer, tmp_path: Path) -> Non
     bars = ticks[::96]
     model = [t for t, data in events if data[0] == 0x91 and data[2] > 0]
     release = max(t for t, data in events if data[0] in (0x80, 0x90) and data[2] == 0)
-    assert len(model) >= 4, events
+    assert len(model) >= 6, events
     # The answer opens on the first bar line after the phrase (a beat is 300 ms: within 40 ms
     # is that bar line, predicted from a tempo that wanders with the test server's cycles)...
     next_bar = min(b for b in bars if b > release)
     assert abs(model[0] - next_bar) <= 0.040, (model[0] - next_bar, release)
-    # ...and every onset is on the grid (a sixteenth is 75 ms: at random, an onset would be
-    # 19 ms off on average, 32% of them within 12 ms). Typically 3-5 ms: livegen's MIDI goes
-    # out at the JACK period after it is sent (2.7 ms each); a late cycle of the test server
-    # (not real-time, on a loaded machine) can push one further now and then.
+    # ...and its onsets are on the grid: a sixteenth is 75 ms, so onsets at random would miss
+    # it by 19 ms on average (a mean over 6+ onsets below 10 ms by chance: ~1%). Typically
+    # 3-5 ms: livegen's MIDI goes out at the JACK period after it is sent (2.7 ms each); a
+    # stalled cycle of the test server (not real-time, on a loaded machine) adds more now
+    # and then, which the engine cannot foresee.
     misses = sorted(min(abs(onset - g) for g in grid) for onset in model)
     shown = " ".join(f"{1000 * miss:.1f}" for miss in misses) + f" ms; {engine.stats()}"
-    assert misses[len(misses) // 2] <= 0.010, shown
-    assert sum(miss <= 0.012 for miss in misses) >= 0.7 * len(misses), shown
+    assert sum(misses) / len(misses) <= 0.010, shown
 
 
 @pytest.mark.jack
