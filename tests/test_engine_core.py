@@ -167,13 +167,14 @@ def test_engine_errors_name_what_exists(tmp_path: Path) -> None:
 
 
 def test_engine_without_ports_or_sound_plays_from_the_computer_keyboard(tmp_path: Path) -> None:
-    """No MIDI ports, no audio: play() feeds the model, the roll and the log fill, snapshots
-    come back at once, controls change live, and stop() ends every note."""
+    """No MIDI ports and an audio device that is not there (a problem, not an error): play()
+    feeds the model, the roll, the log and the recording fill, snapshots come back at once,
+    controls change live, and stop() ends every note."""
     settings = JamSettings(
         preset=str(engine_preset(tmp_path)),
         input="none",
         output="none",
-        audio_device="none",
+        audio_device="no-such-device",
         record_dir=str(tmp_path / "takes"),
     )
     engine = JamEngine(settings, Controls(silence_seconds=0.2, response_seconds=0.6))
@@ -189,7 +190,9 @@ def test_engine_without_ports_or_sound_plays_from_the_computer_keyboard(tmp_path
         assert time.perf_counter() - started < 0.005  # cheap enough for a 20 Hz UI
         assert [n.pitch for n in roll if n.owner == "player"] == [60, 64, 67]
         assert any(n.owner == "model" for n in roll), roll
-        assert stats.running and stats.recording_path and not stats.problems
+        assert stats.running and stats.recording_path
+        assert len(stats.problems) == 1 and "no sound" in stats.problems[0], stats.problems
+        assert "no-such-device" in stats.problems[0]
         assert any("model's turn" in line for line in log), log
         engine.set_controls(mode=Mode.ACCOMPANY, temperature=0.8)
         assert engine.controls.mode == Mode.ACCOMPANY
@@ -201,3 +204,7 @@ def test_engine_without_ports_or_sound_plays_from_the_computer_keyboard(tmp_path
         engine.stop()
     assert all(n.end is not None for n in engine.roll(0.0))  # nothing left sounding
     assert not engine.stats().running
+    take = mido.MidiFile(next((tmp_path / "takes").glob("*.mid")))
+    played = [m.note for m in take.tracks[0] if m.type == "note_on" and m.velocity > 0]
+    assert played == [60, 64, 67]
+    assert any(m.type == "note_on" for m in take.tracks[1])  # the model's track
