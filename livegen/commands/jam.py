@@ -51,7 +51,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--worker", choices=("process", "thread"), default="process", help=argparse.SUPPRESS
     )
     play = parser.add_argument_group("playing (all change live in the UI)")
-    play.add_argument("--mode", choices=("continue", "call", "accompany"), default="continue")
+    play.add_argument(
+        "--mode",
+        choices=("continue", "call", "accompany"),
+        help="default: continue (the UI: your saved mode)",
+    )
     play.add_argument("--temperature", type=float)
     play.add_argument("--top-p", type=float)
     play.add_argument("--low", type=int, help="lowest pitch the model plays")
