@@ -50,6 +50,9 @@ from typing import Any
 from livegen.kernels.errors import LivegenError
 
 MAX_GAP_STEPS = 300  # silences longer than 3 s are shortened to 3 s in the context
+# A safety net, not a musical limit: dense piano writes a few tokens per 10 ms step; a model
+# gone wrong (or random weights) could write hundreds at one instant and flood the output.
+MAX_TOKENS_PER_STEP = 12
 STATS_INTERVAL = 0.25
 
 
@@ -105,6 +108,7 @@ class WorkerCore:
         self.hold_step: int | None = None
         self.plan: tuple[int, int, bool] | None = None  # (start, end, first_note)
         self.turn_started = False
+        self.step_tokens = (-1, 0)  # (context step, model tokens written at it)
         self.decode_ms: deque[float] = deque(maxlen=256)
         self.input_ms: deque[float] = deque(maxlen=64)
         self.transit_ms: deque[float] = deque(maxlen=64)  # the part before the worker had it
@@ -330,8 +334,13 @@ class WorkerCore:
         room = end - self.session_step()  # no rest may run past the turn's end
         if room < 100:
             logits[TIME_SHIFT + max(1, room) : VELOCITY] = float("-inf")
+        if self.step_tokens[1] >= MAX_TOKENS_PER_STEP and self.step_tokens[0] == self.grammar.step:
+            logits[:TIME_SHIFT] = float("-inf")  # enough at this instant: time must move on
+            logits[VELOCITY:] = float("-inf")
         token = sample_token(logits, self.params, self.grammar, self.generator)
         self._append([token], MODEL)
+        step, count = self.step_tokens
+        self.step_tokens = (self.grammar.step, count + 1 if step == self.grammar.step else 1)
         self.tokens_made += 1
         if NOTE_ON <= token < TIME_SHIFT:
             self.turn_started = True

@@ -641,8 +641,6 @@ class JamEngine:
         self._tell(("plan", round(turn.start * 100), round(turn.end * 100), turn.first_note))
         if previous is None or previous.start != turn.start:
             self.first_note_due = turn.decided
-            if turn.first_note:
-                self._say(f"model's turn at {turn.start:.2f} s until {turn.end:.2f} s")
 
     def _worker_message(self, message: tuple) -> None:
         from livegen.scheduler import ModelEvent
@@ -724,6 +722,9 @@ class JamEngine:
                 if self.first_note_due is not None:
                     reaction = max(0.0, now - self.first_note_due)
                     self.counters["reaction_ms"] = reaction * 1e3
+                    turn = self.sent_turn
+                    until = f" until {turn.end:.2f} s" if turn is not None else ""
+                    self._say(f"model's turn{until} (reaction {reaction * 1e3:.1f} ms)")
                     if self.measured is not None:
                         self.measured["reaction_ms"].append(reaction * 1e3)
                     self.first_note_due = None
