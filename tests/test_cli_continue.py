@@ -10,18 +10,10 @@ from pathlib import Path
 import mido
 import numpy as np
 import pytest
-import torch
 
 from livegen.cli import main
 from livegen.kernels.tokenizer import Notes, encode_file, write_midi
 from tests.presets import tiny_preset
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)  # the command sets 1 thread; give the suite its own back
 
 
 @pytest.fixture(scope="module")

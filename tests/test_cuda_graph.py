@@ -23,14 +23,6 @@ from livegen.models.streaming import StreamingDecoder
 TOL = 1e-4
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def tiny_model(seed: int = 0) -> PerceiverAR:
     torch.manual_seed(seed)
     config = PerceiverARConfig(context=48, latents=12, dim=32, heads=2, layers=2)

@@ -31,15 +31,6 @@ from livegen.models.sampling import (
 from livegen.models.streaming import StreamingDecoder
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors on a shared 2-core machine: extra intra-op threads only add contention."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def shift(steps: int) -> int:
     return TIME_SHIFT + steps - 1
 

@@ -14,15 +14,6 @@ from livegen.models.streaming import StreamingDecoder, measure_decode
 TOL = 1e-4
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models on a shared 2-core machine: extra intra-op threads only add contention."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def tiny_model(context: int = 64, latents: int = 16, seed: int = 0) -> PerceiverAR:
     torch.manual_seed(seed)
     config = PerceiverARConfig(context=context, latents=latents, dim=32, heads=2, layers=2)

@@ -31,14 +31,6 @@ def data(tmp_path_factory):
     return out
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def losses(run_dir):
     return {int(r["step"]): float(r["loss"]) for r in read_log(run_dir)}
 
