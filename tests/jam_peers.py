@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import weakref
 import subprocess
 import time
 from collections.abc import Iterator
@@ -84,6 +85,8 @@ class MidiDump:
         self.process = subprocess.Popen(
             ["jack_midi_dump", "-a", name], env=jack.env, stdout=self.log, stderr=self.log
         )
+        # A test that fails before stop() must not leave the dump running.
+        weakref.finalize(self, self.process.kill)
         self.port = jack.wait_for_port(f"{name}:input")
 
     def connect(self, source: str) -> None:
