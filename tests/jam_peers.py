@@ -7,9 +7,9 @@ from __future__ import annotations
 import os
 import re
 import signal
-import weakref
 import subprocess
 import time
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
