@@ -86,6 +86,7 @@ class MidiClockFollower(BeatClock):
         self._ticks: deque[tuple[int, float]] = deque(maxlen=window)
         self.last_tick = -math.inf
         self.now = 0.0  # latest time seen (feed or touch)
+        self.fits = 0
 
     @property
     def valid(self) -> bool:
@@ -94,6 +95,11 @@ class MidiClockFollower(BeatClock):
     @property
     def tempo_bpm(self) -> float | None:
         return 60.0 / self.seconds_per_beat if self.valid else None
+
+    @property
+    def has_estimate(self) -> bool:
+        """A tempo and phase were estimated at some point (maybe stale: see `valid`)."""
+        return self.fits > 0
 
     @property
     def beat(self) -> int:
@@ -126,8 +132,8 @@ class MidiClockFollower(BeatClock):
 
     def _fit(self) -> None:
         n = len(self._ticks)
-        if n < 2:
-            return
+        if n < self.min_ticks:
+            return  # a few ticks after a gap say little: keep the previous estimate
         ticks, lag = list(self._ticks), max(1, n // 2)
         slopes = sorted(
             (ticks[i + lag][1] - ticks[i][1]) / (ticks[i + lag][0] - ticks[i][0])
@@ -139,3 +145,4 @@ class MidiClockFollower(BeatClock):
         self.seconds_per_beat = seconds_per_tick * TICKS_PER_BEAT
         # The line's time at tick 0 is the origin of beat 0.
         self.origin = min(t - k * seconds_per_tick for k, t in ticks[-TICKS_PER_BEAT:])
+        self.fits += 1

@@ -625,7 +625,9 @@ class JamEngine:
         self.model_sounding.clear()
 
     def _beat_clock(self):  # noqa: ANN202
-        if self._controls.clock == ClockSource.MIDI and self.follower.valid:
+        # Following MIDI clock, a stalled sender keeps its last tempo and phase: switching to
+        # livegen's own grid for a moment would put notes between the followed beats.
+        if self._controls.clock == ClockSource.MIDI and self.follower.has_estimate:
             return self.follower
         return self.internal_clock
 
