@@ -211,6 +211,7 @@ class StreamingDecoder:
     def _sync_windows(self, p: int) -> None:
         """Bring every window containing p up to date; compute the logits at p."""
         windows = self.active_windows(p)
+        todo = []  # (window, first latent to compute)
         for k in windows:
             m, w = k % self.M, self.window_start(k)
             if self.window_of_slot[m] != k:
@@ -219,10 +220,19 @@ class StreamingDecoder:
             if k == windows[0]:
                 first = min(first, p)  # the logits need latent p even if it is cached
             if first <= p:
-                hidden = self._compute_latents(k, first, p)
-                self.filled[m] = p - w + 1
-                if k == windows[0]:
-                    self._logits = self._head(hidden)
+                todo.append((k, first))
+        # A short append (the player's note: 2-3 tokens) lands in every window at once: one
+        # batched pass reads the weights once for all windows, as the one-token step does.
+        if len(todo) > 1 and len({first for _, first in todo}) == 1:
+            hidden = self._compute_latents_rows([k for k, _ in todo], todo[0][1], p)
+        else:
+            hidden = None
+            for k, first in todo:
+                h = self._compute_latents(k, first, p)
+                hidden = h if k == windows[0] else hidden
+        for k, _ in todo:
+            self.filled[k % self.M] = p - self.window_start(k) + 1
+        self._logits = self._head(hidden)  # windows[0] is always in todo: it owns p
 
     def _head(self, hidden: torch.Tensor) -> torch.Tensor:
         # [1, D]: int8 dynamic-quantised Linears take 2-d inputs only.
@@ -272,6 +282,45 @@ class StreamingDecoder:
             vbuf[m, :, a:b] = vv[0]
             y = F.scaled_dot_product_attention(
                 q, kbuf[m : m + 1, :, :b], vbuf[m : m + 1, :, :b], attn_mask=causal
+            )
+            x = x + block.attn.output(y)
+            x = x + block.mlp(x)
+        return x[0, -1]
+
+    @torch.no_grad()
+    def _compute_latents_rows(self, ks: list[int], first: int, p: int) -> torch.Tensor:
+        """_compute_latents for several windows that all need latents first..p, one batch row
+        per window; returns hidden[p] of the first window (the owner of p's logits)."""
+        model, dev = self.model, self.device
+        rows = torch.tensor([k % self.M for k in ks], device=dev)
+        starts = torch.tensor([self.window_start(k) for k in ks], device=dev)
+        lows = (starts - (self.N - self.L)).clamp_min(0)
+        self._ensure_ring(int(lows.min()), p)
+        positions = torch.arange(first, p + 1, device=dev)
+        ids = self.tokens[positions.cpu() % self.history_size].to(dev)
+        x = model.embed(ids)[None]  # [1, T, D]: the same tokens for every window
+        cos, sin = model.rotary(positions, self.dtype)
+        queries = model.cross.queries(model.cross.norm(x), cos, sin)  # [1, H, T, hd]
+        sp = self.slot_pos[None, None, :]
+        visible = (sp >= lows[:, None, None]) & (sp <= positions[None, :, None])  # [R, T, N]
+        batch = (len(ks), -1, -1, -1)
+        y = F.scaled_dot_product_attention(
+            queries.expand(batch),
+            self.ring_k[None].expand(batch),
+            self.ring_v[None].expand(batch),
+            attn_mask=visible[:, None],
+        )  # [R, H, T, hd]
+        x = model.cross.finish(x.expand(len(ks), -1, -1), y)
+        slots = positions[None, :] - starts[:, None]  # [R, T]: each window's slots
+        seen = self._self_slots[None, None, :] <= slots[:, :, None]  # [R, T, L + 1]
+        heads = self._heads[None, :, None]
+        for block, kbuf, vbuf in zip(model.blocks, self.self_k, self.self_v):
+            q, kk, vv = block.attn.project(block.norm(x), cos, sin)  # [R, H, T, hd]
+            index = (rows[:, None, None], heads, slots[:, None, :])
+            kbuf.index_put_(index, kk)
+            vbuf.index_put_(index, vv)
+            y = F.scaled_dot_product_attention(
+                q, kbuf.index_select(0, rows), vbuf.index_select(0, rows), attn_mask=seen[:, None]
             )
             x = x + block.attn.output(y)
             x = x + block.mlp(x)
