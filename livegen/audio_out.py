@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import heapq
+import os
 import threading
 import time
 import wave
@@ -258,16 +259,30 @@ class WavRing:
 # ---- the audio process -------------------------------------------------------------------
 
 
+NO_SOUND_HINT = (
+    "MIDI out and recording go on. For sound: plug in or enable a sound card, or start a JACK "
+    "server (jackd -d alsa, or -d dummy to test), then pick the device with --audio-device "
+    "(livegen ports lists them)"
+)
+
+
 def _pick_device(sd, wanted: str | None) -> int | None:  # noqa: ANN001
     """A sounddevice output device index by index, exact name or unique substring."""
     if wanted is None:
         return None
-    outputs = [(i, d["name"]) for i, d in enumerate(sd.query_devices()) if d["max_output_channels"]]
-    if wanted.isdigit() and any(i == int(wanted) for i, _ in outputs):
+    apis = [api["name"] for api in sd.query_hostapis()]
+    outputs = [
+        (i, d["name"], f"{d['name']} ({apis[d['hostapi']]})")
+        for i, d in enumerate(sd.query_devices())
+        if d["max_output_channels"]
+    ]
+    if wanted.isdigit() and any(i == int(wanted) for i, _, _ in outputs):
         return int(wanted)
-    for i, name in outputs:
-        if name == wanted:
+    # `livegen ports` lists devices as "name (host API)": that form names one exactly too.
+    for i, name, listed in outputs:
+        if wanted in (name, listed):
             return i
+    outputs = [(i, name) for i, name, _ in outputs]
     matches = [(i, name) for i, name in outputs if wanted.lower() in name.lower()]
     if len(matches) == 1:
         return matches[0][0]
@@ -302,11 +317,14 @@ def _audio_process(conn, spec: AudioSpec) -> None:  # noqa: ANN001
         api = sd.query_hostapis(info["hostapi"])["name"]
         conn.send(("ready", {"device": f"{info['name']} ({api})", "latency": stream.latency}))
     except Exception as error:  # no PortAudio, no device, no soundfont: a problem, not a crash
-        conn.send(("problem", f"no sound: {type(error).__name__}: {error}"))
+        conn.send(("problem", f"no sound: {type(error).__name__}: {error}. {NO_SOUND_HINT}"))
         stream = None
+    parent = os.getppid()
     try:
         next_stats = time.monotonic() + STATS_INTERVAL
         while True:
+            if os.getppid() != parent:  # the engine died without a word: do not outlive it
+                break
             if conn.poll(max(0.0, next_stats - time.monotonic())):
                 message = conn.recv()
                 if message[0] == "stop":

@@ -3,7 +3,9 @@ audio stream sounds the player's and the model's notes when the MIDI says they h
 
 from __future__ import annotations
 
+import json
 import subprocess
+import sys
 import time
 import wave
 from pathlib import Path
@@ -174,3 +176,23 @@ def test_the_engine_sounds_through_jack_when_the_midi_says(
     recorded = _envelope(wav)
     assert recorded.max() > 5e-3
     assert _loud_after_quiet(recorded, _loud_after_quiet(recorded, 0) + 100) > 0
+
+
+def test_a_listed_audio_device_name_picks_that_device(jack):
+    """`livegen ports` lists "name (host API)"; --audio-device takes that form as it is."""
+    script = (
+        "import sounddevice as sd\n"
+        "from livegen.audio_out import _pick_device\n"
+        "from livegen.midi_ports import list_audio_devices\n"
+        "names = list_audio_devices()\n"
+        "assert names, 'no audio devices listed'\n"
+        "import json\n"
+        "print(json.dumps([names, [_pick_device(sd, name) for name in names]]))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=jack.env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    names, picked = json.loads(result.stdout.splitlines()[-1])
+    assert any("JACK" in name for name in names), names
+    assert all(isinstance(index, int) for index in picked), picked
