@@ -7,7 +7,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, settings
 
-from tests.jack import JackServer, jack_server
+from tests.jack import JackServer, jack_session
 
 # Numba compiles on first call; a deadline would fail whichever example pays for it.
 # On CI the examples are derandomised so a red run can be replayed exactly.
@@ -42,14 +42,5 @@ def jack() -> Iterator[JackServer]:
     The test process itself talks to it through JACK_DEFAULT_SERVER, which libjack reads
     when a client (python-rtmidi's JACK API, sounddevice's JACK host API) opens.
     """
-    with jack_server() as server:
-        previous = os.environ.get("JACK_DEFAULT_SERVER")
-        os.environ["JACK_DEFAULT_SERVER"] = server.name
-        os.environ["JACK_NO_START_SERVER"] = "1"
-        try:
-            yield server
-        finally:
-            if previous is None:
-                os.environ.pop("JACK_DEFAULT_SERVER", None)
-            else:
-                os.environ["JACK_DEFAULT_SERVER"] = previous
+    with jack_session() as server:
+        yield server

@@ -104,3 +104,20 @@ def jack_server(sample_rate: int = 48000, period: int = 128) -> Iterator[JackSer
             process.kill()
             process.wait()
         log.close()
+
+
+@contextmanager
+def jack_session(period: int = 128) -> Iterator[JackServer]:
+    """A private server that this process's JACK clients (python-rtmidi, sounddevice) reach
+    through JACK_DEFAULT_SERVER while it runs; the environment is restored after."""
+    with jack_server(period=period) as server:
+        previous = os.environ.get("JACK_DEFAULT_SERVER")
+        os.environ["JACK_DEFAULT_SERVER"] = server.name
+        os.environ["JACK_NO_START_SERVER"] = "1"
+        try:
+            yield server
+        finally:
+            if previous is None:
+                os.environ.pop("JACK_DEFAULT_SERVER", None)
+            else:
+                os.environ["JACK_DEFAULT_SERVER"] = previous

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import rtmidi
 
-from tests.jack import JackServer, jack_server
+from tests.jack import JackServer, jack_session
 from tests.presets import tiny_preset
 
 LIVEGEN_IN = "livegen in:livegen in"
@@ -31,17 +31,8 @@ def jack512() -> Iterator[JackServer]:
     server is not real-time: on a loaded machine its 128-frame cycles run late often enough
     that JACK drops MIDI events of late clients (measured: ~40 of 10,000 lost at 128 frames,
     none at 512). Tests that count every note-off use this server; timing tests use `jack`."""
-    with jack_server(period=512) as server:
-        previous = os.environ.get("JACK_DEFAULT_SERVER")
-        os.environ["JACK_DEFAULT_SERVER"] = server.name
-        os.environ["JACK_NO_START_SERVER"] = "1"
-        try:
-            yield server
-        finally:
-            if previous is None:
-                os.environ.pop("JACK_DEFAULT_SERVER", None)
-            else:
-                os.environ["JACK_DEFAULT_SERVER"] = previous
+    with jack_session(period=512) as server:
+        yield server
 
 
 def engine_preset(folder: Path) -> Path:
@@ -206,7 +197,6 @@ def flood(server: str, destination: str, seconds: float, rate: int) -> None:
     """Send `rate` messages a second for `seconds` to `destination`: notes (every one ended),
     controllers, sysex, clock and junk (data bytes with no status, truncated messages,
     undefined status bytes, out-of-range data). Run in its own process (see flood_process)."""
-    import os
     import random
 
     os.environ["JACK_DEFAULT_SERVER"] = server
