@@ -38,26 +38,16 @@ class GrammarState:
     # OLDEST open note of its pitch, as decode_tokens (and note_seq) do, so each note keeps its
     # own owner and onset and the guard measures every note from its real start.
     notes: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
-    model_onsets: list[int] = field(default_factory=list)  # steps of recent model onsets
 
     @property
     def open_notes(self) -> dict[int, tuple[int, int]]:
         """pitch -> (owner, onset step) of the oldest open note of that pitch."""
         return {pitch: fifo[0] for pitch, fifo in self.notes.items()}
 
-    @property
-    def depth(self) -> dict[int, int]:
-        """pitch -> how many notes of that pitch are open."""
-        return {pitch: len(fifo) for pitch, fifo in self.notes.items()}
-
     def update(self, token: int, owner: int) -> None:
         """Advance with one token written by `owner` (PLAYER or MODEL)."""
         if NOTE_ON <= token < NOTE_OFF:
             self.notes.setdefault(token - NOTE_ON, []).append((owner, self.step))
-            if owner == MODEL:
-                self.model_onsets.append(self.step)
-                if len(self.model_onsets) > 256:
-                    del self.model_onsets[:128]
         elif NOTE_OFF <= token < TIME_SHIFT:
             fifo = self.notes.get(token - NOTE_OFF)
             if fifo:  # a NOTE_OFF with nothing open is ignored, as decode_tokens ignores it
