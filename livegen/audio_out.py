@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from livegen.synth import FluidSynthRenderer, SynthEvent
+
 STATS_INTERVAL = 0.25
 PLAYER, MODEL, SYSTEM = 0, 1, 2  # who an event belongs to (only MODEL events can be cancelled)
 
@@ -53,8 +55,6 @@ class CallbackRenderer:
     """Renders blocks from timestamped events; `callback` is sounddevice's stream callback."""
 
     def __init__(self, spec: AudioSpec, clock=time.perf_counter) -> None:  # noqa: ANN001
-        from livegen.synth import FluidSynthRenderer
-
         self.spec = spec
         self.clock = clock
         self.synth = FluidSynthRenderer(spec.soundfont, spec.sample_rate, gain=spec.gain)
@@ -104,8 +104,8 @@ class CallbackRenderer:
         self._render(outdata, frames, block_start)
         if self.recorder is not None:
             self.recorder.write(outdata)
-        peak = float(np.abs(outdata).max()) if frames else 0.0
-        self.peak = max(self.peak, peak)
+        if frames:  # two reductions, not np.abs: no temporary array in the callback
+            self.peak = max(self.peak, float(outdata.max()), -float(outdata.min()))
         self.blocks += 1
         spent = (self.clock() - start) * 1e3
         self.max_callback_ms = max(self.max_callback_ms, spent)
@@ -142,8 +142,6 @@ class CallbackRenderer:
                 self.max_callback_ms = 0.0
 
     def _render(self, outdata: np.ndarray, frames: int, block_start: int) -> None:
-        from livegen.synth import SynthEvent
-
         end = block_start + frames
         pending, done, notes = self._pending, 0, []
         while pending and pending[0][0] < end:
