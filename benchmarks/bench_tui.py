@@ -26,45 +26,21 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import mido  # noqa: E402
-
 from livegen.controls import Controls, JamSettings, RollNote, Stats  # noqa: E402
 from livegen.settings_file import SavedSettings  # noqa: E402
 from livegen.tui.app import JamApp  # noqa: E402
 from livegen.tui.devices import DeviceLists  # noqa: E402
+from tests.tui_doubles import SilentEngine  # noqa: E402
 
 
-class BusyEngine:
+class BusyEngine(SilentEngine):
     """Notes at about 12 per second from both sides, meters that change every poll."""
 
     def __init__(self, settings: JamSettings, controls: Controls | None = None) -> None:
-        self._controls = controls or Controls()
+        super().__init__(settings, controls)
         self.t0 = time.perf_counter()
         self.rng = random.Random(0)
         self.lines = 0
-
-    def start(self) -> None:
-        pass
-
-    def stop(self) -> None:
-        pass
-
-    @property
-    def controls(self) -> Controls:
-        return self._controls
-
-    def set_controls(self, **changes) -> Controls:
-        self._controls = self._controls.changed(**changes)
-        return self._controls
-
-    def play(self, message: mido.Message) -> None:
-        pass
-
-    def panic(self) -> None:
-        pass
-
-    def set_recording(self, on: bool) -> None:
-        pass
 
     def now(self) -> float:
         return time.perf_counter() - self.t0

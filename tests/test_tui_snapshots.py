@@ -17,49 +17,26 @@ import asyncio
 import os
 from pathlib import Path
 
-import mido
 import pytest
 
 from livegen.controls import Controls, JamSettings, RollNote, Stats
 from livegen.settings_file import SavedSettings
-from livegen.tui.app import JamApp
+from livegen.tui.app import JamApp, JamScreen
 from livegen.tui.devices import DeviceLists
 from livegen.tui.preset_info import PresetInfo
-from livegen.tui.screens import SetupScreen
+from livegen.tui.screens import HelpScreen, SetupScreen
+from tests.tui_doubles import SilentEngine
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 SIZE = (120, 40)
 
 
-class FrozenEngine:
+class FrozenEngine(SilentEngine):
     """Fixed stats, roll and log, so a screenshot is the same on every machine."""
 
     def __init__(self, settings: JamSettings, controls: Controls | None = None) -> None:
-        self._controls = controls or Controls()
+        super().__init__(settings, controls)
         self.log = ["engine started (frozen double)", "model: tiny, cpu float32"]
-
-    def start(self) -> None:
-        pass
-
-    def stop(self) -> None:
-        pass
-
-    @property
-    def controls(self) -> Controls:
-        return self._controls
-
-    def set_controls(self, **changes) -> Controls:
-        self._controls = self._controls.changed(**changes)
-        return self._controls
-
-    def play(self, message: mido.Message) -> None:
-        pass
-
-    def panic(self) -> None:
-        pass
-
-    def set_recording(self, on: bool) -> None:
-        pass
 
     def now(self) -> float:
         return 10.0
@@ -150,56 +127,29 @@ async def settle(pilot) -> None:
     await pilot.pause()
 
 
-def test_stage_snapshot(tmp_path: Path) -> None:
-    asyncio.run(_stage(tmp_path))
+SHOTS = [
+    # name, terminal size, keys pressed, the screen then on top
+    ("stage", SIZE, "adg", JamScreen),  # the status line shows the last key played
+    ("stage-80x24", (80, 24), "", JamScreen),  # the classic terminal: still readable
+    ("help", SIZE, ["f1"], HelpScreen),
+    ("setup", SIZE, ["f2"], SetupScreen),
+]
 
 
-async def _stage(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name,size,keys,screen", SHOTS, ids=[shot[0] for shot in SHOTS])
+def test_snapshot(name: str, size: tuple[int, int], keys, screen: type, tmp_path: Path) -> None:
+    asyncio.run(_snapshot(name, size, keys, screen, tmp_path))
+
+
+async def _snapshot(name: str, size: tuple[int, int], keys, screen: type, tmp_path: Path) -> None:
     app = make_app()
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=size) as pilot:
         await settle(pilot)
-        for key in "adg":  # the status line shows the last key played
+        for key in keys:
             await pilot.press(key)
         await settle(pilot)
-        check_snapshot(app.export_screenshot(simplify=True), "stage", tmp_path)
-
-
-def test_stage_snapshot_small_terminal(tmp_path: Path) -> None:
-    asyncio.run(_small(tmp_path))
-
-
-async def _small(tmp_path: Path) -> None:
-    app = make_app()
-    async with app.run_test(size=(80, 24)) as pilot:  # the classic terminal: still readable
-        await settle(pilot)
-        check_snapshot(app.export_screenshot(simplify=True), "stage-80x24", tmp_path)
-
-
-def test_help_snapshot(tmp_path: Path) -> None:
-    asyncio.run(_help(tmp_path))
-
-
-async def _help(tmp_path: Path) -> None:
-    app = make_app()
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await pilot.press("f1")
-        await settle(pilot)
-        check_snapshot(app.export_screenshot(simplify=True), "help", tmp_path)
-        await pilot.press("escape")
+        assert isinstance(app.screen, screen)
+        check_snapshot(app.export_screenshot(simplify=True), name, tmp_path)
+        await pilot.press("escape")  # closes a modal screen; on the stage it is panic
         await pilot.pause()
         assert len(app.screen_stack) == 1
-
-
-def test_setup_snapshot(tmp_path: Path) -> None:
-    asyncio.run(_setup(tmp_path))
-
-
-async def _setup(tmp_path: Path) -> None:
-    app = make_app()
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await pilot.press("f2")
-        await settle(pilot)
-        assert isinstance(app.screen, SetupScreen)
-        check_snapshot(app.export_screenshot(simplify=True), "setup", tmp_path)
