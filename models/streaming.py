@@ -223,12 +223,12 @@ class StreamingDecoder:
                 todo.append((k, first))
         # A short append (the player's note: 2-3 tokens) lands in every window at once: one
         # batched pass reads the weights once for all windows, as the one-token step does.
-        if len(todo) > 1 and len({first for _, first in todo}) == 1:
-            hidden = self._compute_latents_rows([k for k, _ in todo], todo[0][1], p)
+        if len({first for _, first in todo}) == 1:
+            hidden = self._compute_latents([k for k, _ in todo], todo[0][1], p)
         else:
             hidden = None
             for k, first in todo:
-                h = self._compute_latents(k, first, p)
+                h = self._compute_latents([k], first, p)
                 hidden = h if k == windows[0] else hidden
         for k, _ in todo:
             self.filled[k % self.M] = p - self.window_start(k) + 1
@@ -258,39 +258,10 @@ class StreamingDecoder:
         self.slot_pos[slots] = missing
 
     @torch.no_grad()
-    def _compute_latents(self, k: int, first: int, p: int) -> torch.Tensor:
-        """Latents first..p of window k in one batch; writes their self K/V; returns hidden[p]."""
-        model, m, w = self.model, k % self.M, self.window_start(k)
-        lo = max(0, w - (self.N - self.L))
-        self._ensure_ring(lo, p)
-        positions = torch.arange(first, p + 1, device=self.device)
-        ids = self.tokens[positions.cpu() % self.history_size].to(self.device)
-        x = model.embed(ids)[None]  # [1, T, D]
-        cos, sin = model.rotary(positions, self.dtype)
-        queries = model.cross.queries(model.cross.norm(x), cos, sin)
-        sp = self.slot_pos[None, :]
-        visible = (sp >= lo) & (sp <= positions[:, None])  # [T, N]
-        y = F.scaled_dot_product_attention(
-            queries, self.ring_k[None], self.ring_v[None], attn_mask=visible
-        )
-        x = model.cross.finish(x, y)
-        a, b = first - w, p - w + 1  # self-attention slots of these latents
-        causal = self._self_slots[None, :b] <= torch.arange(a, b, device=self.device)[:, None]
-        for block, kbuf, vbuf in zip(model.blocks, self.self_k, self.self_v):
-            q, kk, vv = block.attn.project(block.norm(x), cos, sin)
-            kbuf[m, :, a:b] = kk[0]
-            vbuf[m, :, a:b] = vv[0]
-            y = F.scaled_dot_product_attention(
-                q, kbuf[m : m + 1, :, :b], vbuf[m : m + 1, :, :b], attn_mask=causal
-            )
-            x = x + block.attn.output(y)
-            x = x + block.mlp(x)
-        return x[0, -1]
-
-    @torch.no_grad()
-    def _compute_latents_rows(self, ks: list[int], first: int, p: int) -> torch.Tensor:
-        """_compute_latents for several windows that all need latents first..p, one batch row
-        per window; returns hidden[p] of the first window (the owner of p's logits)."""
+    def _compute_latents(self, ks: list[int], first: int, p: int) -> torch.Tensor:
+        """Latents first..p of the windows ks (one batch row per window, all needing the same
+        positions) from the cached cross K/V; writes their self K/V; returns hidden[p] of the
+        first window (the owner of p's logits)."""
         model, dev = self.model, self.device
         rows = torch.tensor([k % self.M for k in ks], device=dev)
         starts = torch.tensor([self.window_start(k) for k in ks], device=dev)
@@ -478,7 +449,7 @@ def measure_refill(decoder: StreamingDecoder, repeats: int = 3) -> float:
     best = float("inf")
     for _ in range(repeats):
         t0 = time.perf_counter()
-        decoder._compute_latents(k, first, p)
+        decoder._compute_latents([k], first, p)
         if decoder.device.type == "cuda":
             torch.cuda.synchronize(decoder.device)
         best = min(best, (time.perf_counter() - t0) * 1e3)
