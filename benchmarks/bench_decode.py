@@ -33,7 +33,7 @@ from livegen.kernels.vocab import BEGIN, TIME_SHIFT, VELOCITY
 from livegen.models.config import PerceiverARConfig
 from livegen.models.loading import quantize_int8
 from livegen.models.perceiver_ar import PerceiverAR
-from livegen.models.streaming import StreamingDecoder
+from livegen.training.evaluate import stream_nll
 
 
 def machine() -> str:
@@ -96,12 +96,8 @@ def music_tokens(folder: Path, count: int) -> list[int]:
 
 @torch.no_grad()
 def streamed_nll(model: PerceiverAR, tokens: list[int]) -> float:
-    decoder = StreamingDecoder(model)
-    total = 0.0
-    for token, target in zip(tokens[:-1], tokens[1:]):
-        logits = decoder.append([token])
-        total -= float(torch.log_softmax(logits, -1)[target])
-    return total / (len(tokens) - 1)
+    """Teacher-forced NLL through the streaming decoder (livegen-train eval's measure)."""
+    return stream_nll(model, np.asarray(tokens, dtype=np.int64)).nll
 
 
 def int8_nll_cost(model: PerceiverAR, tokens: list[int]) -> dict[str, float]:
