@@ -507,9 +507,11 @@ class JamApp(App):
     @work(thread=True, exclusive=True, group="engine")
     def stop_and_exit(self) -> None:
         self.engine_state = "stopping"
-        if self.engine is not None:
-            self.engine.stop()  # the UI keeps drawing meanwhile: its snapshots never block
-        self.engine = None
+        # Let go of the engine before stopping it: stop() holds the engine's lock for as long
+        # as finishing the recording takes, and a poll on the UI thread would wait for it.
+        engine, self.engine = self.engine, None
+        if engine is not None:
+            engine.stop()
         self.call_from_thread(self.save)
         self.engine_state = "stopped"
         self.call_from_thread(self.exit)
