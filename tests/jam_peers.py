@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import rtmidi
 
+from livegen.midi_ports import forget_midi_clients
 from tests.jack import JackServer, jack_session
 from tests.presets import tiny_preset
 
@@ -33,6 +34,16 @@ def jack512() -> Iterator[JackServer]:
     none at 512). Tests that count every note-off use this server; timing tests use `jack`."""
     with jack_session(period=512) as server:
         yield server
+
+
+def stop_session(engine, keyboard: Keyboard | None) -> None:  # noqa: ANN001
+    """A jam test's teardown: the engine first (its notes off reach the capture), then the
+    keyboard if it was opened, then the port listing's JACK client, which must not outlive
+    the test's server."""
+    engine.stop()
+    if keyboard is not None:
+        keyboard.close()
+    forget_midi_clients()
 
 
 def engine_preset(folder: Path) -> Path:

@@ -16,10 +16,9 @@ import pytest
 from livegen.audio_out import MODEL, PLAYER, AudioSpec, CallbackRenderer
 from livegen.controls import Controls, JamSettings
 from livegen.engine import JamEngine
-from livegen.midi_ports import forget_midi_clients
 from livegen.models.preset import DEFAULT_SOUNDFONT
 from tests.jack import JackServer
-from tests.jam_peers import LIVEGEN_OUT, Keyboard, MidiDump, engine_preset
+from tests.jam_peers import LIVEGEN_OUT, Keyboard, MidiDump, engine_preset, stop_session
 
 SR, BLOCK = 48000, 128
 
@@ -154,10 +153,7 @@ def test_the_engine_sounds_through_jack_when_the_midi_says(
         keyboard.phrase([60], length=0.1)
         recorder.wait(timeout=20)
     finally:
-        engine.stop()
-        if keyboard is not None:
-            keyboard.close()
-        forget_midi_clients()
+        stop_session(engine, keyboard)
     events = dump.stop()
     player_on = next(e.seconds for e in events if e.channel == 0 and e.is_on)
     model_on = next(e.seconds for e in events if e.channel == 1 and e.is_on)

@@ -15,7 +15,6 @@ import pytest
 
 from livegen.controls import Controls, JamSettings
 from livegen.engine import JamEngine
-from livegen.midi_ports import forget_midi_clients
 from tests import jam_peers
 from tests.jack import JackServer
 from tests.jam_peers import (
@@ -27,6 +26,7 @@ from tests.jam_peers import (
     MidiDump,
     engine_preset,
     flood_process,
+    stop_session,
     strictly_unmatched,
 )
 
@@ -90,10 +90,7 @@ def test_a_flood_of_junk_leaves_it_playing(jack512: JackServer, tmp_path: Path) 
         assert release + 0.3 - 0.02 <= answered[0].start <= release + 0.3 + 0.05
         assert engine.stats().input_to_context_ms < 30  # the last two seconds: these notes
     finally:
-        engine.stop()
-        if keyboard is not None:
-            keyboard.close()
-        forget_midi_clients()
+        stop_session(engine, keyboard)
     events = [Captured(t, data) for t, data in listener.close()]
     assert len(events) > 5000  # it did pass the flood's notes on (up to its rate)
     assert strictly_unmatched(events) == {}  # every note livegen sent was ended
@@ -130,10 +127,7 @@ def test_input_port_vanishes_and_returns(jack512: JackServer, tmp_path: Path) ->
         log = "\n".join(engine.drain_log())
         assert "lost" in log and "is back" in log, log
     finally:
-        engine.stop()
-        if keyboard is not None:
-            keyboard.close()
-        forget_midi_clients()
+        stop_session(engine, keyboard)
     events = dump.stop()
     # The held note was ended when its port vanished; nothing is left sounding.
     held = [e for e in events if e.channel == 0 and e.data[1] == 60]

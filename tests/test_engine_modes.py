@@ -14,7 +14,6 @@ import pytest
 
 from livegen.controls import Controls, JamSettings, Mode
 from livegen.engine import JamEngine
-from livegen.midi_ports import forget_midi_clients
 from tests import jam_peers
 from tests.jack import JackServer
 from tests.jam_peers import (
@@ -22,6 +21,7 @@ from tests.jam_peers import (
     Keyboard,
     MidiDump,
     engine_preset,
+    stop_session,
     strictly_unmatched,
     unmatched_notes,
 )
@@ -52,10 +52,7 @@ def _session(jack: JackServer, tmp_path: Path, controls: Controls, play) -> list
         time.sleep(0.2)
         play(keyboard, engine)
     finally:
-        engine.stop()
-        if keyboard is not None:
-            keyboard.close()
-        forget_midi_clients()
+        stop_session(engine, keyboard)
     stats = engine.stats()
     assert stats.late_events == 0, stats
     assert not stats.problems, stats.problems
