@@ -52,12 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command is None:
-        return run_ui(args, parser)
     try:
+        if args.command is None:
+            return run_ui(args, parser)
         return int(args.run(args) or 0)
     except LivegenError as error:
-        print(f"livegen {args.command}: error: {error}", file=sys.stderr)
+        who = f"livegen {args.command}" if args.command else "livegen"
+        print(f"{who}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
@@ -71,13 +72,7 @@ def run_ui(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return 2
     from livegen.tui.launch import launch
 
-    try:
-        return launch(args.ui_preset, args.ui_in, args.ui_out, args.ui_mode)
-    except LivegenError as error:
-        print(f"livegen: error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+    return launch(args.ui_preset, args.ui_in, args.ui_out, args.ui_mode)
 
 
 if __name__ == "__main__":
