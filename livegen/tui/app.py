@@ -108,12 +108,12 @@ class JamScreen(Screen):
         Binding("b", "nudge('clock', 1)", show=False),
         Binding("r", "record", show=False),
         Binding("escape", "panic", show=False),
-        Binding("z", "octave(-1)", show=False),
-        Binding("x", "octave(1)", show=False),
-        Binding("c", "velocity(-1)", show=False),
-        Binding("v", "velocity(1)", show=False),
-        Binding("comma", "length(-1)", show=False),
-        Binding("full_stop", "length(1)", show=False),
+        Binding("z", "keyboard('octave', -1)", show=False),
+        Binding("x", "keyboard('octave', 1)", show=False),
+        Binding("c", "keyboard('velocity', -1)", show=False),
+        Binding("v", "keyboard('velocity', 1)", show=False),
+        Binding("comma", "keyboard('length', -1)", show=False),
+        Binding("full_stop", "keyboard('length', 1)", show=False),
         Binding("f1", "help", show=False),
         Binding("question_mark", "help", show=False),
         Binding("f2", "setup", show=False),
@@ -239,14 +239,8 @@ class JamScreen(Screen):
     def action_panic(self) -> None:
         self.app.panic()
 
-    def action_octave(self, step: int) -> None:
-        self.app.keyboard_change("octave", step)
-
-    def action_velocity(self, step: int) -> None:
-        self.app.keyboard_change("velocity", step)
-
-    def action_length(self, step: int) -> None:
-        self.app.keyboard_change("length", step)
+    def action_keyboard(self, what: str, step: int) -> None:
+        self.app.keyboard_change(what, step)
 
     def action_help(self) -> None:
         self.app.push_screen(HelpScreen())
@@ -381,7 +375,6 @@ class JamApp(App):
             screen.show_controls()
             screen.show_status()
         if stats.problems != self.last_stats.problems:
-            self.last_stats = stats
             self.show_problems(stats.problems)
         self.last_stats = stats
         screen.show_engine(stats, roll, now, log)
