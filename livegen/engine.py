@@ -43,6 +43,14 @@ OTHER_RATE = 500.0  # controllers, bends, aftertouch passed on per second (a flo
 OTHER_BURST = 100.0
 MAX_NOTE_SLACK = 1.0  # the engine ends a model note the worker left on this long past its max
 PLAYER, MODEL = "player", "model"
+_CLOSE_ORDER = (  # the parts the engine opens: (attribute, method that ends it)
+    ("clock_in", "close"),
+    ("midi_in", "close"),
+    ("worker", "stop"),
+    ("audio", "stop"),
+    ("midi_out", "close"),
+    ("recorder", "close"),
+)
 _CHANNEL_LENGTH = {0x80: 3, 0x90: 3, 0xA0: 3, 0xB0: 3, 0xC0: 2, 0xD0: 2, 0xE0: 3}
 
 
@@ -356,23 +364,12 @@ class JamEngine:
         }
 
     def _close(self) -> None:
-        for name in ("clock_in", "midi_in"):
-            port = getattr(self, name)
-            if port is not None:
-                port.close()
+        # Inputs first (nothing new arrives), the recorder last (it hears everything sent).
+        for name, ending in _CLOSE_ORDER:
+            part = getattr(self, name)
+            if part is not None:
+                getattr(part, ending)()
                 setattr(self, name, None)
-        if self.worker is not None:
-            self.worker.stop()
-            self.worker = None
-        if self.audio is not None:
-            self.audio.stop()
-            self.audio = None
-        if self.midi_out is not None:
-            self.midi_out.close()
-            self.midi_out = None
-        if self.recorder is not None:
-            self.recorder.close()
-            self.recorder = None
 
     # ---- input (MIDI thread and play()) ------------------------------------------------------
 
