@@ -75,24 +75,49 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+# Field of Controls / JamSettings -> the option that sets it (None: not given, the default).
+_CONTROL_OPTIONS = {
+    "mode": "mode",
+    "temperature": "temperature",
+    "top_p": "top_p",
+    "low_pitch": "low",
+    "high_pitch": "high",
+    "density": "density",
+    "response_seconds": "response",
+    "silence_seconds": "silence",
+    "phrase_end": "phrase_end",
+    "tempo_bpm": "tempo",
+    "lookahead_ms": "lookahead_ms",
+    "clock": "clock",
+}
+_SETTING_OPTIONS = {
+    "preset": "preset",
+    "input": "midi_in",
+    "output": "midi_out",
+    "api": "api",
+    "audio_device": "audio_device",
+    "blocksize": "blocksize",
+    "sample_rate": "sample_rate",
+    "soundfont": "soundfont",
+    "program": "program",
+    "record_dir": "record",
+    "record_wav": "record_wav",
+    "clock_in": "clock_in",
+    "send_clock": "send_clock",
+    "device": "device",
+    "seed": "seed",
+}
+
+
+def _given(args: argparse.Namespace, options: dict[str, str]) -> dict[str, object]:
+    values = {field: getattr(args, option) for field, option in options.items()}
+    return {field: value for field, value in values.items() if value is not None}
+
+
 def _controls(args: argparse.Namespace):  # noqa: ANN202
     from livegen.controls import Controls
 
-    given = {
-        "mode": args.mode,
-        "temperature": args.temperature,
-        "top_p": args.top_p,
-        "low_pitch": args.low,
-        "high_pitch": args.high,
-        "density": args.density,
-        "response_seconds": args.response,
-        "silence_seconds": args.silence,
-        "phrase_end": args.phrase_end,
-        "tempo_bpm": args.tempo,
-        "lookahead_ms": args.lookahead_ms,
-        "clock": args.clock,
-    }
-    changes = {k: v for k, v in given.items() if v is not None}
+    changes = _given(args, _CONTROL_OPTIONS)
     if args.quantize:
         changes["quantize"] = True
     if args.no_passthrough:
@@ -106,24 +131,7 @@ def _controls(args: argparse.Namespace):  # noqa: ANN202
 def _settings(args: argparse.Namespace):  # noqa: ANN202
     from livegen.controls import JamSettings
 
-    values = {
-        "preset": args.preset,
-        "input": args.midi_in,
-        "output": args.midi_out,
-        "api": args.api,
-        "audio_device": args.audio_device,
-        "blocksize": args.blocksize,
-        "sample_rate": args.sample_rate,
-        "soundfont": args.soundfont,
-        "program": args.program,
-        "record_dir": args.record,
-        "record_wav": args.record_wav,
-        "clock_in": args.clock_in,
-        "send_clock": args.send_clock,
-        "device": args.device,
-        "seed": args.seed,
-    }
-    settings = JamSettings(**{k: v for k, v in values.items() if v is not None})
+    settings = JamSettings(**_given(args, _SETTING_OPTIONS))
     try:
         settings.validate()
     except ValueError as error:
