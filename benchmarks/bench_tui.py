@@ -27,6 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from livegen.controls import Controls, JamSettings, RollNote, Stats  # noqa: E402
+from livegen.models.streaming import percentile  # noqa: E402
 from livegen.settings_file import SavedSettings  # noqa: E402
 from livegen.tui.app import JamApp  # noqa: E402
 from livegen.tui.devices import DeviceLists  # noqa: E402
@@ -91,11 +92,12 @@ def probe(seconds: float, stop: threading.Event | None = None) -> list[float]:
 
 def summary(late: list[float]) -> dict[str, float]:
     ordered = sorted(late)
-
-    def pct(p: float) -> float:
-        return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
-
-    return {"p50_ms": pct(50), "p99_ms": pct(99), "max_ms": ordered[-1], "n": len(ordered)}
+    return {
+        "p50_ms": percentile(ordered, 50),
+        "p99_ms": percentile(ordered, 99),
+        "max_ms": ordered[-1],
+        "n": len(ordered),
+    }
 
 
 def _probe_child(seconds: float, queue) -> None:  # noqa: ANN001 - a multiprocessing queue
