@@ -48,6 +48,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from livegen.kernels.errors import LivegenError
+from livegen.kernels.vocab import (
+    BEGIN,
+    MAX_SHIFT_STEPS,
+    NOTE_OFF,
+    NOTE_ON,
+    TIME_SHIFT,
+    VELOCITY,
+    bin_to_velocity,
+)
+from livegen.models.grammar import MODEL, PLAYER, GrammarState
 
 MAX_GAP_STEPS = 300  # silences longer than 3 s are shortened to 3 s in the context
 # A safety net, not a musical limit: dense piano writes a few tokens per 10 ms step; a model
@@ -83,9 +93,6 @@ class WorkerCore:
 
     def __init__(self, decoder, params, spec: WorkerSpec, emit, clock=time.perf_counter):  # noqa: ANN001
         import torch
-
-        from livegen.kernels.vocab import BEGIN
-        from livegen.models.grammar import GrammarState
 
         self.decoder = decoder
         self.params = params
@@ -183,8 +190,6 @@ class WorkerCore:
 
     def _time_tokens(self, target_session_step: int) -> list[int]:
         """TIME_SHIFTs that take the context to a session step (long gaps shortened)."""
-        from livegen.kernels.vocab import MAX_SHIFT_STEPS, TIME_SHIFT
-
         gap = int(target_session_step) - self.session_step()
         if gap <= 0:
             return []
@@ -198,8 +203,6 @@ class WorkerCore:
 
     def _event_tokens(self, events: list[tuple], owner: int) -> list[int]:
         """Tokens of timed events, written into grammar/meta as they are made."""
-        from livegen.kernels.vocab import NOTE_OFF, NOTE_ON, VELOCITY
-
         tokens: list[int] = []
         for step, kind, pitch, velocity_bin, _arrival in events:
             tokens += self._write(self._time_tokens(step), owner)
@@ -235,8 +238,6 @@ class WorkerCore:
         return True
 
     def _player(self, events: list[tuple], final_step: int, tentative: list[tuple]) -> None:
-        from livegen.models.grammar import PLAYER
-
         arrived = self.clock()
         if self.tentative_start is not None:
             previewed = self.tentative_events
@@ -270,8 +271,6 @@ class WorkerCore:
                 self.transit_ms.append((arrived - event[4]) * 1e3)
 
     def _cut(self, epoch: int, keep: int, close_step: int | None, hold_step: int | None) -> None:
-        from livegen.models.grammar import MODEL
-
         self.epoch = epoch
         if self.tentative_start is not None:  # the next player message brings them again
             self.rollback(self.tentative_start)
@@ -315,8 +314,6 @@ class WorkerCore:
         return True
 
     def _write_one(self, now_step: float) -> None:
-        from livegen.kernels.vocab import NOTE_OFF, NOTE_ON, TIME_SHIFT, VELOCITY
-        from livegen.models.grammar import MODEL
         from livegen.models.sampling import sample_token
 
         start, end, first_note = self.plan
@@ -349,16 +346,11 @@ class WorkerCore:
             self._end_turn()
 
     def _emit_note(self, on: bool, pitch: int, position: int) -> None:
-        from livegen.kernels.vocab import bin_to_velocity
-
         velocity = bin_to_velocity(self.grammar.velocity_bin) if self.grammar.velocity_bin else 64
         self.events_made += 1
         self.emit(("event", self.epoch, position, self.session_step(), on, pitch, velocity))
 
     def _end_turn(self) -> None:
-        from livegen.kernels.vocab import NOTE_OFF
-        from livegen.models.grammar import MODEL
-
         closing = self.grammar.closing_tokens(MODEL)
         first = self.position
         self._append(closing, MODEL)
