@@ -32,6 +32,7 @@ import mido
 from livegen.clock import CLOCK, SONG_POSITION, START, STOP, InternalClock, MidiClockFollower
 from livegen.controls import ClockSource, Controls, JamSettings, RollNote, Stats
 from livegen.kernels.errors import LivegenError
+from livegen.midi_ports import RateLimit
 
 LATE_TOLERANCE = 0.010  # a model event sent more than one 10 ms step after its time is late
 HOUSEKEEPING = 0.05  # seconds between meter updates, turn checks and port checks
@@ -65,22 +66,6 @@ def check_message(data: list[int] | tuple[int, ...]) -> bool:
     if len(data) != _CHANNEL_LENGTH[data[0] & 0xF0]:
         return False
     return all(0 <= b < 0x80 for b in data[1:])
-
-
-class _RateLimit:
-    """A token bucket: `take()` is True while the long-run rate stays under `rate`."""
-
-    def __init__(self, rate: float, burst: float) -> None:
-        self.rate, self.burst = rate, burst
-        self.level, self.last = burst, time.perf_counter()
-
-    def take(self, now: float) -> bool:
-        self.level = min(self.burst, self.level + (now - self.last) * self.rate)
-        self.last = now
-        if self.level >= 1.0:
-            self.level -= 1.0
-            return True
-        return False
 
 
 class JamEngine:
@@ -273,8 +258,8 @@ class JamEngine:
         self.scheduler = ModelScheduler()
         self.internal_clock = InternalClock(c.tempo_bpm)
         self.follower = MidiClockFollower()
-        self.limit = _RateLimit(NOTE_RATE, NOTE_BURST)
-        self.other_limit = _RateLimit(OTHER_RATE, OTHER_BURST)
+        self.limit = RateLimit(NOTE_RATE, NOTE_BURST)
+        self.other_limit = RateLimit(OTHER_RATE, OTHER_BURST)
         self.accepted: dict[tuple[int, int], int] = {}  # player keys taken in, by (ch, pitch)
         self.passed: dict[tuple[int, int], int] = {}  # player keys sounding through livegen
         self.model_sounding: dict[int, list] = {}  # model pitch -> [first start, strikes]

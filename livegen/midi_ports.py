@@ -368,6 +368,22 @@ class MidiInput(_Port):
         super().close()
 
 
+class RateLimit:
+    """A token bucket: `take()` is True while the long-run rate stays under `rate`."""
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate, self.burst = rate, burst
+        self.level, self.last = burst, time.perf_counter()
+
+    def take(self, now: float) -> bool:
+        self.level = min(self.burst, self.level + (now - self.last) * self.rate)
+        self.last = now
+        if self.level >= 1.0:
+            self.level -= 1.0
+            return True
+        return False
+
+
 class MidiOutput(_Port):
     """Output, paced: at most `rate` messages a second, in bursts of at most `burst`. JACK
     gives a MIDI port one buffer per period (512 bytes at 128 frames: ~35 messages) and
@@ -383,8 +399,7 @@ class MidiOutput(_Port):
         self, wanted: str, api: str | None = None, rate: float = 4000.0, burst: float = 16.0
     ) -> None:
         super().__init__(wanted, api)
-        self.rate, self.burst = rate, burst
-        self._budget, self._last = burst, time.perf_counter()
+        self._pace = RateLimit(rate, burst)
         self._queue: deque[list[int] | bytes] = deque()
         self.failed = 0  # messages rtmidi refused (the port vanished mid-send)
 
@@ -401,12 +416,8 @@ class MidiOutput(_Port):
 
     def pump(self) -> int:
         """Send queued messages while the budget lasts; returns how many still wait."""
-        now = time.perf_counter()
-        self._budget = min(self.burst, self._budget + (now - self._last) * self.rate)
-        self._last = now
-        queue = self._queue
-        while queue and self._budget >= 1.0:
-            self._budget -= 1.0
+        now, queue = time.perf_counter(), self._queue
+        while queue and self._pace.take(now):
             data = queue.popleft()
             if not self.connected or self._client is None:
                 continue
