@@ -52,6 +52,10 @@ def test_calls_reach_the_engine_and_errors_come_back(jack, tmp_path: Path) -> No
         assert any(n.owner == "player" and n.pitch == 62 for n in engine.roll(t0))
         assert engine.stats().running
         assert any("recording to" in line for line in engine.drain_log())
+        # one UI poll's reads in one round trip: the same answers as the single calls
+        stats, now, roll, _log, controls = engine.snapshot(30.0)
+        assert stats.running and now >= t0 and controls.top_p == 0.5
+        assert any(n.owner == "player" and n.pitch == 62 for n in roll)
     finally:
         engine.stop()
     assert not engine.stats().running
@@ -77,6 +81,7 @@ def test_a_dead_engine_process_is_a_message(jack, tmp_path: Path) -> None:
     assert engine.roll(0.0) == []
     assert engine.set_controls(temperature=1.5).temperature == 1.5  # kept for a restart
     assert engine.drain_log() == [stats.problems[0]]
+    assert engine.snapshot(8.0)[0].problems == stats.problems  # a poll says so too
     engine.stop()
 
 

@@ -1,8 +1,9 @@
 """An engine double for the jam UI's drawing: it holds controls and ignores everything else.
 
 The snapshot tests (fixed figures) and benchmarks/bench_tui.py (busy synthetic figures)
-subclass it and supply now(), stats(), roll() and drain_log(). Pilot tests that check what
-a control does drive the real engine, never this.
+subclass it and supply now(), stats(), roll() and drain_log(); snapshot() reads them as
+EngineProcess.snapshot does. Pilot tests that check what a control does drive the real
+engine, never this.
 """
 
 from __future__ import annotations
@@ -40,3 +41,7 @@ class SilentEngine:
 
     def set_recording(self, on: bool) -> None:
         pass
+
+    def snapshot(self, seconds: float) -> tuple:
+        now = self.now()
+        return self.stats(), now, self.roll(now - seconds), self.drain_log(), self.controls

@@ -44,7 +44,8 @@ SHORT_ROWS = 32  # below this the log pane shrinks
 
 
 class Engine(Protocol):
-    """What the UI needs of the jam engine (livegen.engine.JamEngine)."""
+    """What the UI needs of the jam engine: livegen.engine.JamEngine's methods, and snapshot()
+    (livegen.tui.engine_host.EngineProcess: one poll's reads in one round trip)."""
 
     def start(self) -> None: ...
     def stop(self) -> None: ...
@@ -58,6 +59,9 @@ class Engine(Protocol):
     def stats(self) -> Stats: ...
     def roll(self, since: float) -> list[RollNote]: ...
     def drain_log(self) -> list[str]: ...
+    def snapshot(
+        self, seconds: float
+    ) -> tuple[Stats, float, list[RollNote], list[str], Controls]: ...
 
 
 EngineFactory = Callable[[JamSettings, Controls], Engine]
@@ -364,11 +368,7 @@ class JamApp(App):
         engine = self.engine
         if engine is None or not self.stage_up():
             return
-        stats = engine.stats()
-        now = engine.now()
-        roll = engine.roll(now - ROLL_SECONDS)
-        log = engine.drain_log()
-        controls = engine.controls
+        stats, now, roll, log, controls = engine.snapshot(ROLL_SECONDS)
         screen = self.jam_screen
         if controls != self.controls:
             self.controls = controls

@@ -4,10 +4,11 @@ Why: the engine's conductor thread sends the model's notes out at their times. I
 process it would share the GIL with Textual, whose redraws hold it for milliseconds at a time
 (benchmarks/bench_tui.py measures how late a timing thread wakes there). In a process of its
 own only the CPU is shared. The UI talks to it through a pipe: one small request and reply per
-call, a fraction of a millisecond, about 60 a second.
+call, a fraction of a millisecond, about 15 a second while nobody plays.
 
 EngineProcess has JamEngine's methods (start, stop, controls, set_controls, play, panic,
-set_recording, now, stats, roll, drain_log), so the app cannot tell the difference. Errors the
+set_recording, now, stats, roll, drain_log), so the app cannot tell the difference, and
+snapshot(), which reads what a UI poll needs in one round trip. Errors the
 engine raises (a wrong port name, a bad preset, a bad control) are raised again here. If the
 engine process dies, the methods stop raising and the stats say so; if the UI dies, the engine
 process sees its pipe close, stops the engine and finishes the recording.
@@ -30,6 +31,7 @@ from livegen.kernels.errors import LivegenError
 CALL_TIMEOUT = 5.0  # s: a reply slower than this means the engine process is stuck
 STOP_TIMEOUT = 30.0  # s: stopping finishes the recording and joins the engine's workers
 START_TIMEOUT = 180.0  # s: loading a model on a busy machine
+Snapshot = tuple[Stats, float, list[RollNote], list[str], Controls]
 CALLS = {"set_controls", "play", "panic", "set_recording", "now", "stats", "roll", "drain_log"}
 
 
@@ -82,6 +84,10 @@ def serve(conn, settings: JamSettings, controls: Controls) -> None:  # noqa: ANN
             try:
                 if name == "controls":
                     result: Any = engine.controls
+                elif name == "snapshot":  # what one UI poll reads, in one round trip
+                    now = engine.now()
+                    roll = engine.roll(now - args[0])
+                    result = (engine.stats(), now, roll, engine.drain_log(), engine.controls)
                 elif name in CALLS:
                     result = getattr(engine, name)(*args, **kwargs)
                 else:
@@ -221,6 +227,15 @@ class EngineProcess:
 
     def roll(self, since: float) -> list[RollNote]:
         return self._call("roll", since) or []
+
+    def snapshot(self, seconds: float) -> Snapshot:
+        """stats, now, the roll's last `seconds`, the new log lines and the controls: what the
+        UI polls 15 times a second, in one round trip instead of five."""
+        snapshot = self._call("snapshot", seconds)
+        if snapshot is None:  # gone or stopped: the same answers the single calls give
+            return self.stats(), self._last_now, [], self.drain_log(), self._controls
+        self._last_now, self._controls = snapshot[1], snapshot[4]
+        return snapshot
 
     def drain_log(self) -> list[str]:
         lines = self._call("drain_log")
