@@ -9,6 +9,7 @@ import sys
 import threading
 
 from livegen.kernels.errors import LivegenError
+from livegen.midi_ports import APIS
 
 HELP = "jam live with the model (terminal UI; --headless: MIDI, sound and recording only)"
 
@@ -29,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help='MIDI output: a port name, "virtual" (livegen out, the default) or "none"',
     )
-    wiring.add_argument("--api", choices=("alsa", "jack", "coremidi", "winmm"), help="MIDI API")
+    wiring.add_argument("--api", choices=tuple(APIS), help="MIDI API")
     wiring.add_argument("--preset", help="preset name or .toml path (default: piano)")
     wiring.add_argument(
         "--audio-device", metavar="D", help='audio output (name, part of it, or index); "none"'

@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 
+from livegen.midi_ports import APIS
+
 HELP = "list MIDI ports (per MIDI API) and audio output devices"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--api",
-        choices=("alsa", "jack", "coremidi", "winmm"),
+        choices=tuple(APIS),
         help="only this MIDI API (default: every one this machine has)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
