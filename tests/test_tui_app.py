@@ -94,6 +94,12 @@ async def running(pilot, app: JamApp) -> EngineProcess:
     return app.engine
 
 
+async def quit_and_wait(pilot, app: JamApp) -> None:
+    """Ctrl+Q, then wait for the engine to stop (the recording finished, the settings saved)."""
+    await pilot.press("ctrl+q")
+    await wait_for(pilot, lambda: app.engine_state == "stopped", 15.0, "the engine to stop")
+
+
 # Each key, and what it must have done to the engine's controls, from the defaults.
 KEY_EFFECTS: list[tuple[str, dict]] = [
     ("2", {"temperature": 1.05}),
@@ -155,8 +161,7 @@ async def _every_control_key(tmp_path: Path, preset: str) -> None:
         # ValueError from the engine is a notice, not a crash
         app.change_controls(temperature=99.0)
         assert engine.controls.temperature == 1.0
-        await pilot.press("ctrl+q")
-        await wait_for(pilot, lambda: app.engine_state == "stopped", 15.0, "the engine to stop")
+        await quit_and_wait(pilot, app)
     # quitting stopped the engine, kept the recording and saved the settings
     assert not engine.stats().running
     recordings = list((tmp_path / "recordings").glob("livegen-*.mid"))
@@ -206,8 +211,7 @@ async def _keys_played(tmp_path: Path, preset: str) -> None:
         }
         assert PLAYER_COLOUR in colours
         assert "last key G4" in app.jam_screen.legend.content.plain
-        await pilot.press("ctrl+q")
-        await wait_for(pilot, lambda: app.engine_state == "stopped", 15.0, "the engine to stop")
+        await quit_and_wait(pilot, app)
 
 
 def test_pickers_list_jack_ports_and_setup_restarts(jack, tmp_path: Path, preset: str) -> None:
@@ -315,8 +319,7 @@ async def _pickers(jack, tmp_path: Path, preset: str) -> None:
                 "the JACK keyboard's note on the roll",
             )
             keys.send_message([0x80, 72, 0])
-            await pilot.press("ctrl+q")
-            await wait_for(pilot, lambda: app.engine_state == "stopped", 15.0, "the engine to stop")
+            await quit_and_wait(pilot, app)
     finally:
         keys.delete()
         synth.delete()
@@ -357,6 +360,5 @@ async def _missing_preset(tmp_path: Path) -> None:
         assert engine.settings.preset == good and engine.settings.program == 5
         assert engine.controls.temperature == 1.05  # what was changed meanwhile carried over
         assert "nowhere.toml" not in app.jam_screen.problems.content.plain
-        await pilot.press("ctrl+q")
-        await wait_for(pilot, lambda: app.engine_state == "stopped", 15.0, "the engine to stop")
+        await quit_and_wait(pilot, app)
     assert app.return_code == 0
