@@ -33,6 +33,9 @@ from livegen.clock import CLOCK, SONG_POSITION, START, STOP, InternalClock, Midi
 from livegen.controls import ClockSource, Controls, JamSettings, RollNote, Stats
 from livegen.kernels.errors import LivegenError
 from livegen.midi_ports import RateLimit
+from livegen.modes import TurnPlanner
+from livegen.player_stream import PlayerStream
+from livegen.scheduler import ModelEvent, ModelScheduler
 
 LATE_TOLERANCE = 0.010  # a model event sent more than one 10 ms step after its time is late
 HOUSEKEEPING = 0.05  # seconds between meter updates, turn checks and port checks
@@ -248,10 +251,6 @@ class JamEngine:
             self.clock_in.open()
 
     def _init_state(self) -> None:
-        from livegen.modes import TurnPlanner
-        from livegen.player_stream import PlayerStream
-        from livegen.scheduler import ModelScheduler
-
         c = self._controls
         self.stream = PlayerStream()
         self.planner = TurnPlanner()
@@ -627,8 +626,6 @@ class JamEngine:
             self.first_note_due = turn.decided
 
     def _worker_message(self, message: tuple) -> None:
-        from livegen.scheduler import ModelEvent
-
         kind = message[0]
         if kind == "event":
             _, epoch, position, step, on, pitch, velocity = message
