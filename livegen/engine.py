@@ -71,6 +71,13 @@ def check_message(data: list[int] | tuple[int, ...]) -> bool:
     return all(0 <= b < 0x80 for b in data[1:])
 
 
+def ends_notes(data: list[int] | tuple[int, ...]) -> bool:
+    """A note-off (or note-on with velocity 0) or a sustain-pedal message: input that ends
+    notes, which must reach the conductor even when a flood fills its inbox."""
+    kind = data[0] & 0xF0
+    return kind == 0x80 or (kind == 0x90 and data[2] == 0) or (kind == 0xB0 and data[1] == 64)
+
+
 class JamEngine:
     def __init__(
         self,
@@ -378,7 +385,9 @@ class JamEngine:
         if not check_message(data):
             self._dropped += 1  # sysex, junk, truncated
             return
-        self._put(("midi", tuple(data), arrival))
+        # A full inbox may drop a note-on, never what ends a note: a note-off (or a pedal
+        # release) lost here would leave the player's passthrough note sounding for good.
+        self._put(("midi", tuple(data), arrival), force=ends_notes(data))
 
     def _on_input_change(self, change: str) -> None:
         self._put(("port", "input", change), force=True)

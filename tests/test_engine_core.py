@@ -208,3 +208,12 @@ def test_engine_without_ports_or_sound_plays_from_the_computer_keyboard(tmp_path
     played = [m.note for m in take.tracks[0] if m.type == "note_on" and m.velocity > 0]
     assert played == [60, 64, 67]
     assert any(m.type == "note_on" for m in take.tracks[1])  # the model's track
+
+
+def test_only_note_endings_wait_for_room_in_a_full_inbox():
+    from livegen.engine import ends_notes
+
+    assert ends_notes([0x80, 60, 0]) and ends_notes([0x93, 60, 0])  # note-off, on with vel 0
+    assert ends_notes([0xB0, 64, 0]) and ends_notes([0xB1, 64, 127])  # the sustain pedal
+    assert not ends_notes([0x90, 60, 100]) and not ends_notes([0xB0, 1, 0])
+    assert not ends_notes([0xE0, 0, 64])
