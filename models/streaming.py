@@ -36,6 +36,14 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from livegen.models.cpu_decode import (
+    CpuStep,
+    applies,
+    ring_attention,
+    slot_attention,
+    step_supported,
+    with_row_kernels,
+)
 from livegen.models.grammar import MODEL, GrammarState
 from livegen.models.perceiver_ar import PerceiverAR
 from livegen.models.sampling import SamplingParams, allowed_mask, forced_token, sample_token
@@ -52,10 +60,13 @@ class StreamingDecoder:
         cuda_graph: bool = False,
         device_sampling: bool = False,
         history: int | None = None,
+        cpu_kernels: bool = True,
     ) -> None:
         """cuda_graph: replay each decode step (and each sample + decode) as a captured CUDA
         graph (models/cuda_graph.py; CUDA only). device_sampling: sample with the graph's
-        on-device code without capturing (any device; what the CPU tests run)."""
+        on-device code without capturing (any device; what the CPU tests run). cpu_kernels:
+        run a float32 model's few-row products on the CPU with numba (models/cpu_decode.py);
+        False keeps torch's ops everywhere (the same math, slower on a CPU)."""
         config = model.config
         self.config = config
         self.N, self.L = config.context, config.latents
@@ -69,12 +80,20 @@ class StreamingDecoder:
         self.dtype = dtype if dtype is not None else first.dtype
         if first.device != self.device or (first.dtype != self.dtype and dtype is not None):
             model = copy.deepcopy(model).to(self.device, self.dtype)
-        self.model = model.eval()
+        # The graph code (even uncaptured) runs the torch ops a GPU runs, so tests see them.
+        graph = cuda_graph or device_sampling
+        self.cpu_kernels = cpu_kernels and not graph and applies(model, self.device)
+        self.model = with_row_kernels(model.eval()) if self.cpu_kernels else model.eval()
         self.history_size = history if history is not None else 2 * self.N
         if self.history_size < self.N:
             raise ValueError(f"history must be >= context ({self.N})")
         self._allocate()
         self.reset()
+        self._cpu_step = None
+        if self.cpu_kernels and step_supported(self.model):
+            self._cpu_step = CpuStep(
+                self.model, self.ring_k, self.ring_v, self.slot_pos, self.self_k, self.self_v
+            )
         self._graph = None
         if cuda_graph or device_sampling:
             from livegen.models.cuda_graph import GraphStep
@@ -306,6 +325,11 @@ class StreamingDecoder:
         if self._graph is not None:
             self._logits = self._graph.step(token, p)
             return
+        if self._cpu_step is not None:
+            windows = self.active_windows(p)  # the first owns p's logits
+            rows = [k % self.M for k in windows]
+            self._logits = self._cpu_step(token, p, rows, [self.window_start(k) for k in windows])
+            return
         token_t = torch.tensor([token], device=self.device)
         pos_t = torch.tensor(p, device=self.device)
         self._logits = self.step(token_t, pos_t).flatten()
@@ -351,14 +375,17 @@ class StreamingDecoder:
         # Cross-attention: the query is the same for every window, only the visible range
         # differs, so score once and mask per row.
         q = model.cross.queries(normed, cos, sin)[0]  # [H, 1, hd]
-        scores = torch.matmul(q, self.ring_k.transpose(1, 2)) * (c.head_dim**-0.5)  # [H, 1, N]
-        sp = self.slot_pos[None, :]
-        visible = (sp >= lo_rows[:, None]) & (sp <= pos)  # [M, N]
-        bias = torch.zeros(visible.shape, device=self.device, dtype=scores.dtype)
-        bias.masked_fill_(~visible, float("-inf"))
-        probs = torch.softmax(scores + bias, dim=-1)  # [H, M, N]
-        y = torch.matmul(probs, self.ring_v)  # [H, M, hd]
-        x = model.cross.finish(x.expand(M, -1)[:, None], y.transpose(0, 1)[:, :, None])
+        if self.cpu_kernels:
+            y = ring_attention(q, self.ring_k, self.ring_v, self.slot_pos, lo_rows, int(pos))
+        else:
+            scores = torch.matmul(q, self.ring_k.transpose(1, 2)) * (c.head_dim**-0.5)
+            sp = self.slot_pos[None, :]
+            visible = (sp >= lo_rows[:, None]) & (sp <= pos)  # [M, N]
+            bias = torch.zeros(visible.shape, device=self.device, dtype=scores.dtype)
+            bias.masked_fill_(~visible, float("-inf"))
+            probs = torch.softmax(scores + bias, dim=-1)  # [H, M, N]
+            y = torch.matmul(probs, self.ring_v).transpose(0, 1)[:, :, None]  # [M, H, 1, hd]
+        x = model.cross.finish(x.expand(M, -1)[:, None], y)
 
         # Self-attention: row m writes slot self_slot[m] of its window and sees slots <= it.
         seen = torch.where(
@@ -366,12 +393,17 @@ class StreamingDecoder:
             self._self_slots[None, :] <= self_slot[:, None],
             self._self_slots[None, :] == L,
         )[:, None, None, :]  # [M, 1, 1, L + 1]
+        seen_lo = torch.where(active, 0, L)  # the same, as slot ranges (the CPU kernels)
+        seen_hi = torch.where(active, self_slot, L)
         rows, heads, slots = self._rows[:, None], self._heads[None, :], self_slot[:, None]
         for block, kbuf, vbuf in zip(model.blocks, self.self_k, self.self_v):
             q, kk, vv = block.attn.project(block.norm(x), cos, sin)  # [M, H, 1, hd]
             kbuf.index_put_((rows, heads, slots), kk[:, :, 0])
             vbuf.index_put_((rows, heads, slots), vv[:, :, 0])
-            y = F.scaled_dot_product_attention(q, kbuf, vbuf, attn_mask=seen)
+            if self.cpu_kernels:
+                y = slot_attention(q, kbuf, vbuf, seen_lo, seen_hi)
+            else:
+                y = F.scaled_dot_product_attention(q, kbuf, vbuf, attn_mask=seen)
             x = x + block.attn.output(y)
             x = x + block.mlp(x)
         owner = torch.remainder(k_lo, M)[None]  # the oldest window owns the logits

@@ -12,6 +12,8 @@ from livegen.models.perceiver_ar import PerceiverAR
 from livegen.models.streaming import StreamingDecoder, measure_decode
 
 TOL = 1e-4
+# The CPU's numba step (models/cpu_decode.py) and the torch step a GPU runs: both must be exact.
+PATHS = pytest.mark.parametrize("cpu_kernels", [True, False], ids=["numba", "torch"])
 
 
 def tiny_model(context: int = 64, latents: int = 16, seed: int = 0) -> PerceiverAR:
@@ -41,10 +43,11 @@ def owner_window(decoder: StreamingDecoder, p: int) -> int:
     return decoder.window_start(decoder.active_windows(p)[0])
 
 
+@PATHS
 @pytest.mark.parametrize("refill", [None, 1, 5, 16])
-def test_streamed_logits_equal_full_forward_across_refills(refill):
+def test_streamed_logits_equal_full_forward_across_refills(refill, cpu_kernels):
     model = tiny_model()
-    decoder = StreamingDecoder(model, refill=refill)
+    decoder = StreamingDecoder(model, refill=refill, cpu_kernels=cpu_kernels)
     tokens = random_tokens(3 * 64 + 20)  # longer than 3 N: the ring wraps several times
     for p, token in enumerate(tokens):
         logits = decoder.append([token])
@@ -79,12 +82,13 @@ def test_chunked_prefill_equals_token_by_token(chunks):
     torch.testing.assert_close(got, expected, atol=TOL, rtol=0)
 
 
+@PATHS
 @pytest.mark.parametrize("keep, dropped", [(100, 5), (100, 30), (150, 60), (31, 20), (3, 2)])
-def test_rollback_equals_never_appending(keep, dropped):
+def test_rollback_equals_never_appending(keep, dropped, cpu_kernels):
     model = tiny_model()
     tokens = random_tokens(keep + 40, seed=3)
     other = random_tokens(dropped, seed=4)
-    decoder = StreamingDecoder(model)
+    decoder = StreamingDecoder(model, cpu_kernels=cpu_kernels)
     decoder.append(tokens[:keep])
     for token in other:  # the model's future, later overridden by the player
         decoder.append([token])
@@ -182,14 +186,15 @@ def test_measure_decode_reports_figures():
     assert figures["ms_per_token_p50"] <= figures["ms_per_token_max"]
 
 
+@PATHS
 @pytest.mark.parametrize("refill", [None, 3])
-def test_random_appends_and_rollbacks_across_many_refills(refill):
+def test_random_appends_and_rollbacks_across_many_refills(refill, cpu_kernels):
     """A jam's pattern: the model runs ahead, the player cuts in (rollback), chunks of player
     tokens arrive, again and again, across many window refills and ring wraps. After every
     operation the logits equal the full forward pass over the current tokens."""
     model = tiny_model()
     rng = random.Random(11 + (refill or 0))
-    decoder = StreamingDecoder(model, refill=refill)
+    decoder = StreamingDecoder(model, refill=refill, cpu_kernels=cpu_kernels)
     tokens: list[int] = []
     checks = longest = 0
     for _ in range(120):

@@ -1,0 +1,235 @@
+"""The streaming decoder's CPU fast path: the few-row products of a decode step go to the numba
+kernels of kernels/decode_kernels.py instead of torch's GEMM and attention.
+
+Only float32 on the CPU: int8 dynamic-quantised Linears (fbgemm) are already fast at a few rows,
+and on a GPU the step is one captured graph of torch ops. Anything with more rows than
+ROWS_MAX (a prefill, a burst refill) stays with torch, which is faster there.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from livegen.kernels.decode_kernels import (
+    cross_attend,
+    gelu,
+    layer_norm,
+    linear_rows,
+    range_attend,
+    rotary_row,
+    rotate,
+)
+from livegen.models.perceiver_ar import PerceiverAR
+from livegen.models.rotary import inverse_frequencies
+
+# Rows up to which linear_rows beats torch's F.linear on this CPU (2048x512 weights, one thread:
+# 8 rows 4.2 vs 6.3 ms, 12 rows even, 16 rows 8.9 vs 8.0; BENCHMARKS.md).
+ROWS_MAX = 8
+
+
+def applies(model: nn.Module, device: torch.device) -> bool:
+    """Whether the fast path serves this model: float32 weights on the CPU."""
+    first = next(model.parameters())
+    return device.type == "cpu" and first.dtype == torch.float32
+
+
+class RowsLinear(nn.Module):
+    """An nn.Linear (the same Parameters) that multiplies a few rows with linear_rows."""
+
+    def __init__(self, linear: nn.Linear) -> None:
+        super().__init__()
+        self.weight = linear.weight
+        self.bias = linear.bias
+        self._weight = linear.weight.detach().numpy()  # a view: in-place loads show through
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rows = x.numel() // x.shape[-1]
+        if rows > ROWS_MAX or rows == 0 or torch.is_grad_enabled():
+            return F.linear(x, self.weight, self.bias)
+        flat = x.reshape(rows, x.shape[-1]).contiguous()
+        out = torch.empty(rows, self._weight.shape[0])
+        linear_rows(self._weight, flat.numpy(), out.numpy())
+        if self.bias is not None:
+            out += self.bias
+        return out.view(*x.shape[:-1], -1)
+
+
+def with_row_kernels(model: nn.Module) -> nn.Module:
+    """A copy of the module tree whose nn.Linears are RowsLinear; every tensor (and any
+    quantised module's packed weights) stays shared with model."""
+    clone = copy.copy(model)  # a new __dict__; its _modules dict is replaced next
+    clone._modules = {
+        name: RowsLinear(child) if type(child) is nn.Linear else with_row_kernels(child)
+        for name, child in model._modules.items()
+    }
+    return clone
+
+
+def ring_attention(
+    q: torch.Tensor,
+    keys: torch.Tensor,
+    values: torch.Tensor,
+    slot_pos: torch.Tensor,
+    lo: torch.Tensor,
+    hi: int,
+) -> torch.Tensor:
+    """Cross-attention of one query [H, 1, hd] over the ring [H, N, hd]; row m sees positions
+    lo[m]..hi. Returns [M, H, 1, hd]."""
+    heads, _, hd = keys.shape
+    out = torch.empty(lo.numel(), heads, hd)
+    cross_attend(
+        q.reshape(heads, hd).contiguous().numpy(),
+        keys.numpy(),
+        values.numpy(),
+        slot_pos.numpy(),
+        lo.numpy(),
+        hi,
+        np.float32(hd**-0.5),
+        out.numpy(),
+    )
+    return out[:, :, None]
+
+
+def slot_attention(
+    q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor
+) -> torch.Tensor:
+    """Self-attention of q [M, H, 1, hd] over keys/values [M, H, S, hd]; row m sees slots
+    lo[m]..hi[m]. Returns [M, H, 1, hd]."""
+    rows, heads, _, hd = keys.shape
+    out = torch.empty(rows, heads, hd)
+    range_attend(
+        q.reshape(rows, heads, hd).contiguous().numpy(),
+        keys.numpy(),
+        values.numpy(),
+        np.arange(rows),
+        lo.numpy(),
+        hi.numpy(),
+        np.float32(hd**-0.5),
+        out.numpy(),
+    )
+    return out[:, :, None]
+
+
+# ---- the one-token step, all numba --------------------------------------------------------
+
+
+def _array(tensor: torch.Tensor) -> np.ndarray:
+    return tensor.detach().numpy()
+
+
+def _norm(norm: nn.LayerNorm) -> tuple[np.ndarray, np.ndarray, np.float32]:
+    return _array(norm.weight), _array(norm.bias), np.float32(norm.eps)
+
+
+def step_supported(model: nn.Module) -> bool:
+    """CpuStep reads float32 nn.Linear weights without biases (not int8 modules)."""
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear | RowsLinear)]
+    others = [m for m in model.modules() if "Linear" in type(m).__name__ and m not in linears]
+    return (
+        not others
+        and all(m.bias is None and m.weight.dtype == torch.float32 for m in linears)
+        and all(m.weight.device.type == "cpu" for m in linears)
+    )
+
+
+class CpuStep:
+    """StreamingDecoder.step for a float32 model on a CPU, as ~15 numba calls per layer over
+    the decoder's own caches (numpy views of its tensors): the same math as the torch step,
+    without ~300 small torch ops (1.4 ms of dispatch per token on this CPU, whatever the model
+    size). Rows are only the windows that contain the position (no static shapes needed)."""
+
+    def __init__(
+        self,
+        model: PerceiverAR,
+        ring_k: torch.Tensor,
+        ring_v: torch.Tensor,
+        slot_pos: torch.Tensor,
+        self_k: list[torch.Tensor],
+        self_v: list[torch.Tensor],
+    ) -> None:
+        c = model.config
+        self.N, self.L, self.H, self.hd, self.D = c.context, c.latents, c.heads, c.head_dim, c.dim
+        self.scale = np.float32(c.head_dim**-0.5)
+        self.inv_freq = inverse_frequencies(c.head_dim, c.rope_base).numpy()
+        self.cos = np.empty(c.head_dim, np.float32)
+        self.sin = np.empty(c.head_dim, np.float32)
+        self.embed = _array(model.embed.weight)
+        cross = model.cross
+        self.cross_norm = _norm(cross.norm)
+        self.cross_q, self.cross_kv = _array(cross.q.weight), _array(cross.kv.weight)
+        self.cross_proj, self.cross_mlp = _array(cross.proj.weight), self._mlp(cross.mlp)
+        self.blocks = [
+            (_norm(b.norm), _array(b.attn.qkv.weight), _array(b.attn.proj.weight), self._mlp(b.mlp))
+            for b in model.blocks
+        ]
+        self.final_norm, self.head = _norm(model.norm), _array(model.head.weight)
+        self.ring_k, self.ring_v, self.slot_pos = ring_k.numpy(), ring_v.numpy(), slot_pos.numpy()
+        self.self_k = [t.numpy() for t in self_k]
+        self.self_v = [t.numpy() for t in self_v]
+
+    @staticmethod
+    def _mlp(mlp: nn.Module) -> tuple:
+        return _norm(mlp.norm), _array(mlp.fc.weight), _array(mlp.proj.weight)
+
+    def __call__(self, token: int, p: int, rows: list[int], starts: list[int]) -> torch.Tensor:
+        """Decode token at position p for the windows starting at `starts`, held in self-
+        attention rows `rows` (the first owns the logits). Returns the logits [V]."""
+        N, L, H, hd, D = self.N, self.L, self.H, self.hd, self.D
+        rotary_row(p, self.inv_freq, self.cos, self.sin)
+        x = self.embed[token : token + 1]  # [1, D]
+        normed = _layer_norm(x, self.cross_norm)
+        kv = _linear(self.cross_kv, normed)[0]
+        keys, values = kv[:D].reshape(H, hd), kv[D:].reshape(H, hd)
+        rotate(keys, self.cos, self.sin)
+        slot = p % N
+        self.ring_k[:, slot] = keys
+        self.ring_v[:, slot] = values
+        self.slot_pos[slot] = p
+        q = _linear(self.cross_q, normed).reshape(H, hd)
+        rotate(q, self.cos, self.sin)
+        lo = np.array([max(0, w - (N - L)) for w in starts])
+        attended = np.empty((len(rows), H, hd), np.float32)
+        cross_attend(q, self.ring_k, self.ring_v, self.slot_pos, lo, p, self.scale, attended)
+        x = np.repeat(x, len(rows), axis=0)  # [A, D]: every window starts from the embedding
+        x += _linear(self.cross_proj, attended.reshape(len(rows), D))
+        x += _mlp(x, self.cross_mlp)
+
+        row_index = np.array(rows)
+        slots = np.array([p - w for w in starts])
+        first = np.zeros(len(rows), dtype=np.int64)
+        for (norm, qkv_w, proj, mlp), kbuf, vbuf in zip(self.blocks, self.self_k, self.self_v):
+            qkv = _linear(qkv_w, _layer_norm(x, norm)).reshape(len(rows), 3, H, hd)
+            q, k = np.ascontiguousarray(qkv[:, 0]), np.ascontiguousarray(qkv[:, 1])
+            rotate(q.reshape(-1, hd), self.cos, self.sin)
+            rotate(k.reshape(-1, hd), self.cos, self.sin)
+            kbuf[row_index, :, slots] = k
+            vbuf[row_index, :, slots] = qkv[:, 2]
+            range_attend(q, kbuf, vbuf, row_index, first, slots, self.scale, attended)
+            x += _linear(proj, attended.reshape(len(rows), D))
+            x += _mlp(x, mlp)
+        logits = _linear(self.head, _layer_norm(x[:1], self.final_norm))
+        return torch.from_numpy(logits[0])
+
+
+def _layer_norm(x: np.ndarray, norm: tuple) -> np.ndarray:
+    out = np.empty_like(x)
+    layer_norm(x, *norm, out)
+    return out
+
+
+def _linear(weight: np.ndarray, x: np.ndarray) -> np.ndarray:
+    out = np.empty((x.shape[0], weight.shape[0]), np.float32)
+    linear_rows(weight, x, out)
+    return out
+
+
+def _mlp(x: np.ndarray, mlp: tuple) -> np.ndarray:
+    norm, fc, proj = mlp
+    hidden = _linear(fc, _layer_norm(x, norm))
+    gelu(hidden)
+    return _linear(proj, hidden)
