@@ -47,18 +47,24 @@ def machine() -> str:
     return f"{name}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}"
 
 
-def variants(model: PerceiverAR, which: list[str]) -> dict[str, PerceiverAR]:
+def variants(model: PerceiverAR, which: list[str]) -> dict[str, tuple[PerceiverAR, bool]]:
+    """name -> (model, cpu_kernels). A "-torch" suffix times the torch step instead of the
+    numba one (models/cpu_decode.py) on the same weights: the comparison for the kernels."""
     out = {}
     for name in which:
-        if name == "fp32":
-            out[name] = model
-        elif name == "bf16":
-            out[name] = PerceiverAR(model.config).to(torch.bfloat16).eval()
-            out[name].load_state_dict(model.state_dict())
-        elif name == "int8":
-            out[name] = quantize_int8(model)
+        base, _, path = name.partition("-")
+        if path not in ("", "torch"):
+            raise SystemExit(f"unknown variant {name!r}: fp32, bf16, int8, each optionally -torch")
+        if base == "fp32":
+            variant = model
+        elif base == "bf16":
+            variant = PerceiverAR(model.config).to(torch.bfloat16).eval()
+            variant.load_state_dict(model.state_dict())
+        elif base == "int8":
+            variant = quantize_int8(model)
         else:
-            raise SystemExit(f"unknown variant {name!r}: fp32, bf16, int8")
+            raise SystemExit(f"unknown variant {name!r}: fp32, bf16, int8, each optionally -torch")
+        out[name] = (variant, path != "torch")
     return out
 
 
@@ -178,7 +184,11 @@ def main() -> int:
     parser.add_argument("--refill", type=int, help="R (default L/2)")
     parser.add_argument("--tokens", type=int, default=300, help="decoded tokens timed per variant")
     parser.add_argument("--recompute-tokens", type=int, default=8)
-    parser.add_argument("--variants", default="fp32,bf16,int8", help="'' for none")
+    parser.add_argument(
+        "--variants",
+        default="fp32,bf16,int8,fp32-torch",
+        help="fp32, bf16, int8, each optionally -torch (the torch step); '' for none",
+    )
     parser.add_argument(
         "--rounds",
         type=int,
@@ -242,9 +252,10 @@ def main() -> int:
     built = variants(model, wanted)
     rounds: dict[str, list[BenchResult]] = {name: [] for name in built}
     for round_ in range(max(1, args.rounds)):
-        for name, variant in built.items():
+        for name, (variant, cpu_kernels) in built.items():
             result = run_bench(
                 variant,
+                cpu_kernels=cpu_kernels,
                 device_label=name,
                 tokens=args.tokens,
                 recompute_tokens=args.recompute_tokens,

@@ -152,24 +152,27 @@ def gelu(x):  # pragma: no cover - compiled
 
 
 @njit(cache=True)
-def rotary_row(position, inv_freq, cos, sin):  # pragma: no cover - compiled
-    """cos and signed sin tables [hd] of one position, as models/rotary.py makes them: the
+def rotary_rows(positions, inv_freq, cos, sin):  # pragma: no cover - compiled
+    """cos and signed sin tables [T, hd] of positions [T], as models/rotary.py makes them: the
     angle reduced modulo 2 pi in float64, pairs interleaved, sin signed (-, +) per pair."""
-    for i in range(inv_freq.shape[0]):
-        angle = (position * inv_freq[i]) % TWO_PI
-        c, s = math.cos(angle), math.sin(angle)
-        cos[2 * i] = c
-        cos[2 * i + 1] = c
-        sin[2 * i] = -s
-        sin[2 * i + 1] = s
+    for t in range(positions.shape[0]):
+        for i in range(inv_freq.shape[0]):
+            angle = (positions[t] * inv_freq[i]) % TWO_PI
+            c, s = math.cos(angle), math.sin(angle)
+            cos[t, 2 * i] = c
+            cos[t, 2 * i + 1] = c
+            sin[t, 2 * i] = -s
+            sin[t, 2 * i + 1] = s
 
 
 @njit(fastmath=True, cache=True)
 def rotate(x, cos, sin):  # pragma: no cover - compiled
-    """Rotate x [R, hd] in place by one position's tables (models/rotary.apply_rotary)."""
-    rows, hd = x.shape
+    """Rotate x [R, G, hd] in place, row r by tables cos/sin [R, hd] (models/rotary.apply_rotary;
+    G: heads that share a position)."""
+    rows, groups, hd = x.shape
     for r in range(rows):
-        for i in range(0, hd, 2):
-            a, b = x[r, i], x[r, i + 1]
-            x[r, i] = a * cos[i] + b * sin[i]
-            x[r, i + 1] = b * cos[i + 1] + a * sin[i + 1]
+        for g in range(groups):
+            for i in range(0, hd, 2):
+                a, b = x[r, g, i], x[r, g, i + 1]
+                x[r, g, i] = a * cos[r, i] + b * sin[r, i]
+                x[r, g, i + 1] = b * cos[r, i + 1] + a * sin[r, i + 1]

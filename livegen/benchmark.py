@@ -139,8 +139,10 @@ def run_bench(
     cuda_graph: bool = False,
     refill: int | None = None,
     seed: int = 0,
+    cpu_kernels: bool = True,
 ) -> BenchResult:
-    """Benchmark `model` (already on its device, in its dtype) as described in the module."""
+    """Benchmark `model` (already on its device, in its dtype) as described in the module.
+    cpu_kernels=False times the torch step on a CPU (what the numba step replaced)."""
     config = model.config
     device = next(model.parameters()).device
     n_context = config.context if context_tokens is None else context_tokens
@@ -148,7 +150,13 @@ def run_bench(
     note = ""
     try:
         figures = measure_decode(
-            model, context, tokens, refill=refill, seed=seed, cuda_graph=cuda_graph
+            model,
+            context,
+            tokens,
+            refill=refill,
+            seed=seed,
+            cuda_graph=cuda_graph,
+            cpu_kernels=cpu_kernels,
         )
     except RuntimeError as error:  # capture failed: measure the eager step, and say so
         if not cuda_graph:

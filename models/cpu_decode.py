@@ -21,7 +21,7 @@ from livegen.kernels.decode_kernels import (
     layer_norm,
     linear_rows,
     range_attend,
-    rotary_row,
+    rotary_rows,
     rotate,
 )
 from livegen.models.perceiver_ar import PerceiverAR
@@ -138,10 +138,11 @@ def step_supported(model: nn.Module) -> bool:
 
 
 class CpuStep:
-    """StreamingDecoder.step for a float32 model on a CPU, as ~15 numba calls per layer over
-    the decoder's own caches (numpy views of its tensors): the same math as the torch step,
-    without ~300 small torch ops (1.4 ms of dispatch per token on this CPU, whatever the model
-    size). Rows are only the windows that contain the position (no static shapes needed)."""
+    """StreamingDecoder's step for a float32 model on a CPU: a few consecutive tokens (one, or
+    a player's 2-3 token note) as ~15 numba calls per layer over the decoder's own caches
+    (numpy views of its tensors). The same math as the torch step, without its ~300 small
+    torch ops (1.4 ms of dispatch per token on this CPU, whatever the model size). A batch row
+    is one (token, window) pair: only the windows that hold each token, no static shapes."""
 
     def __init__(
         self,
@@ -156,8 +157,6 @@ class CpuStep:
         self.N, self.L, self.H, self.hd, self.D = c.context, c.latents, c.heads, c.head_dim, c.dim
         self.scale = np.float32(c.head_dim**-0.5)
         self.inv_freq = inverse_frequencies(c.head_dim, c.rope_base).numpy()
-        self.cos = np.empty(c.head_dim, np.float32)
-        self.sin = np.empty(c.head_dim, np.float32)
         self.embed = _array(model.embed.weight)
         cross = model.cross
         self.cross_norm = _norm(cross.norm)
@@ -176,43 +175,63 @@ class CpuStep:
     def _mlp(mlp: nn.Module) -> tuple:
         return _norm(mlp.norm), _array(mlp.fc.weight), _array(mlp.proj.weight)
 
-    def __call__(self, token: int, p: int, rows: list[int], starts: list[int]) -> torch.Tensor:
-        """Decode token at position p for the windows starting at `starts`, held in self-
-        attention rows `rows` (the first owns the logits). Returns the logits [V]."""
+    def __call__(
+        self, tokens: list[int], start: int, windows: list[list[tuple[int, int]]]
+    ) -> torch.Tensor:
+        """Decode tokens at positions start, start + 1, ...; windows[t] lists (self-attention
+        row, window start) of every window holding token t, its owner first. Every window must
+        hold its latents up to `start` - 1 (StreamingDecoder's invariant between calls).
+        Returns the logits [V] after the last token."""
         N, L, H, hd, D = self.N, self.L, self.H, self.hd, self.D
-        rotary_row(p, self.inv_freq, self.cos, self.sin)
-        x = self.embed[token : token + 1]  # [1, D]
+        T = len(tokens)
+        positions = np.arange(start, start + T)
+        cos, sin = np.empty((T, hd), np.float32), np.empty((T, hd), np.float32)
+        rotary_rows(positions, self.inv_freq, cos, sin)
+        # Cross-attention keys/values of the new tokens into the ring.
+        x = self.embed[tokens]  # [T, D]
         normed = _layer_norm(x, self.cross_norm)
-        kv = _linear(self.cross_kv, normed)[0]
-        keys, values = kv[:D].reshape(H, hd), kv[D:].reshape(H, hd)
-        rotate(keys, self.cos, self.sin)
-        slot = p % N
-        self.ring_k[:, slot] = keys
-        self.ring_v[:, slot] = values
-        self.slot_pos[slot] = p
-        q = _linear(self.cross_q, normed).reshape(H, hd)
-        rotate(q, self.cos, self.sin)
-        lo = np.array([max(0, w - (N - L)) for w in starts])
-        attended = np.empty((len(rows), H, hd), np.float32)
-        cross_attend(q, self.ring_k, self.ring_v, self.slot_pos, lo, p, self.scale, attended)
-        x = np.repeat(x, len(rows), axis=0)  # [A, D]: every window starts from the embedding
-        x += _linear(self.cross_proj, attended.reshape(len(rows), D))
+        kv = _linear(self.cross_kv, normed).reshape(T, 2, H, hd)
+        keys = np.ascontiguousarray(kv[:, 0])
+        rotate(keys, cos, sin)
+        slots = positions % N
+        self.ring_k[:, slots] = keys.transpose(1, 0, 2)
+        self.ring_v[:, slots] = kv[:, 1].transpose(1, 0, 2)
+        self.slot_pos[slots] = positions
+        # One batch row per (token, window that holds it).
+        token_of = np.array([t for t, ws in enumerate(windows) for _ in ws])
+        row_of = np.array([m for ws in windows for m, _ in ws])
+        slot_of = np.array([start + t - w for t, ws in enumerate(windows) for _, w in ws])
+        rows = len(token_of)
+        q = _linear(self.cross_q, normed).reshape(T, H, hd)
+        rotate(q, cos, sin)
+        attended = np.empty((rows, H, hd), np.float32)
+        a = 0
+        for t, ws in enumerate(windows):  # token t sees the ring up to its own position
+            lo = np.array([max(0, w - (N - L)) for _, w in ws])
+            out = attended[a : a + len(ws)]
+            cross_attend(
+                q[t], self.ring_k, self.ring_v, self.slot_pos, lo, start + t, self.scale, out
+            )
+            a += len(ws)
+        x = x[token_of]  # [rows, D]: every window starts from the token's embedding
+        x += _linear(self.cross_proj, attended.reshape(rows, D))
         x += _mlp(x, self.cross_mlp)
-
-        row_index = np.array(rows)
-        slots = np.array([p - w for w in starts])
-        first = np.zeros(len(rows), dtype=np.int64)
+        # Self-attention over each window's latents: write all rows' keys, then row a sees its
+        # window's slots 0..slot_of[a] (earlier tokens of this chunk included).
+        cos, sin = cos[token_of], sin[token_of]
+        first = np.zeros(rows, dtype=np.int64)
         for (norm, qkv_w, proj, mlp), kbuf, vbuf in zip(self.blocks, self.self_k, self.self_v):
-            qkv = _linear(qkv_w, _layer_norm(x, norm)).reshape(len(rows), 3, H, hd)
+            qkv = _linear(qkv_w, _layer_norm(x, norm)).reshape(rows, 3, H, hd)
             q, k = np.ascontiguousarray(qkv[:, 0]), np.ascontiguousarray(qkv[:, 1])
-            rotate(q.reshape(-1, hd), self.cos, self.sin)
-            rotate(k.reshape(-1, hd), self.cos, self.sin)
-            kbuf[row_index, :, slots] = k
-            vbuf[row_index, :, slots] = qkv[:, 2]
-            range_attend(q, kbuf, vbuf, row_index, first, slots, self.scale, attended)
-            x += _linear(proj, attended.reshape(len(rows), D))
+            rotate(q, cos, sin)
+            rotate(k, cos, sin)
+            kbuf[row_of, :, slot_of] = k
+            vbuf[row_of, :, slot_of] = qkv[:, 2]
+            range_attend(q, kbuf, vbuf, row_of, first, slot_of, self.scale, attended)
+            x += _linear(proj, attended.reshape(rows, D))
             x += _mlp(x, mlp)
-        logits = _linear(self.head, _layer_norm(x[:1], self.final_norm))
+        owner = rows - len(windows[-1])  # the last token's first row
+        logits = _linear(self.head, _layer_norm(x[owner : owner + 1], self.final_norm))
         return torch.from_numpy(logits[0])
 
 

@@ -48,6 +48,10 @@ from livegen.models.grammar import MODEL, GrammarState
 from livegen.models.perceiver_ar import PerceiverAR
 from livegen.models.sampling import SamplingParams, allowed_mask, forced_token, sample_token
 
+# Appends up to this many tokens run as one CpuStep call (a player's note is 2-3 tokens); longer
+# ones (prefills) take the batched torch path, whose big matrix products are faster there.
+SHORT_APPEND = 4
+
 
 class StreamingDecoder:
     def __init__(
@@ -152,6 +156,8 @@ class StreamingDecoder:
             raise ValueError(f"token ids must be in 0..{self.config.vocab_size - 1}")
         if ids.numel() == 1:
             self._append_one(int(ids[0]))
+        elif self._cpu_step is not None and ids.numel() <= SHORT_APPEND:
+            self._append_short(ids)
         else:
             self._append_many(ids)
         return self._logits
@@ -326,13 +332,25 @@ class StreamingDecoder:
             self._logits = self._graph.step(token, p)
             return
         if self._cpu_step is not None:
-            windows = self.active_windows(p)  # the first owns p's logits
-            rows = [k % self.M for k in windows]
-            self._logits = self._cpu_step(token, p, rows, [self.window_start(k) for k in windows])
+            self._logits = self._cpu_step([token], p, [self._rows_of(p)])
             return
         token_t = torch.tensor([token], device=self.device)
         pos_t = torch.tensor(p, device=self.device)
         self._logits = self.step(token_t, pos_t).flatten()
+
+    def _rows_of(self, p: int) -> list[tuple[int, int]]:
+        """(self-attention row, window start) of each window holding p, the owner first."""
+        return [(k % self.M, self.window_start(k)) for k in self.active_windows(p)]
+
+    def _append_short(self, ids: torch.Tensor) -> None:
+        """A few tokens in one CpuStep call (a player's note): each weight is read once."""
+        start = self.position
+        tokens = ids.tolist()
+        windows = [self._rows_of(start + t) for t in range(len(tokens))]
+        for t, token in enumerate(tokens):
+            self.tokens[(start + t) % self.history_size] = token
+            self._advance(start + t)
+        self._logits = self._cpu_step(tokens, start, windows)
 
     def _advance(self, p: int) -> None:
         """Bookkeeping of one step at position p (the token itself does not matter here)."""
@@ -430,6 +448,7 @@ def measure_decode(
     seed: int = 0,
     warmup: int = 8,
     cuda_graph: bool = False,
+    cpu_kernels: bool = True,
 ) -> dict[str, float | str]:
     """Prefill context_tokens, then decode n_tokens (sampled, temperature 1) one at a time.
 
@@ -437,7 +456,7 @@ def measure_decode(
     refill_ms (one burst refill of R latents, which the streaming step itself never pays).
     Every step is timed (window changes included); on CUDA each time waits for the device.
     """
-    decoder = StreamingDecoder(model, refill=refill, cuda_graph=cuda_graph)
+    decoder = StreamingDecoder(model, refill=refill, cuda_graph=cuda_graph, cpu_kernels=cpu_kernels)
     sync = torch.cuda.synchronize if decoder.device.type == "cuda" else (lambda: None)
     generator = torch.Generator().manual_seed(seed)
     context = list(context_tokens)

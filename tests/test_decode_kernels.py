@@ -78,18 +78,18 @@ def test_layer_norm_and_gelu_equal_torch():
     torch.testing.assert_close(y, F.gelu(x), atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("position", [0, 1, 4097, 10_000_000, 2**40])
-def test_rotary_row_and_rotate_equal_models_rotary(position):
-    hd = 16
-    cos, sin = np.empty(hd, np.float32), np.empty(hd, np.float32)
-    K.rotary_row(position, inverse_frequencies(hd, 10000.0).numpy(), cos, sin)
-    t_cos, t_sin = rotary_tables(torch.tensor([position]), hd, 10000.0, torch.float32)
-    torch.testing.assert_close(torch.from_numpy(cos), t_cos[0], atol=1e-6, rtol=0)
-    torch.testing.assert_close(torch.from_numpy(sin), t_sin[0], atol=1e-6, rtol=0)
-    x = randn(4, hd)
+def test_rotary_rows_and_rotate_equal_models_rotary():
+    hd, positions = 16, torch.tensor([0, 1, 4097, 10_000_000, 2**40])
+    cos, sin = np.empty((5, hd), np.float32), np.empty((5, hd), np.float32)
+    K.rotary_rows(positions.numpy(), inverse_frequencies(hd, 10000.0).numpy(), cos, sin)
+    t_cos, t_sin = rotary_tables(positions, hd, 10000.0, torch.float32)
+    torch.testing.assert_close(torch.from_numpy(cos), t_cos, atol=1e-6, rtol=0)
+    torch.testing.assert_close(torch.from_numpy(sin), t_sin, atol=1e-6, rtol=0)
+    x = randn(5, 3, hd)  # 5 positions, 3 heads each
     rotated = x.clone()
     K.rotate(rotated.numpy(), cos, sin)
-    torch.testing.assert_close(rotated, apply_rotary(x, t_cos, t_sin), atol=1e-6, rtol=0)
+    expected = apply_rotary(x, t_cos[:, None], t_sin[:, None])
+    torch.testing.assert_close(rotated, expected, atol=1e-6, rtol=0)
 
 
 def tiny_model() -> PerceiverAR:

@@ -58,6 +58,22 @@ def test_streamed_logits_equal_full_forward_across_refills(refill, cpu_kernels):
     assert owner_window(decoder, len(tokens) - 1) > 64  # several refills happened
 
 
+@pytest.mark.parametrize("size", [2, 3, 4])
+@pytest.mark.parametrize("refill", [None, 5])
+def test_short_appends_equal_full_forward_across_window_starts(size, refill):
+    """A player's note (2-4 tokens) is one CpuStep call, whose rows span window starts."""
+    model = tiny_model()
+    decoder = StreamingDecoder(model, refill=refill)
+    assert decoder._cpu_step is not None
+    tokens = random_tokens(150 + size, seed=size)
+    decoder.append(tokens[:1])
+    for end in range(1 + size, len(tokens), size):
+        logits = decoder.append(tokens[end - size : end])
+        p = end - 1
+        expected = reference_logits(model, tokens, p, owner_window(decoder, p))
+        torch.testing.assert_close(logits, expected, atol=TOL, rtol=0)
+
+
 def test_window_stride_follows_refill():
     decoder = StreamingDecoder(tiny_model(), refill=8)  # stride 16 - 8 + 1 = 9
     assert [owner_window(decoder, p) for p in (0, 15, 16, 24, 25)] == [0, 0, 9, 9, 18]
