@@ -14,8 +14,11 @@ a JACK MIDI client like a keyboard plus a DAW, plays phrases into "livegen in" a
   "through JACK": the peer's release + silence -> the note arriving at the peer (JACK's input
   and output periods included).
 - input -> context: a player's note arriving at the engine -> in the model's context.
-- xruns: PortAudio's underflow flags in the audio callback (JACK reports every xrun of the
-  graph), and jackd's own log, split by who was late.
+- xruns: jackd's own count (its log, each line stamped on the same clock): cycles in which
+  some client did not finish, while the peer plays (the goal) and, apart, while clients come
+  and go (set-up, teardown), with the clients jackd named as late; and PortAudio's underflow
+  flags in the audio callback. Worker "none" runs the peer with no engine at all, so the
+  harness' and the machine's own xruns are measured beside livegen's, in the same run.
 - late events: model notes sent more than one 10 ms step after their time.
 
 Without presets/piano.toml it uses a random-weight model of the same size (context 1024,
@@ -44,7 +47,7 @@ NOTE, GAP = 0.12, 0.05
 # ---- the peer: plays into livegen, listens to it (its own process) ------------------------
 
 
-def peer(seconds: float, silence: float, response: float) -> None:
+def peer(seconds: float, silence: float, response: float, engine: bool = True) -> None:
     import rtmidi
 
     player = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, "bench-player")
@@ -52,11 +55,12 @@ def peer(seconds: float, silence: float, response: float) -> None:
     listener = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, "bench-listener", queue_size_limit=65536)
     listener.open_virtual_port("in")
     env = dict(os.environ)
-    for source, destination in (("bench-player:out", "livegen in:livegen in"),):
-        subprocess.run(["jack_connect", source, destination], env=env, check=True)
-    subprocess.run(
-        ["jack_connect", "livegen out:livegen out", "bench-listener:in"], env=env, check=True
-    )
+    if engine:  # without one (the baseline), the peer plays into nothing, as the same clients
+        for source, destination in (
+            ("bench-player:out", "livegen in:livegen in"),
+            ("livegen out:livegen out", "bench-listener:in"),
+        ):
+            subprocess.run(["jack_connect", source, destination], env=env, check=True)
     heard: list[tuple[float, list[int]]] = []
     running = True
 
@@ -81,10 +85,11 @@ def peer(seconds: float, silence: float, response: float) -> None:
             time.sleep(GAP)
         releases.append(released)
         time.sleep(silence + response + 0.3)
+    end = time.perf_counter()
     time.sleep(0.3)
     running = False
     thread.join()
-    print(json.dumps({"releases": releases, "heard": heard}))
+    print(json.dumps({"releases": releases, "heard": heard, "playing": [start, end]}))
 
 
 # ---- the bench -----------------------------------------------------------------------------
@@ -123,9 +128,19 @@ def requantized(preset: Path, quantize: str, folder: Path) -> Path:
 
 
 def start_jack(period: int, realtime: bool, log: Path) -> subprocess.Popen:
+    """jackd on the dummy driver; its stderr goes to `log`, each line stamped with the monotonic
+    clock the peer and the engine use, so xruns can be placed in or out of the playing time."""
     command = ["jackd", "-n", SERVER] + (["-R", "-P", "70"] if realtime else ["--no-realtime"])
     command += ["-d", "dummy", "-r", "48000", "-p", str(period)]
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=open(log, "w"))  # noqa: SIM115
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    def stamp() -> None:
+        with open(log, "w") as out:
+            for line in server.stderr:
+                out.write(f"{time.perf_counter():.6f} {line}")
+                out.flush()
+
+    threading.Thread(target=stamp, daemon=True).start()
     os.environ["JACK_DEFAULT_SERVER"] = SERVER
     os.environ["JACK_NO_START_SERVER"] = "1"
     ready = subprocess.run(["jack_wait", "-w", "-t", "10"], capture_output=True, text=True)
@@ -135,15 +150,25 @@ def start_jack(period: int, realtime: bool, log: Path) -> subprocess.Popen:
     return server
 
 
-def jack_xruns(log: Path) -> dict[str, int]:
-    lines = log.read_text(errors="replace").splitlines()
-    late = {}
-    for line in lines:
-        if "was not finished" in line:
-            client = line.split("client = ")[1].split(" was")[0]
+def jack_xruns(log: Path, start: float, end: float) -> dict[str, int]:
+    """jackd's xruns (cycles some client did not finish) stamped within start..end: how many,
+    and how often each client was named as late."""
+    events, late, timer = set(), {}, 0
+    for line in log.read_text(errors="replace").splitlines():
+        stamp, _, text = line.partition(" ")
+        try:
+            t = float(stamp)
+        except ValueError:
+            continue
+        if not start <= t <= end:
+            continue
+        if "was not finished" in text:
+            client = text.split("client = ")[1].split(" was")[0]
             late[client] = late.get(client, 0) + 1
-    timer = sum("JackTimedDriver::Process XRun" in line for line in lines)
-    return {"driver_timer": timer, **{f"late:{k}": v for k, v in late.items()}}
+            events.add(round(t, 3))  # the lines of one xrun arrive together
+        timer += "JackTimedDriver::Process XRun" in text
+    named = {f"late:{k}": v for k, v in late.items()}
+    return {"xruns": len(events), "driver_timer": timer, **named}
 
 
 def pct(values: list[float], q: float) -> float | None:
@@ -154,33 +179,52 @@ def pct(values: list[float], q: float) -> float | None:
 
 
 def session(preset: Path, worker: str, seconds: float, log: Path, density: float) -> dict:
+    """One run of the peer against the engine with its decode worker in `worker` ("process",
+    "thread"), or, for worker "none", against no engine at all: the harness' own xruns."""
     from livegen.controls import Controls, JamSettings
     from livegen.engine import JamEngine
 
     silence, response = 0.4, 2.0
-    settings = JamSettings(preset=str(preset), api="jack", blocksize=128, seed=0)
-    controls = Controls(silence_seconds=silence, response_seconds=response, density=density)
-    engine = JamEngine(settings, controls, worker_mode=worker)
-    engine.measured = {"input_ms": [], "reaction_ms": [], "ms_per_token": []}
-    engine.start()
-    problems = engine.stats().problems
-    tokens_before = engine.worker_stats.get("tokens", 0)
-    jack_before = jack_xruns(log)
+    engine = None
+    if worker != "none":
+        settings = JamSettings(preset=str(preset), api="jack", blocksize=128, seed=0)
+        controls = Controls(silence_seconds=silence, response_seconds=response, density=density)
+        engine = JamEngine(settings, controls, worker_mode=worker)
+        engine.measured = {"input_ms": [], "reaction_ms": [], "ms_per_token": []}
+        engine.start()
+        problems = engine.stats().problems
+        tokens_before = engine.worker_stats.get("tokens", 0)
     begin = time.perf_counter()
     code = f"import sys; sys.path.insert(0, {str(ROOT)!r}); from benchmarks.bench_jam import peer; "
-    code += f"peer({seconds}, {silence}, {response})"
+    code += f"peer({seconds}, {silence}, {response}, {engine is not None})"
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=seconds + 120
     )
     wall = time.perf_counter() - begin
+    if done.returncode:
+        if engine is not None:
+            engine.stop()
+        raise SystemExit(f"peer failed: {done.stderr[-2000:]}")
+    result = json.loads(done.stdout.splitlines()[-1])
+    time.sleep(0.2)  # let jackd's last lines reach the log
+    playing = jack_xruns(log, *result["playing"])
+    around = jack_xruns(log, begin - 60, begin + wall)
+    outside = {k: v - playing.get(k, 0) for k, v in around.items() if v - playing.get(k, 0)}
+    common = {
+        "worker": worker,
+        "seconds": round(wall, 1),
+        "playing_seconds": round(result["playing"][1] - result["playing"][0], 1),
+        "phrases": len(result["releases"]),
+        "xruns_jack_playing": playing["xruns"],
+        "xruns_jack_playing_clients": {k: v for k, v in playing.items() if k.startswith("late:")},
+        "xruns_jack_setup_teardown": outside,
+        "loadavg_1min": round(os.getloadavg()[0], 2),
+    }
+    if engine is None:
+        return common
     stats = engine.stats()
     tokens = engine.worker_stats.get("tokens", 0) - tokens_before
-    load = os.getloadavg()
     engine.stop()
-    if done.returncode:
-        raise SystemExit(f"peer failed: {done.stderr[-2000:]}")
-    jack_after = jack_xruns(log)
-    result = json.loads(done.stdout.splitlines()[-1])
     reactions_jack = []
     for release in result["releases"]:
         decided = release + silence
@@ -188,11 +232,8 @@ def session(preset: Path, worker: str, seconds: float, log: Path, density: float
         if model and model[0] < decided + 1.0:
             reactions_jack.append((model[0] - decided) * 1e3)
     measured = engine.measured
-    xrun_delta = {k: jack_after.get(k, 0) - jack_before.get(k, 0) for k in jack_after}
     return {
-        "worker": worker,
-        "seconds": round(wall, 1),
-        "phrases": len(result["releases"]),
+        **common,
         "reaction_engine_ms_p50": pct(measured["reaction_ms"], 50),
         "reaction_engine_ms_max": max(measured["reaction_ms"], default=None),
         "reaction_jack_ms_p50": pct(reactions_jack, 50),
@@ -205,7 +246,6 @@ def session(preset: Path, worker: str, seconds: float, log: Path, density: float
         "model_note_sent_late_ms_p99": pct(measured.get("dispatch_late_ms", []), 99),
         "model_note_sent_late_ms_max": max(measured.get("dispatch_late_ms", []), default=None),
         "xruns_portaudio": stats.xruns,
-        "xruns_jack_log": {k: v for k, v in xrun_delta.items() if v},
         "late_events": stats.late_events,
         "model_tokens_per_s": round(tokens / wall, 1),
         "model_notes_per_s": round(
@@ -213,7 +253,6 @@ def session(preset: Path, worker: str, seconds: float, log: Path, density: float
         ),
         "ms_per_token_p50": pct(measured["ms_per_token"], 50),
         "cpu_percent": round(stats.cpu_percent, 1),
-        "loadavg_1min": round(load[0], 2),
         "problems": problems + stats.problems,
     }
 
@@ -222,13 +261,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", help="preset (default: piano if present, else random)")
     parser.add_argument("--seconds", type=float, default=60.0)
-    parser.add_argument("--workers", default="process,thread", help="worker modes to run")
+    parser.add_argument(
+        "--workers",
+        default="none,process,thread",
+        help="worker modes to run; none: the peer alone, no engine (the harness' own xruns)",
+    )
     parser.add_argument("--rt", action="store_true", help="run jackd with real-time priority")
     parser.add_argument("--period", type=int, default=128)
     parser.add_argument("--density", type=float, default=None)
     parser.add_argument(
         "--quantize", choices=("none", "int8"), help="override the preset's [model].quantize"
     )
+    parser.add_argument("--jack-log", type=Path, help="keep a copy of jackd's log here")
     args = parser.parse_args()
 
     from livegen.models.preset import SHIPPED_DIR
@@ -252,6 +296,8 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait(timeout=10)
+            if args.jack_log:
+                args.jack_log.write_text(log.read_text(errors="replace"))
     setup = {"preset": preset.name, "quantize": args.quantize, "period": args.period}
     setup.update(realtime=args.rt, cpus=os.cpu_count())
     report(setup, results)
@@ -261,6 +307,14 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f} ms"
 
 
+def print_xruns(r: dict) -> None:
+    print(
+        f"  {'JACK xruns, playing':24s} {r['xruns_jack_playing']} in {r['playing_seconds']} s "
+        f"{r['xruns_jack_playing_clients'] or ''}"
+    )
+    print(f"  {'  set-up and teardown':24s} {r['xruns_jack_setup_teardown'] or 0}")
+
+
 def report(setup: dict, results: list[dict]) -> None:
     print(
         f"preset {setup['preset']} (quantize: {setup['quantize'] or 'as the preset says'}); "
@@ -268,6 +322,10 @@ def report(setup: dict, results: list[dict]) -> None:
         f"{'real-time' if setup['realtime'] else 'not real-time'}; {setup['cpus']} CPUs"
     )
     for r in results:
+        if r["worker"] == "none":
+            print(f"\nno engine: the peer's clients alone ({r['seconds']} s)")
+            print_xruns(r)
+            continue
         print(
             f"\nworker in a {r['worker']} ({r['seconds']} s, {r['phrases']} phrases, "
             f"load {r['loadavg_1min']})"
@@ -285,7 +343,8 @@ def report(setup: dict, results: list[dict]) -> None:
         }
         for name, (p50, other, label) in rows.items():
             print(f"  {name:24s} p50 {_ms(p50)}, {label} {_ms(other)}")
-        print(f"  {'xruns':24s} PortAudio {r['xruns_portaudio']}; jackd {r['xruns_jack_log']}")
+        print_xruns(r)
+        print(f"  {'PortAudio underflows':24s} {r['xruns_portaudio']}")
         print(f"  {'late model events':24s} {r['late_events']}")
         print(
             f"  {'model':24s} {r['model_tokens_per_s']} tokens/s, {r['model_notes_per_s']} "

@@ -135,6 +135,58 @@ def test_input_port_vanishes_and_returns(jack512: JackServer, tmp_path: Path) ->
     assert strictly_unmatched(events) == {}
 
 
+def test_output_port_vanishes_and_returns(jack512: JackServer, tmp_path: Path) -> None:
+    """A synth (a JACK MIDI sink) that livegen plays into goes away mid-session and comes
+    back: reported, the jam goes on, and on its return it gets all-notes-off and the music."""
+    keyboard = Keyboard(jack512, name="test-keys")
+    synth = Listener(jack512, name="test-synth")
+    settings = JamSettings(
+        preset=str(engine_preset(tmp_path)),
+        input="test-keys",
+        output="test-synth",  # a unique part of "test-synth:in"
+        api="jack",
+        audio_device="none",
+        seed=5,
+    )
+    engine = JamEngine(settings, Controls(silence_seconds=0.3, response_seconds=0.6))
+    try:
+        engine.start()
+        keyboard.phrase([60, 64])
+        assert _wait_for(lambda: any(m[0] == 0x91 for _, m in synth.events)), "no model notes"
+        synth.close()  # the synth quits mid-answer
+        assert _wait_for(lambda: any("disappeared" in p for p in engine.stats().problems))
+        keyboard.phrase([62, 65])  # the jam goes on with nowhere to send
+        time.sleep(0.3)
+        assert engine.stats().running
+        synth = Listener(jack512, name="test-synth")  # it comes back
+        assert _wait_for(lambda: not engine.stats().problems)
+        assert _wait_for(lambda: len(synth.events) >= 16)
+        first = [m for _, m in synth.events[:16]]
+        assert sorted(first) == sorted((0xB0 | c, 123, 0) for c in range(16)), first
+        mark = engine.now()
+        keyboard.phrase([67, 69])
+        time.sleep(0.3 + 0.6 + 0.3)
+        assert any(n.owner == "model" and n.start > mark for n in engine.roll(mark))
+        assert any(m[0] == 0x91 and m[2] > 0 for _, m in synth.events[16:]), "no answer heard"
+        log = "\n".join(engine.drain_log())
+        assert "output 'test-synth:in' lost" in log and "is back" in log, log
+    finally:
+        stop_session(engine, keyboard)
+    time.sleep(0.2)
+    events = synth.close()
+    # Every note the returned synth was given was ended (the stop's notes off included).
+    sounding: dict[tuple[int, int], int] = {}
+    for _, (status, *data) in events:
+        key = (status & 0x0F, data[0] if data else -1)
+        if status & 0xF0 == 0x90 and data[1] > 0:
+            sounding[key] = sounding.get(key, 0) + 1
+        elif status & 0xF0 == 0x80 or (status & 0xF0 == 0x90 and data[1] == 0):
+            sounding.pop(key, None)
+        elif status & 0xF0 == 0xB0 and data[0] == 123:
+            sounding = {k: v for k, v in sounding.items() if k[0] != status & 0x0F}
+    assert sounding == {}, sounding
+
+
 def test_kill_9_mid_session_leaves_a_readable_recording(
     jack512: JackServer, tmp_path: Path
 ) -> None:
