@@ -89,6 +89,11 @@ def peer(seconds: float, silence: float, response: float, engine: bool = True) -
     time.sleep(0.3)
     running = False
     thread.join()
+    # Close the JACK clients before exiting: a process that exits with them open leaves jackd
+    # waiting on dead clients for a few cycles, xruns that are the harness', not livegen's.
+    for client in (player, listener):
+        client.close_port()
+        client.delete()
     print(json.dumps({"releases": releases, "heard": heard, "playing": [start, end]}))
 
 

@@ -39,6 +39,7 @@ Messages to the engine
 from __future__ import annotations
 
 import contextlib
+import gc
 import math
 import threading
 import time
@@ -422,8 +423,10 @@ def build_core(spec: WorkerSpec, emit) -> WorkerCore:  # noqa: ANN001
     decoder.append(list(range(300, 340)))
     for token in range(260, 276):
         decoder.append([token])
+    decoder.append([280, 281, 282])  # a player's note: the short-append path
     decoder.rollback(8)
     core = WorkerCore(decoder, params, spec, emit)
+    gc.freeze()  # the model and the loaded modules stay: keep full collections short
     emit(("ready", {"device": loaded.describe(), "context": decoder.N, "latents": decoder.L}))
     return core
 
