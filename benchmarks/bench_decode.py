@@ -112,32 +112,6 @@ def int8_nll_cost(model: PerceiverAR, tokens: list[int]) -> dict[str, float]:
     return {"tokens": len(tokens), "nll_fp32": fp32, "nll_int8": int8, "nll_cost": int8 - fp32}
 
 
-def train_small(tokens: list[int], steps: int, seed: int = 0) -> PerceiverAR:
-    """A small Perceiver AR (N=512, L=128, dim 192, 3 layers) trained for `steps` AdamW steps
-    on random windows of `tokens`: trained weights, in minutes, for the int8 NLL comparison
-    when no trained preset exists yet."""
-    from livegen.training.evaluate import latent_loss
-
-    torch.manual_seed(seed)
-    config = PerceiverARConfig(context=512, latents=128, dim=192, heads=4, layers=3)
-    model = PerceiverAR(config).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.01)
-    data = torch.tensor(tokens)
-    generator = torch.Generator().manual_seed(seed)
-    for step in range(steps):
-        starts = torch.randint(0, len(tokens) - config.context - 1, (8,), generator=generator)
-        window = torch.stack([data[s : s + config.context + 1] for s in starts.tolist()])
-        logits = model(window[:, :-1])
-        total, count = latent_loss(logits, window)
-        loss = total / count
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if step % 100 == 0 or step == steps - 1:
-            print(f"  train step {step}: loss {loss.item():.3f}", file=sys.stderr)
-    return model.eval()
-
-
 # ---- tokens per second of real music ---------------------------------------------------------
 
 
@@ -199,13 +173,6 @@ def main() -> int:
     parser.add_argument("--nll-model", type=Path, help="a trained model folder for the int8 cost")
     parser.add_argument("--nll-midi", type=Path, help="MIDI folder the NLL is measured on")
     parser.add_argument("--nll-tokens", type=int, default=2000)
-    parser.add_argument(
-        "--nll-train",
-        type=int,
-        metavar="STEPS",
-        help="no trained model at hand: train a small one this many steps on --nll-midi "
-        "(the files after the NLL's own) and measure the int8 cost on it",
-    )
     parser.add_argument("--token-rate", type=Path, metavar="DIR", help="tokens/s of MIDI in DIR")
     args = parser.parse_args()
 
@@ -277,18 +244,13 @@ def main() -> int:
         ]
     report["variants"] = results
     report["load_average_after"] = round(os.getloadavg()[0], 2)
-    if args.nll_model is not None or args.nll_train:
+    if args.nll_model is not None:
         if args.nll_midi is None:
-            parser.error("--nll-model / --nll-train need --nll-midi")
-        stream = music_tokens(args.nll_midi, args.nll_tokens + 200_000)
-        held_out, rest = stream[: args.nll_tokens], stream[args.nll_tokens :]
-        if args.nll_model is not None:
-            from livegen.models.checkpoint import load_model
+            parser.error("--nll-model needs --nll-midi")
+        from livegen.models.checkpoint import load_model
 
-            trained, source = load_model(args.nll_model), str(args.nll_model)
-        else:
-            trained = train_small(rest, args.nll_train)
-            source = f"small model trained here for {args.nll_train} steps"
+        held_out = music_tokens(args.nll_midi, args.nll_tokens)
+        trained, source = load_model(args.nll_model), str(args.nll_model)
         cost = int8_nll_cost(trained, held_out)
         cost["model"] = source
         cost["parameters"] = trained.config.num_parameters()

@@ -16,8 +16,9 @@ a JACK MIDI client like a keyboard plus a DAW, plays phrases into "livegen in" a
 - input -> context: a player's note arriving at the engine -> in the model's context.
 - xruns: jackd's own count (its log, each line stamped on the same clock): cycles in which
   some client did not finish, while the peer plays (the goal) and, apart, while clients come
-  and go (set-up, teardown), with the clients jackd named as late; and PortAudio's underflow
-  flags in the audio callback. Worker "none" runs the peer with no engine at all, so the
+  and go (set-up, teardown), with the clients jackd named as late and how many were
+  graph-wide stalls (the peer's idle player late too); PortAudio's underflow flags; and the
+  audio callback's longest run and longest gap between two starts (late start vs long run). Worker "none" runs the peer with no engine at all, so the
   harness' and the machine's own xruns are measured beside livegen's, in the same run.
 - late events: model notes sent more than one 10 ms step after their time.
 
@@ -157,8 +158,12 @@ def start_jack(period: int, realtime: bool, log: Path) -> subprocess.Popen:
 
 def jack_xruns(log: Path, start: float, end: float) -> dict[str, int]:
     """jackd's xruns (cycles some client did not finish) stamped within start..end: how many,
-    and how often each client was named as late."""
-    events, late, timer = set(), {}, 0
+    how many were STALLS (the peer's player, first in the graph and idle, was late too: the
+    graph as a whole did not run in time, whoever's client is downstream), and how often each
+    client was named as late."""
+    events: dict[float, set[str]] = {}
+    late: dict[str, int] = {}
+    timer = 0
     for line in log.read_text(errors="replace").splitlines():
         stamp, _, text = line.partition(" ")
         try:
@@ -170,10 +175,11 @@ def jack_xruns(log: Path, start: float, end: float) -> dict[str, int]:
         if "was not finished" in text:
             client = text.split("client = ")[1].split(" was")[0]
             late[client] = late.get(client, 0) + 1
-            events.add(round(t, 3))  # the lines of one xrun arrive together
+            events.setdefault(round(t, 3), set()).add(client)  # one xrun's lines come together
         timer += "JackTimedDriver::Process XRun" in text
+    stalls = sum("bench-player" in clients for clients in events.values())
     named = {f"late:{k}": v for k, v in late.items()}
-    return {"xruns": len(events), "driver_timer": timer, **named}
+    return {"xruns": len(events), "stalls": stalls, "driver_timer": timer, **named}
 
 
 def pct(values: list[float], q: float) -> float | None:
@@ -191,6 +197,7 @@ def session(preset: Path, worker: str, seconds: float, log: Path, density: float
 
     silence, response = 0.4, 2.0
     engine = None
+    opened = time.perf_counter()  # set-up xruns count from here (not the previous session's)
     if worker != "none":
         settings = JamSettings(preset=str(preset), api="jack", blocksize=128, seed=0)
         controls = Controls(silence_seconds=silence, response_seconds=response, density=density)
@@ -213,7 +220,7 @@ def session(preset: Path, worker: str, seconds: float, log: Path, density: float
     result = json.loads(done.stdout.splitlines()[-1])
     time.sleep(0.2)  # let jackd's last lines reach the log
     playing = jack_xruns(log, *result["playing"])
-    around = jack_xruns(log, begin - 60, begin + wall)
+    around = jack_xruns(log, opened, begin + wall)
     outside = {k: v - playing.get(k, 0) for k, v in around.items() if v - playing.get(k, 0)}
     common = {
         "worker": worker,
@@ -221,6 +228,7 @@ def session(preset: Path, worker: str, seconds: float, log: Path, density: float
         "playing_seconds": round(result["playing"][1] - result["playing"][0], 1),
         "phrases": len(result["releases"]),
         "xruns_jack_playing": playing["xruns"],
+        "xruns_jack_playing_stalls": playing["stalls"],
         "xruns_jack_playing_clients": {k: v for k, v in playing.items() if k.startswith("late:")},
         "xruns_jack_setup_teardown": outside,
         "loadavg_1min": round(os.getloadavg()[0], 2),
@@ -228,6 +236,7 @@ def session(preset: Path, worker: str, seconds: float, log: Path, density: float
     if engine is None:
         return common
     stats = engine.stats()
+    audio = dict(engine.audio.latest) if engine.audio is not None else {}
     tokens = engine.worker_stats.get("tokens", 0) - tokens_before
     engine.stop()
     reactions_jack = []
@@ -251,6 +260,9 @@ def session(preset: Path, worker: str, seconds: float, log: Path, density: float
         "model_note_sent_late_ms_p99": pct(measured.get("dispatch_late_ms", []), 99),
         "model_note_sent_late_ms_max": max(measured.get("dispatch_late_ms", []), default=None),
         "xruns_portaudio": stats.xruns,
+        "audio_callback_max_ms": audio.get("max_callback_ms"),
+        "audio_callback_max_gap_ms": audio.get("max_gap_ms"),
+        "audio_slow_callbacks": audio.get("slow_callbacks"),
         "late_events": stats.late_events,
         "model_tokens_per_s": round(tokens / wall, 1),
         "model_notes_per_s": round(
@@ -314,7 +326,8 @@ def _ms(value: float | None) -> str:
 
 def print_xruns(r: dict) -> None:
     print(
-        f"  {'JACK xruns, playing':24s} {r['xruns_jack_playing']} in {r['playing_seconds']} s "
+        f"  {'JACK xruns, playing':24s} {r['xruns_jack_playing']} in {r['playing_seconds']} s, "
+        f"{r['xruns_jack_playing_stalls']} of them graph-wide stalls "
         f"{r['xruns_jack_playing_clients'] or ''}"
     )
     print(f"  {'  set-up and teardown':24s} {r['xruns_jack_setup_teardown'] or 0}")
@@ -350,6 +363,11 @@ def report(setup: dict, results: list[dict]) -> None:
             print(f"  {name:24s} p50 {_ms(p50)}, {label} {_ms(other)}")
         print_xruns(r)
         print(f"  {'PortAudio underflows':24s} {r['xruns_portaudio']}")
+        print(
+            f"  {'audio callback':24s} longest {_ms(r['audio_callback_max_ms'])}, longest gap "
+            f"between starts {_ms(r['audio_callback_max_gap_ms'])}, "
+            f"{r['audio_slow_callbacks']} longer than a block"
+        )
         print(f"  {'late model events':24s} {r['late_events']}")
         print(
             f"  {'model':24s} {r['model_tokens_per_s']} tokens/s, {r['model_notes_per_s']} "

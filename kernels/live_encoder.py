@@ -234,6 +234,12 @@ class LiveEncoder:
         """Messages received but not yet final."""
         return len(self._pending)
 
+    @property
+    def offsets_due(self) -> bool:
+        """Note endings scheduled at a later step (a release under the pedal, a note shorter
+        than a step): advance() still has tokens to give even with no message pending."""
+        return bool(self._offs)
+
     # ------------------------------------------------------------ processing
 
     def _insert(self, time: float, classified: tuple) -> None:

@@ -33,6 +33,7 @@ import numpy as np
 from livegen.synth import FluidSynthRenderer, SynthEvent
 
 STATS_INTERVAL = 0.25
+GIL_HOLDER_PRIORITY = 10  # SCHED_FIFO: above every ordinary thread, below JACK's (60-70)
 PLAYER, MODEL, SYSTEM = 0, 1, 2  # who an event belongs to (only MODEL events can be cancelled)
 
 
@@ -77,6 +78,11 @@ class CallbackRenderer:
         self.late = 0  # events whose frame had already been rendered when they arrived
         self.max_callback_ms = 0.0
         self.slow_callbacks = 0  # callbacks that took longer than their block lasts
+        # Longest time between two callbacks' starts: a block lasts 2.7 ms at 128 / 48 kHz; a
+        # gap far beyond that with short callbacks means the callback was started late (the
+        # scheduler, the GIL), not that it ran long.
+        self.max_gap_ms = 0.0
+        self._last_start = 0.0
         self.peak = 0.0  # loudest sample since the last stats
         self.recorder: WavRing | None = None
 
@@ -97,6 +103,9 @@ class CallbackRenderer:
 
     def callback(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         start = self.clock()
+        if self._last_start:
+            self.max_gap_ms = max(self.max_gap_ms, (start - self._last_start) * 1e3)
+        self._last_start = start
         if status and status.output_underflow:  # PortAudio's JACK host API: JACK saw an xrun
             self.xruns += 1
         block_start = self.synth.frame
@@ -133,14 +142,12 @@ class CallbackRenderer:
                 self._pending = pending = kept
             elif kind == "silence":  # panic: drop everything pending, stop every voice
                 pending.clear()
-                for channel in range(16):
-                    self.synth._synth.cc(channel, 64, 0)
-                    self.synth._synth.all_notes_off(channel)
+                self.synth.silence()
             elif kind == "program":
                 self.synth.set_program(message[1], message[2])
             elif kind == "reset_counters":  # the jam begins: loading's hiccups do not count
                 self.xruns = self.late = self.slow_callbacks = 0
-                self.max_callback_ms = 0.0
+                self.max_callback_ms = self.max_gap_ms = 0.0
 
     def _render(self, outdata: np.ndarray, frames: int, block_start: int) -> None:
         end = block_start + frames
@@ -155,7 +162,7 @@ class CallbackRenderer:
             if at > done:
                 self.synth.render_into(outdata[done:at], notes)
                 notes, done = [], at
-            self.synth._synth.cc(channel, a, b)
+            self.synth.control(channel, a, b)
         if done < frames:
             self.synth.render_into(outdata[done:frames], notes)
         elif notes:  # events at the very end of the block: apply them for the next one
@@ -169,6 +176,7 @@ class CallbackRenderer:
             "late": self.late,
             "max_callback_ms": self.max_callback_ms,
             "slow_callbacks": self.slow_callbacks,
+            "max_gap_ms": self.max_gap_ms,
             "peak": peak,
             "frame": self.synth.frame,
             "anchor": self.anchor,
@@ -289,6 +297,19 @@ def _pick_device(sd, wanted: str | None) -> int | None:  # noqa: ANN001
     raise LookupError(f"audio device {wanted!r} matches {len(matches)} devices; devices: {names}")
 
 
+def _raise_priority() -> None:
+    """Make this (the main) thread SCHED_FIFO, below JACK's clients, where allowed.
+
+    The callback runs in PortAudio's real-time thread but needs the GIL, which this thread
+    takes for a few microseconds per message from the engine. If the scheduler preempts this
+    thread in those microseconds (on 2 cores the model, the conductor and the UI compete),
+    the callback waits for the GIL behind it: a late block, an xrun. A real-time policy keeps
+    it from being preempted by ordinary work. Allowed to root and to users with an rtprio
+    limit (the audio group of a JACK set-up); elsewhere it stays as it is."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(GIL_HOLDER_PRIORITY))
+
+
 def _audio_process(conn, spec: AudioSpec) -> None:  # noqa: ANN001
     import signal
 
@@ -319,6 +340,7 @@ def _audio_process(conn, spec: AudioSpec) -> None:  # noqa: ANN001
         # A full collection over it took ~4 ms, longer than a 128-frame block, and it runs in
         # whichever thread allocates, the callback included (1 xrun a minute in bench_jam).
         gc.freeze()
+        _raise_priority()
     except Exception as error:  # no PortAudio, no device, no soundfont: a problem, not a crash
         conn.send(("problem", f"no sound: {type(error).__name__}: {error}. {NO_SOUND_HINT}"))
         stream = None

@@ -36,7 +36,7 @@ class PlayerStream:
     @property
     def busy(self) -> bool:
         """Something is still waiting to become final (keep calling advance)."""
-        return bool(self.encoder.pending or self.encoder._offs)
+        return bool(self.encoder.pending or self.encoder.offsets_due)
 
     def feed(self, message: mido.Message, t: float, arrival: float = 0.0) -> list[Event]:
         if message.type == "note_on" and message.velocity > 0 and arrival:

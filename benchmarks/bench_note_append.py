@@ -1,0 +1,86 @@
+"""What a player's note costs the decoder: one token, and a 3-token note (VELOCITY, NOTE_ON and
+a TIME_SHIFT) appended at once, on a preset's model, for each decode path side by side.
+
+    .venv/bin/python benchmarks/bench_note_append.py [--preset piano] [--repeats 300]
+
+After `--context` tokens of random context, each repeat appends one token, then a 3-token note,
+and rolls the note back (so every repeat sees the same context length). This is the decoder's
+share of the jam's input -> context latency (benchmarks/bench_jam.py measures the whole path).
+Prints figures, then one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import time
+
+import torch
+
+from livegen.models.loading import load_preset_model
+from livegen.models.preset import find_preset, load_preset
+from livegen.models.streaming import StreamingDecoder, percentile
+
+PATHS = {  # name -> (quantize, cpu_kernels)
+    "fp32": ("none", True),
+    "fp32-torch": ("none", False),
+    "int8": ("int8", True),
+}
+
+
+def measure(decoder: StreamingDecoder, context: int, repeats: int) -> dict[str, float]:
+    rng = random.Random(0)
+    decoder.append([rng.randrange(300) for _ in range(context)])
+    one, note = [], []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        decoder.append([rng.randrange(300)])
+        one.append((time.perf_counter() - t0) * 1e3)
+        position = decoder.position
+        t0 = time.perf_counter()
+        decoder.append([rng.randrange(300) for _ in range(3)])
+        note.append((time.perf_counter() - t0) * 1e3)
+        decoder.rollback(position)
+    one.sort()
+    note.sort()
+    return {
+        "one_token_p50": percentile(one, 50),
+        "one_token_p90": percentile(one, 90),
+        "note_p50": percentile(note, 50),
+        "note_p90": percentile(note, 90),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--preset", default="piano")
+    parser.add_argument("--context", type=int, default=1000)
+    parser.add_argument("--repeats", type=int, default=300)
+    parser.add_argument("--paths", default=",".join(PATHS), help=f"of {', '.join(PATHS)}")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    preset = load_preset(find_preset(args.preset))
+    report: dict = {"preset": args.preset, "load_average": os.getloadavg()[0], "paths": {}}
+    for name in args.paths.split(","):
+        if name not in PATHS:
+            parser.error(f"unknown path {name!r}: {', '.join(PATHS)}")
+        quantize, cpu_kernels = PATHS[name]
+        model = load_preset_model(preset, "cpu", quantize=quantize).model
+        figures = measure(
+            StreamingDecoder(model, cpu_kernels=cpu_kernels), args.context, args.repeats
+        )
+        report["paths"][name] = figures
+        print(
+            f"{name:10s} one token p50 {figures['one_token_p50']:.2f} ms (p90 "
+            f"{figures['one_token_p90']:.2f}) | 3-token note p50 {figures['note_p50']:.2f} ms "
+            f"(p90 {figures['note_p90']:.2f})"
+        )
+    report["load_average_after"] = os.getloadavg()[0]
+    print(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
