@@ -217,3 +217,16 @@ def test_meters_say_what_is_wrong() -> None:
     stopped = meters_text(Stats(), Controls()).plain
     assert "stopped" in stopped and "not recording" in stopped
     assert "internal clock 120 bpm" in stopped
+
+
+def test_the_key_table_makes_unique_bindings_to_real_actions() -> None:
+    from livegen.tui.app import JamScreen
+
+    keys = [binding.key for binding in JamScreen.BINDINGS]
+    assert len(keys) == len(set(keys)) == sum(len(k.bindings) for k in CONTROL_KEYS)
+    for binding in JamScreen.BINDINGS:
+        name = binding.action.split("(")[0]
+        assert callable(getattr(JamScreen, f"action_{name}", None)), binding.action
+        if name == "nudge":  # the control it names exists
+            control = binding.action.split("'")[1]
+            nudged(Controls(), control, 1)

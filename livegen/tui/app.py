@@ -28,7 +28,7 @@ from textual.widgets import Log, Static
 from livegen.controls import Controls, JamSettings, RollNote, Stats
 from livegen.kernels.errors import LivegenError
 from livegen.settings_file import SavedSettings, save_settings, settings_path
-from livegen.tui.controls_panel import MODE_NAMES, ControlsPanel, nudged
+from livegen.tui.controls_panel import CONTROL_KEYS, MODE_NAMES, ControlsPanel, nudged
 from livegen.tui.devices import Lister, list_devices
 from livegen.tui.keyboard import KEY_OFFSETS, ComputerKeyboard, note_name
 from livegen.tui.meters import Meters
@@ -92,35 +92,7 @@ class JamScreen(Screen):
     """
 
     BINDINGS = [
-        Binding("1", "nudge('temperature', -1)", show=False),
-        Binding("2", "nudge('temperature', 1)", show=False),
-        Binding("3", "nudge('top_p', -1)", show=False),
-        Binding("4", "nudge('top_p', 1)", show=False),
-        Binding("5", "nudge('density', -1)", show=False),
-        Binding("6", "nudge('density', 1)", show=False),
-        Binding("7", "nudge('response_seconds', -1)", show=False),
-        Binding("8", "nudge('response_seconds', 1)", show=False),
-        Binding("9", "nudge('register_shift', -1)", show=False),
-        Binding("0", "nudge('register_shift', 1)", show=False),
-        Binding("minus", "nudge('register_width', -1)", show=False),
-        Binding("equals_sign", "nudge('register_width', 1)", show=False),
-        Binding("left_square_bracket", "nudge('tempo_bpm', -1)", show=False),
-        Binding("right_square_bracket", "nudge('tempo_bpm', 1)", show=False),
-        Binding("m", "nudge('mode', 1)", show=False),
-        Binding("i", "nudge('passthrough', 1)", show=False),
-        Binding("q", "nudge('quantize', 1)", show=False),
-        Binding("b", "nudge('clock', 1)", show=False),
-        Binding("r", "record", show=False),
-        Binding("escape", "panic", show=False),
-        Binding("z", "keyboard('octave', -1)", show=False),
-        Binding("x", "keyboard('octave', 1)", show=False),
-        Binding("c", "keyboard('velocity', -1)", show=False),
-        Binding("v", "keyboard('velocity', 1)", show=False),
-        Binding("comma", "keyboard('length', -1)", show=False),
-        Binding("full_stop", "keyboard('length', 1)", show=False),
-        Binding("f1", "help", show=False),
-        Binding("question_mark", "help", show=False),
-        Binding("f2", "setup", show=False),
+        Binding(key, action, show=False) for k in CONTROL_KEYS for key, action in k.bindings
     ]
 
     app: JamApp

@@ -63,32 +63,99 @@ def nudged(controls: Controls, name: str, direction: int) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class KeyHelp:
+    """One line of the help: its keys as shown, what they do, the Textual bindings that make
+    them (key name, action on the stage), and the panel row that shows their control."""
+
     keys: str
     what: str
+    bindings: tuple[tuple[str, str], ...] = ()
+    row: str = ""
 
 
-# The keys, in the order the help screen and the panel list them.
+def _pair(down: str, up: str, action: str, name: str) -> tuple[tuple[str, str], ...]:
+    return ((down, f"{action}('{name}', -1)"), (up, f"{action}('{name}', 1)"))
+
+
+# The one table of the stage's keys: the bindings, the help screen and the panel's key column
+# are all made from it, in this order.
 CONTROL_KEYS: tuple[KeyHelp, ...] = (
-    KeyHelp("m", "mode: continue → call & response → accompany"),
-    KeyHelp("1 / 2", "temperature down / up (0.05 steps)"),
-    KeyHelp("3 / 4", "top-p down / up (0.05 steps)"),
-    KeyHelp("5 / 6", "density: sparser / busier"),
-    KeyHelp("7 / 8", "response length shorter / longer"),
-    KeyHelp("9 / 0", "register an octave down / up"),
-    KeyHelp("- / =", "register narrower / wider"),
-    KeyHelp("[ / ]", "internal clock tempo down / up (2 bpm)"),
-    KeyHelp("i", "passthrough: your notes through livegen's synth on / off"),
-    KeyHelp("q", "quantise the model's onsets to the clock grid on / off"),
-    KeyHelp("b", "clock source: internal / MIDI clock in"),
-    KeyHelp("r", "record on / off"),
-    KeyHelp("Esc", "PANIC: all notes off"),
-    KeyHelp("z / x", "computer keyboard octave down / up"),
-    KeyHelp("c / v", "computer keyboard velocity down / up"),
-    KeyHelp(", / .", "computer keyboard note length shorter / longer"),
-    KeyHelp("F2", "set-up: MIDI ports, audio, preset, mode, sound"),
-    KeyHelp("F1 or ?", "this help"),
-    KeyHelp("Ctrl+Q", "quit (the recording is finished and kept)"),
+    KeyHelp(
+        "m", "mode: continue → call & response → accompany", (("m", "nudge('mode', 1)"),), "mode"
+    ),
+    KeyHelp(
+        "1 / 2",
+        "temperature down / up (0.05 steps)",
+        _pair("1", "2", "nudge", "temperature"),
+        "temperature",
+    ),
+    KeyHelp("3 / 4", "top-p down / up (0.05 steps)", _pair("3", "4", "nudge", "top_p"), "top-p"),
+    KeyHelp("5 / 6", "density: sparser / busier", _pair("5", "6", "nudge", "density"), "density"),
+    KeyHelp(
+        "7 / 8",
+        "response length shorter / longer",
+        _pair("7", "8", "nudge", "response_seconds"),
+        "response",
+    ),
+    KeyHelp(
+        "9 / 0",
+        "register an octave down / up",
+        _pair("9", "0", "nudge", "register_shift"),
+        "register",
+    ),
+    KeyHelp(
+        "- / =",
+        "register narrower / wider",
+        _pair("minus", "equals_sign", "nudge", "register_width"),
+        "register",
+    ),
+    KeyHelp(
+        "[ / ]",
+        "internal clock tempo down / up (2 bpm)",
+        _pair("left_square_bracket", "right_square_bracket", "nudge", "tempo_bpm"),
+        "tempo",
+    ),
+    KeyHelp(
+        "i",
+        "passthrough: your notes through livegen's synth on / off",
+        (("i", "nudge('passthrough', 1)"),),
+        "passthrough",
+    ),
+    KeyHelp(
+        "q",
+        "quantise the model's onsets to the clock grid on / off",
+        (("q", "nudge('quantize', 1)"),),
+        "quantise",
+    ),
+    KeyHelp("b", "clock source: internal / MIDI clock in", (("b", "nudge('clock', 1)"),), "clock"),
+    KeyHelp("r", "record on / off", (("r", "record"),), "record"),
+    KeyHelp("Esc", "PANIC: all notes off", (("escape", "panic"),), "panic"),
+    KeyHelp(
+        "z / x",
+        "computer keyboard octave down / up",
+        _pair("z", "x", "keyboard", "octave"),
+        "octave",
+    ),
+    KeyHelp(
+        "c / v",
+        "computer keyboard velocity down / up",
+        _pair("c", "v", "keyboard", "velocity"),
+        "velocity",
+    ),
+    KeyHelp(
+        ", / .",
+        "computer keyboard note length shorter / longer",
+        _pair("comma", "full_stop", "keyboard", "length"),
+        "note length",
+    ),
+    KeyHelp("F2", "set-up: MIDI ports, audio, preset, mode, sound", (("f2", "setup"),)),
+    KeyHelp("F1 or ?", "this help", (("f1", "help"), ("question_mark", "help"))),
+    KeyHelp("Ctrl+Q", "quit (the recording is finished and kept)"),  # the app's own binding
 )
+
+
+def panel_keys(row: str) -> str:
+    """The key column of a panel row: its keys from CONTROL_KEYS, without the slashes."""
+    return "  ".join(k.keys.replace(" / ", " ") for k in CONTROL_KEYS if k.row == row)
 
 
 def _on_off(flag: bool) -> str:
@@ -98,23 +165,24 @@ def _on_off(flag: bool) -> str:
 def control_rows(controls: Controls, keyboard: ComputerKeyboard) -> list[tuple[str, str, str]]:
     c = controls
     register = f"{note_name(c.low_pitch)}–{note_name(c.high_pitch)}"
-    return [
-        ("mode", MODE_NAMES[c.mode], "m"),
-        ("temperature", f"{c.temperature:.2f}", "1 2"),
-        ("top-p", f"{c.top_p:.2f}", "3 4"),
-        ("density", f"{c.density:+.1f}", "5 6"),
-        ("response", f"{c.response_seconds:g} s", "7 8"),
-        ("register", register, "9 0  - ="),
-        ("tempo", f"{c.tempo_bpm:g} bpm", "[ ]"),
-        ("passthrough", _on_off(c.passthrough), "i"),
-        ("quantise", _on_off(c.quantize), "q"),
-        ("clock", c.clock.value, "b"),
-        ("record", _on_off(c.recording), "r"),
-        ("panic", "all notes off", "Esc"),
-        ("octave", f"A = {note_name(12 * (keyboard.settings.octave + 1))}", "z x"),
-        ("velocity", str(keyboard.settings.velocity), "c v"),
-        ("note length", f"{keyboard.settings.note_seconds:g} s", ", ."),
+    values = [
+        ("mode", MODE_NAMES[c.mode]),
+        ("temperature", f"{c.temperature:.2f}"),
+        ("top-p", f"{c.top_p:.2f}"),
+        ("density", f"{c.density:+.1f}"),
+        ("response", f"{c.response_seconds:g} s"),
+        ("register", register),
+        ("tempo", f"{c.tempo_bpm:g} bpm"),
+        ("passthrough", _on_off(c.passthrough)),
+        ("quantise", _on_off(c.quantize)),
+        ("clock", c.clock.value),
+        ("record", _on_off(c.recording)),
+        ("panic", "all notes off"),
+        ("octave", f"A = {note_name(12 * (keyboard.settings.octave + 1))}"),
+        ("velocity", str(keyboard.settings.velocity)),
+        ("note length", f"{keyboard.settings.note_seconds:g} s"),
     ]
+    return [(name, value, panel_keys(name)) for name, value in values]
 
 
 def controls_text(controls: Controls, keyboard: ComputerKeyboard, keys: bool = True) -> Text:
