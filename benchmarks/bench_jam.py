@@ -161,7 +161,8 @@ def jack_xruns(log: Path, start: float, end: float) -> dict[str, int]:
     how many were STALLS (the peer's player, first in the graph and idle, was late too: the
     graph as a whole did not run in time, whoever's client is downstream), and how often each
     client was named as late."""
-    events: dict[float, set[str]] = {}
+    events: list[set[str]] = []
+    current: set[str] = set()  # the late clients of the xrun being read
     late: dict[str, int] = {}
     timer = 0
     for line in log.read_text(errors="replace").splitlines():
@@ -175,9 +176,14 @@ def jack_xruns(log: Path, start: float, end: float) -> dict[str, int]:
         if "was not finished" in text:
             client = text.split("client = ")[1].split(" was")[0]
             late[client] = late.get(client, 0) + 1
-            events.setdefault(round(t, 3), set()).add(client)  # one xrun's lines come together
+            current.add(client)
+        elif "Process error" in text and current:  # jackd ends each xrun's lines with this
+            events.append(current)
+            current = set()
         timer += "JackTimedDriver::Process XRun" in text
-    stalls = sum("bench-player" in clients for clients in events.values())
+    if current:
+        events.append(current)
+    stalls = sum("bench-player" in clients for clients in events)
     named = {f"late:{k}": v for k, v in late.items()}
     return {"xruns": len(events), "stalls": stalls, "driver_timer": timer, **named}
 

@@ -339,6 +339,7 @@ def _audio_process(conn, spec: AudioSpec) -> None:  # noqa: ANN001
         # Everything loaded so far lives as long as the process: out of the collector's sight.
         # A full collection over it took ~4 ms, longer than a 128-frame block, and it runs in
         # whichever thread allocates, the callback included (1 xrun a minute in bench_jam).
+        gc.collect()  # no garbage pinned by the freeze
         gc.freeze()
         _raise_priority()
     except Exception as error:  # no PortAudio, no device, no soundfont: a problem, not a crash

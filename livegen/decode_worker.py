@@ -426,7 +426,8 @@ def build_core(spec: WorkerSpec, emit) -> WorkerCore:  # noqa: ANN001
     decoder.append([280, 281, 282])  # a player's note: the short-append path
     decoder.rollback(8)
     core = WorkerCore(decoder, params, spec, emit)
-    gc.freeze()  # the model and the loaded modules stay: keep full collections short
+    gc.collect()  # then freeze what stays (the model, the loaded modules): full collections
+    gc.freeze()  # stay short; in thread mode this is the engine's process, which is fine too
     emit(("ready", {"device": loaded.describe(), "context": decoder.N, "latents": decoder.L}))
     return core
 

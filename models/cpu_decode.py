@@ -2,8 +2,9 @@
 kernels of kernels/decode_kernels.py instead of torch's GEMM and attention.
 
 Only float32 on the CPU: int8 dynamic-quantised Linears (fbgemm) are already fast at a few rows,
-and on a GPU the step is one captured graph of torch ops. Anything with more rows than
-ROWS_MAX (a prefill, a burst refill) stays with torch, which is faster there.
+and on a GPU the step is one captured graph of torch ops. CpuStep runs the one-token step and
+short appends; in the torch paths (prefill, refills, int8 models), RowsLinear takes products
+of up to ROWS_MAX rows and leaves larger ones to torch, which is faster there.
 """
 
 from __future__ import annotations
@@ -61,8 +62,12 @@ class RowsLinear(nn.Module):
 
 def with_row_kernels(model: nn.Module) -> nn.Module:
     """A copy of the module tree whose nn.Linears are RowsLinear; every tensor (and any
-    quantised module's packed weights) stays shared with model."""
-    clone = copy.copy(model)  # a new __dict__; its _modules dict is replaced next
+    quantised module's packed weights) stays shared with model, while the containers that
+    hold them (parameters, buffers, hooks) are the copy's own."""
+    clone = copy.copy(model)
+    for name, value in vars(model).items():
+        if isinstance(value, dict | set | list):
+            setattr(clone, name, copy.copy(value))
     clone._modules = {
         name: RowsLinear(child) if type(child) is nn.Linear else with_row_kernels(child)
         for name, child in model._modules.items()
@@ -180,23 +185,21 @@ class CpuStep:
     ) -> torch.Tensor:
         """Decode tokens at positions start, start + 1, ...; windows[t] lists (self-attention
         row, window start) of every window holding token t, its owner first. Every window must
-        hold its latents up to `start` - 1 (StreamingDecoder's invariant between calls).
-        Returns the logits [V] after the last token."""
+        hold its latents up to `start` - 1 (StreamingDecoder's invariant between calls), and no
+        self-attention row may hold two windows within one call (a window that starts inside
+        the chunk must not reuse the row of a window an earlier token is in: the caller splits
+        the chunk there). Returns the logits [V] after the last token."""
         N, L, H, hd, D = self.N, self.L, self.H, self.hd, self.D
         T = len(tokens)
         positions = np.arange(start, start + T)
         cos, sin = np.empty((T, hd), np.float32), np.empty((T, hd), np.float32)
         rotary_rows(positions, self.inv_freq, cos, sin)
-        # Cross-attention keys/values of the new tokens into the ring.
+        # Cross-attention keys/values of the new tokens (into the ring below, token by token).
         x = self.embed[tokens]  # [T, D]
         normed = _layer_norm(x, self.cross_norm)
         kv = _linear(self.cross_kv, normed).reshape(T, 2, H, hd)
         keys = np.ascontiguousarray(kv[:, 0])
         rotate(keys, cos, sin)
-        slots = positions % N
-        self.ring_k[:, slots] = keys.transpose(1, 0, 2)
-        self.ring_v[:, slots] = kv[:, 1].transpose(1, 0, 2)
-        self.slot_pos[slots] = positions
         # One batch row per (token, window that holds it).
         token_of = np.array([t for t, ws in enumerate(windows) for _ in ws])
         row_of = np.array([m for ws in windows for m, _ in ws])
@@ -206,7 +209,13 @@ class CpuStep:
         rotate(q, cos, sin)
         attended = np.empty((rows, H, hd), np.float32)
         a = 0
-        for t, ws in enumerate(windows):  # token t sees the ring up to its own position
+        for t, ws in enumerate(windows):
+            # Token t enters the ring just before it attends: a later token of the chunk
+            # overwrites the slot of position (its own - N), which t's windows may still see.
+            slot = (start + t) % N
+            self.ring_k[:, slot] = keys[t]
+            self.ring_v[:, slot] = kv[t, 1]
+            self.slot_pos[slot] = start + t
             lo = np.array([max(0, w - (N - L)) for _, w in ws])
             out = attended[a : a + len(ws)]
             cross_attend(

@@ -126,6 +126,9 @@ class StreamingDecoder:
     def reset(self) -> None:
         """Forget the session: position 0, empty caches."""
         self.position = 0
+        # One past the highest position the token history has held since the reset: a
+        # rolled-back future overwrote history slots too, so rollback reach counts from here.
+        self.written_end = 0
         self.slot_pos.fill_(-1)
         self.window_of_slot = [-1] * self.M  # which window k each self-attention slot holds
         self.filled = [0] * self.M  # how many latents of that window are computed
@@ -160,6 +163,7 @@ class StreamingDecoder:
             self._append_short(ids)
         else:
             self._append_many(ids)
+        self.written_end = max(self.written_end, self.position)
         return self._logits
 
     def rollback(self, position: int) -> None:
@@ -172,9 +176,10 @@ class StreamingDecoder:
             self.reset()
             return
         reach = self.history_size - self.N
-        if self.position - position > reach:
+        if self.written_end - position > reach:
             raise ValueError(
-                f"cannot roll back {self.position - position} tokens; at most {reach} "
+                f"cannot roll back to {position}: at most {reach} tokens behind the furthest "
+                f"position reached ({self.written_end}) "
                 f"(raise history= when building the decoder)"
             )
         self.slot_pos.masked_fill_(self.slot_pos >= position, -1)  # those K/V are now wrong
@@ -217,6 +222,7 @@ class StreamingDecoder:
             self._advance(p)
             token = self._graph.sample(logits, p, allowed, params, noise)
             self.tokens[p % self.history_size] = token
+            self.written_end = max(self.written_end, self.position)
             self._logits = self._graph.logits[0].clone()
         state.update(token, MODEL)
         return token
@@ -270,7 +276,7 @@ class StreamingDecoder:
         missing = positions[self.slot_pos[slots] != positions]
         if missing.numel() == 0:
             return
-        if int(missing[0]) < self.position - self.history_size:
+        if int(missing[0]) < self.written_end - self.history_size:
             raise RuntimeError("token history no longer holds positions the cache needs")
         ids = self.tokens[missing.cpu() % self.history_size].to(self.device)
         model = self.model
@@ -343,14 +349,23 @@ class StreamingDecoder:
         return [(k % self.M, self.window_start(k)) for k in self.active_windows(p)]
 
     def _append_short(self, ids: torch.Tensor) -> None:
-        """A few tokens in one CpuStep call (a player's note): each weight is read once."""
-        start = self.position
+        """A few tokens in one CpuStep call (a player's note): each weight is read once. The
+        call is split where a window starting inside it would reuse the self-attention row of
+        a window an earlier token of the call is in."""
         tokens = ids.tolist()
-        windows = [self._rows_of(start + t) for t in range(len(tokens))]
-        for t, token in enumerate(tokens):
-            self.tokens[(start + t) % self.history_size] = token
-            self._advance(start + t)
-        self._logits = self._cpu_step(tokens, start, windows)
+        while tokens:
+            start, rows = self.position, {}
+            windows: list[list[tuple[int, int]]] = []
+            for t in range(len(tokens)):
+                held = self._rows_of(start + t)
+                if any(rows.setdefault(m, w) != w for m, w in held):
+                    break
+                windows.append(held)
+            for t in range(len(windows)):
+                self.tokens[(start + t) % self.history_size] = tokens[t]
+                self._advance(start + t)
+            self._logits = self._cpu_step(tokens[: len(windows)], start, windows)
+            tokens = tokens[len(windows) :]
 
     def _advance(self, p: int) -> None:
         """Bookkeeping of one step at position p (the token itself does not matter here)."""

@@ -16,6 +16,7 @@ from livegen.models.rotary import apply_rotary, inverse_frequencies, rotary_tabl
 from livegen.models.streaming import StreamingDecoder
 
 gen = torch.Generator().manual_seed(0)
+SCALE = np.float32(8**-0.5)  # float32 scalars, as CpuStep passes them (one compiled signature)
 
 
 def randn(*shape: int) -> torch.Tensor:
@@ -37,7 +38,7 @@ def test_cross_attend_equals_masked_softmax_attention():
     slot_pos[7] = -1  # an empty slot is never seen
     lo, hi = np.array([100, 120, 149]), 140
     out = np.empty((3, heads, hd), np.float32)
-    K.cross_attend(q.numpy(), keys.numpy(), values.numpy(), slot_pos.numpy(), lo, hi, 8**-0.5, out)
+    K.cross_attend(q.numpy(), keys.numpy(), values.numpy(), slot_pos.numpy(), lo, hi, SCALE, out)
     for m in range(3):
         visible = (slot_pos >= int(lo[m])) & (slot_pos <= hi)
         if not visible.any():  # row 2 sees nothing (lo > hi): zeros, not a division by 0
@@ -56,7 +57,7 @@ def test_range_attend_reads_each_query_s_row_and_slot_range():
     )
     which, lo, hi = np.array([2, 0]), np.array([0, 3]), np.array([6, 3])
     out = np.empty((2, heads, hd), np.float32)
-    K.range_attend(q.numpy(), keys.numpy(), values.numpy(), which, lo, hi, 8**-0.5, out)
+    K.range_attend(q.numpy(), keys.numpy(), values.numpy(), which, lo, hi, SCALE, out)
     for a in range(2):
         m, span = which[a], slice(lo[a], hi[a] + 1)
         expected = F.scaled_dot_product_attention(
@@ -71,7 +72,9 @@ def test_layer_norm_and_gelu_equal_torch():
     torch.nn.init.normal_(norm.bias)
     x = randn(3, 24) * 5 + 2
     out = np.empty((3, 24), np.float32)
-    K.layer_norm(x.numpy(), norm.weight.detach().numpy(), norm.bias.detach().numpy(), 1e-5, out)
+    K.layer_norm(
+        x.numpy(), norm.weight.detach().numpy(), norm.bias.detach().numpy(), np.float32(1e-5), out
+    )
     torch.testing.assert_close(torch.from_numpy(out), norm(x).detach(), atol=1e-5, rtol=1e-5)
     y = x.clone()
     K.gelu(y.numpy())
@@ -108,6 +111,11 @@ def test_row_kernel_view_shares_weights_and_leaves_the_model_alone():
         torch.testing.assert_close(view.cross.q(x), model.cross.q(x), atol=1e-6, rtol=0)
         many = randn(20, 32)  # past ROWS_MAX: torch's product
         torch.testing.assert_close(view.cross.q(many), model.cross.q(many), atol=1e-6, rtol=0)
+    # The view's containers are its own: what is registered on it stays off the model.
+    view.norm.register_buffer("extra", torch.zeros(1))
+    view.embed.register_forward_hook(lambda *args: None)
+    assert "norm.extra" not in model.state_dict()
+    assert not model.embed._forward_hooks
 
 
 def test_which_models_get_the_numba_step():
@@ -118,3 +126,15 @@ def test_which_models_get_the_numba_step():
     assert StreamingDecoder(model, cpu_kernels=False)._cpu_step is None
     assert StreamingDecoder(quantize_int8(model))._cpu_step is None
     assert StreamingDecoder(model, dtype=torch.bfloat16)._cpu_step is None
+
+
+def test_the_torch_step_with_numba_attention_is_exact():
+    """The path int8 models take (torch step, numba attention, RowsLinear), checked here on
+    float weights against the plain torch step at a float tolerance."""
+    model = tiny_model()
+    kernels, plain = StreamingDecoder(model), StreamingDecoder(model, cpu_kernels=False)
+    kernels._cpu_step = None  # keep the torch step, with the kernels inside it
+    generator = torch.Generator().manual_seed(3)
+    for token in torch.randint(0, 388, (200,), generator=generator).tolist():  # wraps the ring
+        got, expected = kernels.append([token]), plain.append([token])
+        torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)

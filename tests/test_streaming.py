@@ -142,6 +142,55 @@ def test_rollback_limits():
     assert decoder.position == 0
 
 
+@PATHS
+def test_rollback_reach_counts_from_the_furthest_position_reached(cpu_kernels):
+    """A rolled-back future overwrote history slots: two rollbacks, each short, must not
+    reach further back than one long one could (the history no longer holds those tokens)."""
+    decoder = StreamingDecoder(tiny_model(context=32, latents=8), cpu_kernels=cpu_kernels)
+    decoder.append(random_tokens(80))  # history 64: positions 16..79 held
+    decoder.rollback(61)
+    with pytest.raises(ValueError, match="furthest position reached \\(80\\)"):
+        decoder.rollback(30)
+    decoder.rollback(50)  # within reach of 80: fine, and exact
+    tokens = random_tokens(80)[:50] + random_tokens(10, seed=7)
+    decoder.append(tokens[50:])
+    p = len(tokens) - 1
+    expected = reference_logits(decoder.model, tokens, p, owner_window(decoder, p))
+    torch.testing.assert_close(decoder.logits(), expected, atol=TOL, rtol=0)
+
+
+@PATHS
+@pytest.mark.parametrize("size", [2, 3, 4])
+def test_rollback_into_a_short_append_equals_full_forward(size, cpu_kernels):
+    """Every latent a short append computed must be exact, not only its last logits: a
+    rollback into the chunk keeps the latents before the cut. Chunks cross window starts and
+    ends with the ring wrapped (the failure mode: a later token of the chunk overwriting a
+    ring slot an earlier one still sees). The weights are sharpened so that one missing key
+    moves the logits well past TOL (with plain random weights it moved them by ~1e-5)."""
+    model = tiny_model()
+    with torch.no_grad():
+        for weight in (model.cross.q.weight, model.cross.kv.weight):
+            weight.mul_(15)
+        model.cross.proj.weight.mul_(50)
+        for block in model.blocks:
+            block.attn.qkv.weight.mul_(5)
+            block.attn.proj.weight.mul_(50)
+    tokens = random_tokens(200, seed=20 + size)
+    decoder = StreamingDecoder(model, refill=8, cpu_kernels=cpu_kernels)
+    decoder.append(tokens[:70])
+    position, checks = 70, 0
+    while position + size < 190:
+        decoder.append(tokens[position : position + size])
+        cut = position + 1 + (position % (size - 1) if size > 2 else 0)
+        decoder.rollback(cut)
+        decoder.append(tokens[cut : cut + 1])
+        p = cut
+        expected = reference_logits(model, tokens, p, owner_window(decoder, p))
+        torch.testing.assert_close(decoder.logits(), expected, atol=TOL, rtol=0)
+        position, checks = cut + 1, checks + 1
+    assert checks > 30
+
+
 def test_teacher_forced_nll_equals_batch_nll():
     model = tiny_model(context=64, latents=64)  # L == N: one window sees a whole crop
     tokens = random_tokens(64, seed=6)
