@@ -23,6 +23,7 @@ import os
 import platform
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +46,18 @@ def machine() -> str:
     except (OSError, subprocess.CalledProcessError, StopIteration):
         name = platform.processor() or "unknown CPU"
     return f"{name}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}"
+
+
+def memory_bandwidth() -> float:
+    """GB/s one thread streams from memory (the sum of 64 MB, best of 20): a decode step is
+    bound by it, and on a shared VM it moves (19.8-26.7 GB/s seen on one day)."""
+    big = torch.ones(16_000_000)
+    best = float("inf")
+    for _ in range(20):
+        t0 = time.perf_counter()
+        big.sum()
+        best = min(best, time.perf_counter() - t0)
+    return big.numel() * 4 / best / 1e9
 
 
 def variants(model: PerceiverAR, which: list[str]) -> dict[str, tuple[PerceiverAR, bool]]:
@@ -178,7 +191,11 @@ def main() -> int:
 
     torch.set_num_threads(args.threads)
     report: dict[str, object] = {"machine": machine(), "threads": args.threads}
-    print(f"machine: {report['machine']}; torch {torch.__version__}, {args.threads} thread(s)")
+    report["memory_gb_per_s"] = round(memory_bandwidth(), 1)
+    print(
+        f"machine: {report['machine']}; torch {torch.__version__}, {args.threads} thread(s); "
+        f"memory {report['memory_gb_per_s']} GB/s (one thread)"
+    )
     if args.token_rate is not None:
         rate = token_rate(args.token_rate)
         report["token_rate"] = rate
