@@ -147,6 +147,16 @@ def test_engine_follows_jack_midi_clock(jack: JackServer, tmp_path: Path) -> Non
 
 
 @pytest.mark.jack
+def tick_period(times: list[float], span: int = 24) -> float:
+    """Seconds per tick: the median over the window of (time of tick i + span - time of tick
+    i) / span. The engine's conductor is an ordinary thread: on a busy machine it runs late
+    now and then and sends the ticks it owes in a burst. The mean interval, (last - first) /
+    count, is off by several percent when a burst sits at either end of the window; the median
+    of one-beat spans ignores spans that a burst distorts."""
+    ticks = np.asarray(times)
+    return float(np.median(ticks[span:] - ticks[:-span]) / span)
+
+
 def test_engine_sends_midi_clock_when_it_leads(jack: JackServer, tmp_path: Path) -> None:
     settings = JamSettings(
         preset=str(engine_preset(tmp_path)),
@@ -171,6 +181,6 @@ def test_engine_sends_midi_clock_when_it_leads(jack: JackServer, tmp_path: Path)
     ticks = [t for t, data in events if data == (CLOCK,)]
     assert events[-1][1] == (STOP,) or (STOP,) in [d for _, d in events[-40:]]
     changed = min(range(len(ticks)), key=lambda i: abs(ticks[i] - (ticks[0] + 1.0)))
-    before = np.diff(ticks[2 : changed - 2]).mean() * 24
-    after = np.diff(ticks[changed + 2 : -2]).mean() * 24
+    before = tick_period(ticks[2 : changed - 2]) * 24
+    after = tick_period(ticks[changed + 2 : -2]) * 24
     assert abs(60 / before - 150.0) < 3 and abs(60 / after - 100.0) < 3, (60 / before, 60 / after)
