@@ -604,15 +604,20 @@ class JamEngine:
             self.first_note_due = None
 
     def _silence_model(self, t: float) -> None:
+        for pitch in list(self.model_sounding):
+            self._end_model_note(pitch, t)
+
+    def _end_model_note(self, pitch: int, t: float) -> None:
+        """End a sounding model note now: one note-off per strike (out, recorded, rolled),
+        and its voice in the synth."""
         channel = self.model_channel
-        for pitch, (_, strikes) in list(self.model_sounding.items()):
-            for _ in range(strikes):
-                self._send_out([0x80 | channel, pitch, 0])
-                self._record(1, t, (0x80 | channel, pitch, 0))
-                self._roll_off(MODEL, channel, pitch, t)
-            if self.audio is not None:
-                self.audio.note(t, channel, pitch, 0, 2)
-        self.model_sounding.clear()
+        _, strikes = self.model_sounding.pop(pitch)
+        for _ in range(strikes):
+            self._send_out([0x80 | channel, pitch, 0])
+            self._record(1, t, (0x80 | channel, pitch, 0))
+            self._roll_off(MODEL, channel, pitch, t)
+        if self.audio is not None:
+            self.audio.note(t, channel, pitch, 0, 2)
 
     def _beat_clock(self):  # noqa: ANN202
         # Following MIDI clock, a stalled sender keeps its last tempo and phase: switching to
@@ -861,14 +866,7 @@ class JamEngine:
         limit = self.max_note_seconds + MAX_NOTE_SLACK
         for pitch, (start, strikes) in list(self.model_sounding.items()):
             if now - start > limit * strikes:
-                channel = self.model_channel
-                for _ in range(strikes):
-                    self._send_out([0x80 | channel, pitch, 0])
-                    self._record(1, now, (0x80 | channel, pitch, 0))
-                    self._roll_off(MODEL, channel, pitch, now)
-                if self.audio is not None:
-                    self.audio.note(now, channel, pitch, 0, 2)
-                del self.model_sounding[pitch]
+                self._end_model_note(pitch, now)
                 self._say(f"ended a model note left on ({pitch})")
 
     def _meters(self, now: float) -> Stats:
