@@ -10,15 +10,14 @@ import signal
 import subprocess
 import time
 import weakref
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
 import rtmidi
 
+from livegen.controls import JamSettings
 from livegen.midi_ports import forget_midi_clients
-from tests.jack import JackServer, jack_session
+from tests.jack import JackServer
 from tests.presets import tiny_preset
 
 LIVEGEN_IN = "livegen in:livegen in"
@@ -26,14 +25,31 @@ LIVEGEN_OUT = "livegen out:livegen out"
 _DUMP_LINE = re.compile(r"^\s*(\d+):\s+((?:[0-9a-f]{2} ?)+)")
 
 
-@pytest.fixture
-def jack512() -> Iterator[JackServer]:
-    """Like the `jack` fixture, with 512-frame periods (10.7 ms) instead of 128. The test
-    server is not real-time: on a loaded machine its 128-frame cycles run late often enough
-    that JACK drops MIDI events of late clients (measured: ~40 of 10,000 lost at 128 frames,
-    none at 512). Tests that count every note-off use this server; timing tests use `jack`."""
-    with jack_session(period=512) as server:
-        yield server
+def jack_settings(tmp_path: Path, **changes: object) -> JamSettings:
+    """JamSettings for a test jam on the test's JACK server: a tiny preset, no audio device
+    unless the test asks for one."""
+    base = {"preset": str(engine_preset(tmp_path)), "api": "jack", "audio_device": "none"}
+    return JamSettings(**{**base, **changes})
+
+
+def wait_until(condition, timeout: float = 3.0) -> bool:  # noqa: ANN001
+    """Poll condition() every 50 ms until it holds (True) or the timeout passes (False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+class ManualClock:
+    """A clock a test moves by hand (`clock.t = ...`): deterministic timing for callbacks."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
 
 
 def stop_session(engine, keyboard: Keyboard | None) -> None:  # noqa: ANN001

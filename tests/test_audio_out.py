@@ -11,24 +11,22 @@ import wave
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from livegen.audio_out import MODEL, PLAYER, AudioSpec, CallbackRenderer
 from livegen.controls import Controls, JamSettings
 from livegen.engine import JamEngine
 from livegen.models.preset import DEFAULT_SOUNDFONT
 from tests.jack import JackServer
-from tests.jam_peers import LIVEGEN_OUT, Keyboard, MidiDump, engine_preset, stop_session
+from tests.jam_peers import (
+    LIVEGEN_OUT,
+    Keyboard,
+    ManualClock,
+    MidiDump,
+    engine_preset,
+    stop_session,
+)
 
 SR, BLOCK = 48000, 128
-
-
-class _Clock:
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def __call__(self) -> float:
-        return self.t
 
 
 class _Status:
@@ -38,7 +36,9 @@ class _Status:
         return False
 
 
-def _run(renderer: CallbackRenderer, clock: _Clock, blocks: int, block: int = BLOCK) -> np.ndarray:
+def _run(
+    renderer: CallbackRenderer, clock: ManualClock, blocks: int, block: int = BLOCK
+) -> np.ndarray:
     """Call the callback as a perfectly regular device would; the audio it wrote."""
     out = np.zeros((block, 2), dtype=np.float32)
     chunks = []
@@ -49,8 +49,8 @@ def _run(renderer: CallbackRenderer, clock: _Clock, blocks: int, block: int = BL
     return np.concatenate(chunks)
 
 
-def _renderer(block: int = BLOCK) -> tuple[CallbackRenderer, _Clock]:
-    clock = _Clock()
+def _renderer(block: int = BLOCK) -> tuple[CallbackRenderer, ManualClock]:
+    clock = ManualClock()
     spec = AudioSpec(t0=0.0, soundfont=DEFAULT_SOUNDFONT, sample_rate=SR, blocksize=block)
     return CallbackRenderer(spec, clock=clock), clock
 
@@ -118,7 +118,6 @@ def _envelope(path: Path) -> np.ndarray:
     return np.sqrt((mono[:n] ** 2).reshape(-1, per_ms).mean(axis=1))
 
 
-@pytest.mark.jack
 def test_the_engine_sounds_through_jack_when_the_midi_says(
     jack: JackServer, tmp_path: Path
 ) -> None:

@@ -10,14 +10,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from livegen.clock import CLOCK, SONG_POSITION, START, STOP, InternalClock, MidiClockFollower
-from livegen.controls import ClockSource, Controls, JamSettings, Mode, PhraseEnd
+from livegen.controls import ClockSource, Controls, Mode, PhraseEnd
 from livegen.engine import JamEngine
 from livegen.midi_ports import forget_midi_clients
 from tests.jack import JackServer
-from tests.jam_peers import LIVEGEN_OUT, Keyboard, Listener, engine_preset
+from tests.jam_peers import LIVEGEN_OUT, Keyboard, Listener, jack_settings
 
 
 def _ticks(follower: MidiClockFollower, bpm: float, n: int, jitter: float, t0: float = 0.0):
@@ -66,7 +65,6 @@ def test_internal_clock_keeps_the_beat_through_a_tempo_change() -> None:
     assert abs(clock.tick_time(24 * 3) - 2.0) < 1e-9
 
 
-@pytest.mark.jack
 def test_engine_follows_jack_midi_clock(jack: JackServer, tmp_path: Path) -> None:
     """jack_midi_clock at 200 bpm; a call-mode phrase; the answer starts on the next bar line
     and every model onset sits on the sixteenth grid of the incoming clock.
@@ -79,13 +77,7 @@ def test_engine_follows_jack_midi_clock(jack: JackServer, tmp_path: Path) -> Non
         ["jack_midi_clock", "-b", str(bpm)], env=jack.env, stdout=subprocess.DEVNULL
     )
     clock_port = jack.wait_for_port("jack_midi_clock:")
-    settings = JamSettings(
-        preset=str(engine_preset(tmp_path)),
-        api="jack",
-        audio_device="none",
-        clock_in="jack_midi_clock",
-        seed=2,
-    )
+    settings = jack_settings(tmp_path, clock_in="jack_midi_clock", seed=2)
     controls = Controls(
         mode=Mode.CALL,
         clock=ClockSource.MIDI,
@@ -146,7 +138,6 @@ def test_engine_follows_jack_midi_clock(jack: JackServer, tmp_path: Path) -> Non
     assert sum(misses) / len(misses) <= 0.010, shown
 
 
-@pytest.mark.jack
 def tick_period(times: list[float], span: int = 24) -> float:
     """Seconds per tick: the median over the window of (time of tick i + span - time of tick
     i) / span. The engine's conductor is an ordinary thread: on a busy machine it runs late
@@ -158,13 +149,7 @@ def tick_period(times: list[float], span: int = 24) -> float:
 
 
 def test_engine_sends_midi_clock_when_it_leads(jack: JackServer, tmp_path: Path) -> None:
-    settings = JamSettings(
-        preset=str(engine_preset(tmp_path)),
-        input="none",
-        api="jack",
-        audio_device="none",
-        send_clock=True,
-    )
+    settings = jack_settings(tmp_path, input="none", send_clock=True)
     engine = JamEngine(settings, Controls(tempo_bpm=150.0))
     listener = None
     try:

@@ -22,15 +22,7 @@ from livegen.models.preset import load_preset
 from livegen.models.sampling import SamplingParams
 from livegen.models.streaming import StreamingDecoder
 from livegen.modes import TurnPlanner
-from tests.jam_peers import engine_preset
-
-
-class _Clock:
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def __call__(self) -> float:
-        return self.t
+from tests.jam_peers import ManualClock, engine_preset
 
 
 @pytest.fixture(scope="module")
@@ -39,14 +31,14 @@ def model(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
     return load_preset_model(load_preset(preset), "cpu").model
 
 
-def _core(model, clock: _Clock, **sampling) -> tuple[WorkerCore, list]:  # noqa: ANN001
+def _core(model, clock: ManualClock, **sampling) -> tuple[WorkerCore, list]:  # noqa: ANN001
     out: list = []
     spec = WorkerSpec(preset="unused", t0=0.0, lookahead_steps=20, seed=3)
     core = WorkerCore(StreamingDecoder(model), SamplingParams(**sampling), spec, out.append, clock)
     return core, out
 
 
-def _run(core: WorkerCore, clock: _Clock, until: float) -> None:
+def _run(core: WorkerCore, clock: ManualClock, until: float) -> None:
     while clock.t < until:
         while core.work():
             pass
@@ -54,7 +46,7 @@ def _run(core: WorkerCore, clock: _Clock, until: float) -> None:
 
 
 def test_worker_turn_opens_with_a_note_at_its_start_and_closes_every_note(model) -> None:  # noqa: ANN001
-    clock = _Clock()
+    clock = ManualClock()
     core, out = _core(model, clock, density=2.0)
     core.handle(("player", [(50, "on", 60, 20, 0.0), (80, "off", 60, 0, 0.0)], 85, []))
     core.handle(("plan", 150, 250, True))
@@ -70,7 +62,7 @@ def test_worker_turn_opens_with_a_note_at_its_start_and_closes_every_note(model)
 
 
 def test_worker_never_writes_into_the_past(model) -> None:  # noqa: ANN001
-    clock = _Clock()
+    clock = ManualClock()
     core, out = _core(model, clock, density=2.0)
     clock.t = 5.0  # the plan says 1 s, but it is 5 s already (the worker was late)
     core.handle(("plan", 100, 700, True))
@@ -80,7 +72,7 @@ def test_worker_never_writes_into_the_past(model) -> None:  # noqa: ANN001
 
 
 def test_cut_rolls_back_to_what_sounded_and_the_player_is_heard(model) -> None:  # noqa: ANN001
-    clock = _Clock()
+    clock = ManualClock()
     core, out = _core(model, clock, density=3.0)
     core.handle(("plan", 10, 2000, False))
     _run(core, clock, 0.9)  # it writes 200 ms ahead: up to step 110

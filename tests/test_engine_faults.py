@@ -13,9 +13,8 @@ from pathlib import Path
 import mido
 import pytest
 
-from livegen.controls import Controls, JamSettings
+from livegen.controls import Controls
 from livegen.engine import JamEngine
-from tests import jam_peers
 from tests.jack import JackServer
 from tests.jam_peers import (
     LIVEGEN_IN,
@@ -26,12 +25,14 @@ from tests.jam_peers import (
     MidiDump,
     engine_preset,
     flood_process,
+    jack_settings,
     stop_session,
     strictly_unmatched,
+    unmatched_notes,
+    wait_until,
 )
 
 pytestmark = pytest.mark.jack
-jack512 = jam_peers.jack512  # the fixture: a JACK server with 512-frame periods
 
 
 def _rss_mb(pid: int) -> float:
@@ -41,21 +42,10 @@ def _rss_mb(pid: int) -> float:
     raise AssertionError("no VmRSS")
 
 
-def _wait_for(condition, timeout: float = 3.0) -> bool:  # noqa: ANN001
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def test_a_flood_of_junk_leaves_it_playing(jack512: JackServer, tmp_path: Path) -> None:
     """10,000 messages/s for 10 s (notes, sysex, clock, junk): no crash, bounded memory, every
     note ended, and it still hears and answers the player right after."""
-    settings = JamSettings(
-        preset=str(engine_preset(tmp_path)), api="jack", audio_device="none", seed=4
-    )
+    settings = jack_settings(tmp_path, seed=4)
     engine = JamEngine(settings, Controls(silence_seconds=0.3, response_seconds=0.8))
     keyboard = None
     try:
@@ -98,13 +88,7 @@ def test_a_flood_of_junk_leaves_it_playing(jack512: JackServer, tmp_path: Path) 
 
 def test_input_port_vanishes_and_returns(jack512: JackServer, tmp_path: Path) -> None:
     keyboard = Keyboard(jack512, name="test-keys")
-    settings = JamSettings(
-        preset=str(engine_preset(tmp_path)),
-        input="test-keys",  # a unique part of "test-keys:out"
-        api="jack",
-        audio_device="none",
-        seed=5,
-    )
+    settings = jack_settings(tmp_path, input="test-keys", seed=5)  # part of "test-keys:out"
     engine = JamEngine(settings, Controls(silence_seconds=0.3, response_seconds=0.6))
     try:
         engine.start()
@@ -114,10 +98,10 @@ def test_input_port_vanishes_and_returns(jack512: JackServer, tmp_path: Path) ->
         time.sleep(0.2)
         keyboard.close()  # ...when the keyboard goes away
         keyboard = None
-        assert _wait_for(lambda: any("disappeared" in p for p in engine.stats().problems))
+        assert wait_until(lambda: any("disappeared" in p for p in engine.stats().problems))
         assert engine.stats().running
         keyboard = Keyboard(jack512, name="test-keys")  # it comes back
-        assert _wait_for(lambda: not engine.stats().problems)
+        assert wait_until(lambda: not engine.stats().problems)
         mark = engine.now()
         keyboard.phrase([62, 65])
         time.sleep(0.3 + 0.4)
@@ -140,27 +124,21 @@ def test_output_port_vanishes_and_returns(jack512: JackServer, tmp_path: Path) -
     back: reported, the jam goes on, and on its return it gets all-notes-off and the music."""
     keyboard = Keyboard(jack512, name="test-keys")
     synth = Listener(jack512, name="test-synth")
-    settings = JamSettings(
-        preset=str(engine_preset(tmp_path)),
-        input="test-keys",
-        output="test-synth",  # a unique part of "test-synth:in"
-        api="jack",
-        audio_device="none",
-        seed=5,
-    )
+    # output: a unique part of "test-synth:in"
+    settings = jack_settings(tmp_path, input="test-keys", output="test-synth", seed=5)
     engine = JamEngine(settings, Controls(silence_seconds=0.3, response_seconds=0.6))
     try:
         engine.start()
         keyboard.phrase([60, 64])
-        assert _wait_for(lambda: any(m[0] == 0x91 for _, m in synth.events)), "no model notes"
+        assert wait_until(lambda: any(m[0] == 0x91 for _, m in synth.events)), "no model notes"
         synth.close()  # the synth quits mid-answer
-        assert _wait_for(lambda: any("disappeared" in p for p in engine.stats().problems))
+        assert wait_until(lambda: any("disappeared" in p for p in engine.stats().problems))
         keyboard.phrase([62, 65])  # the jam goes on with nowhere to send
         time.sleep(0.3)
         assert engine.stats().running
         synth = Listener(jack512, name="test-synth")  # it comes back
-        assert _wait_for(lambda: not engine.stats().problems)
-        assert _wait_for(lambda: len(synth.events) >= 16)
+        assert wait_until(lambda: not engine.stats().problems)
+        assert wait_until(lambda: len(synth.events) >= 16)
         first = [m for _, m in synth.events[:16]]
         assert sorted(first) == sorted((0xB0 | c, 123, 0) for c in range(16)), first
         mark = engine.now()
@@ -173,18 +151,9 @@ def test_output_port_vanishes_and_returns(jack512: JackServer, tmp_path: Path) -
     finally:
         stop_session(engine, keyboard)
     time.sleep(0.2)
-    events = synth.close()
+    events = [Captured(t, tuple(m)) for t, m in synth.close()]
     # Every note the returned synth was given was ended (the stop's notes off included).
-    sounding: dict[tuple[int, int], int] = {}
-    for _, (status, *data) in events:
-        key = (status & 0x0F, data[0] if data else -1)
-        if status & 0xF0 == 0x90 and data[1] > 0:
-            sounding[key] = sounding.get(key, 0) + 1
-        elif status & 0xF0 == 0x80 or (status & 0xF0 == 0x90 and data[1] == 0):
-            sounding.pop(key, None)
-        elif status & 0xF0 == 0xB0 and data[0] == 123:
-            sounding = {k: v for k, v in sounding.items() if k[0] != status & 0x0F}
-    assert sounding == {}, sounding
+    assert unmatched_notes(events) == {}, events
 
 
 def test_kill_9_mid_session_leaves_a_readable_recording(

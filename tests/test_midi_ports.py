@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from livegen.controls import JamSettings
 from livegen.engine import JamEngine
 from livegen.midi_ports import (
     PortError,
@@ -20,7 +19,7 @@ from livegen.midi_ports import (
     resolve_port,
 )
 from tests.jack import JackServer
-from tests.jam_peers import Keyboard, engine_preset
+from tests.jam_peers import Keyboard, engine_preset, jack_settings
 
 
 def test_resolve_exact_substring_ambiguous_missing() -> None:
@@ -33,14 +32,13 @@ def test_resolve_exact_substring_ambiguous_missing() -> None:
         resolve_port("organ", ports, "MIDI input")
 
 
-@pytest.mark.jack
 def test_ports_by_name_through_jack(jack: JackServer, tmp_path: Path) -> None:
     keyboard = Keyboard(jack, name="stage-piano")
     try:
         inputs = list_midi_inputs("jack")
         assert "stage-piano:out" in inputs
         assert "system:playback_1" not in list_midi_outputs("jack")  # audio ports are not MIDI
-        settings = JamSettings(preset=str(engine_preset(tmp_path)), input="organ", api="jack")
+        settings = jack_settings(tmp_path, input="organ")
         with pytest.raises(PortError, match="no MIDI input matches 'organ'") as error:
             JamEngine(settings).start()
         assert "stage-piano:out" in str(error.value)  # it says what exists
