@@ -2,9 +2,10 @@
 kernels of kernels/decode_kernels.py instead of torch's GEMM and attention.
 
 Only float32 on the CPU: int8 dynamic-quantised Linears (fbgemm) are already fast at a few rows,
-and on a GPU the step is one captured graph of torch ops. CpuStep runs the one-token step and
-short appends; in the torch paths (prefill, refills, int8 models), RowsLinear takes products
-of up to ROWS_MAX rows and leaves larger ones to torch, which is faster there.
+and on a GPU the step is one captured graph of torch ops. CpuStep runs the one-token step, short
+appends and the one latent a rollback recomputes; in a float model's torch paths (prefill,
+burst refills), RowsLinear takes products of up to ROWS_MAX rows and leaves larger ones to
+torch, which is faster there. int8 models keep the torch step, with the numba attention.
 """
 
 from __future__ import annotations
@@ -133,7 +134,7 @@ def _norm(norm: nn.LayerNorm) -> tuple[np.ndarray, np.ndarray, np.float32]:
 
 def step_supported(model: nn.Module) -> bool:
     """CpuStep reads float32 nn.Linear weights without biases (not int8 modules)."""
-    linears = [m for m in model.modules() if isinstance(m, nn.Linear | RowsLinear)]
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     others = [m for m in model.modules() if "Linear" in type(m).__name__ and m not in linears]
     return (
         not others

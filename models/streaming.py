@@ -87,7 +87,7 @@ class StreamingDecoder:
         # The graph code (even uncaptured) runs the torch ops a GPU runs, so tests see them.
         graph = cuda_graph or device_sampling
         self.cpu_kernels = cpu_kernels and not graph and applies(model, self.device)
-        self.model = with_row_kernels(model.eval()) if self.cpu_kernels else model.eval()
+        self.model = model.eval()
         self.history_size = history if history is not None else 2 * self.N
         if self.history_size < self.N:
             raise ValueError(f"history must be >= context ({self.N})")
@@ -95,6 +95,7 @@ class StreamingDecoder:
         self.reset()
         self._cpu_step = None
         if self.cpu_kernels and step_supported(self.model):
+            self.model = with_row_kernels(self.model)  # the torch paths' few-row products
             self._cpu_step = CpuStep(
                 self.model, self.ring_k, self.ring_v, self.slot_pos, self.self_k, self.self_v
             )
@@ -239,6 +240,7 @@ class StreamingDecoder:
         self._ensure_ring(max(start, end - self.N), end - 1)
         self._sync_windows(end - 1)
 
+    @torch.no_grad()
     def _sync_windows(self, p: int) -> None:
         """Bring every window containing p up to date; compute the logits at p."""
         windows = self.active_windows(p)
@@ -252,18 +254,25 @@ class StreamingDecoder:
                 first = min(first, p)  # the logits need latent p even if it is cached
             if first <= p:
                 todo.append((k, first))
-        # A short append (the player's note: 2-3 tokens) lands in every window at once: one
-        # batched pass reads the weights once for all windows, as the one-token step does.
-        if len({first for _, first in todo}) == 1:
-            hidden = self._compute_latents([k for k, _ in todo], todo[0][1], p)
+        if self._cpu_step is not None and all(first == p for _, first in todo):
+            # Only latent p is missing (after a rollback: the usual case): one CpuStep call.
+            low = min(self.window_start(k) for k, _ in todo) - (self.N - self.L)
+            self._ensure_ring(max(0, low), p)
+            rows = [(k % self.M, self.window_start(k)) for k, _ in todo]
+            token = int(self.tokens[p % self.history_size])
+            self._logits = self._cpu_step([token], p, [rows])
         else:
-            hidden = None
+            # Windows that need the same latents go in one batched pass (a short append lands
+            # in every window at once): the weights are read once for all of them.
+            groups: dict[int, list[int]] = {}
             for k, first in todo:
-                h = self._compute_latents([k], first, p)
-                hidden = h if k == windows[0] else hidden
+                groups.setdefault(first, []).append(k)
+            for first, ks in groups.items():
+                hidden = self._compute_latents(ks, first, p)
+                if ks[0] == windows[0]:  # todo keeps window order: it owns p
+                    self._logits = self._head(hidden)
         for k, _ in todo:
             self.filled[k % self.M] = p - self.window_start(k) + 1
-        self._logits = self._head(hidden)  # windows[0] is always in todo: it owns p
 
     def _head(self, hidden: torch.Tensor) -> torch.Tensor:
         # [1, D]: int8 dynamic-quantised Linears take 2-d inputs only.
@@ -421,13 +430,14 @@ class StreamingDecoder:
         x = model.cross.finish(x.expand(M, -1)[:, None], y)
 
         # Self-attention: row m writes slot self_slot[m] of its window and sees slots <= it.
-        seen = torch.where(
-            active[:, None],
-            self._self_slots[None, :] <= self_slot[:, None],
-            self._self_slots[None, :] == L,
-        )[:, None, None, :]  # [M, 1, 1, L + 1]
-        seen_lo = torch.where(active, 0, L)  # the same, as slot ranges (the CPU kernels)
-        seen_hi = torch.where(active, self_slot, L)
+        if self.cpu_kernels:  # as slot ranges
+            seen_lo, seen_hi = torch.where(active, 0, L), torch.where(active, self_slot, L)
+        else:  # as a mask
+            seen = torch.where(
+                active[:, None],
+                self._self_slots[None, :] <= self_slot[:, None],
+                self._self_slots[None, :] == L,
+            )[:, None, None, :]  # [M, 1, 1, L + 1]
         rows, heads, slots = self._rows[:, None], self._heads[None, :], self_slot[:, None]
         for block, kbuf, vbuf in zip(model.blocks, self.self_k, self.self_v):
             q, kk, vv = block.attn.project(block.norm(x), cos, sin)  # [M, H, 1, hd]

@@ -129,8 +129,8 @@ def test_which_models_get_the_numba_step():
 
 
 def test_the_torch_step_with_numba_attention_is_exact():
-    """The path int8 models take (torch step, numba attention, RowsLinear), checked here on
-    float weights against the plain torch step at a float tolerance."""
+    """The path int8 models take (the torch step with the numba attention), checked here on
+    float weights (RowsLinear serves too) against the plain torch step at a float tolerance."""
     model = tiny_model()
     kernels, plain = StreamingDecoder(model), StreamingDecoder(model, cpu_kernels=False)
     kernels._cpu_step = None  # keep the torch step, with the kernels inside it
