@@ -189,10 +189,10 @@ def jack_xruns(log: Path, start: float, end: float) -> dict[str, int]:
 
 
 def pct(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+    """The q-th percentile (models/streaming.percentile), None for no values."""
+    from livegen.models.streaming import percentile
+
+    return percentile(sorted(values), q) if values else None
 
 
 def session(preset: Path, worker: str, seconds: float, log: Path, density: float) -> dict:

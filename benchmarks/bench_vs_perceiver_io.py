@@ -37,7 +37,7 @@ import torch
 
 from livegen.models.config import PerceiverARConfig
 from livegen.models.perceiver_ar import PerceiverAR
-from livegen.models.streaming import StreamingDecoder
+from livegen.models.streaming import StreamingDecoder, percentile
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_PIO_PYTHON = Path(os.environ.get("PIO_VENV", "/work/venv-pio")) / "bin" / "python"
@@ -64,12 +64,6 @@ def parse_args() -> argparse.Namespace:
         "--rounds", type=int, default=2, help="alternate the sides this often; best round counts"
     )
     return parser.parse_args()
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[index]
 
 
 def run_pio_side(args: argparse.Namespace, with_drift: bool) -> dict:
@@ -184,8 +178,8 @@ def run_livegen_side(args: argparse.Namespace, with_drift: bool) -> dict:
         "windows_per_step": decoder.M,
         "prefill_ms": prefill_ms,
         "per_token_ms": {
-            "p50": percentile(times, 50),
-            "p99": percentile(times, 99),
+            "p50": percentile(sorted(times), 50),
+            "p99": percentile(sorted(times), 99),
             "max": max(times),
             "mean": sum(times) / len(times),
         },
