@@ -240,6 +240,12 @@ class WorkerCore:
 
     def _player(self, events: list[tuple], final_step: int, tentative: list[tuple]) -> None:
         arrived = self.clock()
+        waiting = self.tentative_start is not None and not events and not tentative
+        if waiting and final_step < min(e[0] for e in self.tentative_events):
+            # Only the clock moved (the engine reports it while it holds the model back) and
+            # the previewed step is not final yet: the preview stands, no rollback, no refill.
+            self._final(final_step)
+            return
         if self.tentative_start is not None:
             previewed = self.tentative_events
             if previewed and [e[:4] for e in events[: len(previewed)]] == previewed:
@@ -262,14 +268,18 @@ class WorkerCore:
             more = self._event_tokens(tentative, PLAYER)
             if more:
                 self.decoder.append(more)
-        self.final_step = max(self.final_step, int(final_step))
-        if self.hold_step is not None and self.final_step >= self.hold_step:
-            self.hold_step = None
+        self._final(final_step)
         now = self.clock()
         for event in [*events, *tentative]:
             if event[1] == "on" and event[4]:
                 self.input_ms.append((now - event[4]) * 1e3)
                 self.transit_ms.append((arrived - event[4]) * 1e3)
+
+    def _final(self, final_step: int) -> None:
+        """The player's steps up to final_step are final; a hold up to there is over."""
+        self.final_step = max(self.final_step, int(final_step))
+        if self.hold_step is not None and self.final_step >= self.hold_step:
+            self.hold_step = None
 
     def _cut(self, epoch: int, keep: int, close_step: int | None, hold_step: int | None) -> None:
         self.epoch = epoch

@@ -92,6 +92,29 @@ def test_cut_rolls_back_to_what_sounded_and_the_player_is_heard(model) -> None: 
     assert core.session_step() == 90
 
 
+def test_a_preview_stands_while_only_the_clock_moves(model) -> None:  # noqa: ANN001
+    """While the engine holds the model back it reports the clock to the worker with empty
+    player messages; a preview whose step is not final yet must survive them (it used to be
+    rolled back and prefilled again when the step came out as previewed)."""
+    clock = ManualClock()
+    core, _ = _core(model, clock)
+    core.handle(("player", [(50, "on", 60, 20, 0.0), (80, "off", 60, 0, 0.0)], 85, []))
+    core.handle(("player", [], 99, [(100, "on", 64, 20, 0.0)]))  # struck, step 100 not final
+    with_preview = core.position
+    rollbacks: list[int] = []
+    rollback = core.decoder.rollback
+    core.decoder.rollback = lambda position: (rollbacks.append(position), rollback(position))
+    for final in (99, 99, 99):
+        core.handle(("player", [], final, []))
+    assert core.position == with_preview and rollbacks == []
+    core.handle(("player", [(100, "on", 64, 20, 0.0)], 100, []))  # final, as previewed
+    assert core.position == with_preview and rollbacks == []
+    assert core.grammar.open_notes[64][0] == 0  # the player's note is in the context
+    core.handle(("player", [], 101, [(102, "on", 67, 20, 0.0)]))
+    core.handle(("player", [(102, "on", 65, 20, 0.0)], 102, []))  # came out otherwise
+    assert rollbacks and 65 in core.grammar.open_notes and 67 not in core.grammar.open_notes
+
+
 def test_player_messages_merge_in_order() -> None:
     messages = [
         ("player", [(1, "on", 60, 20, 0.0)], 1, [("t",)]),
