@@ -123,6 +123,7 @@ class WorkerCore:
         self.tokens_made = 0
         self.events_made = 0
         self._stats_due = 0.0
+        self._rate_mark: tuple[int, float] | None = None  # (tokens_made, clock) at last stats
         decoder.reset()
         decoder.append([BEGIN])
         self._snapshot()
@@ -383,6 +384,10 @@ class WorkerCore:
         if now < self._stats_due:
             return None
         self._stats_due = now + STATS_INTERVAL
+        rate = 0.0
+        if self._rate_mark is not None and now > self._rate_mark[1]:
+            rate = (self.tokens_made - self._rate_mark[0]) / (now - self._rate_mark[1])
+        self._rate_mark = (self.tokens_made, now)
         ordered = sorted(self.decode_ms)
         pick = (lambda q: ordered[int(q * (len(ordered) - 1))]) if ordered else (lambda q: 0.0)
         inputs, transits = list(self.input_ms), list(self.transit_ms)
@@ -391,6 +396,7 @@ class WorkerCore:
         return {
             "position": self.position,
             "tokens": self.tokens_made,
+            "tokens_per_s": rate,  # since the last stats (every STATS_INTERVAL)
             "events": self.events_made,
             "ms_per_token_p50": pick(0.5),
             "ms_per_token_p99": pick(0.99),

@@ -279,7 +279,7 @@ class JamEngine:
         self._player_pending: tuple | None = None
         self.last_input = -1.0
         self.clock_tick = 0
-        self.counters = {"late": 0, "reaction_ms": 0.0, "tokens": 0, "tokens_t": 0.0}
+        self.counters = {"late": 0, "reaction_ms": 0.0}
         self.worker_stats: dict = {}
         self.input_ms: deque[tuple[float, float]] = deque(maxlen=256)  # (when, ms)
         self.cpu_mark = (time.perf_counter(), 0.0)
@@ -872,13 +872,6 @@ class JamEngine:
     def _meters(self, now: float) -> Stats:
         w, audio = self.worker_stats, (self.audio.latest if self.audio is not None else {})
         counters = self.counters
-        tokens = w.get("tokens", 0)
-        wall = time.perf_counter()
-        rate = 0.0
-        if counters["tokens_t"]:
-            rate = (tokens - counters["tokens"]) / max(1e-6, wall - counters["tokens_t"])
-        if tokens != counters["tokens"] or not counters["tokens_t"] or rate == 0.0:
-            counters["tokens"], counters["tokens_t"] = tokens, wall
         while self.input_ms and self.input_ms[0][0] < now - 2.0:  # the last two seconds
             self.input_ms.popleft()
         inputs = sorted(ms for _, ms in self.input_ms)
@@ -890,10 +883,9 @@ class JamEngine:
         problems = list(self._problems.values())
         if following and not self.follower.valid:
             problems.append("following MIDI clock, but no clock is coming in")
-        last = self._stats
         return Stats(
             running=self._running,
-            tokens_per_s=rate if rate else last.tokens_per_s * 0.5,
+            tokens_per_s=w.get("tokens_per_s", 0.0),
             ms_per_token_p50=w.get("ms_per_token_p50", 0.0),
             ms_per_token_p99=w.get("ms_per_token_p99", 0.0),
             lookahead_ms=max(0.0, w.get("ahead_steps", 0.0) * 10.0),

@@ -61,6 +61,19 @@ def test_worker_turn_opens_with_a_note_at_its_start_and_closes_every_note(model)
     assert out[-1][0] == "turn_over" or ("turn_over", 0, 250) in out
 
 
+def test_worker_reports_its_token_rate_over_each_stats_interval(model) -> None:  # noqa: ANN001
+    clock = ManualClock()
+    core, _ = _core(model, clock, density=2.0)
+    assert core.stats()["tokens_per_s"] == 0.0  # nothing to measure from yet
+    core.handle(("plan", 10, 2000, False))
+    _run(core, clock, 1.0)
+    made = core.tokens_made
+    stats = core.stats()
+    assert made > 0 and stats["tokens_per_s"] == pytest.approx(made / clock.t)
+    clock.t += 2.0  # two idle seconds (no work done): the next rate is 0
+    assert core.stats()["tokens_per_s"] == 0.0
+
+
 def test_worker_never_writes_into_the_past(model) -> None:  # noqa: ANN001
     clock = ManualClock()
     core, out = _core(model, clock, density=2.0)
