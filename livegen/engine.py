@@ -127,9 +127,6 @@ class JamEngine:
             self._put(("controls", old, new))
         return new
 
-    def set_recording(self, on: bool) -> None:
-        self.set_controls(recording=bool(on))
-
     def play(self, message: mido.Message) -> None:
         """Player input from outside MIDI (the computer keyboard): the same path as MIDI in."""
         self._on_midi(message.bytes(), time.perf_counter())

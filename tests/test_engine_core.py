@@ -224,7 +224,7 @@ def test_engine_without_ports_or_sound_plays_from_the_computer_keyboard(tmp_path
         assert any("model's turn" in line for line in log), log
         engine.set_controls(mode=Mode.ACCOMPANY, temperature=0.8)
         assert engine.controls.mode == Mode.ACCOMPANY
-        engine.set_recording(False)
+        engine.set_controls(recording=False)
         time.sleep(0.1)
         assert engine.stats().recording_path is None
     finally:

@@ -39,9 +39,6 @@ class SilentEngine:
     def panic(self) -> None:
         pass
 
-    def set_recording(self, on: bool) -> None:
-        pass
-
     def snapshot(self, seconds: float) -> tuple:
         now = self.now()
         return self.stats(), now, self.roll(now - seconds), self.drain_log(), self.controls

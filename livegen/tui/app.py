@@ -54,7 +54,6 @@ class Engine(Protocol):
     def set_controls(self, **changes) -> Controls: ...
     def play(self, message: mido.Message) -> None: ...
     def panic(self) -> None: ...
-    def set_recording(self, on: bool) -> None: ...
     def now(self) -> float: ...
     def stats(self) -> Stats: ...
     def roll(self, since: float) -> list[RollNote]: ...
@@ -208,9 +207,6 @@ class JamScreen(Screen):
         changes = nudged(self.app.controls, name, direction)
         if changes:
             self.app.change_controls(**changes)
-
-    def action_record(self) -> None:
-        self.app.toggle_recording()
 
     def action_panic(self) -> None:
         self.app.panic()
@@ -367,15 +363,6 @@ class JamApp(App):
         if "mode" in changes:
             self.jam_screen.show_status()
 
-    def toggle_recording(self) -> None:
-        on = not self.controls.recording
-        if self.engine is None:
-            self.change_controls(recording=on)
-            return
-        self.engine.set_recording(on)
-        self.controls = self.engine.controls
-        self.jam_screen.show_controls()
-
     def panic(self) -> None:
         self.keyboard.release_all()  # the engine's panic silences them
         if self.engine is not None:
@@ -472,6 +459,7 @@ class JamApp(App):
     @work(thread=True, exclusive=True, group="engine")
     def stop_and_exit(self) -> None:
         self.engine_state = "stopping"
+        self.call_from_thread(self.jam_screen.show_status)  # it can take a while: say so
         # Let go of the engine before stopping it: stop() holds the engine's lock for as long
         # as finishing the recording takes, and a poll on the UI thread would wait for it.
         engine, self.engine = self.engine, None

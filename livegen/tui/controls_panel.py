@@ -127,7 +127,7 @@ CONTROL_KEYS: tuple[KeyHelp, ...] = (
         "quantise",
     ),
     KeyHelp("b", "clock source: internal / MIDI clock in", (("b", "nudge('clock', 1)"),), "clock"),
-    KeyHelp("r", "record on / off", (("r", "record"),), "record"),
+    KeyHelp("r", "record on / off", (("r", "nudge('recording', 1)"),), "record"),
     KeyHelp("Esc", "PANIC: all notes off", (("escape", "panic"),), "panic"),
     KeyHelp(
         "z / x",

@@ -7,7 +7,7 @@ own only the CPU is shared. The UI talks to it through a pipe: one small request
 call, a fraction of a millisecond, about 15 a second while nobody plays.
 
 EngineProcess has JamEngine's methods (start, stop, controls, set_controls, play, panic,
-set_recording, now, stats, roll, drain_log), so the app cannot tell the difference, and
+now, stats, roll, drain_log), so the app cannot tell the difference, and
 snapshot(), which reads what a UI poll needs in one round trip. Errors the
 engine raises (a wrong port name, a bad preset, a bad control) are raised again here. If the
 engine process dies, the methods stop raising and the stats say so; if the UI dies, the engine
@@ -32,7 +32,7 @@ CALL_TIMEOUT = 5.0  # s: a reply slower than this means the engine process is st
 STOP_TIMEOUT = 30.0  # s: stopping finishes the recording and joins the engine's workers
 START_TIMEOUT = 180.0  # s: loading a model on a busy machine
 Snapshot = tuple[Stats, float, list[RollNote], list[str], Controls]
-CALLS = {"set_controls", "play", "panic", "set_recording", "now", "stats", "roll", "drain_log"}
+CALLS = {"set_controls", "play", "panic", "now", "stats", "roll", "drain_log"}
 
 
 _RUNNING: weakref.WeakSet[EngineProcess] = weakref.WeakSet()
@@ -178,7 +178,9 @@ class EngineProcess:
             try:
                 self._conn.send((name, args, kwargs))
                 if not self._conn.poll(CALL_TIMEOUT):
-                    self._gone = f"the engine stopped answering ({name} took over 5 s)"
+                    self._gone = (
+                        f"the engine stopped answering ({name} took over {CALL_TIMEOUT:g} s)"
+                    )
                     return None
                 kind, value = self._conn.recv()
             except (EOFError, OSError, BrokenPipeError):
@@ -208,9 +210,6 @@ class EngineProcess:
 
     def panic(self) -> None:
         self._call("panic")
-
-    def set_recording(self, on: bool) -> None:
-        self._call("set_recording", on)
 
     def now(self) -> float:
         now = self._call("now")

@@ -20,7 +20,6 @@ from livegen.tui.keyboard import note_name
 
 PLAYER_COLOUR = "#4fc3f7"  # light blue
 MODEL_COLOUR = "#ffb74d"  # orange
-COLOURS = {"player": PLAYER_COLOUR, "model": MODEL_COLOUR}
 GRID_BG = "#1c1c1c"  # rows holding a C, so the eye finds its place
 GUTTER = 4  # columns for the note names on the left
 
