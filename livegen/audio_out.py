@@ -332,16 +332,18 @@ def _audio_process(conn, spec: AudioSpec) -> None:  # noqa: ANN001
             latency="low",
             callback=renderer.callback,
         )
+        # Everything loaded so far lives as long as the process: out of the collector's sight.
+        # A full collection over it took ~4 ms, longer than a 128-frame block, and it runs in
+        # whichever thread allocates, the callback included (1 xrun a minute in bench_jam).
+        # Collected and frozen before the stream starts: a collection holds the GIL the
+        # running callback needs.
+        gc.collect()
+        gc.freeze()
+        _raise_priority()
         stream.start()
         info = sd.query_devices(stream.device)
         api = sd.query_hostapis(info["hostapi"])["name"]
         conn.send(("ready", {"device": f"{info['name']} ({api})", "latency": stream.latency}))
-        # Everything loaded so far lives as long as the process: out of the collector's sight.
-        # A full collection over it took ~4 ms, longer than a 128-frame block, and it runs in
-        # whichever thread allocates, the callback included (1 xrun a minute in bench_jam).
-        gc.collect()  # no garbage pinned by the freeze
-        gc.freeze()
-        _raise_priority()
     except Exception as error:  # no PortAudio, no device, no soundfont: a problem, not a crash
         conn.send(("problem", f"no sound: {type(error).__name__}: {error}. {NO_SOUND_HINT}"))
         stream = None
