@@ -34,7 +34,6 @@ from livegen.synth import FluidSynthRenderer, SynthEvent
 
 STATS_INTERVAL = 0.25
 GIL_HOLDER_PRIORITY = 10  # SCHED_FIFO: above every ordinary thread, below JACK's (60-70)
-PLAYER, MODEL, SYSTEM = 0, 1, 2  # who an event belongs to (only MODEL events can be cancelled)
 
 
 @dataclass
@@ -67,13 +66,14 @@ class CallbackRenderer:
         self.sr = spec.sample_rate
         self.latency_frames = spec.latency_blocks * spec.blocksize
         self.inbox: deque[tuple] = deque()
-        self._pending: list[tuple] = []  # heap: (frame, order, seq, kind, channel, a, b, owner, t)
+        self._pending: list[
+            tuple
+        ] = []  # heap: (frame, order, seq, kind, channel, a, b, cancellable, t)
         self._seq = 0
         self.anchor: float | None = None
         self._window_min = self._previous_min = float("inf")
         self._window_blocks = 0
         self._window_size = max(1, round(0.25 * spec.sample_rate / spec.blocksize))
-        self.blocks = 0
         self.xruns = 0
         self.late = 0  # events whose frame had already been rendered when they arrived
         self.max_callback_ms = 0.0
@@ -83,7 +83,6 @@ class CallbackRenderer:
         # scheduler, the GIL), not that it ran long.
         self.max_gap_ms = 0.0
         self._last_start = 0.0
-        self.peak = 0.0  # loudest sample since the last stats
         self.recorder: WavRing | None = None
 
     def _follow(self, estimate: float) -> None:
@@ -114,9 +113,6 @@ class CallbackRenderer:
         self._render(outdata, frames, block_start)
         if self.recorder is not None:
             self.recorder.write(outdata)
-        if frames:  # two reductions, not np.abs: no temporary array in the callback
-            self.peak = max(self.peak, float(outdata.max()), -float(outdata.min()))
-        self.blocks += 1
         spent = (self.clock() - start) * 1e3
         self.max_callback_ms = max(self.max_callback_ms, spent)
         if spent * self.sr > frames * 1e3:
@@ -128,16 +124,18 @@ class CallbackRenderer:
             message = inbox.popleft()
             kind = message[0]
             if kind == "note" or kind == "cc":
-                _, t, channel, a, b, owner = message
+                _, t, channel, a, b, cancellable = message
                 frame = self.frame_of(t)
                 if frame < block_start:
                     self.late += 1
                 order = 1 if (kind == "cc" or b > 0) else 0  # offs first at one frame
                 self._seq += 1
-                heapq.heappush(pending, (frame, order, self._seq, kind, channel, a, b, owner, t))
+                heapq.heappush(
+                    pending, (frame, order, self._seq, kind, channel, a, b, cancellable, t)
+                )
             elif kind == "cancel":  # drop the model's events after session time message[1]
                 after = message[1]
-                kept = [e for e in pending if not (e[7] == MODEL and e[8] > after)]
+                kept = [e for e in pending if not (e[7] and e[8] > after)]
                 heapq.heapify(kept)
                 self._pending = pending = kept
             elif kind == "silence":  # panic: drop everything pending, stop every voice
@@ -150,36 +148,19 @@ class CallbackRenderer:
                 self.max_callback_ms = self.max_gap_ms = 0.0
 
     def _render(self, outdata: np.ndarray, frames: int, block_start: int) -> None:
-        end = block_start + frames
-        pending, done, notes = self._pending, 0, []
+        end, pending, events = block_start + frames, self._pending, []
         while pending and pending[0][0] < end:
             frame, order, _, kind, channel, a, b, _, _ = heapq.heappop(pending)
-            if kind == "note":
-                notes.append(SynthEvent(frame, order, channel, a, b))
-                continue
-            # A controller (the sustain pedal): render up to its frame, then apply it.
-            at = min(max(frame - block_start, done), frames)
-            if at > done:
-                self.synth.render_into(outdata[done:at], notes)
-                notes, done = [], at
-            self.synth.control(channel, a, b)
-        if done < frames:
-            self.synth.render_into(outdata[done:frames], notes)
-        elif notes:  # events at the very end of the block: apply them for the next one
-            self.synth.render_into(outdata[frames:frames], notes)
+            events.append(SynthEvent(frame, order, channel, a, b, controller=kind == "cc"))
+        self.synth.render_into(outdata, events)
 
     def stats(self) -> dict[str, Any]:
-        peak, self.peak = self.peak, 0.0
         return {
-            "blocks": self.blocks,
             "xruns": self.xruns,
             "late": self.late,
             "max_callback_ms": self.max_callback_ms,
             "slow_callbacks": self.slow_callbacks,
             "max_gap_ms": self.max_gap_ms,
-            "peak": peak,
-            "frame": self.synth.frame,
-            "anchor": self.anchor,
             "cpu_s": time.process_time(),
         }
 
@@ -392,16 +373,8 @@ class AudioOut:
         self._reader: threading.Thread | None = None
         self._lock = threading.Lock()
 
-    @property
-    def running(self) -> bool:
-        return self._conn is not None and self.problem is None
-
-    def start(self, timeout: float = 20.0) -> str | None:
-        """Start the stream; returns None, or a line saying why there is no sound."""
-        self.launch()
-        return self.wait_ready(timeout)
-
     def launch(self) -> None:
+        """Start the audio process (returns at once; wait_ready waits)."""
         import multiprocessing
 
         context = multiprocessing.get_context("spawn")
@@ -413,6 +386,7 @@ class AudioOut:
         self._conn = ours
 
     def wait_ready(self, timeout: float = 20.0) -> str | None:
+        """Wait for the stream; returns None, or a line saying why there is no sound."""
         ours = self._conn
         if not ours.poll(timeout):
             self.problem = "no sound: the audio process did not start"
@@ -449,11 +423,15 @@ class AudioOut:
             except (OSError, ValueError):
                 self.problem = "no sound: the audio process died"
 
-    def note(self, t: float, channel: int, pitch: int, velocity: int, owner: int) -> None:
-        self.send(("note", t, channel, pitch, velocity, owner))
+    def note(
+        self, t: float, channel: int, pitch: int, velocity: int, *, cancellable: bool = False
+    ) -> None:
+        """A note-on (velocity 0: off) at session time `t`. Cancellable notes are the model's
+        ahead of time: a cut ("cancel") drops those after its time."""
+        self.send(("note", t, channel, pitch, velocity, cancellable))
 
     def control(self, t: float, channel: int, number: int, value: int) -> None:
-        self.send(("cc", t, channel, number, value, PLAYER))
+        self.send(("cc", t, channel, number, value, False))
 
     def stop(self) -> None:
         if self._conn is None:

@@ -35,6 +35,7 @@ from livegen.kernels.errors import LivegenError
 from livegen.midi_ports import RateLimit
 from livegen.modes import TurnPlanner
 from livegen.player_stream import PlayerStream
+from livegen.recorder import MODEL_TRACK, PLAYER_TRACK
 from livegen.scheduler import ModelEvent, ModelScheduler
 
 LATE_TOLERANCE = 0.010  # a model event sent more than one 10 ms step after its time is late
@@ -475,7 +476,7 @@ class JamEngine:
             # program change, pitch bend, aftertouch: passed on and recorded as they are
             if self._controls.passthrough:
                 self._send_out(list(data))
-            self._record(0, t, data)
+            self._record(PLAYER_TRACK, t, data)
         else:
             self._dropped += 1
 
@@ -491,8 +492,8 @@ class JamEngine:
             self.passed[key] = self.passed.get(key, 0) + 1
             self._send_out([0x90 | channel, pitch, velocity])
             if self.audio is not None:
-                self.audio.note(t, channel, pitch, velocity, 0)
-        self._record(0, t, (0x90 | channel, pitch, velocity))
+                self.audio.note(t, channel, pitch, velocity)
+        self._record(PLAYER_TRACK, t, (0x90 | channel, pitch, velocity))
         self._roll_on(PLAYER, channel, pitch, velocity, t)
         if channel == 9:
             return  # drums pass through; the model does not hear them
@@ -515,8 +516,8 @@ class JamEngine:
             self._release(key, self.passed)
             self._send_out([0x80 | channel, pitch, 0])
             if self.audio is not None:
-                self.audio.note(t, channel, pitch, 0, 0)
-        self._record(0, t, (0x80 | channel, pitch, 0))
+                self.audio.note(t, channel, pitch, 0)
+        self._record(PLAYER_TRACK, t, (0x80 | channel, pitch, 0))
         self._roll_off(PLAYER, channel, pitch, t)
         if channel == 9:
             return
@@ -540,7 +541,7 @@ class JamEngine:
             self._send_out([0xB0 | channel, number, value])
             if self.audio is not None:
                 self.audio.control(t, channel, number, value)
-        self._record(0, t, (0xB0 | channel, number, value))
+        self._record(PLAYER_TRACK, t, (0xB0 | channel, number, value))
         if number == 64 and channel != 9:
             self.last_input = t
             message = mido.Message("control_change", channel=channel, control=64, value=value)
@@ -611,10 +612,10 @@ class JamEngine:
         _, strikes = self.model_sounding.pop(pitch)
         for _ in range(strikes):
             self._send_out([0x80 | channel, pitch, 0])
-            self._record(1, t, (0x80 | channel, pitch, 0))
+            self._record(MODEL_TRACK, t, (0x80 | channel, pitch, 0))
             self._roll_off(MODEL, channel, pitch, t)
         if self.audio is not None:
-            self.audio.note(t, channel, pitch, 0, 2)
+            self.audio.note(t, channel, pitch, 0)
 
     def _beat_clock(self):  # noqa: ANN202
         # Following MIDI clock, a stalled sender keeps its last tempo and phase: switching to
@@ -655,7 +656,9 @@ class JamEngine:
                 return
             self.scheduler.add(event)
             if self.audio is not None:
-                self.audio.note(due, self.model_channel, pitch, velocity if on else 0, 1)
+                self.audio.note(
+                    due, self.model_channel, pitch, velocity if on else 0, cancellable=True
+                )
         elif kind == "turn_over":
             if message[1] == self.scheduler.epoch:
                 self.planner.turn_over()
@@ -697,7 +700,7 @@ class JamEngine:
         event.raw = None
         if self.scheduler.add(event) and self.audio is not None:
             velocity = event.velocity if event.on else 0
-            self.audio.note(event.due, self.model_channel, event.pitch, velocity, 1)
+            self.audio.note(event.due, self.model_channel, event.pitch, velocity, cancellable=True)
 
     def _dispatch(self, now: float) -> None:
         channel = self.model_channel
@@ -707,7 +710,7 @@ class JamEngine:
                 continue
             if event.on:
                 self._send_out([0x90 | channel, event.pitch, event.velocity])
-                self._record(1, event.due, (0x90 | channel, event.pitch, event.velocity))
+                self._record(MODEL_TRACK, event.due, (0x90 | channel, event.pitch, event.velocity))
                 self._roll_on(MODEL, channel, event.pitch, event.velocity, event.due)
                 sounding = self.model_sounding.setdefault(event.pitch, [event.due, 0])
                 sounding[1] += 1
@@ -723,7 +726,7 @@ class JamEngine:
             elif event.pitch in self.model_sounding:
                 # One note-off per note-on, also for a re-struck pitch (a DAW pairs them up).
                 self._send_out([0x80 | channel, event.pitch, 0])
-                self._record(1, event.due, (0x80 | channel, event.pitch, 0))
+                self._record(MODEL_TRACK, event.due, (0x80 | channel, event.pitch, 0))
                 self._roll_off(MODEL, channel, event.pitch, event.due)
                 sounding = self.model_sounding[event.pitch]
                 sounding[1] -= 1

@@ -29,8 +29,9 @@ class SynthEvent:
     frame: int  # absolute sample frame at which the event sounds
     order: int  # at one frame: offs (0) before ons (1), so a re-struck key sounds again
     channel: int
-    pitch: int
-    velocity: int  # 0 means note-off
+    pitch: int  # for a controller: its number (64: the sustain pedal)
+    velocity: int  # 0 means note-off; for a controller: its value
+    controller: bool = False
 
 
 def _load_fluidsynth():  # noqa: ANN202 - the module has no types
@@ -90,7 +91,9 @@ class FluidSynthRenderer:
             self._synth.all_notes_off(channel)
 
     def _apply(self, event: SynthEvent) -> None:
-        if event.velocity > 0:
+        if event.controller:
+            self._synth.cc(event.channel, event.pitch, event.velocity)
+        elif event.velocity > 0:
             self._synth.noteon(event.channel, event.pitch, event.velocity)
         else:
             self._synth.noteoff(event.channel, event.pitch)
