@@ -111,11 +111,14 @@ class Recorder:
             self._dirty = True
 
     def mark(self, time_s: float) -> None:
-        """The session went on to `time_s` (so the file's length follows the clock)."""
+        """The session went on to `time_s`: the file's length follows the clock. It is
+        rewritten for that only while a note sounds (the note's length grows); in silence
+        the next event or the close writes it, so a quiet session is not rewritten and
+        fsynced twice a second for nothing, and a kill -9 loses only trailing silence."""
         with self._lock:
             if time_s > self._end:
                 self._end = time_s
-                self._dirty = True
+                self._dirty = self._dirty or any(track.sounding for track in self._tracks)
 
     def snapshot(self) -> bytes:
         with self._lock:

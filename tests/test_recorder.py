@@ -60,3 +60,27 @@ def test_the_file_is_rewritten_while_recording_and_never_torn(tmp_path: Path) ->
     finally:
         recorder.close()
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_the_clock_alone_rewrites_the_file_only_while_a_note_sounds(tmp_path: Path) -> None:
+    recorder = Recorder(tmp_path / "take.mid", interval=0.02)
+    recorder.start()
+    try:
+        recorder.add(PLAYER_TRACK, 0.1, [0x90, 60, 100])
+        recorder.add(PLAYER_TRACK, 0.2, [0x80, 60, 0])
+        time.sleep(0.1)
+        before = recorder.writes
+        for k in range(10):  # silence: the clock moves on, nothing sounds
+            recorder.mark(0.3 + k * 0.1)
+            time.sleep(0.03)
+        assert recorder.writes == before
+        recorder.add(MODEL_TRACK, 1.5, [0x91, 67, 80])  # a held note: its length grows
+        time.sleep(0.1)
+        held = recorder.writes
+        for k in range(10):
+            recorder.mark(1.6 + k * 0.1)
+            time.sleep(0.03)
+        assert recorder.writes >= held + 5
+        assert _notes(recorder.path)[1][-1][0] >= 2.2  # ends where the clock was, about
+    finally:
+        recorder.close()
