@@ -36,6 +36,7 @@ from livegen.midi_ports import RateLimit
 from livegen.modes import TurnPlanner
 from livegen.player_stream import PlayerStream
 from livegen.recorder import MODEL_TRACK, PLAYER_TRACK
+from livegen.roll_log import RollLog
 from livegen.scheduler import ModelEvent, ModelScheduler
 
 LATE_TOLERANCE = 0.010  # a model event sent more than one 10 ms step after its time is late
@@ -94,8 +95,7 @@ class JamEngine:
         self.worker_mode = worker_mode
         self._inbox: queue.Queue = queue.Queue(maxsize=INBOX_LIMIT)
         self._log: deque[str] = deque(maxlen=2000)
-        self._closed_notes: deque[RollNote] = deque(maxlen=4096)
-        self._open_notes: dict[tuple[str, int, int], list[tuple[float, int]]] = {}
+        self._roll = RollLog()
         self._stats = Stats()
         self._problems: dict[str, str] = {}
         self._t0: float | None = None
@@ -144,15 +144,7 @@ class JamEngine:
 
     def roll(self, since: float) -> list[RollNote]:
         """Notes overlapping [since, now()], the player's and the model's; open ones end None."""
-        notes = []
-        for note in reversed(list(self._closed_notes)):  # closed in order of their end
-            if note.end < since:
-                break
-            notes.append(note)
-        for (owner, _, pitch), starts in list(self._open_notes.items()):
-            notes.extend(RollNote(owner, pitch, v, s) for s, v in list(starts))
-        notes.sort(key=lambda n: n.start)
-        return notes
+        return self._roll.since(since)
 
     def drain_log(self) -> list[str]:
         lines = []
@@ -494,7 +486,7 @@ class JamEngine:
             if self.audio is not None:
                 self.audio.note(t, channel, pitch, velocity)
         self._record(PLAYER_TRACK, t, (0x90 | channel, pitch, velocity))
-        self._roll_on(PLAYER, channel, pitch, velocity, t)
+        self._roll.on(PLAYER, channel, pitch, velocity, t)
         if channel == 9:
             return  # drums pass through; the model does not hear them
         action = self.planner.note_on(t, self._controls)
@@ -518,7 +510,7 @@ class JamEngine:
             if self.audio is not None:
                 self.audio.note(t, channel, pitch, 0)
         self._record(PLAYER_TRACK, t, (0x80 | channel, pitch, 0))
-        self._roll_off(PLAYER, channel, pitch, t)
+        self._roll.off(PLAYER, channel, pitch, t)
         if channel == 9:
             return
         if self.planner.note_off(t, self._controls) is not None:
@@ -613,7 +605,7 @@ class JamEngine:
         for _ in range(strikes):
             self._send_out([0x80 | channel, pitch, 0])
             self._record(MODEL_TRACK, t, (0x80 | channel, pitch, 0))
-            self._roll_off(MODEL, channel, pitch, t)
+            self._roll.off(MODEL, channel, pitch, t)
         if self.audio is not None:
             self.audio.note(t, channel, pitch, 0)
 
@@ -711,7 +703,7 @@ class JamEngine:
             if event.on:
                 self._send_out([0x90 | channel, event.pitch, event.velocity])
                 self._record(MODEL_TRACK, event.due, (0x90 | channel, event.pitch, event.velocity))
-                self._roll_on(MODEL, channel, event.pitch, event.velocity, event.due)
+                self._roll.on(MODEL, channel, event.pitch, event.velocity, event.due)
                 sounding = self.model_sounding.setdefault(event.pitch, [event.due, 0])
                 sounding[1] += 1
                 if self.first_note_due is not None:
@@ -727,7 +719,7 @@ class JamEngine:
                 # One note-off per note-on, also for a re-struck pitch (a DAW pairs them up).
                 self._send_out([0x80 | channel, event.pitch, 0])
                 self._record(MODEL_TRACK, event.due, (0x80 | channel, event.pitch, 0))
-                self._roll_off(MODEL, channel, event.pitch, event.due)
+                self._roll.off(MODEL, channel, event.pitch, event.due)
                 sounding = self.model_sounding[event.pitch]
                 sounding[1] -= 1
                 if not sounding[1]:
@@ -822,19 +814,7 @@ class JamEngine:
         if self.recorder is not None and self._controls.recording:
             self.recorder.add(track, t, data)
 
-    # ---- the piano roll, the log, the meters ------------------------------------------------
-
-    def _roll_on(self, owner: str, channel: int, pitch: int, velocity: int, t: float) -> None:
-        self._open_notes.setdefault((owner, channel, pitch), []).append((t, velocity))
-
-    def _roll_off(self, owner: str, channel: int, pitch: int, t: float) -> None:
-        starts = self._open_notes.get((owner, channel, pitch))
-        if not starts:
-            return
-        start, velocity = starts.pop(0)
-        if not starts:
-            del self._open_notes[(owner, channel, pitch)]
-        self._closed_notes.append(RollNote(owner, pitch, velocity, start, max(t, start)))
+    # ---- the log, the meters ------------------------------------------------
 
     def _say(self, line: str) -> None:
         self._log.append(f"[{self.now():8.2f}] {line}")
