@@ -121,7 +121,6 @@ class WorkerCore:
         self.input_ms: deque[float] = deque(maxlen=64)
         self.transit_ms: deque[float] = deque(maxlen=64)  # the part before the worker had it
         self.tokens_made = 0
-        self.events_made = 0
         self._stats_due = 0.0
         self._rate_mark: tuple[int, float] | None = None  # (tokens_made, clock) at last stats
         decoder.reset()
@@ -359,7 +358,6 @@ class WorkerCore:
 
     def _emit_note(self, on: bool, pitch: int, position: int) -> None:
         velocity = bin_to_velocity(self.grammar.velocity_bin) if self.grammar.velocity_bin else 64
-        self.events_made += 1
         self.emit(("event", self.epoch, position, self.session_step(), on, pitch, velocity))
 
     def _end_turn(self) -> None:
@@ -394,17 +392,14 @@ class WorkerCore:
         self.input_ms.clear()
         self.transit_ms.clear()
         return {
-            "position": self.position,
             "tokens": self.tokens_made,
             "tokens_per_s": rate,  # since the last stats (every STATS_INTERVAL)
-            "events": self.events_made,
             "ms_per_token_p50": pick(0.5),
             "ms_per_token_p99": pick(0.99),
             "ahead_steps": self.session_step() - self.now_step(),
             "input_ms": inputs,
             "transit_ms": transits,
             "cpu_s": time.process_time(),
-            "margin_steps": self.margin_steps(),
         }
 
 
@@ -501,11 +496,6 @@ class DecodeWorker:
         self._send_lock = threading.Lock()
         self.alive = False
 
-    def start(self, timeout: float = 120.0) -> dict[str, Any]:
-        """Start and wait until the model is loaded; WorkerError with the worker's reason."""
-        self.launch()
-        return self.wait_ready(timeout)
-
     def launch(self) -> None:
         """Start loading (returns at once; wait_ready waits)."""
         import multiprocessing
@@ -524,6 +514,7 @@ class DecodeWorker:
         self._conn = ours
 
     def wait_ready(self, timeout: float = 120.0) -> dict[str, Any]:
+        """Wait until the model is loaded; WorkerError with the worker's reason."""
         ours = self._conn
         if not ours.poll(timeout):
             self.stop()

@@ -34,9 +34,6 @@ class ModelScheduler:
         self._seq = 0
         self.last_sent_position = 0  # the context position of the last model event sent
 
-    def __len__(self) -> int:
-        return len(self._heap)
-
     def add(self, event: ModelEvent) -> bool:
         """Queue an event; False (dropped) if it belongs to an epoch that was cut."""
         if event.epoch != self.epoch:
