@@ -98,6 +98,29 @@ def peer(seconds: float, silence: float, response: float, engine: bool = True) -
     print(json.dumps({"releases": releases, "heard": heard, "playing": [start, end]}))
 
 
+def burn(percent: float) -> None:
+    """A CPU load with no audio in it: numpy sums over 9 MB (memory traffic like a model
+    step's) in 1 ms bursts, `percent` of one core, until killed."""
+    import numpy as np
+
+    data = np.random.rand(1500, 1500).astype(np.float32)
+    rest = 1e-3 * (100.0 / percent - 1.0)
+    while True:
+        start = time.perf_counter()
+        while time.perf_counter() - start < 1e-3:
+            data.sum()
+        time.sleep(rest)
+
+
+def stolen_ms() -> float:
+    """CPU time the hypervisor has stolen from this machine, all CPUs (Linux /proc/stat)."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+        return int(fields[8]) * 1e3 / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
 # ---- the bench -----------------------------------------------------------------------------
 
 
@@ -195,16 +218,22 @@ def pct(values: list[float], q: float) -> float | None:
     return percentile(sorted(values), q) if values else None
 
 
-def session(preset: Path, worker: str, seconds: float, log: Path, density: float) -> dict:
+def session(
+    preset: Path, worker: str, seconds: float, log: Path, density: float, load_percent: float
+) -> dict:
     """One run of the peer against the engine with its decode worker in `worker` ("process",
-    "thread"), or, for worker "none", against no engine at all: the harness' own xruns."""
+    "thread"), or, for worker "none", against no engine at all: the harness' own xruns; for
+    worker "load", no engine but a plain CPU load of `load_percent`."""
     from livegen.controls import Controls, JamSettings
     from livegen.engine import JamEngine
 
     silence, response = 0.4, 2.0
-    engine = None
+    engine = load = None
     opened = time.perf_counter()  # set-up xruns count from here (not the previous session's)
-    if worker != "none":
+    if worker == "load":
+        code = f"import sys; sys.path.insert(0, {str(ROOT)!r}); from benchmarks.bench_jam import burn; "
+        load = subprocess.Popen([sys.executable, "-c", code + f"burn({load_percent})"])
+    elif worker != "none":
         settings = JamSettings(preset=str(preset), api="jack", blocksize=128, seed=0)
         controls = Controls(silence_seconds=silence, response_seconds=response, density=density)
         engine = JamEngine(settings, controls, worker_mode=worker)
@@ -212,13 +241,16 @@ def session(preset: Path, worker: str, seconds: float, log: Path, density: float
         engine.start()
         problems = engine.stats().problems
         tokens_before = engine.worker_stats.get("tokens", 0)
-    begin = time.perf_counter()
+    begin, stolen = time.perf_counter(), stolen_ms()
     code = f"import sys; sys.path.insert(0, {str(ROOT)!r}); from benchmarks.bench_jam import peer; "
     code += f"peer({seconds}, {silence}, {response}, {engine is not None})"
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=seconds + 120
     )
-    wall = time.perf_counter() - begin
+    wall, stolen = time.perf_counter() - begin, stolen_ms() - stolen
+    if load is not None:
+        load.kill()
+        load.wait()
     if done.returncode:
         if engine is not None:
             engine.stop()
@@ -237,6 +269,7 @@ def session(preset: Path, worker: str, seconds: float, log: Path, density: float
         "xruns_jack_playing_stalls": playing["stalls"],
         "xruns_jack_playing_clients": {k: v for k, v in playing.items() if k.startswith("late:")},
         "xruns_jack_setup_teardown": outside,
+        "stolen_ms": round(stolen, 1),
         "loadavg_1min": round(os.getloadavg()[0], 2),
     }
     if engine is None:
@@ -287,7 +320,14 @@ def main() -> None:
     parser.add_argument(
         "--workers",
         default="none,process,thread",
-        help="worker modes to run; none: the peer alone, no engine (the harness' own xruns)",
+        help="worker modes to run; none: the peer alone, no engine (the harness' own xruns); "
+        "load: the peer beside a plain CPU load of --load-percent",
+    )
+    parser.add_argument(
+        "--load-percent",
+        type=float,
+        default=12.0,
+        help="the load baseline's CPU share of one core (the engine's, CPU %% in its report)",
     )
     parser.add_argument("--rt", action="store_true", help="run jackd with real-time priority")
     parser.add_argument("--period", type=int, default=128)
@@ -315,14 +355,16 @@ def main() -> None:
         results = []
         try:
             for worker in args.workers.split(","):
-                results.append(session(preset, worker, args.seconds, log, density))
+                results.append(
+                    session(preset, worker, args.seconds, log, density, args.load_percent)
+                )
         finally:
             server.terminate()
             server.wait(timeout=10)
             if args.jack_log:
                 args.jack_log.write_text(log.read_text(errors="replace"))
     setup = {"preset": preset.name, "quantize": args.quantize, "period": args.period}
-    setup.update(realtime=args.rt, cpus=os.cpu_count())
+    setup.update(realtime=args.rt, cpus=os.cpu_count(), load_percent=args.load_percent)
     report(setup, results)
 
 
@@ -337,6 +379,7 @@ def print_xruns(r: dict) -> None:
         f"{r['xruns_jack_playing_clients'] or ''}"
     )
     print(f"  {'  set-up and teardown':24s} {r['xruns_jack_setup_teardown'] or 0}")
+    print(f"  {'CPU stolen by the host':24s} {r['stolen_ms']:.0f} ms while playing (all CPUs)")
 
 
 def report(setup: dict, results: list[dict]) -> None:
@@ -346,8 +389,13 @@ def report(setup: dict, results: list[dict]) -> None:
         f"{'real-time' if setup['realtime'] else 'not real-time'}; {setup['cpus']} CPUs"
     )
     for r in results:
-        if r["worker"] == "none":
-            print(f"\nno engine: the peer's clients alone ({r['seconds']} s)")
+        if r["worker"] in ("none", "load"):
+            beside = (
+                f"beside a {setup['load_percent']:g}% CPU load"
+                if r["worker"] == "load"
+                else "alone"
+            )
+            print(f"\nno engine: the peer's clients {beside} ({r['seconds']} s)")
             print_xruns(r)
             continue
         print(
