@@ -55,6 +55,18 @@ def quantize(seconds: float) -> int:
 
 
 @njit(cache=True)
+def _drop_active(active, slot, note, n_active):
+    """Remove `note` from the active set (swap in the last one); returns the new size."""
+    a = slot[note]
+    n_active -= 1
+    moved = active[n_active]
+    active[a] = moved
+    slot[moved] = a
+    slot[note] = -1
+    return n_active
+
+
+@njit(cache=True)
 def apply_sustain(start, end, pitch, group, pedal_time, pedal_group, pedal_value):
     """Sustain pedal (CC64) applied per group: returns (new_end, keep).
 
@@ -129,11 +141,7 @@ def apply_sustain(start, end, pitch, group, pedal_time, pedal_group, pedal_value
                 if group[note] == g and new_end[note] < t:
                     # Held only by the pedal: it ends now.
                     new_end[note] = t
-                    n_active -= 1
-                    moved = active[n_active]
-                    active[a] = moved
-                    slot[moved] = a
-                    slot[note] = -1
+                    n_active = _drop_active(active, slot, note, n_active)
                 else:
                     a += 1
         elif kind == ONSET:
@@ -147,11 +155,7 @@ def apply_sustain(start, end, pitch, group, pedal_time, pedal_group, pedal_value
                         new_end[note] = t
                         if start[note] == t:
                             keep[note] = False
-                        n_active -= 1
-                        moved = active[n_active]
-                        active[a] = moved
-                        slot[moved] = a
-                        slot[note] = -1
+                        n_active = _drop_active(active, slot, note, n_active)
                     else:
                         a += 1
             active[n_active] = r
@@ -159,12 +163,7 @@ def apply_sustain(start, end, pitch, group, pedal_time, pedal_group, pedal_value
             n_active += 1
         else:
             if not held[group[r]] and slot[r] >= 0:
-                a = slot[r]
-                n_active -= 1
-                moved = active[n_active]
-                active[a] = moved
-                slot[moved] = a
-                slot[r] = -1
+                n_active = _drop_active(active, slot, r, n_active)
     # Notes the pedal still holds at the end close at the last event.
     for a in range(n_active):
         new_end[active[a]] = t

@@ -243,10 +243,9 @@ def _performance_from_score(score, include_drums: bool = False) -> Performance:
 # ---------------------------------------------------------------- encoding and decoding
 
 
-def sustained_notes(perf: Performance) -> Notes:
-    """The notes as the encoding sees them: pedal applied, wiped-out notes removed."""
-    notes = perf.notes
-    new_end, keep = kernels.apply_sustain(
+def _sustain(perf: Performance, notes: Notes) -> tuple[np.ndarray, np.ndarray]:
+    """(new ends, kept) of `notes` (perf's, maybe reordered) under perf's pedal."""
+    return kernels.apply_sustain(
         notes.start,
         notes.end,
         notes.pitch,
@@ -255,6 +254,12 @@ def sustained_notes(perf: Performance) -> Notes:
         perf.pedal_channel,
         perf.pedal_value,
     )
+
+
+def sustained_notes(perf: Performance) -> Notes:
+    """The notes as the encoding sees them: pedal applied, wiped-out notes removed."""
+    notes = perf.notes
+    new_end, keep = _sustain(perf, notes)
     result = Notes(notes.start, new_end, notes.pitch, notes.velocity, notes.channel)
     return result.take(np.flatnonzero(keep))
 
@@ -267,15 +272,7 @@ def encode_performance(perf: Performance) -> np.ndarray:
     order = np.lexsort((notes.pitch, notes.start))
     if not np.array_equal(order, np.arange(len(notes))):
         notes = notes.take(order)
-    new_end, keep = kernels.apply_sustain(
-        notes.start,
-        notes.end,
-        notes.pitch,
-        notes.channel,
-        perf.pedal_time,
-        perf.pedal_channel,
-        perf.pedal_value,
-    )
+    new_end, keep = _sustain(perf, notes)
     return kernels.encode_notes(notes.start, new_end, notes.pitch, notes.velocity, keep)
 
 
