@@ -37,12 +37,20 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVER = "livegen-bench"
 PHRASE = [60, 62, 64, 65, 67, 69]
+PROBE_PERIOD, PROBE_LATE = 0.002, 0.0005  # s: the machine-gap probe's wake-up, and "late"
 NOTE, GAP = 0.12, 0.05
+
+
+def child(call: str) -> list[str]:
+    """The command that runs `call` (a call of this module's functions) in a new Python."""
+    code = f"import sys; sys.path.insert(0, {str(ROOT)!r}); from benchmarks.bench_jam import *; "
+    return [sys.executable, "-c", code + call]
 
 
 # ---- the peer: plays into livegen, listens to it (its own process) ------------------------
@@ -121,6 +129,56 @@ def stolen_ms() -> float:
         return float("nan")
 
 
+def probe(cpu: int, seconds: float) -> None:
+    """A machine-gap probe: a thread pinned to `cpu` at SCHED_FIFO 80, above every JACK
+    thread, waking every 2 ms. Nothing in user space can keep it from running; if it wakes
+    late, the CPU itself was away (the hypervisor ran something else; or the kernel did not
+    preempt). Prints its late wakes, [(due, late ms)], as one JSON line."""
+    import gc
+
+    os.sched_setaffinity(0, {cpu})
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(80))
+    except OSError:
+        print(json.dumps(None))  # not allowed here: no verdict rather than a wrong one
+        return
+    gc.disable()
+    gaps, due = [], time.perf_counter() + PROBE_PERIOD
+    end = due + seconds
+    while due < end:
+        time.sleep(max(0.0, due - time.perf_counter()))
+        woke = time.perf_counter()
+        if woke - due > PROBE_LATE:
+            gaps.append((round(due, 6), round((woke - due) * 1e3, 3)))
+        due = max(due + PROBE_PERIOD, woke)
+    print(json.dumps(gaps))
+
+
+def start_probes(seconds: float) -> list[subprocess.Popen]:
+    """One probe per CPU this bench may use, for `seconds`."""
+    return [
+        subprocess.Popen(child(f"probe({cpu}, {seconds})"), stdout=subprocess.PIPE, text=True)
+        for cpu in sorted(os.sched_getaffinity(0))
+    ]
+
+
+def probe_gaps(probes: list[subprocess.Popen]) -> list[tuple[float, float]] | None:
+    """Every probe's late wakes, [(due, late ms)]; None where probes could not run real-time."""
+    gaps: list[tuple[float, float]] = []
+    for process in probes:
+        out, _ = process.communicate(timeout=30)
+        found = json.loads(out.strip().splitlines()[-1]) if out.strip() else None
+        if found is None:
+            return None
+        gaps += [tuple(gap) for gap in found]
+    return sorted(gaps)
+
+
+def machine_xruns(times: list[float], gaps: list[tuple[float, float]]) -> int:
+    """xruns (jackd's stamps) within 30 ms after a probe's gap began: the CPU was away."""
+    return sum(any(due - 0.002 <= t <= due + ms / 1e3 + 0.03 for due, ms in gaps) for t in times)
+
+
 # ---- the bench -----------------------------------------------------------------------------
 
 
@@ -179,12 +237,13 @@ def start_jack(period: int, realtime: bool, log: Path) -> subprocess.Popen:
     return server
 
 
-def jack_xruns(log: Path, start: float, end: float) -> dict[str, int]:
+def jack_xruns(log: Path, start: float, end: float) -> tuple[dict[str, int], list[float]]:
     """jackd's xruns (cycles some client did not finish) stamped within start..end: how many,
-    how many were STALLS (the peer's player, first in the graph and idle, was late too: the
-    graph as a whole did not run in time, whoever's client is downstream), and how often each
-    client was named as late."""
+    how many were STALLS (the peer's player, idle, was late too: the graph as a whole did not
+    run in time, whoever's client is downstream), and how often each client was named as
+    late; and when each was logged."""
     events: list[set[str]] = []
+    times: list[float] = []
     current: set[str] = set()  # the late clients of the xrun being read
     late: dict[str, int] = {}
     timer = 0
@@ -199,6 +258,8 @@ def jack_xruns(log: Path, start: float, end: float) -> dict[str, int]:
         if "was not finished" in text:
             client = text.split("client = ")[1].split(" was")[0]
             late[client] = late.get(client, 0) + 1
+            if not current:
+                times.append(t)
             current.add(client)
         elif "Process error" in text and current:  # jackd ends each xrun's lines with this
             events.append(current)
@@ -208,7 +269,7 @@ def jack_xruns(log: Path, start: float, end: float) -> dict[str, int]:
         events.append(current)
     stalls = sum("bench-player" in clients for clients in events)
     named = {f"late:{k}": v for k, v in late.items()}
-    return {"xruns": len(events), "stalls": stalls, "driver_timer": timer, **named}
+    return {"xruns": len(events), "stalls": stalls, "driver_timer": timer, **named}, times
 
 
 def pct(values: list[float], q: float) -> float | None:
@@ -218,35 +279,45 @@ def pct(values: list[float], q: float) -> float | None:
     return percentile(sorted(values), q) if values else None
 
 
-def session(
-    preset: Path, worker: str, seconds: float, log: Path, density: float, load_percent: float
-) -> dict:
+@dataclass
+class Bench:
+    """What every run shares."""
+
+    preset: Path
+    seconds: float
+    log: Path  # jackd's stamped log
+    density: float
+    load_percent: float
+    period: int  # JACK frames at 48 kHz
+
+
+def session(bench: Bench, worker: str) -> dict:
     """One run of the peer against the engine with its decode worker in `worker` ("process",
     "thread"), or, for worker "none", against no engine at all: the harness' own xruns; for
-    worker "load", no engine but a plain CPU load of `load_percent`."""
+    worker "load", no engine but a plain CPU load of `bench.load_percent`."""
     from livegen.controls import Controls, JamSettings
     from livegen.engine import JamEngine
 
     silence, response = 0.4, 2.0
     engine = load = None
     opened = time.perf_counter()  # set-up xruns count from here (not the previous session's)
+    seconds, log = bench.seconds, bench.log
     if worker == "load":
-        code = f"import sys; sys.path.insert(0, {str(ROOT)!r}); from benchmarks.bench_jam import burn; "
-        load = subprocess.Popen([sys.executable, "-c", code + f"burn({load_percent})"])
+        load = subprocess.Popen(child(f"burn({bench.load_percent})"))
     elif worker != "none":
-        settings = JamSettings(preset=str(preset), api="jack", blocksize=128, seed=0)
-        controls = Controls(silence_seconds=silence, response_seconds=response, density=density)
+        settings = JamSettings(preset=str(bench.preset), api="jack", blocksize=bench.period, seed=0)
+        controls = Controls(
+            silence_seconds=silence, response_seconds=response, density=bench.density
+        )
         engine = JamEngine(settings, controls, worker_mode=worker)
         engine.measured = {"input_ms": [], "reaction_ms": [], "ms_per_token": []}
         engine.start()
         problems = engine.stats().problems
         tokens_before = engine.worker_stats.get("tokens", 0)
+    probes = start_probes(seconds + 3.0)
     begin, stolen = time.perf_counter(), stolen_ms()
-    code = f"import sys; sys.path.insert(0, {str(ROOT)!r}); from benchmarks.bench_jam import peer; "
-    code += f"peer({seconds}, {silence}, {response}, {engine is not None})"
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=seconds + 120
-    )
+    call = f"peer({seconds}, {silence}, {response}, {engine is not None})"
+    done = subprocess.run(child(call), capture_output=True, text=True, timeout=seconds + 120)
     wall, stolen = time.perf_counter() - begin, stolen_ms() - stolen
     if load is not None:
         load.kill()
@@ -257,8 +328,13 @@ def session(
         raise SystemExit(f"peer failed: {done.stderr[-2000:]}")
     result = json.loads(done.stdout.splitlines()[-1])
     time.sleep(0.2)  # let jackd's last lines reach the log
-    playing = jack_xruns(log, *result["playing"])
-    around = jack_xruns(log, opened, begin + wall)
+    playing, times = jack_xruns(log, *result["playing"])
+    around, _ = jack_xruns(log, opened, begin + wall)
+    gaps = probe_gaps(probes)
+    if gaps is not None:
+        first, last = result["playing"]
+        gaps = [(due, ms) for due, ms in gaps if first <= due <= last]
+    period_ms = 1e3 * bench.period / 48000
     outside = {k: v - playing.get(k, 0) for k, v in around.items() if v - playing.get(k, 0)}
     common = {
         "worker": worker,
@@ -270,6 +346,11 @@ def session(
         "xruns_jack_playing_clients": {k: v for k, v in playing.items() if k.startswith("late:")},
         "xruns_jack_setup_teardown": outside,
         "stolen_ms": round(stolen, 1),
+        # The probes' view: gaps of a CPU longer than a JACK period, and the xruns that came
+        # with a gap (None: the probes could not run real-time here).
+        "machine_gaps_over_period": None if gaps is None else sum(ms > period_ms for _, ms in gaps),
+        "machine_gap_longest_ms": None if gaps is None else max((ms for _, ms in gaps), default=0),
+        "xruns_jack_playing_machine": None if gaps is None else machine_xruns(times, gaps),
         "loadavg_1min": round(os.getloadavg()[0], 2),
     }
     if engine is None:
@@ -354,10 +435,9 @@ def main() -> None:
         server = start_jack(args.period, args.rt, log)
         results = []
         try:
+            bench = Bench(preset, args.seconds, log, density, args.load_percent, args.period)
             for worker in args.workers.split(","):
-                results.append(
-                    session(preset, worker, args.seconds, log, density, args.load_percent)
-                )
+                results.append(session(bench, worker))
         finally:
             server.terminate()
             server.wait(timeout=10)
@@ -380,6 +460,15 @@ def print_xruns(r: dict) -> None:
     )
     print(f"  {'  set-up and teardown':24s} {r['xruns_jack_setup_teardown'] or 0}")
     print(f"  {'CPU stolen by the host':24s} {r['stolen_ms']:.0f} ms while playing (all CPUs)")
+    if r["machine_gaps_over_period"] is None:
+        print(f"  {'machine gaps':24s} - (the probes could not run real-time here)")
+    else:
+        print(
+            f"  {'machine gaps':24s} {r['machine_gaps_over_period']} longer than a period "
+            f"(longest {r['machine_gap_longest_ms']:.1f} ms); "
+            f"{r['xruns_jack_playing_machine']} of the {r['xruns_jack_playing']} xruns came "
+            "with one"
+        )
 
 
 def report(setup: dict, results: list[dict]) -> None:
