@@ -344,6 +344,12 @@ def session(bench: Bench, worker: str) -> dict:
         "xruns_jack_playing": playing["xruns"],
         "xruns_jack_playing_stalls": playing["stalls"],
         "xruns_jack_playing_clients": {k: v for k, v in playing.items() if k.startswith("late:")},
+        # Where in the phrase cycle each came: seconds after the player's last release (the
+        # phrase is about -1 to 0, the silence 0 to 0.4, the answer 0.4 to 2.4).
+        "xruns_jack_playing_phase_s": [
+            round(t - max((r for r in result["releases"] if r <= t + 1.2), default=t), 3)
+            for t in times
+        ],
         "xruns_jack_setup_teardown": outside,
         "stolen_ms": round(stolen, 1),
         # The probes' view: gaps of a CPU longer than a JACK period, and the xruns that came
