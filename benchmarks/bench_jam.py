@@ -16,10 +16,17 @@ a JACK MIDI client like a keyboard plus a DAW, plays phrases into "livegen in" a
 - input -> context: a player's note arriving at the engine -> in the model's context.
 - xruns: jackd's own count (its log, each line stamped on the same clock): cycles in which
   some client did not finish, while the peer plays (the goal) and, apart, while clients come
-  and go (set-up, teardown), with the clients jackd named as late and how many were
-  graph-wide stalls (the peer's idle player late too); PortAudio's underflow flags; and the
-  audio callback's longest run and longest gap between two starts (late start vs long run). Worker "none" runs the peer with no engine at all, so the
-  harness' and the machine's own xruns are measured beside livegen's, in the same run.
+  and go (set-up, teardown), with the clients jackd named as late, how many were graph-wide
+  stalls (the peer's idle player late too) and where in the phrase cycle each came;
+  PortAudio's underflow flags; and the audio callback's longest run and longest gap between
+  two starts (late start vs long run).
+- whose xruns: worker "none" runs the peer with no engine at all, and worker "load" runs it
+  beside a plain CPU load of the engine's size (--load-percent of one core, in 1 ms bursts)
+  that touches no JACK or audio, so the harness' and the machine's own xruns are measured
+  beside livegen's, in the same run. Each run also reports the CPU time the hypervisor stole
+  from this VM (/proc/stat), and, where cyclictest (Debian rt-tests) is installed, the
+  machine's gaps: a thread pinned to each CPU above every JACK thread that woke late, and
+  the xruns that came with such a gap (the CPU was away; no client could have run).
 - late events: model notes sent more than one 10 ms step after their time.
 
 Without presets/piano.toml it uses a random-weight model of the same size (context 1024,
@@ -43,7 +50,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SERVER = "livegen-bench"
 PHRASE = [60, 62, 64, 65, 67, 69]
-PROBE_PERIOD, PROBE_LATE = 0.002, 0.0005  # s: the machine-gap probe's wake-up, and "late"
+PROBE_INTERVAL_US, PROBE_LATE_US = 250, 500  # the machine-gap probe's wake-up, and "late"
 NOTE, GAP = 0.12, 0.05
 
 
@@ -129,54 +136,41 @@ def stolen_ms() -> float:
         return float("nan")
 
 
-def probe(cpu: int, seconds: float) -> None:
-    """A machine-gap probe: a thread pinned to `cpu` at SCHED_FIFO 80, above every JACK
-    thread, waking every 2 ms. Nothing in user space can keep it from running; if it wakes
-    late, the CPU itself was away (the hypervisor ran something else; or the kernel did not
-    preempt). Prints its late wakes, [(due, late ms)], as one JSON line."""
-    import gc
-
-    os.sched_setaffinity(0, {cpu})
+def start_probe(seconds: float) -> subprocess.Popen | None:
+    """cyclictest (Debian rt-tests) as the machine-gap probe: a thread pinned to each CPU at
+    SCHED_FIFO 80, above every JACK thread, waking every 250 us. Nothing in user space can keep
+    it from running; when it wakes late, the CPU itself was away (the hypervisor ran something
+    else, or the kernel did not preempt). None where cyclictest is missing."""
+    command = ["cyclictest", "-m", "-S", "-p", "80", "-i", str(PROBE_INTERVAL_US)]
+    command += ["-D", f"{seconds:.0f}", f"--spike={PROBE_LATE_US}", "--spike-nodes=100000"]
+    command += ["-q", "--default-system"]
     try:
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(80))
+        return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     except OSError:
-        print(json.dumps(None))  # not allowed here: no verdict rather than a wrong one
-        return
-    gc.disable()
-    gaps, due = [], time.perf_counter() + PROBE_PERIOD
-    end = due + seconds
-    while due < end:
-        time.sleep(max(0.0, due - time.perf_counter()))
-        woke = time.perf_counter()
-        if woke - due > PROBE_LATE:
-            gaps.append((round(due, 6), round((woke - due) * 1e3, 3)))
-        due = max(due + PROBE_PERIOD, woke)
-    print(json.dumps(gaps))
+        return None
 
 
-def start_probes(seconds: float) -> list[subprocess.Popen]:
-    """One probe per CPU this bench may use, for `seconds`."""
-    return [
-        subprocess.Popen(child(f"probe({cpu}, {seconds})"), stdout=subprocess.PIPE, text=True)
-        for cpu in sorted(os.sched_getaffinity(0))
-    ]
-
-
-def probe_gaps(probes: list[subprocess.Popen]) -> list[tuple[float, float]] | None:
-    """Every probe's late wakes, [(due, late ms)]; None where probes could not run real-time."""
-    gaps: list[tuple[float, float]] = []
-    for process in probes:
-        out, _ = process.communicate(timeout=30)
-        found = json.loads(out.strip().splitlines()[-1]) if out.strip() else None
-        if found is None:
-            return None
-        gaps += [tuple(gap) for gap in found]
+def probe_gaps(probe: subprocess.Popen | None) -> list[tuple[float, float]] | None:
+    """The probe's late wakes, [(when, late ms)] on the monotonic clock; None where it could
+    not run (not installed, or not allowed real-time scheduling)."""
+    if probe is None:
+        return None
+    out, _ = probe.communicate(timeout=60)
+    if probe.returncode:
+        return None
+    gaps = []
+    for line in out.splitlines():  # "T: 0 Spike:     141: TS:  21484161118" (us)
+        if "Spike:" in line and "TS:" in line:
+            late = float(line.split("Spike:")[1].split(":")[0])
+            woke = float(line.split("TS:")[1]) / 1e6
+            gaps.append((woke - late / 1e6, late / 1e3))
     return sorted(gaps)
 
 
-def machine_xruns(times: list[float], gaps: list[tuple[float, float]]) -> int:
-    """xruns (jackd's stamps) within 30 ms after a probe's gap began: the CPU was away."""
-    return sum(any(due - 0.002 <= t <= due + ms / 1e3 + 0.03 for due, ms in gaps) for t in times)
+def gap_before(t: float, gaps: list[tuple[float, float]]) -> float:
+    """The longest probe gap (ms) that began within 30 ms before jackd logged an xrun at `t`
+    (0: none): the CPU was away just then."""
+    return max((ms for began, ms in gaps if began <= t <= began + ms / 1e3 + 0.03), default=0.0)
 
 
 # ---- the bench -----------------------------------------------------------------------------
@@ -314,7 +308,7 @@ def session(bench: Bench, worker: str) -> dict:
         engine.start()
         problems = engine.stats().problems
         tokens_before = engine.worker_stats.get("tokens", 0)
-    probes = start_probes(seconds + 3.0)
+    probe = start_probe(seconds + 3.0)
     begin, stolen = time.perf_counter(), stolen_ms()
     call = f"peer({seconds}, {silence}, {response}, {engine is not None})"
     done = subprocess.run(child(call), capture_output=True, text=True, timeout=seconds + 120)
@@ -330,11 +324,12 @@ def session(bench: Bench, worker: str) -> dict:
     time.sleep(0.2)  # let jackd's last lines reach the log
     playing, times = jack_xruns(log, *result["playing"])
     around, _ = jack_xruns(log, opened, begin + wall)
-    gaps = probe_gaps(probes)
+    gaps = probe_gaps(probe)
     if gaps is not None:
         first, last = result["playing"]
-        gaps = [(due, ms) for due, ms in gaps if first <= due <= last]
+        gaps = [(began, ms) for began, ms in gaps if first <= began <= last]
     period_ms = 1e3 * bench.period / 48000
+    before = None if gaps is None else [gap_before(t, gaps) for t in times]
     outside = {k: v - playing.get(k, 0) for k, v in around.items() if v - playing.get(k, 0)}
     common = {
         "worker": worker,
@@ -352,11 +347,12 @@ def session(bench: Bench, worker: str) -> dict:
         ],
         "xruns_jack_setup_teardown": outside,
         "stolen_ms": round(stolen, 1),
-        # The probes' view: gaps of a CPU longer than a JACK period, and the xruns that came
-        # with a gap (None: the probes could not run real-time here).
+        # The probe's view: gaps of a CPU longer than a JACK period, and the xruns that came
+        # with a gap (None: no probe here).
         "machine_gaps_over_period": None if gaps is None else sum(ms > period_ms for _, ms in gaps),
         "machine_gap_longest_ms": None if gaps is None else max((ms for _, ms in gaps), default=0),
-        "xruns_jack_playing_machine": None if gaps is None else machine_xruns(times, gaps),
+        "xruns_jack_playing_machine": None if gaps is None else sum(map(bool, before)),
+        "xruns_jack_playing_gap_before_ms": before,
         "loadavg_1min": round(os.getloadavg()[0], 2),
     }
     if engine is None:
@@ -467,7 +463,7 @@ def print_xruns(r: dict) -> None:
     print(f"  {'  set-up and teardown':24s} {r['xruns_jack_setup_teardown'] or 0}")
     print(f"  {'CPU stolen by the host':24s} {r['stolen_ms']:.0f} ms while playing (all CPUs)")
     if r["machine_gaps_over_period"] is None:
-        print(f"  {'machine gaps':24s} - (the probes could not run real-time here)")
+        print(f"  {'machine gaps':24s} - (no cyclictest, or it may not run real-time here)")
     else:
         print(
             f"  {'machine gaps':24s} {r['machine_gaps_over_period']} longer than a period "
