@@ -150,9 +150,9 @@ def start_probe(seconds: float) -> subprocess.Popen | None:
         return None
 
 
-def probe_gaps(probe: subprocess.Popen | None) -> list[tuple[float, float]] | None:
-    """The probe's late wakes, [(when, late ms)] on the monotonic clock; None where it could
-    not run (not installed, or not allowed real-time scheduling)."""
+def probe_gaps(probe: subprocess.Popen | None) -> list[tuple[float, float, int]] | None:
+    """The probe's late wakes, [(when, late ms, CPU)] on the monotonic clock; None where it
+    could not run (not installed, or not allowed real-time scheduling)."""
     if probe is None:
         return None
     out, _ = probe.communicate(timeout=60)
@@ -163,14 +163,15 @@ def probe_gaps(probe: subprocess.Popen | None) -> list[tuple[float, float]] | No
         if "Spike:" in line and "TS:" in line:
             late = float(line.split("Spike:")[1].split(":")[0])
             woke = float(line.split("TS:")[1]) / 1e6
-            gaps.append((woke - late / 1e6, late / 1e3))
+            cpu = int(line.split("T:")[1].split()[0])  # -S: thread N is pinned to CPU N
+            gaps.append((woke - late / 1e6, late / 1e3, cpu))
     return sorted(gaps)
 
 
-def gap_before(t: float, gaps: list[tuple[float, float]]) -> float:
+def gap_before(t: float, gaps: list[tuple[float, float, int]]) -> float:
     """The longest probe gap (ms) that began within 30 ms before jackd logged an xrun at `t`
     (0: none): the CPU was away just then."""
-    return max((ms for began, ms in gaps if began <= t <= began + ms / 1e3 + 0.03), default=0.0)
+    return max((ms for began, ms, _ in gaps if began <= t <= began + ms / 1e3 + 0.03), default=0)
 
 
 # ---- the bench -----------------------------------------------------------------------------
@@ -327,7 +328,7 @@ def session(bench: Bench, worker: str) -> dict:
     gaps = probe_gaps(probe)
     if gaps is not None:
         first, last = result["playing"]
-        gaps = [(began, ms) for began, ms in gaps if first <= began <= last]
+        gaps = [gap for gap in gaps if first <= gap[0] <= last]
     period_ms = 1e3 * bench.period / 48000
     before = None if gaps is None else [gap_before(t, gaps) for t in times]
     outside = {k: v - playing.get(k, 0) for k, v in around.items() if v - playing.get(k, 0)}
@@ -349,8 +350,14 @@ def session(bench: Bench, worker: str) -> dict:
         "stolen_ms": round(stolen, 1),
         # The probe's view: gaps of a CPU longer than a JACK period, and the xruns that came
         # with a gap (None: no probe here).
-        "machine_gaps_over_period": None if gaps is None else sum(ms > period_ms for _, ms in gaps),
-        "machine_gap_longest_ms": None if gaps is None else max((ms for _, ms in gaps), default=0),
+        "machine_gaps_over_period": None
+        if gaps is None
+        else sum(ms > period_ms for _, ms, _ in gaps),
+        "machine_gap_longest_ms": None if gaps is None else max((g[1] for g in gaps), default=0),
+        # (seconds into the run, ms, CPU) of each: one pause of the whole VM shows on every CPU
+        "machine_gaps_over_period_at": None
+        if gaps is None
+        else [(round(t - begin, 3), ms, cpu) for t, ms, cpu in gaps if ms > period_ms],
         "xruns_jack_playing_machine": None if gaps is None else sum(map(bool, before)),
         "xruns_jack_playing_gap_before_ms": before,
         "loadavg_1min": round(os.getloadavg()[0], 2),
