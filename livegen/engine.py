@@ -695,39 +695,45 @@ class JamEngine:
             self.audio.note(event.due, self.model_channel, event.pitch, velocity, cancellable=True)
 
     def _dispatch(self, now: float) -> None:
-        channel = self.model_channel
         for event in self.scheduler.pop_due(now):
             if event.raw is not None:
                 self._snap(event, now)
                 continue
             if event.on:
-                self._send_out([0x90 | channel, event.pitch, event.velocity])
-                self._record(MODEL_TRACK, event.due, (0x90 | channel, event.pitch, event.velocity))
-                self._roll.on(MODEL, channel, event.pitch, event.velocity, event.due)
-                sounding = self.model_sounding.setdefault(event.pitch, [event.due, 0])
-                sounding[1] += 1
-                if self.first_note_due is not None:
-                    reaction = max(0.0, now - self.first_note_due)
-                    self.counters["reaction_ms"] = reaction * 1e3
-                    turn = self.sent_turn
-                    until = f" until {turn.end:.2f} s" if turn is not None else ""
-                    self._say(f"model's turn{until} (reaction {reaction * 1e3:.1f} ms)")
-                    if self.measured is not None:
-                        self.measured["reaction_ms"].append(reaction * 1e3)
-                    self.first_note_due = None
+                self._model_note_on(event, now)
             elif event.pitch in self.model_sounding:
-                # One note-off per note-on, also for a re-struck pitch (a DAW pairs them up).
-                self._send_out([0x80 | channel, event.pitch, 0])
-                self._record(MODEL_TRACK, event.due, (0x80 | channel, event.pitch, 0))
-                self._roll.off(MODEL, channel, event.pitch, event.due)
-                sounding = self.model_sounding[event.pitch]
-                sounding[1] -= 1
-                if not sounding[1]:
-                    del self.model_sounding[event.pitch]
+                self._model_note_off(event)
             if not event.late and now - event.due > LATE_TOLERANCE:
                 self.counters["late"] += 1
             if self.measured is not None:
                 self.measured.setdefault("dispatch_late_ms", []).append((now - event.due) * 1e3)
+
+    def _model_note_on(self, event: ModelEvent, now: float) -> None:
+        channel, pitch, velocity = self.model_channel, event.pitch, event.velocity
+        self._send_out([0x90 | channel, pitch, velocity])
+        self._record(MODEL_TRACK, event.due, (0x90 | channel, pitch, velocity))
+        self._roll.on(MODEL, channel, pitch, velocity, event.due)
+        self.model_sounding.setdefault(pitch, [event.due, 0])[1] += 1
+        if self.first_note_due is not None:  # the turn's first note: how fast we answered
+            reaction_ms = max(0.0, now - self.first_note_due) * 1e3
+            self.counters["reaction_ms"] = reaction_ms
+            turn = self.sent_turn
+            until = f" until {turn.end:.2f} s" if turn is not None else ""
+            self._say(f"model's turn{until} (reaction {reaction_ms:.1f} ms)")
+            if self.measured is not None:
+                self.measured["reaction_ms"].append(reaction_ms)
+            self.first_note_due = None
+
+    def _model_note_off(self, event: ModelEvent) -> None:
+        """One note-off per note-on, also for a re-struck pitch (a DAW pairs them up)."""
+        channel, pitch = self.model_channel, event.pitch
+        self._send_out([0x80 | channel, pitch, 0])
+        self._record(MODEL_TRACK, event.due, (0x80 | channel, pitch, 0))
+        self._roll.off(MODEL, channel, pitch, event.due)
+        sounding = self.model_sounding[pitch]
+        sounding[1] -= 1
+        if not sounding[1]:
+            del self.model_sounding[pitch]
 
     def _tick(self, now: float) -> None:
         """The live encoder's steps become final as time passes; MIDI clock goes out."""
