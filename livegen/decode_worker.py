@@ -46,7 +46,7 @@ import time
 import traceback
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from livegen.kernels.errors import LivegenError
 from livegen.kernels.vocab import (
@@ -56,9 +56,13 @@ from livegen.kernels.vocab import (
     NOTE_ON,
     TIME_SHIFT,
     VELOCITY,
+    VOCAB_SIZE,
     bin_to_velocity,
 )
 from livegen.models.grammar import MODEL, PLAYER, GrammarState
+
+if TYPE_CHECKING:  # the engine imports this module; torch stays out of its process
+    import torch
 
 MAX_GAP_STEPS = 300  # silences longer than 3 s are shortened to 3 s in the context
 # A safety net, not a musical limit: dense piano writes a few tokens per 10 ms step; a model
@@ -327,7 +331,7 @@ class WorkerCore:
     def _write_one(self, now_step: float) -> None:
         from livegen.models.sampling import sample_token
 
-        start, end, first_note = self.plan
+        start, end, _ = self.plan
         # Nothing the model writes may fall in the past: silence up to now (+ the margin a
         # note needs to be ready) and up to the turn's start is silence that really happens.
         earliest = max(start, math.ceil(now_step) + self.margin_steps())
@@ -336,16 +340,9 @@ class WorkerCore:
             if self.session_step() >= end:
                 self._end_turn()
                 return
-        logits = self.decoder.logits().clone()
-        if first_note and not self.turn_started:
-            logits[TIME_SHIFT:VELOCITY] = float("-inf")  # the turn opens with a note
-        room = end - self.session_step()  # no rest may run past the turn's end
-        if room < 100:
-            logits[TIME_SHIFT + max(1, room) : VELOCITY] = float("-inf")
-        if self.step_tokens[1] >= MAX_TOKENS_PER_STEP and self.step_tokens[0] == self.grammar.step:
-            logits[:TIME_SHIFT] = float("-inf")  # enough at this instant: time must move on
-            logits[VELOCITY:] = float("-inf")
-        token = sample_token(logits, self.params, self.grammar, self.generator)
+        token = sample_token(
+            self.decoder.logits(), self.params, self.grammar, self.generator, self._turn_rules(end)
+        )
         self._append([token], MODEL)
         step, count = self.step_tokens
         self.step_tokens = (self.grammar.step, count + 1 if step == self.grammar.step else 1)
@@ -355,6 +352,23 @@ class WorkerCore:
             self._emit_note(token < NOTE_OFF, token % 128, self.position - 1)
         if self.session_step() >= end:
             self._end_turn()
+
+    def _turn_rules(self, end: int) -> torch.Tensor:
+        """What the turn allows next (bool [V]): it opens with a note, no rest runs past its
+        end, and no more than MAX_TOKENS_PER_STEP tokens share one instant."""
+        import torch
+
+        allowed = torch.ones(VOCAB_SIZE, dtype=torch.bool)
+        _, _, first_note = self.plan
+        if first_note and not self.turn_started:
+            allowed[TIME_SHIFT:VELOCITY] = False
+        room = end - self.session_step()
+        if room < 100:
+            allowed[TIME_SHIFT + max(1, room) : VELOCITY] = False
+        if self.step_tokens[1] >= MAX_TOKENS_PER_STEP and self.step_tokens[0] == self.grammar.step:
+            allowed[:TIME_SHIFT] = False  # enough at this instant: time must move on
+            allowed[VELOCITY:] = False
+        return allowed
 
     def _emit_note(self, on: bool, pitch: int, position: int) -> None:
         velocity = bin_to_velocity(self.grammar.velocity_bin) if self.grammar.velocity_bin else 64

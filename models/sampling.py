@@ -135,12 +135,17 @@ def sample_token(
     params: SamplingParams,
     state: GrammarState,
     generator: torch.Generator | None = None,
+    restrict: torch.Tensor | None = None,
 ) -> int:
-    """One token for the model to write next, under every control."""
+    """One token for the model to write next, under every control. `restrict` (bool [V]):
+    the caller's own rules (a jam turn's), ANDed with the grammar's and the controls'."""
     forced = forced_token(state, params)
     if forced is not None:
         return forced
-    x = transform(logits, allowed_mask(state, params), params)
+    allowed = allowed_mask(state, params)
+    if restrict is not None:
+        allowed &= restrict
+    x = transform(logits, allowed, params)
     if not torch.isfinite(x).any():  # nothing allowed survived (cannot happen: shifts stay)
         return TIME_SHIFT
     probs = torch.softmax(x, dim=-1)

@@ -199,8 +199,10 @@ class StreamingDecoder:
         params: SamplingParams,
         state: GrammarState,
         generator: torch.Generator | None = None,
+        restrict: torch.Tensor | None = None,
     ) -> int:
-        """Mask the logits with the controls, sample, append; returns the token.
+        """Mask the logits with the controls (and `restrict`, the caller's own rules: see
+        sample_token), sample, append; returns the token.
 
         `state` (a GrammarState) is advanced with the token as the model's own. With a graph
         (cuda_graph / device_sampling) the draw and the decode of the drawn token are one
@@ -212,12 +214,14 @@ class StreamingDecoder:
             token = (
                 forced
                 if forced is not None
-                else sample_token(self.logits(), params, state, generator)
+                else sample_token(self.logits(), params, state, generator, restrict)
             )
             self.append([token])
         else:
             logits = self.logits()
             allowed = allowed_mask(state, params)
+            if restrict is not None:
+                allowed &= restrict
             noise = torch.rand(self.config.vocab_size, generator=generator)
             p = self.position
             self._advance(p)

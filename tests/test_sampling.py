@@ -10,6 +10,7 @@ import torch
 
 from livegen.kernels.tokenizer import decode_tokens
 from livegen.kernels.vocab import (
+    BEGIN,
     NOTE_OFF,
     NOTE_ON,
     NUM_EVENTS,
@@ -327,3 +328,24 @@ def test_params_validation_and_preset_defaults():
         0,
     )
     assert params.max_note_steps == round(defaults.max_note_seconds * 100)
+
+
+@pytest.mark.parametrize("graph", [False, True], ids=["cpu-sampler", "graph-sampler"])
+def test_restrict_narrows_what_may_be_drawn_on_both_paths(graph: bool) -> None:
+    """A caller's own rules (a jam turn's) are ANDed with the grammar's: nothing outside both
+    is drawn, and both kinds of token they share still are."""
+    torch.manual_seed(0)
+    model = PerceiverAR(PerceiverARConfig(context=32, latents=8, dim=32, heads=2, layers=1))
+    decoder = StreamingDecoder(model.eval(), device_sampling=graph)
+    decoder.append([BEGIN])
+    restrict = torch.zeros(VOCAB_SIZE, dtype=torch.bool)
+    restrict[NOTE_ON + 60 : NOTE_ON + 64] = True
+    restrict[NOTE_OFF : NOTE_OFF + 128] = True
+    restrict[TIME_SHIFT : TIME_SHIFT + 5] = True
+    state, generator = GrammarState(), torch.Generator().manual_seed(1)
+    params = open_params(temperature=2.0, max_polyphony=2)
+    drawn = [decoder.sample(params, state, generator, restrict) for _ in range(200)]
+    assert all(restrict[t] for t in drawn)
+    kinds = {"on" if t < NOTE_OFF else "off" if t < TIME_SHIFT else "shift" for t in drawn}
+    assert kinds == {"on", "off", "shift"}
+    assert all(NOTE_OFF + 60 <= t < NOTE_OFF + 64 for t in drawn if NOTE_OFF <= t < TIME_SHIFT)
