@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from livegen.child import Child
 from livegen.synth import FluidSynthRenderer, SynthEvent
 
 STATS_INTERVAL = 0.25
@@ -368,60 +369,35 @@ class AudioOut:
         self.problem: str | None = None
         self.info: dict[str, Any] = {}
         self.latest: dict[str, Any] = {}
-        self._conn = None
-        self._process = None
-        self._reader: threading.Thread | None = None
-        self._lock = threading.Lock()
+        self._child = Child(_audio_process, (spec,), "livegen-audio")
 
     def launch(self) -> None:
         """Start the audio process (returns at once; wait_ready waits)."""
-        import multiprocessing
-
-        context = multiprocessing.get_context("spawn")
-        ours, theirs = context.Pipe()
-        self._process = context.Process(
-            target=_audio_process, args=(theirs, self.spec), name="livegen-audio", daemon=True
-        )
-        self._process.start()
-        self._conn = ours
+        self._child.launch()
 
     def wait_ready(self, timeout: float = 20.0) -> str | None:
         """Wait for the stream; returns None, or a line saying why there is no sound."""
-        ours = self._conn
-        if not ours.poll(timeout):
+        first = self._child.first(timeout)
+        if first is None:
             self.problem = "no sound: the audio process did not start"
+        elif first[0] == "ready":
+            self.info = first[1]
         else:
-            first = ours.recv()
-            if first[0] == "ready":
-                self.info = first[1]
-            else:
-                self.problem = first[1]
+            self.problem = first[1]
         if self.problem:
             self.stop()
             return self.problem
-        self._reader = threading.Thread(target=self._read, name="livegen-audio-rx", daemon=True)
-        self._reader.start()
+        self._child.read(self._on_message)
         return None
 
-    def _read(self) -> None:
-        while True:
-            try:
-                message = self._conn.recv()
-            except (EOFError, OSError, AttributeError):
-                return
-            if message[0] == "stats":
-                self.latest = message[1]
-            elif message[0] == "stopped":
-                return
+    def _on_message(self, message: tuple) -> bool:
+        if message[0] == "stats":
+            self.latest = message[1]
+        return message[0] != "stopped"  # its last words: the final stats came before
 
     def send(self, message: tuple) -> None:
-        if self._conn is None:
-            return
-        with self._lock:
-            try:
-                self._conn.send(message)
-            except (OSError, ValueError):
-                self.problem = "no sound: the audio process died"
+        if not self._child.send(message) and self._child.started:
+            self.problem = "no sound: the audio process died"
 
     def note(
         self, t: float, channel: int, pitch: int, velocity: int, *, cancellable: bool = False
@@ -434,16 +410,4 @@ class AudioOut:
         self.send(("cc", t, channel, number, value, False))
 
     def stop(self) -> None:
-        if self._conn is None:
-            return
-        self.send(("stop",))
-        if self._reader is not None:
-            self._reader.join(timeout=5)
-        if self._process is not None:
-            self._process.join(timeout=5)
-            if self._process.is_alive():
-                self._process.kill()
-                self._process.join(timeout=2)
-        with contextlib.suppress(OSError):
-            self._conn.close()
-        self._conn = None
+        self._child.stop()

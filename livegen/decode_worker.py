@@ -41,13 +41,13 @@ from __future__ import annotations
 import contextlib
 import gc
 import math
-import threading
 import time
 import traceback
 from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from livegen.child import Child
 from livegen.kernels.errors import LivegenError
 from livegen.kernels.vocab import (
     BEGIN,
@@ -495,7 +495,7 @@ def _process_entry(conn, spec: WorkerSpec) -> None:  # noqa: ANN001
 
 class DecodeWorker:
     """The engine's handle on the worker: `send` messages, `on_message` gets the replies
-    (from a reader thread)."""
+    (from a reader thread), then ("exited",) when the worker is gone."""
 
     def __init__(self, spec: WorkerSpec, on_message, mode: str = "process") -> None:  # noqa: ANN001
         if mode not in ("process", "thread"):
@@ -504,82 +504,44 @@ class DecodeWorker:
         self.mode = mode
         self.on_message = on_message
         self.info: dict[str, Any] = {}
-        self._conn = None
-        self._host = None
-        self._reader: threading.Thread | None = None
-        self._send_lock = threading.Lock()
         self.alive = False
+        thread = mode == "thread"
+        entry = run_worker if thread else _process_entry
+        self._child = Child(entry, (spec,), "livegen-decode", thread=thread)
+
+    @property
+    def pid(self) -> int | None:
+        return self._child.pid
 
     def launch(self) -> None:
         """Start loading (returns at once; wait_ready waits)."""
-        import multiprocessing
-
-        context = multiprocessing.get_context("spawn")
-        ours, theirs = context.Pipe()
-        if self.mode == "process":
-            self._host = context.Process(
-                target=_process_entry, args=(theirs, self.spec), name="livegen-decode", daemon=True
-            )
-        else:
-            self._host = threading.Thread(
-                target=run_worker, args=(theirs, self.spec), name="livegen-decode", daemon=True
-            )
-        self._host.start()
-        self._conn = ours
+        self._child.launch()
 
     def wait_ready(self, timeout: float = 120.0) -> dict[str, Any]:
         """Wait until the model is loaded; WorkerError with the worker's reason."""
-        ours = self._conn
-        if not ours.poll(timeout):
-            self.stop()
-            raise WorkerError(f"the decode worker did not load the model within {timeout:.0f} s")
         try:
-            first = ours.recv()
+            first = self._child.first(timeout)
         except EOFError:
             raise WorkerError("the decode worker exited while loading the model") from None
+        if first is None:
+            self.stop()
+            raise WorkerError(f"the decode worker did not load the model within {timeout:.0f} s")
         if first[0] != "ready":
             self.stop()
             raise WorkerError(f"the model could not be loaded: {first[1]}")
         self.info = first[1]
         self.alive = True
-        self._reader = threading.Thread(target=self._read, name="livegen-decode-rx", daemon=True)
-        self._reader.start()
+        self._child.read(self.on_message, on_end=self._exited)
         return self.info
 
-    def _read(self) -> None:
-        while True:
-            try:
-                message = self._conn.recv()
-            except (EOFError, OSError):
-                break
-            self.on_message(message)
+    def _exited(self) -> None:
         self.alive = False
         self.on_message(("exited",))
 
     def send(self, message: tuple) -> None:
-        if self._conn is None:
-            return
-        with self._send_lock:  # the conductor and set_controls may both send
-            try:
-                self._conn.send(message)
-            except (OSError, ValueError):
-                self.alive = False
+        if not self._child.send(message):
+            self.alive = False
 
     def stop(self) -> None:
-        if self._conn is None:
-            return
-        self.send(("stop",))
-        host, self._host = self._host, None
-        if host is not None:
-            host.join(timeout=5)
-            if isinstance(host, threading.Thread):
-                pass
-            elif host.is_alive():
-                host.kill()
-                host.join(timeout=2)
-        with contextlib.suppress(OSError):
-            self._conn.close()
-        if self._reader is not None and self._reader is not threading.current_thread():
-            self._reader.join(timeout=2)
-        self._conn = None
+        self._child.stop()
         self.alive = False

@@ -54,7 +54,7 @@ def test_a_flood_of_junk_leaves_it_playing(jack512: JackServer, tmp_path: Path) 
         # at the ~1,000 messages/s livegen passes on during the flood).
         listener = Listener(jack512)
         listener.connect(LIVEGEN_OUT)
-        worker_pid = engine.worker._host.pid
+        worker_pid = engine.worker.pid
         before = _rss_mb(os.getpid()), _rss_mb(worker_pid)
         sender = flood_process(jack512, LIVEGEN_IN, seconds=10.0, rate=10_000)
         sent = int(sender.communicate(timeout=60)[0].split()[-1])

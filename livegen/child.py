@@ -1,0 +1,104 @@
+"""A child the engine talks to over a pipe: the decode worker and the audio process.
+
+Both are started the same way: spawned, a fresh interpreter that does not inherit the
+engine's threads and MIDI clients. Each greets once when it is ready (or says why it cannot
+be), then its messages go to a reader thread. The engine sends under a lock, because the
+conductor and the callers of set_controls may send at once. "stop" asks the child to end;
+one that will not is killed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable
+from typing import Any
+
+
+class Child:
+    def __init__(self, target: Callable[..., None], args: tuple, name: str, thread: bool = False):
+        """`target(conn, *args)` runs in a new process, or in a thread of this one (the
+        decode worker's thread mode, for measurements)."""
+        self.target, self.args, self.name, self.thread = target, args, name, thread
+        self._conn: Any = None
+        self._host: Any = None
+        self._reader: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def launch(self) -> None:
+        """Start it (returns at once; `first` waits for its greeting)."""
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        ours, theirs = context.Pipe()
+        host = threading.Thread if self.thread else context.Process
+        self._host = host(
+            target=self.target, args=(theirs, *self.args), name=self.name, daemon=True
+        )
+        self._host.start()
+        self._conn = ours
+
+    def first(self, timeout: float) -> tuple | None:
+        """Its first message, or None if none came within `timeout` s. EOFError: it exited."""
+        if not self._conn.poll(timeout):
+            return None
+        return self._conn.recv()
+
+    def read(self, on_message: Callable[[tuple], bool | None], on_end=None) -> None:  # noqa: ANN001
+        """Hand each later message to `on_message` on a reader thread, until it returns False
+        or the pipe closes; then `on_end()`, if given (not after a False)."""
+        conn = self._conn
+
+        def loop() -> None:
+            while True:
+                try:
+                    message = conn.recv()
+                except (EOFError, OSError):
+                    break
+                if on_message(message) is False:
+                    return
+            if on_end is not None:
+                on_end()
+
+        self._reader = threading.Thread(target=loop, name=f"{self.name}-rx", daemon=True)
+        self._reader.start()
+
+    @property
+    def pid(self) -> int | None:
+        """The child process' id (None in thread mode, or before launch)."""
+        return None if self.thread or self._host is None else self._host.pid
+
+    @property
+    def started(self) -> bool:
+        """Launched and not stopped."""
+        return self._conn is not None
+
+    def send(self, message: tuple) -> bool:
+        """False if it was not sent: not started, stopped, or the child is gone."""
+        if self._conn is None:
+            return False
+        with self._lock:
+            try:
+                self._conn.send(message)
+            except (OSError, ValueError):
+                return False
+        return True
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Ask it to stop, wait (kill a process that will not), then its last messages are
+        read and the pipe closed. Safe to call twice, and from the reader thread."""
+        if self._conn is None:
+            return
+        self.send(("stop",))
+        host, self._host = self._host, None
+        if host is not None:
+            host.join(timeout=timeout)
+            if not self.thread and host.is_alive():
+                host.kill()
+                host.join(timeout=2)
+        reader = self._reader
+        if reader is not None and reader is not threading.current_thread():
+            reader.join(timeout=timeout)  # it ends with the child's last words
+        with contextlib.suppress(OSError):
+            self._conn.close()
+        self._conn = None
