@@ -370,11 +370,7 @@ class JamApp(App):
         self.jam_screen.write_log("panic: all notes off")
 
     def keyboard_change(self, what: str, step: int) -> None:
-        {
-            "octave": self.keyboard.shift_octave,
-            "velocity": self.keyboard.shift_velocity,
-            "length": self.keyboard.shift_length,
-        }[what](step)
+        getattr(self.keyboard, f"shift_{what}")(step)  # octave, velocity, length
         self.jam_screen.show_controls()
 
     # the computer keyboard -----------------------------------------------------------------

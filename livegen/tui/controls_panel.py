@@ -72,80 +72,60 @@ class KeyHelp:
     row: str = ""
 
 
-def _pair(down: str, up: str, action: str, name: str) -> tuple[tuple[str, str], ...]:
-    return ((down, f"{action}('{name}', -1)"), (up, f"{action}('{name}', 1)"))
+# Textual's names for the keys the help shows as characters (a binding cannot say "," raw:
+# Textual splits a binding's keys at commas).
+KEY_NAMES = {
+    "-": "minus",
+    "=": "equals_sign",
+    "[": "left_square_bracket",
+    "]": "right_square_bracket",
+    ",": "comma",
+    ".": "full_stop",
+}
+
+
+def _steps(shown: str, what: str, name: str, row: str, action: str = "nudge") -> KeyHelp:
+    """Two keys, down / up (`shown` is "a / b", as the help prints them), each calling
+    action(name, -1 or 1) on the stage."""
+    down, up = (KEY_NAMES.get(key, key) for key in shown.split(" / "))
+    bindings = ((down, f"{action}('{name}', -1)"), (up, f"{action}('{name}', 1)"))
+    return KeyHelp(shown, what, bindings, row)
+
+
+def _toggle(key: str, what: str, name: str, row: str) -> KeyHelp:
+    """One key that moves control `name` on (a toggle, or the next mode)."""
+    return KeyHelp(key, what, ((key, f"nudge('{name}', 1)"),), row)
 
 
 # The one table of the stage's keys: the bindings, the help screen and the panel's key column
 # are all made from it, in this order.
 CONTROL_KEYS: tuple[KeyHelp, ...] = (
-    KeyHelp(
-        "m", "mode: continue → call & response → accompany", (("m", "nudge('mode', 1)"),), "mode"
-    ),
-    KeyHelp(
-        "1 / 2",
-        "temperature down / up (0.05 steps)",
-        _pair("1", "2", "nudge", "temperature"),
-        "temperature",
-    ),
-    KeyHelp("3 / 4", "top-p down / up (0.05 steps)", _pair("3", "4", "nudge", "top_p"), "top-p"),
-    KeyHelp("5 / 6", "density: sparser / busier", _pair("5", "6", "nudge", "density"), "density"),
-    KeyHelp(
-        "7 / 8",
-        "response length shorter / longer",
-        _pair("7", "8", "nudge", "response_seconds"),
-        "response",
-    ),
-    KeyHelp(
-        "9 / 0",
-        "register an octave down / up",
-        _pair("9", "0", "nudge", "register_shift"),
-        "register",
-    ),
-    KeyHelp(
-        "- / =",
-        "register narrower / wider",
-        _pair("minus", "equals_sign", "nudge", "register_width"),
-        "register",
-    ),
-    KeyHelp(
-        "[ / ]",
-        "internal clock tempo down / up (2 bpm)",
-        _pair("left_square_bracket", "right_square_bracket", "nudge", "tempo_bpm"),
-        "tempo",
-    ),
-    KeyHelp(
+    _toggle("m", "mode: continue → call & response → accompany", "mode", "mode"),
+    _steps("1 / 2", "temperature down / up (0.05 steps)", "temperature", "temperature"),
+    _steps("3 / 4", "top-p down / up (0.05 steps)", "top_p", "top-p"),
+    _steps("5 / 6", "density: sparser / busier", "density", "density"),
+    _steps("7 / 8", "response length shorter / longer", "response_seconds", "response"),
+    _steps("9 / 0", "register an octave down / up", "register_shift", "register"),
+    _steps("- / =", "register narrower / wider", "register_width", "register"),
+    _steps("[ / ]", "internal clock tempo down / up (2 bpm)", "tempo_bpm", "tempo"),
+    _toggle(
         "i",
         "passthrough: your notes through livegen's synth on / off",
-        (("i", "nudge('passthrough', 1)"),),
+        "passthrough",
         "passthrough",
     ),
-    KeyHelp(
-        "q",
-        "quantise the model's onsets to the clock grid on / off",
-        (("q", "nudge('quantize', 1)"),),
-        "quantise",
-    ),
-    KeyHelp("b", "clock source: internal / MIDI clock in", (("b", "nudge('clock', 1)"),), "clock"),
-    KeyHelp("r", "record on / off", (("r", "nudge('recording', 1)"),), "record"),
+    _toggle("q", "quantise the model's onsets to the clock grid on / off", "quantize", "quantise"),
+    _toggle("b", "clock source: internal / MIDI clock in", "clock", "clock"),
+    _toggle("r", "record on / off", "recording", "record"),
     KeyHelp("Esc", "PANIC: all notes off", (("escape", "panic"),), "panic"),
-    KeyHelp(
-        "z / x",
-        "computer keyboard octave down / up",
-        _pair("z", "x", "keyboard", "octave"),
-        "octave",
-    ),
-    KeyHelp(
-        "c / v",
-        "computer keyboard velocity down / up",
-        _pair("c", "v", "keyboard", "velocity"),
-        "velocity",
-    ),
-    KeyHelp(
+    _steps("z / x", "computer keyboard octave down / up", "octave", "octave", "keyboard"),
+    _steps("c / v", "computer keyboard velocity down / up", "velocity", "velocity", "keyboard"),
+    _steps(
         ", / .",
         "computer keyboard note length shorter / longer",
-        _pair("comma", "full_stop", "keyboard", "length"),
+        "length",
         "note length",
+        "keyboard",
     ),
     KeyHelp("F2", "set-up: MIDI ports, audio, preset, mode, sound", (("f2", "setup"),)),
     KeyHelp("F1 or ?", "this help", (("f1", "help"), ("question_mark", "help"))),
@@ -153,9 +133,21 @@ CONTROL_KEYS: tuple[KeyHelp, ...] = (
 )
 
 
+def _row_keys() -> dict[str, str]:
+    """Each panel row's key column (its keys from CONTROL_KEYS, without the slashes)."""
+    rows: dict[str, list[str]] = {}
+    for key in CONTROL_KEYS:
+        if key.row:
+            rows.setdefault(key.row, []).append(key.keys.replace(" / ", " "))
+    return {row: "  ".join(keys) for row, keys in rows.items()}
+
+
+ROW_KEYS = _row_keys()  # made once: the table never changes
+
+
 def panel_keys(row: str) -> str:
     """The key column of a panel row: its keys from CONTROL_KEYS, without the slashes."""
-    return "  ".join(k.keys.replace(" / ", " ") for k in CONTROL_KEYS if k.row == row)
+    return ROW_KEYS.get(row, "")
 
 
 def _on_off(flag: bool) -> str:
