@@ -419,12 +419,17 @@ class WorkerCore:
 
 def merge_player_messages(messages: list[tuple]) -> list[tuple]:
     """Consecutive "player" messages as one: their final events in order, the last final
-    step, the newest preview (it supersedes the older ones). A backlog costs one prefill."""
+    step, and the newest preview. A message that brings neither final events nor a preview
+    (only the clock moved) leaves the standing preview in place; final events supersede it.
+    A backlog costs one prefill. The engine merges what it sends with this too."""
     merged: list[tuple] = []
     for message in messages:
         if message[0] == "player" and merged and merged[-1][0] == "player":
-            _, events, _, _ = merged[-1]
-            merged[-1] = ("player", events + list(message[1]), message[2], message[3])
+            _, events, _, preview = merged[-1]
+            _, new_events, final, new_preview = message
+            if new_events or new_preview:
+                preview = new_preview
+            merged[-1] = ("player", events + list(new_events), final, preview)
         else:
             merged.append(message)
     return merged

@@ -31,6 +31,7 @@ import mido
 
 from livegen.clock import CLOCK, SONG_POSITION, START, STOP, InternalClock, MidiClockFollower
 from livegen.controls import ClockSource, Controls, JamSettings, RollNote, Stats
+from livegen.decode_worker import merge_player_messages
 from livegen.kernels.errors import LivegenError
 from livegen.midi_ports import RateLimit
 from livegen.modes import TurnPlanner
@@ -552,11 +553,11 @@ class JamEngine:
     def _tell_player(self, events: list, final: int, tentative: list) -> None:
         """Player events for the worker, merged until the conductor's loop ends (a flood
         becomes one message a loop: one prefill, not hundreds of small ones)."""
+        message = ("player", list(events), final, tentative)
         pending = self._player_pending
-        if pending is None:
-            self._player_pending = (list(events), final, tentative)
-        else:  # finals accumulate; the newest preview replaces the older one
-            self._player_pending = (pending[0] + list(events), final, tentative)
+        self._player_pending = (
+            message if pending is None else merge_player_messages([pending, message])[0]
+        )
 
     def _tell(self, message: tuple) -> None:
         """A message for the worker, after any player events still waiting (order matters)."""
@@ -565,9 +566,8 @@ class JamEngine:
 
     def _flush_player(self) -> None:
         if self._player_pending is not None:
-            events, final, tentative = self._player_pending
-            self._player_pending = None
-            self.worker.send(("player", events, final, tentative))
+            message, self._player_pending = self._player_pending, None
+            self.worker.send(message)
 
     def _release_player(self, t: float) -> None:
         """The input vanished: end every note the player was holding, everywhere."""

@@ -138,7 +138,16 @@ def test_player_messages_merge_in_order() -> None:
     merged = merge_player_messages(messages)
     assert [m[0] for m in merged] == ["player", "cut", "player"]
     assert merged[0][1] == [(1, "on", 60, 20, 0.0), (2, "off", 60, 0, 0.0)]
-    assert merged[0][2] == 2 and merged[0][3] == []  # the newest preview wins
+    assert merged[0][2] == 2 and merged[0][3] == []  # final events supersede the preview
+    # Only the clock moved (the engine's tick in the loop that took a note-on): the preview
+    # of the note stands, or the worker would hear the note a whole step later.
+    preview = [(4, "on", 64, 20, 1.0)]
+    tick = merge_player_messages([("player", [], 3, preview), ("player", [], 3, [])])
+    assert tick == [("player", [], 3, preview)]
+    newer = [(4, "on", 65, 20, 1.0)]
+    assert (
+        merge_player_messages([("player", [], 3, preview), ("player", [], 3, newer)])[0][3] == newer
+    )
 
 
 def test_planner_continue_call_accompany() -> None:
