@@ -377,7 +377,10 @@ class AudioOut:
 
     def wait_ready(self, timeout: float = 20.0) -> str | None:
         """Wait for the stream; returns None, or a line saying why there is no sound."""
-        first = self._child.first(timeout)
+        try:
+            first = self._child.first(timeout)
+        except EOFError:  # it died before a word: no sound, the jam goes on
+            first = ("problem", "no sound: the audio process exited while starting")
         if first is None:
             self.problem = "no sound: the audio process did not start"
         elif first[0] == "ready":
@@ -387,8 +390,11 @@ class AudioOut:
         if self.problem:
             self.stop()
             return self.problem
-        self._child.read(self._on_message)
+        self._child.read(self._on_message, on_end=self._died)
         return None
+
+    def _died(self) -> None:  # the pipe closed without "stopped": noticed in silence too
+        self.problem = "no sound: the audio process died"
 
     def _on_message(self, message: tuple) -> bool:
         if message[0] == "stats":

@@ -2,9 +2,9 @@
 
 Both are started the same way: spawned, a fresh interpreter that does not inherit the
 engine's threads and MIDI clients. Each greets once when it is ready (or says why it cannot
-be), then its messages go to a reader thread. The engine sends under a lock, because the
-conductor and the callers of set_controls may send at once. "stop" asks the child to end;
-one that will not is killed.
+be), then its messages go to a reader thread. Sends take a lock: the conductor sends, and
+stop() may run from another thread (the engine's, or the reader's). "stop" asks the child
+to end; one that will not is killed.
 """
 
 from __future__ import annotations
@@ -75,9 +75,9 @@ class Child:
 
     def send(self, message: tuple) -> bool:
         """False if it was not sent: not started, stopped, or the child is gone."""
-        if self._conn is None:
-            return False
         with self._lock:
+            if self._conn is None:
+                return False
             try:
                 self._conn.send(message)
             except (OSError, ValueError):
@@ -97,8 +97,10 @@ class Child:
                 host.kill()
                 host.join(timeout=2)
         reader = self._reader
-        if reader is not None and reader is not threading.current_thread():
+        ended = host is None or not host.is_alive()  # a stuck thread keeps its end open
+        if reader is not None and reader is not threading.current_thread() and ended:
             reader.join(timeout=timeout)  # it ends with the child's last words
+        with self._lock:
+            conn, self._conn = self._conn, None
         with contextlib.suppress(OSError):
-            self._conn.close()
-        self._conn = None
+            conn.close()
