@@ -16,7 +16,8 @@ Messages from the engine (tuples; the first item names them)
 -------------------------------------------------------------
 - ("player", events, final_step, tentative): the player's events [(session_step, kind, pitch,
   velocity_bin, arrival_time)] now final, the step up to which the player's stream is final,
-  and the not-yet-final events of the current step (appended, replaced by the next message).
+  and the not-yet-final events of the current step (appended; they stand until a message
+  brings final events or another preview).
 - ("cut", epoch, keep, close_step, hold_step): the engine cancelled every model event it had
   not sent yet. Roll back to just after position `keep` (the last model event it did send;
   never before the player's last token); if close_step is set, end the model's sounding notes
@@ -353,20 +354,27 @@ class WorkerCore:
         if self.session_step() >= end:
             self._end_turn()
 
-    def _turn_rules(self, end: int) -> torch.Tensor:
-        """What the turn allows next (bool [V]): it opens with a note, no rest runs past its
-        end, and no more than MAX_TOKENS_PER_STEP tokens share one instant."""
+    def _turn_rules(self, end: int) -> torch.Tensor | None:
+        """What the turn allows next (bool [V]; None: anything): it opens with a note, no
+        rest runs past its end, and no more than MAX_TOKENS_PER_STEP tokens share one
+        instant. Mid-turn none of these applies, and no mask is built."""
+        _, _, first_note = self.plan
+        opening = first_note and not self.turn_started
+        room = end - self.session_step()
+        crowded = (
+            self.step_tokens[1] >= MAX_TOKENS_PER_STEP and self.step_tokens[0] == self.grammar.step
+        )
+        if not (opening or room < 100 or crowded):
+            return None
         import torch
 
         allowed = torch.ones(VOCAB_SIZE, dtype=torch.bool)
-        _, _, first_note = self.plan
-        if first_note and not self.turn_started:
+        if opening:
             allowed[TIME_SHIFT:VELOCITY] = False
-        room = end - self.session_step()
         if room < 100:
             allowed[TIME_SHIFT + max(1, room) : VELOCITY] = False
-        if self.step_tokens[1] >= MAX_TOKENS_PER_STEP and self.step_tokens[0] == self.grammar.step:
-            allowed[:TIME_SHIFT] = False  # enough at this instant: time must move on
+        if crowded:  # enough at this instant: time must move on
+            allowed[:TIME_SHIFT] = False
             allowed[VELOCITY:] = False
         return allowed
 
@@ -505,11 +513,7 @@ class DecodeWorker:
     def __init__(self, spec: WorkerSpec, on_message, mode: str = "process") -> None:  # noqa: ANN001
         if mode not in ("process", "thread"):
             raise ValueError(f"worker mode must be 'process' or 'thread', got {mode!r}")
-        self.spec = spec
-        self.mode = mode
         self.on_message = on_message
-        self.info: dict[str, Any] = {}
-        self.alive = False
         thread = mode == "thread"
         entry = run_worker if thread else _process_entry
         self._child = Child(entry, (spec,), "livegen-decode", thread=thread)
@@ -523,7 +527,8 @@ class DecodeWorker:
         self._child.launch()
 
     def wait_ready(self, timeout: float = 120.0) -> dict[str, Any]:
-        """Wait until the model is loaded; WorkerError with the worker's reason."""
+        """Wait until the model is loaded; returns what it says of itself (device, sizes).
+        WorkerError with the worker's reason."""
         try:
             first = self._child.first(timeout)
         except EOFError:
@@ -534,19 +539,11 @@ class DecodeWorker:
         if first[0] != "ready":
             self.stop()
             raise WorkerError(f"the model could not be loaded: {first[1]}")
-        self.info = first[1]
-        self.alive = True
-        self._child.read(self.on_message, on_end=self._exited)
-        return self.info
-
-    def _exited(self) -> None:
-        self.alive = False
-        self.on_message(("exited",))
+        self._child.read(self.on_message, on_end=lambda: self.on_message(("exited",)))
+        return first[1]
 
     def send(self, message: tuple) -> None:
-        if not self._child.send(message):
-            self.alive = False
+        self._child.send(message)  # a worker that is gone says so: ("exited",)
 
     def stop(self) -> None:
         self._child.stop()
-        self.alive = False
