@@ -284,7 +284,7 @@ class JamEngine:
         self.recorder = Recorder(path, tempo_bpm=self._controls.tempo_bpm)
         self.recorder.start()
         self.recording_path = str(path)
-        self.recorder.add(1, 0.0, [0xC0 | self.model_channel, self._program()])
+        self.recorder.add(MODEL_TRACK, 0.0, [0xC0 | self.model_channel, self._program()])
         self._say(f"recording to {path}")
 
     def _program(self) -> int:
@@ -668,6 +668,7 @@ class JamEngine:
         elif kind in ("error", "exited"):
             reason = message[1] if kind == "error" else "the decode worker exited"
             self._problem("worker", f"the model stopped: {reason.strip().splitlines()[-1]}")
+            self.worker_stats = {}  # its meters (tokens/s...) stopped with it
             self._say(reason)
             self._silence_model(self.now())
 

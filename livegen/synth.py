@@ -80,10 +80,6 @@ class FluidSynthRenderer:
         bank = 128 if channel == 9 else 0
         self._synth.program_select(channel, self._sfid, bank, program)
 
-    def control(self, channel: int, number: int, value: int) -> None:
-        """A controller change now (the sustain pedal is number 64)."""
-        self._synth.cc(channel, number, value)
-
     def silence(self) -> None:
         """Panic: pedal up and every voice released, on every channel."""
         for channel in range(16):
