@@ -90,8 +90,11 @@ def forced_token(state: GrammarState, params: SamplingParams) -> int | None:
     return None if pitch is None else NOTE_OFF + pitch
 
 
-def allowed_mask(state: GrammarState, params: SamplingParams) -> torch.Tensor:
-    """Bool [VOCAB_SIZE]: the tokens the model may write next."""
+def allowed_mask(
+    state: GrammarState, params: SamplingParams, restrict: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Bool [VOCAB_SIZE] (on the CPU): the tokens the model may write next. `restrict`: the
+    caller's own rules (a jam turn's), ANDed in."""
     allowed = torch.zeros(VOCAB_SIZE, dtype=torch.bool)
     allowed[VELOCITY:NUM_EVENTS] = True
     # Time may advance only as far as the longest-open model note may still last.
@@ -105,6 +108,8 @@ def allowed_mask(state: GrammarState, params: SamplingParams) -> torch.Tensor:
     # Note-offs: only of notes the model itself started.
     for pitch in state.owned(MODEL):
         allowed[NOTE_OFF + pitch] = True
+    if restrict is not None:
+        allowed &= restrict.cpu()
     return allowed
 
 
@@ -137,16 +142,13 @@ def sample_token(
     generator: torch.Generator | None = None,
     restrict: torch.Tensor | None = None,
 ) -> int:
-    """One token for the model to write next, under every control. `restrict` (bool [V]):
-    the caller's own rules (a jam turn's), ANDed with the grammar's and the controls'."""
+    """One token for the model to write next, under every control (`restrict`: see
+    allowed_mask)."""
     forced = forced_token(state, params)
     if forced is not None:
         return forced
-    allowed = allowed_mask(state, params)
-    if restrict is not None:
-        allowed &= restrict
-    x = transform(logits, allowed, params)
-    if not torch.isfinite(x).any():  # nothing allowed survived (cannot happen: shifts stay)
+    x = transform(logits, allowed_mask(state, params, restrict), params)
+    if not torch.isfinite(x).any():  # nothing allowed survived: let time move on
         return TIME_SHIFT
     probs = torch.softmax(x, dim=-1)
     return int(torch.multinomial(probs, 1, generator=generator))

@@ -219,9 +219,7 @@ class StreamingDecoder:
             self.append([token])
         else:
             logits = self.logits()
-            allowed = allowed_mask(state, params)
-            if restrict is not None:
-                allowed &= restrict
+            allowed = allowed_mask(state, params, restrict)
             noise = torch.rand(self.config.vocab_size, generator=generator)
             p = self.position
             self._advance(p)
