@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -136,13 +137,14 @@ def stolen_ms() -> float:
         return float("nan")
 
 
-def start_probe(seconds: float) -> subprocess.Popen | None:
+def start_probe() -> subprocess.Popen | None:
     """cyclictest (Debian rt-tests) as the machine-gap probe: a thread pinned to each CPU at
     SCHED_FIFO 80, above every JACK thread, waking every 250 us. Nothing in user space can keep
     it from running; when it wakes late, the CPU itself was away (the hypervisor ran something
-    else, or the kernel did not preempt). None where cyclictest is missing."""
+    else, or the kernel did not preempt). It runs until probe_gaps stops it. None where
+    cyclictest is missing."""
     command = ["cyclictest", "-m", "-S", "-p", "80", "-i", str(PROBE_INTERVAL_US)]
-    command += ["-D", f"{seconds:.0f}", f"--spike={PROBE_LATE_US}", "--spike-nodes=100000"]
+    command += [f"--spike={PROBE_LATE_US}", "--spike-nodes=100000"]
     command += ["-q", "--default-system"]
     try:
         return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -151,11 +153,19 @@ def start_probe(seconds: float) -> subprocess.Popen | None:
 
 
 def probe_gaps(probe: subprocess.Popen | None) -> list[tuple[float, float, int]] | None:
-    """The probe's late wakes, [(when, late ms, CPU)] on the monotonic clock; None where it
-    could not run (not installed, or not allowed real-time scheduling)."""
+    """Stop the probe (SIGINT: it prints its spikes as it ends) and return its late wakes,
+    [(when, late ms, CPU)] on the monotonic clock; None where it could not run (not
+    installed, or not allowed real-time scheduling)."""
     if probe is None:
         return None
-    out, _ = probe.communicate(timeout=60)
+    if probe.poll() is None:
+        probe.send_signal(signal.SIGINT)
+    try:
+        out, _ = probe.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        probe.kill()
+        probe.communicate()
+        return None
     if probe.returncode:
         return None
     gaps = []
@@ -168,10 +178,12 @@ def probe_gaps(probe: subprocess.Popen | None) -> list[tuple[float, float, int]]
     return sorted(gaps)
 
 
-def gap_before(t: float, gaps: list[tuple[float, float, int]]) -> float:
-    """The longest probe gap (ms) that began within 30 ms before jackd logged an xrun at `t`
-    (0: none): the CPU was away just then."""
-    return max((ms for began, ms, _ in gaps if began <= t <= began + ms / 1e3 + 0.03), default=0)
+def gap_before(t: float, gaps: list[tuple[float, float, int]], least_ms: float) -> float:
+    """The longest probe gap (ms) of at least `least_ms` that was going on, or had ended at
+    most 30 ms before, when jackd logged an xrun at `t` (its log line comes a little after
+    the cycle); 0: none. The CPU was away just then."""
+    near = (ms for began, ms, _ in gaps if ms >= least_ms and began <= t <= began + ms / 1e3 + 0.03)
+    return max(near, default=0)
 
 
 # ---- the bench -----------------------------------------------------------------------------
@@ -309,28 +321,33 @@ def session(bench: Bench, worker: str) -> dict:
         engine.start()
         problems = engine.stats().problems
         tokens_before = engine.worker_stats.get("tokens", 0)
-    probe = start_probe(seconds + 3.0)
+    probe = start_probe()
     begin, stolen = time.perf_counter(), stolen_ms()
     call = f"peer({seconds}, {silence}, {response}, {engine is not None})"
-    done = subprocess.run(child(call), capture_output=True, text=True, timeout=seconds + 120)
-    wall, stolen = time.perf_counter() - begin, stolen_ms() - stolen
-    if load is not None:
-        load.kill()
-        load.wait()
-    if done.returncode:
+    try:
+        done = subprocess.run(child(call), capture_output=True, text=True, timeout=seconds + 120)
+        if done.returncode:
+            raise SystemExit(f"peer failed: {done.stderr[-2000:]}")
+        result = json.loads(done.stdout.splitlines()[-1])
+    except BaseException:  # a failed peer leaves nothing running behind it
         if engine is not None:
             engine.stop()
-        raise SystemExit(f"peer failed: {done.stderr[-2000:]}")
-    result = json.loads(done.stdout.splitlines()[-1])
+        raise
+    finally:
+        wall, stolen = time.perf_counter() - begin, stolen_ms() - stolen
+        gaps = probe_gaps(probe)
+        if load is not None:
+            load.kill()
+            load.wait()
     time.sleep(0.2)  # let jackd's last lines reach the log
     playing, times = jack_xruns(log, *result["playing"])
     around, _ = jack_xruns(log, opened, begin + wall)
-    gaps = probe_gaps(probe)
     if gaps is not None:
         first, last = result["playing"]
         gaps = [gap for gap in gaps if first <= gap[0] <= last]
     period_ms = 1e3 * bench.period / 48000
-    before = None if gaps is None else [gap_before(t, gaps) for t in times]
+    # A gap of half a period or more can make a client miss its cycle; a shorter one cannot.
+    before = None if gaps is None else [gap_before(t, gaps, period_ms / 2) for t in times]
     outside = {k: v - playing.get(k, 0) for k, v in around.items() if v - playing.get(k, 0)}
     common = {
         "worker": worker,
