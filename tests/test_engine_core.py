@@ -22,7 +22,7 @@ from livegen.models.preset import load_preset
 from livegen.models.sampling import SamplingParams
 from livegen.models.streaming import StreamingDecoder
 from livegen.modes import TurnPlanner
-from tests.jam_peers import ManualClock, engine_preset
+from tests.jam_peers import ManualClock, engine_preset, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -236,6 +236,11 @@ def test_engine_without_ports_or_sound_plays_from_the_computer_keyboard(tmp_path
         engine.set_controls(recording=False)
         time.sleep(0.1)
         assert engine.stats().recording_path is None
+        # Paused, a note is heard but not recorded (the take below holds only the three).
+        engine.play(mido.Message("note_on", note=72, velocity=90))
+        time.sleep(0.05)
+        engine.play(mido.Message("note_off", note=72))
+        assert wait_until(lambda: any(n.pitch == 72 for n in engine.roll(0.0)), timeout=2)
     finally:
         engine.stop()
         engine.stop()

@@ -10,8 +10,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import pytest
-
 from livegen.controls import Controls, Mode
 from livegen.engine import JamEngine
 from tests.jack import JackServer
@@ -24,7 +22,6 @@ from tests.jam_peers import (
     strictly_unmatched,
 )
 
-pytestmark = pytest.mark.jack
 MODEL_CHANNEL = 1
 SLACK = 0.03  # JACK periods (2.7 ms), the input poll, the conductor's wake-up
 

@@ -25,7 +25,6 @@ from livegen.tui.pianoroll import PLAYER_COLOUR
 from livegen.tui.screens import SetupScreen
 from tests.presets import tiny_preset
 
-pytestmark = pytest.mark.jack
 SIZE = (120, 40)
 START_TIMEOUT = 60.0  # the decode worker imports torch in a fresh process: seconds on 2 cores
 

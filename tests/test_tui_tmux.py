@@ -22,7 +22,6 @@ import pytest
 
 from tests.presets import tiny_preset
 
-pytestmark = pytest.mark.jack
 LIVEGEN = Path(sys.executable).parent / "livegen"
 START_TIMEOUT = 90.0
 
