@@ -189,9 +189,10 @@ def main() -> int:
     parser.add_argument("--token-rate", type=Path, metavar="DIR", help="tokens/s of MIDI in DIR")
     args = parser.parse_args()
 
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(1)  # the bandwidth figure is one thread's, as a decode step's
     report: dict[str, object] = {"machine": machine(), "threads": args.threads}
     report["memory_gb_per_s"] = round(memory_bandwidth(), 1)
+    torch.set_num_threads(args.threads)
     print(
         f"machine: {report['machine']}; torch {torch.__version__}, {args.threads} thread(s); "
         f"memory {report['memory_gb_per_s']} GB/s (one thread)"

@@ -20,6 +20,8 @@ import time
 
 import torch
 
+from livegen.benchmark import random_context
+from livegen.kernels.vocab import NOTE_ON, NUM_EVENTS, TIME_SHIFT, VELOCITY
 from livegen.models.loading import load_preset_model
 from livegen.models.preset import find_preset, load_preset
 from livegen.models.streaming import StreamingDecoder, percentile
@@ -33,15 +35,16 @@ PATHS = {  # name -> (quantize, cpu_kernels)
 
 def measure(decoder: StreamingDecoder, context: int, repeats: int) -> dict[str, float]:
     rng = random.Random(0)
-    decoder.append([rng.randrange(300) for _ in range(context)])
+    decoder.append(random_context(context))
     one, note = [], []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        decoder.append([rng.randrange(300)])
+        decoder.append([rng.randrange(NUM_EVENTS)])
         one.append((time.perf_counter() - t0) * 1e3)
         position = decoder.position
         t0 = time.perf_counter()
-        decoder.append([rng.randrange(300) for _ in range(3)])
+        velocity, pitch, shift = rng.randrange(32), rng.randrange(128), rng.randrange(100)
+        decoder.append([VELOCITY + velocity, NOTE_ON + pitch, TIME_SHIFT + shift])
         note.append((time.perf_counter() - t0) * 1e3)
         decoder.rollback(position)
     one.sort()

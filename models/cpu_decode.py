@@ -45,20 +45,23 @@ class RowsLinear(nn.Module):
 
     def __init__(self, linear: nn.Linear) -> None:
         super().__init__()
+        if linear.bias is not None:  # the model's linears have none (step_supported checks)
+            raise ValueError("RowsLinear takes bias-free linears")
         self.weight = linear.weight
-        self.bias = linear.bias
         self._weight = linear.weight.detach().numpy()  # a view: in-place loads show through
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.numel() // x.shape[-1]
         if rows > ROWS_MAX or rows == 0 or torch.is_grad_enabled():
-            return F.linear(x, self.weight, self.bias)
+            return F.linear(x, self.weight)
         flat = x.reshape(rows, x.shape[-1]).contiguous()
         out = torch.empty(rows, self._weight.shape[0])
         linear_rows(self._weight, flat.numpy(), out.numpy())
-        if self.bias is not None:
-            out += self.bias
         return out.view(*x.shape[:-1], -1)
+
+
+def _plain(module: nn.Module) -> bool:
+    return type(module) is nn.Linear and module.bias is None
 
 
 def with_row_kernels(model: nn.Module) -> nn.Module:
@@ -70,7 +73,7 @@ def with_row_kernels(model: nn.Module) -> nn.Module:
         if isinstance(value, dict | set | list):
             setattr(clone, name, copy.copy(value))
     clone._modules = {
-        name: RowsLinear(child) if type(child) is nn.Linear else with_row_kernels(child)
+        name: RowsLinear(child) if _plain(child) else with_row_kernels(child)
         for name, child in model._modules.items()
     }
     return clone
