@@ -28,7 +28,9 @@ _DUMP_LINE = re.compile(r"^\s*(\d+):\s+((?:[0-9a-f]{2} ?)+)")
 def jack_settings(tmp_path: Path, **changes: object) -> JamSettings:
     """JamSettings for a test jam on the test's JACK server: a tiny preset, no audio device
     unless the test asks for one."""
-    base = {"preset": str(engine_preset(tmp_path)), "api": "jack", "audio_device": "none"}
+    base = {"api": "jack", "audio_device": "none"}
+    if "preset" not in changes:
+        base["preset"] = str(engine_preset(tmp_path))
     return JamSettings(**{**base, **changes})
 
 

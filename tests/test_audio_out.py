@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from livegen.audio_out import AudioSpec, CallbackRenderer
-from livegen.controls import Controls, JamSettings
+from livegen.controls import Controls
 from livegen.engine import JamEngine
 from livegen.models.preset import DEFAULT_SOUNDFONT
 from tests.jack import JackServer
@@ -22,7 +22,7 @@ from tests.jam_peers import (
     Keyboard,
     ManualClock,
     MidiDump,
-    engine_preset,
+    jack_settings,
     stop_session,
 )
 
@@ -123,12 +123,8 @@ def test_the_engine_sounds_through_jack_when_the_midi_says(
 ) -> None:
     """The player's note (passthrough) and the model's answer are heard in the JACK graph
     (jack_rec), as far apart as jack_midi_dump saw them on MIDI; the WAV recording has them."""
-    settings = JamSettings(
-        preset=str(engine_preset(tmp_path)),
-        api="jack",
-        record_dir=str(tmp_path / "rec"),
-        record_wav=True,
-        seed=3,
+    settings = jack_settings(
+        tmp_path, audio_device=None, record_dir=str(tmp_path / "rec"), record_wav=True, seed=3
     )
     controls = Controls(silence_seconds=0.8, response_seconds=0.6)
     engine = JamEngine(settings, controls)

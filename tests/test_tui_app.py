@@ -16,13 +16,14 @@ import pytest
 import rtmidi
 from textual.widgets import Input, Select
 
-from livegen.controls import ClockSource, Controls, JamSettings, Mode
+from livegen.controls import ClockSource, Controls, Mode
 from livegen.midi_ports import forget_midi_clients
 from livegen.settings_file import SavedSettings, load_settings
 from livegen.tui.app import JamApp
 from livegen.tui.engine_host import EngineProcess
 from livegen.tui.pianoroll import PLAYER_COLOUR
 from livegen.tui.screens import SetupScreen
+from tests.jam_peers import jack_settings
 from tests.presets import tiny_preset
 
 SIZE = (120, 40)
@@ -54,14 +55,8 @@ def _engines_stopped(jack):  # torn down before the JACK server
 
 
 def make_app(tmp_path: Path, preset: str, **jam) -> JamApp:
-    settings = JamSettings(
-        preset=preset,
-        input="none",
-        output="virtual",
-        api="jack",
-        audio_device="none",  # sound has its own tests; here the UI and MIDI are what count
-        record_dir=str(tmp_path / "recordings"),
-        **jam,
+    settings = jack_settings(  # no sound: it has its own tests; here the UI and MIDI count
+        tmp_path, preset=preset, input="none", record_dir=str(tmp_path / "recordings"), **jam
     )
     app = JamApp(
         SavedSettings(jam=settings),
