@@ -51,10 +51,15 @@ class JamSettings:
     send_clock: bool = False  # send MIDI clock on the output when livegen leads
     device: str | None = None  # torch device for the model: cpu, cuda, mps (None: best)
     seed: int | None = None
+    # A player's key down longer than this lost its note-off below livegen: the engine ends
+    # it (0: never). Longer than any held note in practice; the pedal does not count.
+    max_held_seconds: float = 30.0
 
     def validate(self) -> None:
         if self.blocksize < 16 or self.blocksize > 8192:
             raise ValueError(f"blocksize must be in 16..8192, got {self.blocksize}")
+        if not (self.max_held_seconds == 0 or 1.0 <= self.max_held_seconds <= 3600.0):
+            raise ValueError(f"max_held_seconds must be 0 or 1..3600, got {self.max_held_seconds}")
         if self.sample_rate not in (22050, 32000, 44100, 48000, 88200, 96000):
             raise ValueError(f"unsupported sample rate {self.sample_rate}")
 
@@ -129,6 +134,7 @@ class Stats:
     xruns: int = 0
     late_events: int = 0  # model events that reached the output after their time
     dropped_messages: int = 0  # input messages skipped (junk, flood)
+    input_overflows: int = 0  # times the MIDI system's input queue was found full (may drop)
     cpu_percent: float = 0.0
     gpu_percent: float | None = None
     tempo_bpm: float | None = None  # the followed MIDI clock's tempo, when following

@@ -58,6 +58,9 @@ _CLOSE_ORDER = (  # the parts the engine opens: (attribute, method that ends it)
     ("midi_out", "close"),
     ("recorder", "close"),
 )
+SUSTAIN, ALL_SOUND_OFF, RESET_CONTROLLERS, ALL_NOTES_OFF = 64, 120, 121, 123
+ENDING_CONTROLS = (SUSTAIN, ALL_SOUND_OFF, RESET_CONTROLLERS, ALL_NOTES_OFF)
+DRUM_CHANNEL = 9
 _CHANNEL_LENGTH = {0x80: 3, 0x90: 3, 0xA0: 3, 0xB0: 3, 0xC0: 2, 0xD0: 2, 0xE0: 3}
 
 
@@ -75,10 +78,13 @@ def check_message(data: list[int] | tuple[int, ...]) -> bool:
 
 
 def ends_notes(data: list[int] | tuple[int, ...]) -> bool:
-    """A note-off (or note-on with velocity 0) or a sustain-pedal message: input that ends
-    notes, which must reach the conductor even when a flood fills its inbox."""
+    """A note-off (or note-on with velocity 0), a sustain pedal, all-notes-off, all-sound-off
+    or reset-all-controllers: input that ends notes, which must reach the conductor even when
+    a flood fills its inbox, and which no rate limit may drop."""
     kind = data[0] & 0xF0
-    return kind == 0x80 or (kind == 0x90 and data[2] == 0) or (kind == 0xB0 and data[1] == 64)
+    if kind == 0x80 or (kind == 0x90 and data[2] == 0):
+        return True
+    return kind == 0xB0 and data[1] in ENDING_CONTROLS
 
 
 class JamEngine:
@@ -257,8 +263,11 @@ class JamEngine:
         self.follower = MidiClockFollower()
         self.limit = RateLimit(NOTE_RATE, NOTE_BURST)
         self.other_limit = RateLimit(OTHER_RATE, OTHER_BURST)
-        self.accepted: dict[tuple[int, int], int] = {}  # player keys taken in, by (ch, pitch)
-        self.passed: dict[tuple[int, int], int] = {}  # player keys sounding through livegen
+        # The player's keys that are down, by (channel, pitch) -> when struck. One entry per
+        # key, not a count: a key struck again while down is re-struck (its sound ended
+        # first), so one note-off always ends it, however many note-ons a flood sent.
+        self.accepted: dict[tuple[int, int], float] = {}
+        self.passed: set[tuple[int, int]] = set()  # those sounding through livegen
         self.model_sounding: dict[int, list] = {}  # model pitch -> [first start, strikes]
         self.onset_shifts: dict[int, float] = {}  # pitch -> how far quantising moved its onset
         self.port_checked = 0.0
@@ -271,6 +280,7 @@ class JamEngine:
         self.last_input = -1.0
         self.clock_tick = 0
         self.counters = {"late": 0, "reaction_ms": 0.0}
+        self.input_overflows = 0
         self.worker_stats: dict = {}
         self.input_ms: deque[tuple[float, float]] = deque(maxlen=256)  # (when, ms)
         self.cpu_mark = (time.perf_counter(), 0.0)
@@ -479,18 +489,20 @@ class JamEngine:
             self._dropped += 1
             return
         key = (channel, pitch)
-        self.accepted[key] = self.accepted.get(key, 0) + 1
+        if key in self.accepted:
+            self._end_player_sound(key, t)  # re-struck while down: one sounding note a key
+        self.accepted[key] = t
         self.last_input = t
         if self._controls.passthrough:
-            self.passed[key] = self.passed.get(key, 0) + 1
+            self.passed.add(key)
             self._send_out([0x90 | channel, pitch, velocity])
             if self.audio is not None:
                 self.audio.note(t, channel, pitch, velocity)
         self._record(PLAYER_TRACK, t, (0x90 | channel, pitch, velocity))
         self._roll.on(PLAYER, channel, pitch, velocity, t)
-        if channel == 9:
+        if channel == DRUM_CHANNEL:
             return  # drums pass through; the model does not hear them
-        action = self.planner.note_on(t, self._controls)
+        action = self.planner.note_on(t, self._controls, self._keys_held())
         if action is not None:
             self._cut(close=action == "yield", hold=True, t=t)
         message = mido.Message("note_on", channel=channel, note=pitch, velocity=velocity)
@@ -500,44 +512,55 @@ class JamEngine:
 
     def _player_note_off(self, channel: int, pitch: int, t: float) -> None:
         key = (channel, pitch)
-        if not self.accepted.get(key):
+        if key not in self.accepted:
             self._dropped += 1  # its note-on was never taken (flood) or never came
             return
-        self._release(key)
+        del self.accepted[key]
         self.last_input = t
-        if self.passed.get(key):
-            self._release(key, self.passed)
-            self._send_out([0x80 | channel, pitch, 0])
-            if self.audio is not None:
-                self.audio.note(t, channel, pitch, 0)
-        self._record(PLAYER_TRACK, t, (0x80 | channel, pitch, 0))
-        self._roll.off(PLAYER, channel, pitch, t)
-        if channel == 9:
+        self._end_player_sound(key, t)
+        if channel == DRUM_CHANNEL:
             return
-        if self.planner.note_off(t, self._controls) is not None:
+        if self.planner.note_off(t, self._controls, self._keys_held()) is not None:
             self._cut(close=False, hold=True, t=t)
         message = mido.Message("note_off", channel=channel, note=pitch)
         self._send_player(self.stream.feed(message, t), [])
         self._replan(t)
 
-    def _release(self, key: tuple[int, int], table: dict | None = None) -> None:
-        table = self.accepted if table is None else table
-        table[key] -= 1
-        if not table[key]:
-            del table[key]
+    def _end_player_sound(self, key: tuple[int, int], t: float) -> None:
+        """A player's note ends: its passthrough sound off, the take and the roll told."""
+        channel, pitch = key
+        if key in self.passed:
+            self.passed.discard(key)
+            self._send_out([0x80 | channel, pitch, 0])
+            if self.audio is not None:
+                self.audio.note(t, channel, pitch, 0)
+        self._record(PLAYER_TRACK, t, (0x80 | channel, pitch, 0))
+        self._roll.off(PLAYER, channel, pitch, t)
+
+    def _keys_held(self) -> int:
+        """The player's keys down that the model hears (drums left out)."""
+        return sum(1 for channel, _ in self.accepted if channel != DRUM_CHANNEL)
 
     def _player_control(self, channel: int, number: int, value: int, t: float) -> None:
-        if number != 64 and not self.other_limit.take(t + self._t0):
-            self._dropped += 1  # the pedal always goes through: it ends notes
+        ending = number in ENDING_CONTROLS
+        if not ending and not self.other_limit.take(t + self._t0):
+            self._dropped += 1  # what ends notes always goes through; the rest is cut down
             return
+        if number in (ALL_SOUND_OFF, ALL_NOTES_OFF):
+            # All keys up on this channel: each held key ends on its own (so every note-off
+            # reaches the output, the take and the model), then the controller passes on.
+            for key in [k for k in self.accepted if k[0] == channel]:
+                self._player_note_off(channel, key[1], t)
         if self._controls.passthrough:
             self._send_out([0xB0 | channel, number, value])
             if self.audio is not None:
                 self.audio.control(t, channel, number, value)
         self._record(PLAYER_TRACK, t, (0xB0 | channel, number, value))
-        if number == 64 and channel != 9:
+        if number in (SUSTAIN, RESET_CONTROLLERS) and channel != DRUM_CHANNEL:
+            # Reset-all-controllers lifts the pedal too (MIDI 1.0), so the model hears it.
             self.last_input = t
-            message = mido.Message("control_change", channel=channel, control=64, value=value)
+            down = value if number == SUSTAIN else 0
+            message = mido.Message("control_change", channel=channel, control=SUSTAIN, value=down)
             self._send_player(self.stream.feed(message, t), [])
         if self.planner.controller(t, number, value, self._controls):
             self._say(f"phrase end (controller {number})")
@@ -571,9 +594,8 @@ class JamEngine:
 
     def _release_player(self, t: float) -> None:
         """The input vanished: end every note the player was holding, everywhere."""
-        for (channel, pitch), count in list(self.accepted.items()):
-            for _ in range(count):
-                self._player_note_off(channel, pitch, t)
+        for channel, pitch in list(self.accepted):
+            self._player_note_off(channel, pitch, t)
         self.planner.release_all(t)
 
     # ---- cuts, turns, the model's events -------------------------------------------------------
@@ -785,9 +807,8 @@ class JamEngine:
         self.planner.reset()
         self.sent_turn = None
         self._tell(("plan", None, None, False))
-        for key, count in list(self.passed.items()):
-            for _ in range(count):
-                self._send_out([0x80 | key[0], key[1], 0])
+        for channel, pitch in sorted(self.passed):
+            self._send_out([0x80 | channel, pitch, 0])
         self.passed.clear()
         for channel in range(16):
             self._send_out([0xB0 | channel, 64, 0])
@@ -833,6 +854,8 @@ class JamEngine:
         self.follower.touch(now)
         self._replan(now)
         self._guard_model_notes(now)
+        self._guard_player_notes(now)
+        self._count_overflows()
         if self.midi_out is not None and now - self.port_checked > PORT_CHECK:
             self.port_checked = now
             change = self.midi_out.check()
@@ -855,6 +878,31 @@ class JamEngine:
             if now - start > limit * strikes:
                 self._end_model_note(pitch, now)
                 self._say(f"ended a model note left on ({pitch})")
+
+    def _guard_player_notes(self, now: float) -> None:
+        """The last line of defence: a key down longer than max_held_seconds has surely lost
+        its note-off (in the MIDI system, below livegen), so it ends here, not never."""
+        limit = self.settings.max_held_seconds
+        if not limit:
+            return
+        for (channel, pitch), struck in list(self.accepted.items()):
+            if now - struck > limit:
+                self._player_note_off(channel, pitch, now)
+                self._say(
+                    f"ended the player's note {pitch} (channel {channel + 1}): held over "
+                    f"{limit:g} s, its note-off was lost"
+                )
+
+    def _count_overflows(self) -> None:
+        """rtmidi drops what does not fit its queue without a word; a drain that found the
+        queue full is the only sign, so it is counted and said."""
+        overflows = self.midi_in.overflows if self.midi_in is not None else 0
+        if overflows > self.input_overflows:
+            self.input_overflows = overflows
+            self._say(
+                f"MIDI input overflowed ({overflows}x): the MIDI system may have dropped "
+                "messages before livegen saw them"
+            )
 
     def _meters(self, now: float) -> Stats:
         w, audio = self.worker_stats, (self.audio.latest if self.audio is not None else {})
@@ -881,6 +929,7 @@ class JamEngine:
             xruns=audio.get("xruns", 0),
             late_events=counters["late"],
             dropped_messages=self._dropped,
+            input_overflows=self.input_overflows,
             cpu_percent=self._cpu_percent(w, audio),
             tempo_bpm=tempo,
             beat=int(clock.beat_at(now)) if clock.valid else None,

@@ -31,7 +31,11 @@ VIRTUAL_IN = "livegen in"
 VIRTUAL_OUT = "livegen out"
 VIRTUAL_CLOCK = "livegen clock"
 OWN_CLIENTS = (VIRTUAL_IN, VIRTUAL_OUT, VIRTUAL_CLOCK)
-INPUT_QUEUE_LIMIT = 4096  # messages rtmidi buffers between two polls; beyond, it drops
+# Messages rtmidi buffers between two polls; beyond, it drops them (printing "message queue
+# limit reached" to stderr, which no API reports). A flood of 37,000 messages/s overflowed
+# 4096 while the GIL was busy elsewhere and lost note-offs below livegen's own limiter, so the
+# ring holds seconds of a flood (65536 slots: about 2 MB).
+INPUT_QUEUE_LIMIT = 65536
 
 
 class PortError(LivegenError):
@@ -335,6 +339,8 @@ class MidiInput(_Port):
         self.check_interval = check_interval
         self._running = False
         self._thread: threading.Thread | None = None
+        # Drains that found rtmidi's queue full: it may have dropped messages we never saw.
+        self.overflows = 0
 
     def open(self) -> None:
         super().open()
@@ -347,18 +353,29 @@ class MidiInput(_Port):
     def _poll(self) -> None:
         client, sleep, clock = self._client, time.sleep, time.perf_counter
         next_check = clock() + self.check_interval
+        full = INPUT_QUEUE_LIMIT - 1  # rtmidi's ring keeps one slot free
         while self._running:
+            drained = self._drain(client, clock)
+            if drained >= full:
+                self.overflows += 1
+            now = clock()
+            if now >= next_check:
+                next_check = now + self.check_interval
+                change = self.check()
+                if change and self.on_change is not None:
+                    self.on_change(change)
+            sleep(self.poll_interval)
+
+    def _drain(self, client, clock) -> int:  # noqa: ANN001 - rtmidi has no types
+        """Hand on every message waiting; returns how many came in one go (a drain as long as
+        the queue means it was full)."""
+        count, on_message = 0, self.on_message
+        got = client.get_message()
+        while got is not None:
+            on_message(got[0], clock())
+            count += 1
             got = client.get_message()
-            if got is None:
-                now = clock()
-                if now >= next_check:
-                    next_check = now + self.check_interval
-                    change = self.check()
-                    if change and self.on_change is not None:
-                        self.on_change(change)
-                sleep(self.poll_interval)
-                continue
-            self.on_message(got[0], clock())
+        return count
 
     def close(self) -> None:
         self._running = False

@@ -46,8 +46,10 @@ class TurnPlanner:
 
     # ---- what the player does -----------------------------------------------------------
 
-    def note_on(self, t: float, controls: Controls) -> str | None:
-        """The player struck a key at t. Returns "yield", "cut" or None."""
+    def note_on(self, t: float, controls: Controls, held: int) -> str | None:
+        """The player struck a key at t; `held` keys are down now (the engine keeps the key
+        table: one entry a key, so a re-strike does not count twice). Returns "yield", "cut"
+        or None."""
         action = None
         if self.turn is not None:
             if controls.mode == Mode.ACCOMPANY:
@@ -57,15 +59,16 @@ class TurnPlanner:
                 if t >= self.turn.start:
                     self.phrase_start = None  # the model had the floor: a new phrase begins
                 self.turn = None
-        self.held += 1
+        self.held = held
         if self.phrase_start is None:
             self.phrase_start = t
         self.last_activity = t
         self.cc_end = None
         return action
 
-    def note_off(self, t: float, controls: Controls) -> str | None:
-        self.held = max(0, self.held - 1)
+    def note_off(self, t: float, controls: Controls, held: int) -> str | None:
+        """A key was released at t; `held` keys are still down."""
+        self.held = held
         self.last_activity = t
         if self.held == 0:
             self.last_release = t

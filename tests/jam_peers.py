@@ -222,10 +222,15 @@ def strictly_unmatched(events: list[Captured]) -> dict[tuple[int, int], int]:
     return unmatched_notes([e for e in events if not (e.kind == 0xB0 and e.data[1] == 123)])
 
 
-def flood(server: str, destination: str, seconds: float, rate: int) -> None:
-    """Send `rate` messages a second for `seconds` to `destination`: notes (every one ended),
+def flood(server: str, destination: str, seconds: float, rate: int, kind: str = "junk") -> None:
+    """Send `rate` messages a second for `seconds` to `destination`, then what a player's
+    panic sends: all-notes-off on every channel and a note-off for every key. Run in its own
+    process (see flood_process).
+
+    kind "junk": random notes on all 16 channels (some left held for the panic to end),
     controllers, sysex, clock and junk (data bytes with no status, truncated messages,
-    undefined status bytes, out-of-range data). Run in its own process (see flood_process)."""
+    undefined status bytes, out-of-range data). kind "loop": well-formed on/off pairs only,
+    cycling through the keys of channel 1."""
     import random
 
     os.environ["JACK_DEFAULT_SERVER"] = server
@@ -246,39 +251,47 @@ def flood(server: str, destination: str, seconds: float, rate: int) -> None:
         [0xF8],  # clock
         [0xE0, 0, 64],  # pitch bend
     ]
+    loop = [m for p in range(21, 109) for m in ([0x90, p, 90], [0x80, p, 0])]
+
+    def junk_message() -> list[int]:
+        roll = rng.random()
+        if roll < 0.4:
+            return [0x90 | rng.randrange(16), rng.randrange(21, 109), rng.randrange(1, 128)]
+        if roll < 0.75:
+            return [0x80 | rng.randrange(16), rng.randrange(21, 109), 0]
+        return rng.choice(junk)
+
     batch = max(1, rate // 200)
-    start, sent, held = time.perf_counter(), 0, []
+    start, sent = time.perf_counter(), 0
     while time.perf_counter() - start < seconds:
         for _ in range(batch):
-            roll = rng.random()
-            if roll < 0.4:
-                pitch = rng.randrange(21, 109)
-                out.send_message([0x90, pitch, rng.randrange(1, 128)])
-                held.append(pitch)
-            elif roll < 0.8 and held:
-                out.send_message([0x80, held.pop(rng.randrange(len(held))), 0])
-            else:
-                out.send_message(rng.choice(junk))
+            out.send_message(loop[sent % len(loop)] if kind == "loop" else junk_message())
             sent += 1
         due = start + sent / rate
         delay = due - time.perf_counter()
         if delay > 0:
             time.sleep(delay)
-    for pitch in held:
-        out.send_message([0x80, pitch, 0])
+    # The player's panic: all notes off, then each key up, paced like a real panic button.
+    for channel in range(16):
+        out.send_message([0xB0 | channel, 123, 0])
+        for pitch in range(128):
+            out.send_message([0x80 | channel, pitch, 0])
+        time.sleep(0.01)
     time.sleep(0.2)
     out.close_port()
     out.delete()
     print(sent, flush=True)
 
 
-def flood_process(jack: JackServer, destination: str, seconds: float, rate: int):  # noqa: ANN201
+def flood_process(  # noqa: ANN201
+    jack: JackServer, destination: str, seconds: float, rate: int, kind: str = "junk"
+):
     """flood() in a child process (so its sending does not steal this process's GIL)."""
     import sys
 
     code = (
         "from tests.jam_peers import flood; "
-        f"flood({jack.name!r}, {destination!r}, {seconds!r}, {rate!r})"
+        f"flood({jack.name!r}, {destination!r}, {seconds!r}, {rate!r}, {kind!r})"
     )
     root = Path(__file__).resolve().parent.parent
     return subprocess.Popen(

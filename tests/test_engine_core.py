@@ -153,36 +153,36 @@ def test_player_messages_merge_in_order() -> None:
 def test_planner_continue_call_accompany() -> None:
     clock = InternalClock(120.0)
     planner, c = TurnPlanner(), Controls(silence_seconds=0.5, response_seconds=3.0)
-    assert planner.note_on(1.0, c) is None
+    assert planner.note_on(1.0, c, 1) is None
     assert planner.plan(1.1, c, clock) is None  # a key is held
-    planner.note_off(1.4, c)
+    planner.note_off(1.4, c, 0)
     turn = planner.plan(1.5, c, clock)
     assert (turn.start, turn.end, turn.first_note) == (1.9, 4.9, True)
-    assert planner.note_on(1.8, c) == "yield" and planner.plan(1.8, c, clock) is None
+    assert planner.note_on(1.8, c, 1) == "yield" and planner.plan(1.8, c, clock) is None
     call = Controls(mode=Mode.CALL, silence_seconds=0.5, response_seconds=3.0)
     planner = TurnPlanner()
-    planner.note_on(1.0, call)
-    planner.note_off(2.0, call)
+    planner.note_on(1.0, call, 1)
+    planner.note_off(2.0, call, 0)
     assert planner.plan(2.0, call, clock).end == pytest.approx(2.5 + 1.0)  # as long as the call
     bars = Controls(mode=Mode.CALL, phrase_end=PhraseEnd.BAR, response_seconds=3.0)
     planner = TurnPlanner()
-    planner.note_on(1.0, bars)
-    planner.note_off(2.3, bars)
+    planner.note_on(1.0, bars, 1)
+    planner.note_off(2.3, bars, 0)
     turn = planner.plan(2.3, bars, clock)
     assert turn.start == 4.0 and turn.end == 6.0  # the next bar line; one bar (2 s at 120)
     cc = Controls(mode=Mode.CALL, phrase_end=PhraseEnd.CC, phrase_cc=67)
     planner = TurnPlanner()
-    planner.note_on(1.0, cc)
-    planner.note_off(1.2, cc)
+    planner.note_on(1.0, cc, 1)
+    planner.note_off(1.2, cc, 0)
     assert planner.plan(3.0, cc, clock) is None  # silence alone does not end it
     assert planner.controller(3.1, 67, 127, cc)
     assert planner.plan(3.1, cc, clock).start == 3.1
     along = Controls(mode=Mode.ACCOMPANY, response_seconds=2.0)
     planner = TurnPlanner()
-    planner.note_on(1.0, along)
+    planner.note_on(1.0, along, 1)
     turn = planner.plan(1.0, along, clock)
     assert turn.start == 1.0 and not turn.first_note
-    assert planner.note_on(1.5, along) == "cut"  # rethink, do not stop
+    assert planner.note_on(1.5, along, 1) == "cut"  # rethink, do not stop
     assert planner.plan(1.5, along, clock).end == 3.5
 
 

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import mido
+import pytest
 
 from livegen.controls import Controls
 from livegen.engine import JamEngine
@@ -38,9 +39,19 @@ def _rss_mb(pid: int) -> float:
     raise AssertionError("no VmRSS")
 
 
-def test_a_flood_of_junk_leaves_it_playing(jack512: JackServer, tmp_path: Path) -> None:
-    """10,000 messages/s for 10 s (notes, sysex, clock, junk): no crash, bounded memory, every
-    note ended, and it still hears and answers the player right after."""
+@pytest.mark.parametrize(
+    ("kind", "rate"),
+    [("junk", 17_000), ("loop", 37_000)],
+    ids=["junk-17k-per-s-all-channels", "well-formed-loop-37k-per-s"],
+)
+def test_a_flood_leaves_no_note_on_and_it_playing(
+    jack512: JackServer, tmp_path: Path, capfd: pytest.CaptureFixture, kind: str, rate: int
+) -> None:
+    """5 s of a MIDI flood, then the player's panic (all-notes-off on every channel, a note-off
+    for every key), then a fresh phrase: nothing is left sounding on "livegen out" (checked
+    while the jam still runs: the stop's own all-notes-off would hide a stuck note), nothing
+    was lost below livegen's own limiter, memory stayed bounded, and the model still hears
+    and answers the player (its held-key table was cleared)."""
     settings = jack_settings(tmp_path, seed=4)
     engine = JamEngine(settings, Controls(silence_seconds=0.3, response_seconds=0.8))
     keyboard = None
@@ -52,13 +63,13 @@ def test_a_flood_of_junk_leaves_it_playing(jack512: JackServer, tmp_path: Path) 
         listener.connect(LIVEGEN_OUT)
         worker_pid = engine.worker.pid
         before = _rss_mb(os.getpid()), _rss_mb(worker_pid)
-        sender = flood_process(jack512, LIVEGEN_IN, seconds=10.0, rate=10_000)
+        sender = flood_process(jack512, LIVEGEN_IN, seconds=5.0, rate=rate, kind=kind)
         sent = int(sender.communicate(timeout=60)[0].split()[-1])
-        assert sent >= 95_000
+        assert sent >= 4.5 * rate
         after = _rss_mb(os.getpid()), _rss_mb(worker_pid)
         stats = engine.stats()
         assert stats.running and not stats.problems, stats
-        assert stats.dropped_messages > 20_000, stats  # junk, sysex, notes past the rate
+        assert stats.dropped_messages > 10_000, stats  # junk, notes past the rate, stray offs
         assert after[0] - before[0] < 60 and after[1] - before[1] < 60, (before, after)
         time.sleep(1.5)  # the model's turn after the flood ends
         keyboard = Keyboard(jack512)
@@ -75,11 +86,62 @@ def test_a_flood_of_junk_leaves_it_playing(jack512: JackServer, tmp_path: Path) 
         release = max(n.end for n in played)
         assert release + 0.3 - 0.02 <= answered[0].start <= release + 0.3 + 0.05
         assert engine.stats().input_to_context_ms < 30  # the last two seconds: these notes
+        assert wait_until(lambda: not engine.stats().model_speaking, timeout=5.0)
+        time.sleep(0.3)  # what livegen sent last reaches the listener
+        sounding = strictly_unmatched([Captured(t, data) for t, data in list(listener.events)])
+        assert sounding == {}, f"still sounding on livegen out, before any stop: {sounding}"
+        assert engine.stats().input_overflows == 0
     finally:
         stop_session(engine, keyboard)
     events = [Captured(t, data) for t, data in listener.close()]
-    assert len(events) > 5000  # it did pass the flood's notes on (up to its rate)
+    assert len(events) > 2000  # it did pass the flood's notes on (up to its rate)
     assert strictly_unmatched(events) == {}  # every note livegen sent was ended
+    # rtmidi reports a full input queue only on stderr: nothing may be lost below livegen.
+    assert "queue limit" not in capfd.readouterr().err
+
+
+def test_one_sounding_note_a_key_all_notes_off_and_the_held_note_watchdog(
+    jack512: JackServer, tmp_path: Path
+) -> None:
+    """The player's key table: a key struck again while down sounds once (its earlier sound
+    ends first), so one note-off ends it; all-notes-off ends every held key of its channel, one
+    note-off each, and the model takes its turn after it (nothing is believed held); a key
+    whose note-off never comes is ended by the watchdog."""
+    settings = jack_settings(tmp_path, seed=6, max_held_seconds=1.0)
+    engine = JamEngine(settings, Controls(silence_seconds=0.3, response_seconds=0.5))
+    keyboard = None
+    try:
+        engine.start()
+        listener = Listener(jack512)
+        listener.connect(LIVEGEN_OUT)
+        keyboard = Keyboard(jack512)
+        keyboard.connect()
+        for data in ([0x90, 60, 90], [0x90, 60, 80], [0x80, 60, 0]):
+            keyboard.send(data)
+            time.sleep(0.02)
+        keyboard.send([0x90, 62, 90])
+        keyboard.send([0x90, 64, 90])
+        time.sleep(0.05)
+        mark = engine.now()
+        keyboard.send([0xB0, 123, 0])
+        assert wait_until(lambda: any(n.owner == "model" for n in engine.roll(mark)), 2.0), (
+            "no turn after all-notes-off: keys still believed held"
+        )
+        keyboard.send([0x90, 65, 90])  # its note-off is "lost"
+        assert wait_until(lambda: any("held over" in line for line in engine.drain_log()), 3.0)
+        assert wait_until(lambda: not engine.stats().model_speaking, 3.0)
+        time.sleep(0.2)
+        heard = [Captured(t, data) for t, data in list(listener.events)]
+        player = [e for e in heard if e.channel == 0 and e.kind in (0x80, 0x90)]
+        assert [(e.data[1], e.is_on) for e in player[:4]] == [
+            (60, True),
+            (60, False),
+            (60, True),
+            (60, False),
+        ]
+        assert strictly_unmatched(heard) == {}  # before any stop: nothing left sounding
+    finally:
+        stop_session(engine, keyboard)
 
 
 def test_input_port_vanishes_and_returns(jack512: JackServer, tmp_path: Path) -> None:

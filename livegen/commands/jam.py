@@ -159,6 +159,8 @@ def _status(stats) -> str:  # noqa: ANN001
         f"late {stats.late_events}",
         f"dropped {stats.dropped_messages}",
     ]
+    if stats.input_overflows:
+        parts.append(f"input overflowed {stats.input_overflows}x")
     if stats.tempo_bpm:
         parts.append(f"{stats.tempo_bpm:5.1f} bpm")
     return " | ".join(parts)

@@ -59,6 +59,8 @@ def meters_text(stats: Stats, controls: Controls) -> Text:
     _figure(text, "xruns", str(stats.xruns), "bold red" if stats.xruns else "bold")
     _figure(text, "late", str(stats.late_events), "bold red" if stats.late_events else "bold")
     _figure(text, "drop", str(stats.dropped_messages))
+    if stats.input_overflows:  # the MIDI system's queue was full: it may have lost input
+        _figure(text, "overflow", str(stats.input_overflows), "bold red")
     _figure(text, "CPU", f"{stats.cpu_percent:.0f}%")
     _figure(text, "GPU", "n/a" if stats.gpu_percent is None else f"{stats.gpu_percent:.0f}%")
     text.append("\n")
