@@ -33,8 +33,16 @@ from livegen.clock import CLOCK, SONG_POSITION, START, STOP, InternalClock, Midi
 from livegen.controls import ClockSource, Controls, JamSettings, RollNote, Stats
 from livegen.decode_worker import merge_player_messages
 from livegen.kernels.errors import LivegenError
-from livegen.midi_ports import RateLimit
 from livegen.modes import TurnPlanner
+from livegen.player_input import (
+    ALL_NOTES_OFF,
+    ALL_SOUND_OFF,
+    RESET_CONTROLLERS,
+    SUSTAIN,
+    InputGate,
+    check_message,
+    ends_notes,
+)
 from livegen.player_stream import PlayerStream
 from livegen.recorder import MODEL_TRACK, PLAYER_TRACK
 from livegen.roll_log import RollLog
@@ -44,10 +52,6 @@ LATE_TOLERANCE = 0.010  # a model event sent more than one 10 ms step after its 
 HOUSEKEEPING = 0.05  # seconds between meter updates, turn checks and port checks
 PORT_CHECK = 0.5
 INBOX_LIMIT = 4096  # queued input messages; beyond, input is dropped (and counted)
-NOTE_RATE = 300.0  # player note-ons per second the engine takes (a flood is cut down)
-NOTE_BURST = 64.0
-OTHER_RATE = 500.0  # controllers, bends, aftertouch passed on per second (a flood is cut down)
-OTHER_BURST = 100.0
 MAX_NOTE_SLACK = 1.0  # the engine ends a model note the worker left on this long past its max
 PLAYER, MODEL = "player", "model"
 _CLOSE_ORDER = (  # the parts the engine opens: (attribute, method that ends it)
@@ -58,33 +62,11 @@ _CLOSE_ORDER = (  # the parts the engine opens: (attribute, method that ends it)
     ("midi_out", "close"),
     ("recorder", "close"),
 )
-SUSTAIN, ALL_SOUND_OFF, RESET_CONTROLLERS, ALL_NOTES_OFF = 64, 120, 121, 123
-ENDING_CONTROLS = (SUSTAIN, ALL_SOUND_OFF, RESET_CONTROLLERS, ALL_NOTES_OFF)
 DRUM_CHANNEL = 9
-_CHANNEL_LENGTH = {0x80: 3, 0x90: 3, 0xA0: 3, 0xB0: 3, 0xC0: 2, 0xD0: 2, 0xE0: 3}
 
 
 class EngineError(LivegenError):
     """The engine cannot start as configured."""
-
-
-def check_message(data: list[int] | tuple[int, ...]) -> bool:
-    """A complete, well-formed channel message (status byte, right length, 7-bit data)."""
-    if not data or not 0x80 <= data[0] < 0xF0:
-        return False
-    if len(data) != _CHANNEL_LENGTH[data[0] & 0xF0]:
-        return False
-    return all(0 <= b < 0x80 for b in data[1:])
-
-
-def ends_notes(data: list[int] | tuple[int, ...]) -> bool:
-    """A note-off (or note-on with velocity 0), a sustain pedal, all-notes-off, all-sound-off
-    or reset-all-controllers: input that ends notes, which must reach the conductor even when
-    a flood fills its inbox, and which no rate limit may drop."""
-    kind = data[0] & 0xF0
-    if kind == 0x80 or (kind == 0x90 and data[2] == 0):
-        return True
-    return kind == 0xB0 and data[1] in ENDING_CONTROLS
 
 
 class JamEngine:
@@ -111,6 +93,7 @@ class JamEngine:
         self._lifecycle = threading.Lock()
         self._thread: threading.Thread | None = None
         self._dropped = 0  # written by the MIDI input thread (an int add: atomic under the GIL)
+        self.gate = InputGate()  # the input thread's checks and rate limits
         # Every figure, not just the meters' recent ones (benchmarks/bench_jam.py sets a dict).
         self.measured: dict[str, list[float]] | None = None
         self.preset = None
@@ -261,8 +244,6 @@ class JamEngine:
         self.scheduler = ModelScheduler()
         self.internal_clock = InternalClock(c.tempo_bpm)
         self.follower = MidiClockFollower()
-        self.limit = RateLimit(NOTE_RATE, NOTE_BURST)
-        self.other_limit = RateLimit(OTHER_RATE, OTHER_BURST)
         # The player's keys that are down, by (channel, pitch) -> when struck. One entry per
         # key, not a count: a key struck again while down is re-struck (its sound ended
         # first), so one note-off always ends it, however many note-ons a flood sent.
@@ -386,6 +367,8 @@ class JamEngine:
         if not check_message(data):
             self._dropped += 1  # sysex, junk, truncated
             return
+        if not self.gate.admit(data, arrival):
+            return  # past a rate limit, or a note-off of a key that never went on (counted)
         # A full inbox may drop a note-on, never what ends a note: a note-off (or a pedal
         # release) lost here would leave the player's passthrough note sounding for good.
         self._put(("midi", tuple(data), arrival), force=ends_notes(data))
@@ -475,19 +458,13 @@ class JamEngine:
             self._player_note_off(channel, data[1], t)
         elif kind == 0xB0:
             self._player_control(channel, data[1], data[2], t)
-        elif self.other_limit.take(t + self._t0):
-            # program change, pitch bend, aftertouch: passed on and recorded as they are
+        else:  # program change, pitch bend, aftertouch: passed on and recorded as they are
             if self._controls.passthrough:
                 self._send_out(list(data))
             self._record(PLAYER_TRACK, t, data)
-        else:
-            self._dropped += 1
 
     def _player_note_on(self, channel: int, pitch: int, velocity: int, t: float) -> None:
         arrival = t + self._t0
-        if not self.limit.take(arrival):
-            self._dropped += 1
-            return
         key = (channel, pitch)
         if key in self.accepted:
             self._end_player_sound(key, t)  # re-struck while down: one sounding note a key
@@ -542,10 +519,6 @@ class JamEngine:
         return sum(1 for channel, _ in self.accepted if channel != DRUM_CHANNEL)
 
     def _player_control(self, channel: int, number: int, value: int, t: float) -> None:
-        ending = number in ENDING_CONTROLS
-        if not ending and not self.other_limit.take(t + self._t0):
-            self._dropped += 1  # what ends notes always goes through; the rest is cut down
-            return
         if number in (ALL_SOUND_OFF, ALL_NOTES_OFF):
             # All keys up on this channel: each held key ends on its own (so every note-off
             # reaches the output, the take and the model), then the controller passes on.
@@ -596,6 +569,7 @@ class JamEngine:
         """The input vanished: end every note the player was holding, everywhere."""
         for channel, pitch in list(self.accepted):
             self._player_note_off(channel, pitch, t)
+        self.gate.forget()
         self.planner.release_all(t)
 
     # ---- cuts, turns, the model's events -------------------------------------------------------
@@ -928,7 +902,7 @@ class JamEngine:
             input_to_context_ms=inputs[len(inputs) // 2] if inputs else 0.0,
             xruns=audio.get("xruns", 0),
             late_events=counters["late"],
-            dropped_messages=self._dropped,
+            dropped_messages=self._dropped + self.gate.dropped,
             input_overflows=self.input_overflows,
             cpu_percent=self._cpu_percent(w, audio),
             tempo_bpm=tempo,

@@ -371,7 +371,7 @@ class MidiInput(_Port):
         the queue means it was full)."""
         count, on_message = 0, self.on_message
         got = client.get_message()
-        while got is not None:
+        while got is not None and self._running:
             on_message(got[0], clock())
             count += 1
             got = client.get_message()
@@ -381,6 +381,11 @@ class MidiInput(_Port):
         self._running = False
         if self._thread is not None:
             self._thread.join(timeout=2)
+            if self._thread.is_alive():
+                # Still inside a handler: deleting the client under it would crash the
+                # process (rtmidi frees what get_message reads). Leave it to the exit.
+                self._client, self.connected = None, False
+                return
             self._thread = None
         super().close()
 

@@ -13,7 +13,7 @@ import pytest
 from livegen.clock import InternalClock
 from livegen.controls import Controls, JamSettings, Mode, PhraseEnd
 from livegen.decode_worker import WorkerCore, WorkerSpec, merge_player_messages
-from livegen.engine import JamEngine, check_message
+from livegen.engine import JamEngine
 from livegen.kernels.errors import LivegenError
 from livegen.kernels.vocab import NOTE_OFF, NOTE_ON
 from livegen.models.grammar import MODEL
@@ -22,6 +22,7 @@ from livegen.models.preset import load_preset
 from livegen.models.sampling import SamplingParams
 from livegen.models.streaming import StreamingDecoder
 from livegen.modes import TurnPlanner
+from livegen.player_input import check_message
 from tests.jam_peers import ManualClock, engine_preset, wait_until
 
 
@@ -253,7 +254,7 @@ def test_engine_without_ports_or_sound_plays_from_the_computer_keyboard(tmp_path
 
 
 def test_only_note_endings_wait_for_room_in_a_full_inbox():
-    from livegen.engine import ends_notes
+    from livegen.player_input import ends_notes
 
     assert ends_notes([0x80, 60, 0]) and ends_notes([0x93, 60, 0])  # note-off, on with vel 0
     assert ends_notes([0xB0, 64, 0]) and ends_notes([0xB1, 64, 127])  # the sustain pedal
