@@ -61,6 +61,7 @@ from livegen.kernels.vocab import (
     bin_to_velocity,
 )
 from livegen.models.grammar import MODEL, PLAYER, GrammarState
+from livegen.outbox import Outbox
 
 if TYPE_CHECKING:  # the engine imports this module; torch stays out of its process
     import torch
@@ -517,6 +518,7 @@ class DecodeWorker:
         thread = mode == "thread"
         entry = run_worker if thread else _process_entry
         self._child = Child(entry, (spec,), "livegen-decode", thread=thread)
+        self._outbox = Outbox(self._child.send, _coalesce, "livegen-decode-tx")
 
     @property
     def pid(self) -> int | None:
@@ -543,7 +545,16 @@ class DecodeWorker:
         return first[1]
 
     def send(self, message: tuple) -> None:
-        self._child.send(message)  # a worker that is gone says so: ("exited",)
+        """Never blocks (see Outbox); a worker that is gone says so: ("exited",)."""
+        self._outbox.put(message)
 
     def stop(self) -> None:
+        self._outbox.close()
         self._child.stop()
+
+
+def _coalesce(older: tuple, newer: tuple) -> tuple | None:
+    """Two player messages waiting to be sent say what one merged message says."""
+    if older[0] == "player" and newer[0] == "player":
+        return merge_player_messages([older, newer])[0]
+    return None
