@@ -3,6 +3,7 @@ prints one JSON line last (with a "summary" string for the table); scripts/gpu_c
 
     python scripts/gpu_tasks.py bench-presets --device cuda
     python scripts/gpu_tasks.py train --work DIR --steps 300 --device cuda [--fp32] [--nproc 2]
+    python scripts/gpu_tasks.py continue --work DIR --device cuda   # needs symusic and mido
     python scripts/gpu_tasks.py make-data DIR --pieces 200
 
 Needs only what a CUDA machine's ready-made Python has (torch, numpy, numba): the training data
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import re
 import statistics
 import subprocess
 import sys
@@ -56,6 +58,34 @@ def bench_presets(device: str, tokens: int) -> dict[str, Any]:
             f"{eager['ms_per_token_p50']:.3f} ms, recompute {eager['recompute_ms_per_token']:.2f} ms"
         )
     return {"presets": results, "summary": "; ".join(lines)}
+
+
+# ---- continue -------------------------------------------------------------------------------
+
+
+def continue_file(work: Path, device: str, seconds: float) -> dict[str, Any]:
+    """`livegen continue` on a random tune: the offline jam path (sampling, grammar) on the
+    device. Reads and writes MIDI, so it needs symusic and mido (the plan checks first)."""
+    from livegen.kernels.tokenizer import write_midi
+
+    work.mkdir(parents=True, exist_ok=True)
+    prompt, out = work / "prompt.mid", work / "continued.mid"
+    write_midi(prompt, [("piano", random_tune(np.random.default_rng(7), 120))])
+    command = [sys.executable, "-m", "livegen", "continue", str(prompt), "-o", str(out)]
+    command += ["--device", device, "--seconds", str(seconds)]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=True)
+    print(done.stdout.strip())
+    found = re.search(r"(\d+) tokens in ([\d.]+) s \((\d+) tokens/s, ([^)]*)\)", done.stdout)
+    if found is None or not out.is_file():
+        raise SystemExit("livegen continue printed no rate or wrote no file")
+    tokens, seconds_taken, rate, where = found.groups()
+    return {
+        "tokens": int(tokens),
+        "seconds": float(seconds_taken),
+        "tokens_per_s": int(rate),
+        "device": where,
+        "summary": f"{tokens} tokens in {seconds_taken} s, {rate} tokens/s with sampling ({where})",
+    }
 
 
 # ---- training data from random tunes ----------------------------------------------------------
@@ -202,6 +232,10 @@ def main(argv: list[str] | None = None) -> int:
     fit.add_argument("--device", default="cuda")
     fit.add_argument("--fp32", action="store_true", help="no bf16 autocast")
     fit.add_argument("--nproc", type=int, default=1, help="processes (torchrun) on this machine")
+    cont = sub.add_parser("continue", help="livegen continue on a random tune")
+    cont.add_argument("--work", type=Path, required=True, help="scratch folder")
+    cont.add_argument("--device", default="cuda")
+    cont.add_argument("--seconds", type=float, default=30.0, help="model time to generate")
     data = sub.add_parser("make-data", help="a data folder of random tunes")
     data.add_argument("out", type=Path)
     data.add_argument("--pieces", type=int, default=200)
@@ -210,6 +244,8 @@ def main(argv: list[str] | None = None) -> int:
         result = bench_presets(args.device, args.tokens)
     elif args.task == "train":
         result = train(args.work, args.steps, args.batch, args.device, not args.fp32, args.nproc)
+    elif args.task == "continue":
+        result = continue_file(args.work, args.device, args.seconds)
     else:
         summary = make_data(args.out, args.pieces)
         result = {"data": summary, "summary": f"{summary['tokens']:,} tokens"}
