@@ -159,11 +159,11 @@ def test_the_budget_cuts_the_timeouts_and_skips_what_does_not_fit(tmp_path):
     out = tmp_path / "out"
     done = run(
         [sys.executable, "scripts/gpu_check.py", "--plan", str(plan), "--out", str(out)]
-        + ["--budget", "7"]
+        + ["--budget", "3"]
     )
     assert done.returncode == 1
     steps = json.loads((out / gpu_check.RESULT_FILE).read_text())["steps"]
-    assert steps[0]["status"] == "timed out" and steps[0]["timeout_s"] <= 7
+    assert steps[0]["status"] == "timed out" and steps[0]["timeout_s"] <= 3
     assert steps[0]["seconds"] < 20
     assert steps[1]["status"] == "skipped" and "budget" in steps[1]["reason"]
 
@@ -202,25 +202,18 @@ def test_pytest_and_json_lines_are_read_from_the_output():
 def test_the_shipped_gpu_plan_fits_and_names_what_exists():
     plan = gpu_check.load_plan(gpu_check.DEFAULT_PLAN)
     assert plan.requires_cuda and plan.budget_s <= 8 * 60
-    values = {k: k for k in ("python", "repo", "out", "work", "gpus")}
-    helps: dict[str, str] = {}
+    values = {k: k for k in gpu_check.PLACEHOLDERS}
     for step in plan.steps:
         command = gpu_check.expand(step.command, values)
         assert step.timeout_s <= plan.budget_s
-        files = [part for part in command if part.endswith(".py")]
-        for name in files:
-            assert (REPO / name).is_file(), f"{step.name}: {name} is missing"
-        if files and files[0].startswith(("benchmarks/", "scripts/")):
-            script = command[command.index(files[0]) :]
-            sub = script[1:2] if script[1:2] and not script[1].startswith("-") else []
-            key = " ".join([files[0], *sub])
-            if key not in helps:
-                helps[key] = run([sys.executable, files[0], *sub, "--help"]).stdout
-            for flag in (part for part in script if part.startswith("--")):
-                assert flag in helps[key], f"{step.name}: {key} has no {flag}"
-        if "tests/" in " ".join(command):
-            for name in (part for part in command if part.startswith("tests/")):
-                assert (REPO / name).is_file()
+        for name in (part for part in command if part.endswith(".py")):
+            path = REPO / name
+            assert path.is_file(), f"{step.name}: {name} is missing"
+            # Every option the step passes is one the script defines (read from its source:
+            # no torch import for this).
+            source = path.read_text(encoding="utf-8")
+            for flag in (part for part in command if part.startswith("--")):
+                assert f'"{flag}"' in source, f"{step.name}: {name} defines no {flag}"
 
 
 def test_no_install_imports_livegen_from_the_source_tree(tmp_path):
