@@ -224,15 +224,22 @@ def test_no_install_imports_livegen_from_the_source_tree(tmp_path):
         "import livegen.kernels.errors as e, livegen.models, livegen.training, livegen.presets; "
         "print(e.__file__)"
     )
+    # The image's own sitecustomize, which ours hides on sys.path, still runs.
+    (tmp_path / "sitecustomize.py").write_text("print('the image set itself up')\n")
     done = subprocess.run(
         [base, "-s", "-c", code],
         cwd=REPO,  # livegen/ itself is importable from here; the mapped packages are not
         capture_output=True,
         text=True,
-        env={"PYTHONPATH": str(SCRIPTS / "no_install"), "PATH": os.environ.get("PATH", "")},
+        env={
+            "PYTHONPATH": f"{SCRIPTS / 'no_install'}:{tmp_path}",
+            "PATH": os.environ.get("PATH", ""),
+        },
     )
     assert done.returncode == 0, done.stderr
-    assert Path(done.stdout.strip()) == REPO / "kernels" / "errors.py"
+    first, second = done.stdout.splitlines()
+    assert first == "the image set itself up"
+    assert Path(second) == REPO / "kernels" / "errors.py"
 
 
 def test_the_training_data_of_random_tunes_is_a_data_folder(tmp_path):

@@ -14,6 +14,7 @@ would otherwise find livegen/ itself through sys.path and then miss livegen.mode
 from __future__ import annotations
 
 import importlib.abc
+import importlib.machinery
 import importlib.util
 import sys
 from pathlib import Path
@@ -39,7 +40,19 @@ class SourceTreeFinder(importlib.abc.MetaPathFinder):
         )
 
 
+def run_shadowed_sitecustomize() -> None:
+    """This file hides any sitecustomize further down sys.path (a Python image may set itself
+    up in one): find that one and run it too."""
+    here = str(Path(__file__).resolve().parent)
+    rest = [entry for entry in sys.path if entry and str(Path(entry).resolve()) != here]
+    spec = importlib.machinery.PathFinder.find_spec("sitecustomize", rest)
+    if spec is not None and spec.loader is not None:
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+
+
 if (REPO / "pyproject.toml").is_file() and not any(
     isinstance(finder, SourceTreeFinder) for finder in sys.meta_path
 ):
     sys.meta_path.insert(0, SourceTreeFinder())
+    run_shadowed_sitecustomize()
