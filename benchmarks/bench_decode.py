@@ -5,6 +5,8 @@ naive full-recompute decoder in the same run, plus what int8 costs in NLL.
     .venv/bin/python benchmarks/bench_decode.py --dim 384 --layers 4
     .venv/bin/python benchmarks/bench_decode.py --nll-model presets/piano --nll-midi DIR
     .venv/bin/python benchmarks/bench_decode.py --token-rate DIR  # tokens/s of real music
+    python benchmarks/bench_decode.py --device cuda --cuda-graph both  # a GPU: fp32 and bf16,
+                                                      # each eager and as a captured CUDA graph
 
 Random weights are fine for speed (the work per token does not depend on the values). The NLL
 cost of int8 needs trained weights (--nll-model: a model folder) and real music (--nll-midi: a
@@ -60,18 +62,28 @@ def memory_bandwidth() -> float:
     return big.numel() * 4 / best / 1e9
 
 
-def variants(model: PerceiverAR, which: list[str]) -> dict[str, tuple[PerceiverAR, bool]]:
-    """name -> (model, cpu_kernels). A "-torch" suffix times the torch step instead of the
-    numba one (models/cpu_decode.py) on the same weights: the comparison for the kernels."""
+def gpu_name(device: torch.device) -> str:
+    props = torch.cuda.get_device_properties(device)
+    return f"{props.name}, {props.total_memory / 2**30:.0f} GiB, {props.multi_processor_count} SMs"
+
+
+def variants(
+    model: PerceiverAR, which: list[str], device: torch.device
+) -> dict[str, tuple[PerceiverAR, bool]]:
+    """name -> (model on `device`, cpu_kernels). A "-torch" suffix times the torch step instead
+    of the numba one (models/cpu_decode.py) on the same weights: the comparison for the
+    kernels. On a GPU only fp32 and bf16 exist (int8 and the numba step are the CPU's)."""
     out = {}
     for name in which:
         base, _, path = name.partition("-")
         if path not in ("", "torch"):
             raise SystemExit(f"unknown variant {name!r}: fp32, bf16, int8, each optionally -torch")
+        if device.type != "cpu" and (base == "int8" or path):
+            raise SystemExit(f"variant {name!r} runs on the CPU only; on {device.type}: fp32, bf16")
         if base == "fp32":
-            variant = model
+            variant = model.to(device)
         elif base == "bf16":
-            variant = PerceiverAR(model.config).to(torch.bfloat16).eval()
+            variant = PerceiverAR(model.config).to(device, torch.bfloat16).eval()
             variant.load_state_dict(model.state_dict())
         elif base == "int8":
             variant = quantize_int8(model)
@@ -83,7 +95,7 @@ def variants(model: PerceiverAR, which: list[str]) -> dict[str, tuple[PerceiverA
 
 def print_result(name: str, r: BenchResult) -> None:
     print(
-        f"{name:7s} p50 {r.ms_per_token_p50:6.2f}  p90 {r.ms_per_token_p90:6.2f}  "
+        f"{name:11s} p50 {r.ms_per_token_p50:6.2f}  p90 {r.ms_per_token_p90:6.2f}  "
         f"p99 {r.ms_per_token_p99:6.2f}  max {r.ms_per_token_max:6.2f} ms/token  "
         f"{r.tokens_per_s:6.0f} tok/s | prefill {r.prefill_ms:7.0f} ms | burst refill "
         f"{r.refill_ms:5.1f} ms | recompute {r.recompute_ms_per_token:7.1f} ms/token "
@@ -183,20 +195,38 @@ def main() -> int:
         help="run the variants in turn this often; each keeps its fastest round (shared machine)",
     )
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda / cuda:N")
+    parser.add_argument(
+        "--cuda-graph",
+        choices=("off", "on", "both"),
+        default="off",
+        help="on CUDA: time the eager step (off), the captured-graph step (on), or both side by "
+        "side (a '+graph' suffix names the graph runs)",
+    )
     parser.add_argument("--nll-model", type=Path, help="a trained model folder for the int8 cost")
     parser.add_argument("--nll-midi", type=Path, help="MIDI folder the NLL is measured on")
     parser.add_argument("--nll-tokens", type=int, default=2000)
     parser.add_argument("--token-rate", type=Path, metavar="DIR", help="tokens/s of MIDI in DIR")
     args = parser.parse_args()
 
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: no CUDA GPU is visible to torch on this machine")
+    if args.cuda_graph != "off" and device.type != "cuda":
+        raise SystemExit("--cuda-graph on/both needs --device cuda")
     torch.set_num_threads(1)  # the bandwidth figure is one thread's, as a decode step's
     report: dict[str, object] = {"machine": machine(), "threads": args.threads}
     report["memory_gb_per_s"] = round(memory_bandwidth(), 1)
+    report["device"] = str(device)
+    report["torch"] = torch.__version__
     torch.set_num_threads(args.threads)
     print(
         f"machine: {report['machine']}; torch {torch.__version__}, {args.threads} thread(s); "
         f"memory {report['memory_gb_per_s']} GB/s (one thread)"
     )
+    if device.type == "cuda":
+        report["gpu"] = gpu_name(device)
+        print(f"gpu: {report['gpu']}, CUDA {torch.version.cuda}")
     if args.token_rate is not None:
         rate = token_rate(args.token_rate)
         report["token_rate"] = rate
@@ -234,21 +264,27 @@ def main() -> int:
     # Variants take turns, round after round: the machine is shared (other processes steal
     # cycles and memory bandwidth in bursts), so each variant reports its least disturbed
     # round (lowest p50) and every round's p50/p99 stays in the JSON.
-    built = variants(model, wanted)
-    rounds: dict[str, list[BenchResult]] = {name: [] for name in built}
+    built = variants(model, wanted, device)
+    graphs = {"off": [False], "on": [True], "both": [False, True]}[args.cuda_graph]
+    runs = [(name + ("+graph" if graph else ""), name, graph) for name in built for graph in graphs]
+    rounds: dict[str, list[BenchResult]] = {label: [] for label, _, _ in runs}
     for round_ in range(max(1, args.rounds)):
-        for name, (variant, cpu_kernels) in built.items():
+        for label, name, graph in runs:
+            variant, cpu_kernels = built[name]
             result = run_bench(
                 variant,
                 cpu_kernels=cpu_kernels,
-                device_label=name,
+                device_label=label,
                 tokens=args.tokens,
                 recompute_tokens=args.recompute_tokens,
                 refill=args.refill,
                 seed=round_,
+                cuda_graph=graph,
             )
-            rounds[name].append(result)
-            print_result(f"{name}#{round_ + 1}", result)
+            rounds[label].append(result)
+            print_result(f"{label}#{round_ + 1}", result)
+            if result.note:
+                print(f"  note: {result.note}")
     results = {}
     if built:
         print("best round of each:")

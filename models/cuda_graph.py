@@ -146,6 +146,13 @@ class GraphStep:
         """Warm up on a side stream (cuBLAS handles, attention kernel choice, allocator), then
         capture both bodies into graphs sharing one memory pool. The warm-up writes garbage
         into the caches at position 0; the decoder's reset() below hides it (slot_pos = -1)."""
+        # Capture and the side stream belong to the current device: make it the decoder's
+        # (a decoder on cuda:1 in a process whose current device is cuda:0).
+        with torch.cuda.device(self.decoder.device):
+            self._capture(warmup)
+        self.decoder.reset()
+
+    def _capture(self, warmup: int) -> None:
         decoder = self.decoder
         self.token.fill_(decoder.config.begin_id)
         self.pos.zero_()
@@ -170,7 +177,6 @@ class GraphStep:
             self._sample_body()
         torch.cuda.synchronize(decoder.device)
         self._decode_graph, self._sample_graph = decode_graph, sample_graph
-        decoder.reset()
 
     # ---- the decoder's calls ------------------------------------------------------------------
 

@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import tomli_w
-
 from livegen.kernels.errors import PresetError
 
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "presets"
@@ -137,6 +135,10 @@ def list_presets(directory: Path = SHIPPED_DIR) -> list[str]:
 
 
 def preset_to_toml(preset: Preset) -> str:
+    # Imported here: reading a preset (every command) needs only tomllib; a GPU machine's
+    # ready-made Python may lack the writer (scripts/gpu_check.sh runs there as it is).
+    import tomli_w
+
     data: dict[str, Any] = {"name": preset.name, "description": preset.description}
     for part in ("model", "sampling", "sound"):
         data[part] = dataclasses.asdict(getattr(preset, part))

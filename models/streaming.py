@@ -81,6 +81,10 @@ class StreamingDecoder:
         self.M = (self.L - 1) // self.S + 1  # windows that can contain one position
         first = next(model.parameters())
         self.device = torch.device(device) if device is not None else first.device
+        if self.device.type == "cuda" and self.device.index is None:
+            # "cuda" means the current GPU; with its index it compares equal to the model's
+            # device, so a model already there is not copied.
+            self.device = torch.device("cuda", torch.cuda.current_device())
         self.dtype = dtype if dtype is not None else first.dtype
         if first.device != self.device or (first.dtype != self.dtype and dtype is not None):
             model = copy.deepcopy(model).to(self.device, self.dtype)
@@ -484,7 +488,8 @@ def measure_decode(
     Every step is timed (window changes included); on CUDA each time waits for the device.
     """
     decoder = StreamingDecoder(model, refill=refill, cuda_graph=cuda_graph, cpu_kernels=cpu_kernels)
-    sync = torch.cuda.synchronize if decoder.device.type == "cuda" else (lambda: None)
+    cuda = decoder.device.type == "cuda"
+    sync = (lambda: torch.cuda.synchronize(decoder.device)) if cuda else (lambda: None)
     generator = torch.Generator().manual_seed(seed)
     context = list(context_tokens)
     t0 = time.perf_counter()
