@@ -105,7 +105,9 @@ def test_livegen_in_a_terminal_jams_with_the_computer_keyboard(jack, tmux, tmp_p
         "the engine to run",
     )
     words = " ".join(screen.split())  # the banner wraps long lines
-    assert "[keyboard] octave out of range: 99; default used" in words  # said plainly
+    assert (
+        "[keyboard] octave must be an integer in 0..8, got 99; default used" in words
+    )  # said plainly
     assert "in computer keyboard" in screen and "out livegen out (virtual)" in screen
     # MIDI out exists for a DAW to take: a real JACK port
     assert any("livegen out" in port for port in jack.ports())
@@ -135,5 +137,7 @@ def test_livegen_in_a_terminal_jams_with_the_computer_keyboard(jack, tmux, tmp_p
         if msg.type == "note_on" and msg.velocity > 0 and msg.channel == 0
     }
     assert {60, 64, 67} <= played
+    # the settings file it could not read whole was kept aside before quitting rewrote it
+    assert "octave = 99" in (config / "settings.toml.bak").read_text(encoding="utf-8")
     saved = (config / "settings.toml").read_text(encoding="utf-8")
     assert "temperature = 1.05" in saved and "octave = 4" in saved

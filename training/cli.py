@@ -16,7 +16,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from livegen.kernels.atomic_write import describe_os_error
 from livegen.kernels.errors import LivegenError
+from livegen.kernels.values import OptionParser, UsageError
 
 PROG = "livegen-train"
 
@@ -313,7 +315,7 @@ COMMANDS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OptionParser(
         prog=PROG,
         description="Build livegen's models: token data, training (torchrun for many "
         "processes or machines), evaluation, presets.",
@@ -329,7 +331,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as error:  # one line, exit 2, like every other bad input
+        print(error, file=sys.stderr)
+        return 2
     if args.command is None:
         parser.print_help()
         return 0
@@ -338,6 +344,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LivegenError as error:
         print(f"{PROG} {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # a disk or device failure no command foresaw: still one line
+        print(f"{PROG} {args.command}: error: {describe_os_error(error)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 
