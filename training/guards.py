@@ -84,6 +84,6 @@ def diverged(step: int, loss: float, grad_norm: float, checkpoint: Path | None) 
     )
     return DivergedError(
         f"training diverged at step {step}: loss {loss}, gradient norm {grad_norm}; that step "
-        f"was not applied and training stopped. {kept}: lower [train].lr or set "
+        f"was not applied and training stopped; {kept}: lower [train].lr or set "
         "[train].grad_clip, then --resume"
     )

@@ -154,6 +154,10 @@ def _settings(args: argparse.Namespace):  # noqa: ANN202
         settings.validate()
     except ValueError as error:
         raise LivegenError(str(error)) from None
+    if settings.record_dir:  # before anything starts: a take that cannot be saved is an error
+        from livegen.kernels.atomic_write import ensure_writable_folder
+
+        ensure_writable_folder(settings.record_dir, "recording folder")
     return settings
 
 
@@ -199,8 +203,10 @@ def run_headless(settings, controls, duration: float | None, worker: str = "proc
     engine = JamEngine(settings, controls, worker_mode=worker)
     done = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: done.set()) for sig in ENDING_SIGNALS}
+    recorder = None
     try:
         engine.start()
+        recorder = engine.recorder  # kept: the engine lets go of it when it stops
         _say(
             f"livegen jam: {controls.mode} mode; in: {settings.input}, out: {settings.output}. "
             "Ctrl-C stops."
@@ -228,12 +234,11 @@ def run_headless(settings, controls, duration: float | None, worker: str = "proc
         for line in engine.drain_log():
             _say(line)
     _say(_status(engine.stats()))
-    return _report_recording(engine)
+    return _report_recording(recorder)
 
 
-def _report_recording(engine) -> int:  # noqa: ANN001
+def _report_recording(recorder) -> int:  # noqa: ANN001 - a Recorder or None
     """The last line says what was recorded, or that the recording failed (exit 1)."""
-    recorder = engine.recorder
     if recorder is None:
         return 0
     if recorder.error:
@@ -244,5 +249,5 @@ def _report_recording(engine) -> int:  # noqa: ANN001
         )
         _say(f"livegen jam: error: {recorder.error}; {kept}", error=True)
         return 1
-    _say(f"recorded {engine.recording_path}")
+    _say(f"recorded {recorder.path}")
     return 0
