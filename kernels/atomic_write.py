@@ -12,7 +12,7 @@ import os
 import secrets
 import shutil
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from livegen.kernels.errors import WriteError
@@ -139,6 +139,7 @@ def ensure_writable_folder(folder: str | os.PathLike, what: str = "folder") -> P
     path = Path(folder)
     if path.exists() and not path.is_dir():
         raise WriteError(f"{path}: the {what} is a file, not a folder")
+    created = not path.exists()
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -150,7 +151,10 @@ def ensure_writable_folder(folder: str | os.PathLike, what: str = "folder") -> P
             handle.flush()
             os.fsync(handle.fileno())
     except OSError as error:
-        raise write_failed(path, error, f"cannot write in the {what}") from None
-    finally:
         _remove(probe)
+        if created:  # leave no empty folder behind either
+            with suppress(OSError):
+                path.rmdir()
+        raise write_failed(path, error, f"cannot write in the {what}") from None
+    _remove(probe)
     return path
