@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from livegen.kernels.atomic_write import reason
+from livegen.kernels.atomic_write import reason, write_text
 from livegen.kernels.errors import LivegenError, ModelFileError, WriteError
 from livegen.models.checkpoint import load_model, save_model
 from livegen.models.perceiver_ar import PerceiverAR
@@ -135,13 +135,7 @@ def _write_checkpoint(tmp: Path, model, optimizer, state: TrainingState, metadat
 
 
 def _write_latest(root: Path, name: str) -> None:
-    tmp = root / f".{LATEST}.tmp"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(name + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    tmp.replace(root / LATEST)
-    _fsync_dir(root)
+    write_text(root / LATEST, name + "\n")  # synced, renamed, the folder synced
 
 
 def _prune(root: Path, keep: int) -> None:

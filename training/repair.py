@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
 from livegen.kernels.vocab import MAX_SHIFT_STEPS, STEPS_PER_SECOND, TIME_SHIFT, VELOCITY
 
@@ -50,10 +51,26 @@ def _shift_tokens(steps: int) -> np.ndarray:
     return np.asarray(tokens, dtype=np.int64)
 
 
+@njit(cache=True)
+def _longest_shift_run(tokens: np.ndarray) -> int:
+    """Steps of the longest run of consecutive TIME_SHIFTs (one pass: most pieces stop here)."""
+    longest = 0
+    run = 0
+    for token in tokens:
+        if TIME_SHIFT <= token < VELOCITY:
+            run += token - TIME_SHIFT + 1
+            longest = max(longest, run)
+        else:
+            run = 0
+    return longest
+
+
 def cap_gaps(tokens: np.ndarray, max_gap_seconds: float) -> tuple[np.ndarray, int, float]:
     """(tokens with every run of TIME_SHIFTs longer than the cap shortened to it, how many
     runs were shortened, the longest run's seconds before)."""
     max_steps = max(1, round(max_gap_seconds * STEPS_PER_SECOND))
+    if tokens.size == 0 or _longest_shift_run(tokens) <= max_steps:
+        return tokens, 0, 0.0
     values = tokens.astype(np.int64)
     is_shift = (values >= TIME_SHIFT) & (values < VELOCITY)
     if not is_shift.any():
