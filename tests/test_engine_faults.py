@@ -27,6 +27,7 @@ from tests.jam_peers import (
     jack_settings,
     stop_session,
     strictly_unmatched,
+    unmatched_notes,
     wait_until,
 )
 
@@ -193,7 +194,7 @@ def test_kill_9_mid_session_leaves_a_readable_recording(
 
 def test_sighup_ends_the_jam_like_sigterm(jack512: JackServer, tmp_path: Path) -> None:
     """The terminal closes (an ssh session drops) while a key is held: every note livegen
-    sent is ended, the recording is finished with the held note in it, and the jam says
+    sent is ended (the held one by its own note-off), the recording is finished with the held note in it, and the jam says
     so and exits 0 (it used to die at once, notes stuck, the last half second lost)."""
     preset = engine_preset(tmp_path)
     record = tmp_path / "takes"
@@ -224,7 +225,11 @@ def test_sighup_ends_the_jam_like_sigterm(jack512: JackServer, tmp_path: Path) -
     events = [Captured(t, tuple(m)) for t, m in listener.close()]
     assert jam.returncode == 0, output
     assert output.strip().splitlines()[-1].startswith(f"recorded {record}"), output
-    assert strictly_unmatched(events) == {}, events  # the held note was ended too
+    held = [e for e in events if e.kind in (0x80, 0x90) and e.channel == 0 and e.data[1] == 64]
+    assert held[0].is_on and held[-1].is_off, held  # the held key got its own note-off
+    # Nothing left sounding (all-notes-off counts here: on a loaded machine a passthrough
+    # message of the phrase can be late or lost in JACK, which is not what this tests).
+    assert unmatched_notes(events) == {}, events
     (take,) = record.glob("*.mid")
     from livegen.kernels.tokenizer import read_midi
 
