@@ -10,7 +10,6 @@ from __future__ import annotations
 import errno
 import os
 import secrets
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -108,29 +107,6 @@ def write_bytes(path: str | os.PathLike, data: bytes, *, durable: bool = True) -
 
 def write_text(path: str | os.PathLike, text: str, *, durable: bool = True) -> Path:
     return write_bytes(path, text.encode("utf-8"), durable=durable)
-
-
-@contextmanager
-def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
-    """Like atomic_path for a folder: fill the yielded temporary folder; it replaces `path`
-    (an old folder of that name is removed only after the new one is complete)."""
-    target = Path(path)
-    tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
-    old = target.with_name(f".{target.name}.{secrets.token_hex(4)}.old")
-    try:
-        tmp.mkdir()
-        yield tmp
-        if target.exists():
-            target.rename(old)
-        tmp.rename(target)
-        fsync_folder(target.parent)
-    except OSError as error:
-        if old.exists() and not target.exists():
-            old.rename(target)  # put the previous one back
-        raise write_failed(target, error) from None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def ensure_writable_folder(folder: str | os.PathLike, what: str = "folder") -> Path:

@@ -271,7 +271,7 @@ def test_a_disk_that_fills_mid_jam_is_said_not_claimed(
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG)
     watcher.start()
     try:
-        code = run_headless(settings, Controls(silence_seconds=5.0), duration=8.0)
+        code = run_headless(settings, Controls(silence_seconds=5.0), duration=4.0)
     finally:
         restore()
         keyboard.close()
