@@ -663,3 +663,33 @@ def test_bad_input(case: Case, world: World, capsys) -> None:
     assert not left, f"temporary files left behind: {left}"
     if case.check is not None:
         case.check(world)
+
+
+def test_the_ui_says_last_that_its_take_failed(capsys) -> None:
+    """The jam UI: a recording problem still standing when the musician quits is the last
+    line on the terminal and exit 1; without one, the UI's own exit status stands."""
+    from livegen.tui.launch import final_word
+
+    failed = "recording failed: /music/take.mid: cannot write (the disk is full)"
+    assert final_word(["no MIDI: no ports", failed], 0) == 1
+    assert capsys.readouterr().err == f"livegen: error: {failed}\n"
+    assert final_word(["no MIDI: no ports"], 0) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_an_unreadable_settings_file_is_kept_before_a_rewrite(tmp_path: Path) -> None:
+    """The jam UI copies a settings file it could not read whole aside before saving over it
+    (the tmux test shows it end to end); a second copy is not made of the same text."""
+    from livegen.settings_file import SavedSettings, back_up_settings, load_settings, save_settings
+
+    path = tmp_path / "settings.toml"
+    mine = "[jam\npreset = 'my piano'\n"  # not TOML: the user's text all the same
+    path.write_text(mine)
+    _, problems = load_settings(path)
+    assert problems and "not valid TOML" in problems[0]
+    kept = back_up_settings(path)
+    save_settings(SavedSettings(), path)
+    assert kept == tmp_path / "settings.toml.bak" and kept.read_text() == mine
+    assert back_up_settings(path) == tmp_path / "settings.toml.bak.1"  # a different text
+    path.write_text(mine)
+    assert back_up_settings(path) == kept  # the same text is kept once

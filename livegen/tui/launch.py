@@ -120,4 +120,14 @@ def launch(
         finally:
             if app.engine is not None:  # quit mid-start, or the UI died: still finish the take
                 app.engine.stop()
-    return app.return_code or 0
+    return final_word(app.last_stats.problems, app.return_code or 0)
+
+
+def final_word(problems: list[str], code: int) -> int:
+    """After the UI closes, a take that could not be written is said on the terminal, last,
+    and the exit status is 1: a recording is never claimed that is not on disk."""
+    failed = [problem for problem in problems if problem.startswith("recording failed")]
+    if failed:
+        print(f"livegen: error: {failed[-1]}", file=sys.stderr)
+        return 1
+    return code
