@@ -79,7 +79,7 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
         type=POSITIVE.option(),
         default=30.0,
         metavar="S",
-        help="shorten any stretch of S seconds or more with no event to S (30; listed in "
+        help="shorten any stretch longer than S seconds with no event to S (30; listed in "
         "DATA/repaired.txt)",
     )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
