@@ -26,3 +26,14 @@ class ModelFileError(LivegenError):
 
 class PresetError(LivegenError):
     """A preset that is missing or malformed."""
+
+
+class BadValueError(LivegenError, ValueError):
+    """A number out of range, not finite, or not a number at all (a setting or an option).
+
+    Also a ValueError, so code that validates dataclasses with `except ValueError` keeps
+    working while the CLI shows it as a one-line error."""
+
+
+class WriteError(LivegenError):
+    """A file or folder that cannot be written (read-only, full disk, no permission)."""

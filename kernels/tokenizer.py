@@ -17,6 +17,7 @@ import numpy as np
 
 from livegen.kernels import performance as kernels
 from livegen.kernels.errors import MidiFileError
+from livegen.kernels.midi_scan import unclosed_notes
 
 SUSTAIN_CC = 64
 DRUM_CHANNEL = 9  # channel 10 counted from 1
@@ -89,6 +90,7 @@ class Performance:
     pedal_time: np.ndarray = field(default_factory=lambda: np.zeros(0))
     pedal_channel: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     pedal_value: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    unclosed_notes: int = 0  # note-ons with no note-off: dropped (kernels/midi_scan.py)
 
     def __post_init__(self) -> None:
         self.pedal_time = _array(self.pedal_time, np.float64)
@@ -167,7 +169,8 @@ def read_midi(path: str | os.PathLike, *, include_drums: bool = False) -> Perfor
 
     Note-offs pair with the OLDEST open note-on of the same pitch in their (track, channel,
     program) instrument (symusic's pairing; the live encoder uses the same rule).
-    Drum instruments (channel 10) are left out unless include_drums.
+    Drum instruments (channel 10) are left out unless include_drums. A note-on that no
+    note-off ends is dropped and counted in Performance.unclosed_notes (callers report it).
     """
     try:
         data = Path(path).read_bytes()
@@ -180,9 +183,11 @@ def read_midi(path: str | os.PathLike, *, include_drums: bool = False) -> Perfor
     _check_structure(data, path)
     score = _parse(data, path)
     try:
-        return _performance_from_score(score, include_drums=include_drums)
+        performance = _performance_from_score(score, include_drums=include_drums)
     except (ValueError, OverflowError, IndexError) as error:
         raise MidiFileError(path, f"corrupt MIDI file ({error})") from None
+    performance.unclosed_notes = unclosed_notes(data, include_drums=include_drums)
+    return performance
 
 
 def _performance_from_score(score, include_drums: bool = False) -> Performance:

@@ -8,7 +8,9 @@ import sys
 from collections.abc import Sequence
 
 from livegen import __version__
+from livegen.kernels.atomic_write import describe_os_error
 from livegen.kernels.errors import LivegenError
+from livegen.kernels.values import OptionParser, UsageError
 
 # name on the command line -> module in livegen.commands
 COMMANDS = {
@@ -22,7 +24,7 @@ COMMANDS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OptionParser(
         prog="livegen",
         description="A real-time AI jam partner: a streaming Perceiver AR that plays with you.",
     )
@@ -51,7 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as error:  # one line, exit 2, like every other bad input
+        print(error, file=sys.stderr)
+        return 2
     try:
         if args.command is None:
             return run_ui(args, parser)
@@ -60,6 +66,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         who = f"livegen {args.command}" if args.command else "livegen"
         print(f"{who}: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # a disk or device failure no command foresaw: still one line
+        who = f"livegen {args.command}" if args.command else "livegen"
+        print(f"{who}: error: {describe_os_error(error)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

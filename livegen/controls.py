@@ -16,6 +16,29 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from livegen.kernels.values import MIDI_BYTE, MIDI_CHANNEL, SEED, Bound, check_fields
+
+# What each number may be: the command line (argparse types), the settings file and the UI
+# all check against these.
+SETTING_BOUNDS = {
+    "blocksize": Bound(16, 8192, integer=True),
+    "sample_rate": Bound(8000, 192000, integer=True),
+}
+OPTIONAL_SETTING_BOUNDS = {"program": MIDI_BYTE, "seed": SEED}
+CONTROL_BOUNDS = {
+    "temperature": Bound(0.05, 5.0),
+    "top_p": Bound(0.0, 1.0, low_open=True),
+    "low_pitch": MIDI_BYTE,
+    "high_pitch": MIDI_BYTE,
+    "density": Bound(-10.0, 10.0),
+    "response_seconds": Bound(0.25, 120.0),
+    "silence_seconds": Bound(0.05, 10.0),
+    "tempo_bpm": Bound(20.0, 400.0),
+    "model_channel": MIDI_CHANNEL,
+    "lookahead_ms": Bound(20.0, 2000.0),
+    "phrase_cc": MIDI_BYTE,
+}
+
 
 class Mode(StrEnum):
     CONTINUE = "continue"  # the model takes over when the player stops, yields when they play
@@ -56,8 +79,10 @@ class JamSettings:
     max_held_seconds: float = 30.0
 
     def validate(self) -> None:
-        if self.blocksize < 16 or self.blocksize > 8192:
-            raise ValueError(f"blocksize must be in 16..8192, got {self.blocksize}")
+        check_fields(self, SETTING_BOUNDS)
+        for name, bound in OPTIONAL_SETTING_BOUNDS.items():
+            if getattr(self, name) is not None:
+                bound.check(name, getattr(self, name))
         if not (self.max_held_seconds == 0 or 1.0 <= self.max_held_seconds <= 3600.0):
             raise ValueError(f"max_held_seconds must be 0 or 1..3600, got {self.max_held_seconds}")
         if self.sample_rate not in (22050, 32000, 44100, 48000, 88200, 96000):
@@ -92,20 +117,13 @@ class Controls:
         self.validate()
 
     def validate(self) -> None:
-        """Raise ValueError naming a control out of range (the UI and CLI show it as is)."""
+        """Raise ValueError (a BadValueError) naming a control out of range (the UI and CLI
+        show it as is)."""
+        check_fields(self, CONTROL_BOUNDS)
         checks = {
-            "temperature": 0.05 <= self.temperature <= 5.0,
-            "top_p": 0.0 < self.top_p <= 1.0,
-            "low_pitch": 0 <= self.low_pitch <= self.high_pitch,
-            "high_pitch": self.low_pitch <= self.high_pitch <= 127,
-            "density": -10.0 <= self.density <= 10.0,
-            "response_seconds": 0.25 <= self.response_seconds <= 120.0,
-            "silence_seconds": 0.05 <= self.silence_seconds <= 10.0,
+            "low_pitch": self.low_pitch <= self.high_pitch,
             "quantize_division": self.quantize_division in (1, 2, 3, 4, 6, 8, 12, 16),
-            "tempo_bpm": 20.0 <= self.tempo_bpm <= 400.0,
-            "model_channel": 0 <= self.model_channel <= 15,
-            "lookahead_ms": 20.0 <= self.lookahead_ms <= 2000.0,
-            "phrase_cc": 0 <= self.phrase_cc <= 127 and self.phrase_cc != 64,
+            "phrase_cc": self.phrase_cc != 64,
         }
         for name, ok in checks.items():
             if not ok:

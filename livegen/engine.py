@@ -840,6 +840,8 @@ class JamEngine:
                 self.recorder.mark(now)
             if self.recorder.error:
                 self._problem("recorder", self.recorder.error)
+            else:  # space came back: the take caught up, nothing is wrong any more
+                self._problems.pop("recorder", None)
         if self.audio is not None and self.audio.problem:
             self._problem("audio", self.audio.problem)
         self._stats = self._meters(now)

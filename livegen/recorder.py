@@ -4,19 +4,24 @@ always readable on disk.
 Events are encoded as they arrive, appended to one byte buffer per track (delta time, status,
 data: nothing is re-encoded later). A background thread rewrites the whole file every
 `interval` seconds: header, each track with note-offs for whatever still sounds and an
-end-of-track, written to NAME.tmp and renamed over NAME. A rename is atomic, so a reader (or a
-kill -9 at any instant) sees the previous complete file or the new one, never a torn one: at
-most the last `interval` of the session is lost.
+end-of-track, written to a temporary file beside it and renamed over NAME
+(livegen.kernels.atomic_write). A rename is atomic, so a reader (or a kill -9 at any instant)
+sees the previous complete file or the new one, never a torn one: at most the last `interval`
+of the session is lost. The folder is proved writable before the session starts; a write that
+fails later (disk full) is kept in `error`, retried, and the file on disk keeps the session
+up to `saved_seconds`.
 """
 
 from __future__ import annotations
 
-import os
 import struct
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from livegen.kernels.atomic_write import ensure_writable_folder, write_bytes
+from livegen.kernels.errors import LivegenError, WriteError
 
 PPQ = 960  # ticks per beat
 PLAYER_TRACK = 0
@@ -88,14 +93,21 @@ class Recorder:
         self._thread: threading.Thread | None = None
         self.writes = 0
         self.error: str | None = None
+        self.saved_seconds = 0.0  # the session time the file on disk holds
 
     @property
     def seconds(self) -> float:
         return self._end
 
     def start(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        """Check the folder and write the (empty) file: WriteError now, before the session,
+        if recording cannot happen (a file named like the folder, read-only, full)."""
+        ensure_writable_folder(self.path.parent, "recording folder")
+        if self.path.exists():
+            raise WriteError(f"{self.path}: already exists; a recording never replaces a file")
         self.flush()
+        if self.error:
+            raise WriteError(self.error)
         self._thread = threading.Thread(target=self._loop, name="livegen-recorder", daemon=True)
         self._thread.start()
 
@@ -130,18 +142,16 @@ class Recorder:
 
     def flush(self) -> None:
         """Write the file now (atomically: tmp + rename)."""
+        seconds = self._end
         data = self.snapshot()
-        tmp = self.path.with_name(self.path.name + ".tmp")
         try:
-            with open(tmp, "wb") as out:
-                out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, self.path)
-            self.writes += 1
-            self.error = None
-        except OSError as error:  # disk full, folder removed: report, keep recording in memory
-            self.error = f"recording to {self.path} failed: {error}"
+            write_bytes(self.path, data)
+        except LivegenError as error:  # disk full, folder gone: report, keep it in memory
+            self.error = f"recording failed: {error}"
+            return
+        self.writes += 1
+        self.saved_seconds = seconds
+        self.error = None
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):

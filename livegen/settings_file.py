@@ -6,7 +6,9 @@
 
 The directory is platformdirs' user_config_dir("livegen") unless LIVEGEN_CONFIG_DIR names
 another (tests point it at a temporary folder). A file that is missing gives the defaults; a
-malformed one gives the defaults and a message saying what was wrong -- never a crash.
+malformed one gives the defaults and a message saying what was wrong -- never a crash. Before
+livegen rewrites a file it could not read whole, the user's file is copied aside
+(back_up_settings: settings.toml.bak), so nothing they wrote is lost.
 """
 
 from __future__ import annotations
@@ -22,9 +24,18 @@ import tomli_w
 from platformdirs import user_config_dir
 
 from livegen.controls import Controls, JamSettings
+from livegen.kernels.atomic_write import write_bytes, write_text
+from livegen.kernels.values import Bound, check_fields
 
 ENV_DIR = "LIVEGEN_CONFIG_DIR"
 FILE_NAME = "settings.toml"
+
+
+KEYBOARD_BOUNDS = {
+    "octave": Bound(0, 8, integer=True),
+    "velocity": Bound(1, 127, integer=True),
+    "note_seconds": Bound(0.05, 4.0),
+}
 
 
 @dataclass
@@ -36,12 +47,7 @@ class KeyboardSettings:
     note_seconds: float = 0.3  # terminals send no key releases: each press plays this long
 
     def validate(self) -> None:
-        if not 0 <= self.octave <= 8:
-            raise ValueError(f"octave out of range: {self.octave!r}")
-        if not 1 <= self.velocity <= 127:
-            raise ValueError(f"velocity out of range: {self.velocity!r}")
-        if not 0.05 <= self.note_seconds <= 4.0:
-            raise ValueError(f"note_seconds out of range: {self.note_seconds!r}")
+        check_fields(self, KEYBOARD_BOUNDS)
 
 
 @dataclass
@@ -148,10 +154,23 @@ def settings_to_toml(saved: SavedSettings) -> str:
 
 
 def save_settings(saved: SavedSettings, path: Path | None = None) -> Path:
-    """Write atomically, so a crash mid-write never leaves a half file."""
+    """Write atomically, so a crash or a full disk never leaves a half file (WriteError)."""
     path = path or settings_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(settings_to_toml(saved), encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return write_text(path, settings_to_toml(saved))
+
+
+def back_up_settings(path: Path | None = None) -> Path | None:
+    """Copy the settings file to the first free NAME.bak, NAME.bak.1, ... (None: no file).
+    Called before livegen rewrites a file it could not read whole."""
+    path = path or settings_path()
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    backup, n = path.with_name(path.name + ".bak"), 1
+    while backup.exists():
+        if backup.read_bytes() == data:
+            return backup  # already kept
+        backup, n = path.with_name(f"{path.name}.bak.{n}"), n + 1
+    return write_bytes(backup, data)

@@ -7,12 +7,12 @@ with a message saying what to do instead; safetensors holds tensors and nothing 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from livegen.kernels.atomic_write import write_bytes
 from livegen.kernels.errors import ModelFileError
 from livegen.models.config import PerceiverARConfig
 from livegen.models.perceiver_ar import PerceiverAR
@@ -22,12 +22,6 @@ WEIGHTS_FILE = "model.safetensors"
 FORMAT = "livegen-perceiver-ar"
 FORMAT_VERSION = 1
 PICKLE_SUFFIXES = {".pt", ".pth", ".bin", ".ckpt", ".pkl", ".pickle"}
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def save_model(
@@ -50,15 +44,27 @@ def save_model(
     tensors = {name: t.detach().to("cpu").contiguous() for name, t in model.state_dict().items()}
     if any(not t.is_floating_point() for t in tensors.values()):
         raise ValueError("save_model takes a float model (quantise after loading, not before)")
+    bad = _non_finite(tensors)
+    if bad:
+        raise ModelFileError(f"{directory}: not saving weights that are not finite ({bad})")
     if dtype is not None:
         tensors = {name: t.to(dtype) for name, t in tensors.items()}
     header = {"format": FORMAT, "version": FORMAT_VERSION, "config": model.config.to_dict()}
     if metadata:
         header["meta"] = metadata
-    _atomic_write_bytes(directory / WEIGHTS_FILE, save(tensors, metadata={"format": FORMAT}))
+    write_bytes(directory / WEIGHTS_FILE, save(tensors, metadata={"format": FORMAT}))
     text = json.dumps(header, indent=2, sort_keys=False) + "\n"
-    _atomic_write_bytes(directory / CONFIG_FILE, text.encode("utf-8"))
+    write_bytes(directory / CONFIG_FILE, text.encode("utf-8"))
     return directory
+
+
+def _non_finite(tensors: dict[str, torch.Tensor]) -> str:
+    """'' when every weight is finite, else which tensors hold NaN or inf (the first few)."""
+    names = [name for name, t in tensors.items() if not bool(torch.isfinite(t).all())]
+    if not names:
+        return ""
+    more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+    return f"NaN or inf in {', '.join(names[:3])}{more}"
 
 
 def _refuse_pickles(path: Path) -> None:
@@ -134,6 +140,12 @@ def load_model(directory: str | Path, device: str | torch.device | None = None) 
             )
         if not tensor.is_floating_point():
             raise ModelFileError(f"{path / WEIGHTS_FILE}: {name} is not a float tensor")
+    bad = _non_finite(tensors)
+    if bad:
+        raise ModelFileError(
+            f"{path / WEIGHTS_FILE}: weights are not finite ({bad}): the model diverged in "
+            "training; use an earlier checkpoint"
+        )
     model.load_state_dict({k: t.to(expected[k].dtype) for k, t in tensors.items()})
     model.eval()
     if device is not None:

@@ -11,7 +11,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from livegen.kernels.errors import ModelFileError
+from livegen.kernels.values import FRACTION, Bound, check_fields
 from livegen.kernels.vocab import BEGIN, END, PAD, VOCAB_SIZE
+
+REAL_BOUNDS = {
+    "mlp_ratio": Bound(0.0, 64.0, low_open=True),
+    "dropout": FRACTION,
+    "rope_base": Bound(1.0, 1e9, low_open=True),
+}
 
 
 @dataclass
@@ -55,12 +62,7 @@ class PerceiverARConfig:
             raise ValueError(f"dim ({self.dim}) must be divisible by heads ({self.heads})")
         if self.head_dim % 2:
             raise ValueError(f"head dim ({self.head_dim}) must be even for rotary embeddings")
-        if not (isinstance(self.mlp_ratio, int | float) and self.mlp_ratio > 0):
-            raise ValueError(f"mlp_ratio must be > 0, got {self.mlp_ratio!r}")
-        if not (isinstance(self.dropout, int | float) and 0.0 <= self.dropout < 1.0):
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
-        if not (isinstance(self.rope_base, int | float) and self.rope_base > 1.0):
-            raise ValueError(f"rope_base must be > 1, got {self.rope_base!r}")
+        check_fields(self, REAL_BOUNDS)
         for name in ("pad_id", "begin_id", "end_id"):
             value = getattr(self, name)
             if not isinstance(value, int) or not 0 <= value < self.vocab_size:

@@ -14,10 +14,36 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from livegen.kernels.errors import PresetError
+from livegen.kernels.atomic_write import write_text
+from livegen.kernels.errors import BadValueError, PresetError
+from livegen.kernels.values import (
+    FRACTION,
+    MIDI_BYTE,
+    MIDI_CHANNEL,
+    NONNEGATIVE_INT,
+    PROBABILITY_CUT,
+    TEMPERATURE,
+    Bound,
+    check_fields,
+)
 
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "presets"
 DEFAULT_SOUNDFONT = "/usr/share/sounds/sf2/TimGM6mb.sf2"
+
+# What each sampling control may be: presets, `continue`'s options and the decoder's
+# SamplingParams all check against these (here, so reading a preset needs no torch).
+SAMPLING_BOUNDS = {
+    "temperature": TEMPERATURE,
+    "top_k": NONNEGATIVE_INT,
+    "top_p": PROBABILITY_CUT,
+    "min_p": FRACTION,
+    "low_pitch": MIDI_BYTE,
+    "high_pitch": MIDI_BYTE,
+    "max_polyphony": Bound(1, 128, integer=True),
+    "max_note_seconds": Bound(0.01, 3600.0),
+    "density": Bound(-20.0, 20.0),
+}
+SOUND_BOUNDS = {"program": MIDI_BYTE, "channel": MIDI_CHANNEL}
 
 
 @dataclass
@@ -102,9 +128,18 @@ def parse_preset(text: str, source: Path | None = None) -> Preset:
     )
     for part in ("model", "sampling", "sound"):
         _check_types(getattr(preset, part), f"{where} [{part}]")
+    try:
+        check_fields(preset.sampling, {k: SAMPLING_BOUNDS[k] for k in _fields(SamplingDefaults)})
+        check_fields(preset.sound, SOUND_BOUNDS)
+    except BadValueError as error:
+        raise PresetError(f"{where}: {error}") from None
     if preset.model.quantize not in ("none", "int8"):
         raise PresetError(f"{where} [model].quantize must be 'none' or 'int8'")
     return preset
+
+
+def _fields(cls: type) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls)]
 
 
 def find_preset(name_or_path: str | Path) -> Path:
@@ -150,6 +185,4 @@ def preset_to_toml(preset: Preset) -> str:
 def save_preset(preset: Preset, path: Path) -> None:
     """Write atomically: a preset is read by a running jam, never half-written."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".toml.tmp")
-    tmp.write_text(preset_to_toml(preset), encoding="utf-8")
-    tmp.replace(path)
+    write_text(path, preset_to_toml(preset))

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import torch
 
+from livegen.kernels.errors import BadValueError
+from livegen.kernels.values import check_fields
 from livegen.kernels.vocab import (
     MAX_SHIFT_STEPS,
     NOTE_OFF,
@@ -30,6 +32,7 @@ from livegen.kernels.vocab import (
     VOCAB_SIZE,
 )
 from livegen.models.grammar import MODEL, PLAYER, GrammarState
+from livegen.models.preset import SAMPLING_BOUNDS
 
 
 @dataclass
@@ -48,25 +51,12 @@ class SamplingParams:
         self.validate()
 
     def validate(self) -> None:
-        """Raise ValueError naming the first field out of range."""
-        if not self.temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {self.temperature}")
-        if not (isinstance(self.top_k, int) and self.top_k >= 0):
-            raise ValueError(f"top_k must be an integer >= 0, got {self.top_k}")
-        if not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
-        if not 0 <= self.min_p < 1:
-            raise ValueError(f"min_p must be in [0, 1), got {self.min_p}")
-        if not 0 <= self.low_pitch <= self.high_pitch <= 127:
-            raise ValueError(
-                f"register must satisfy 0 <= low <= high <= 127, got {self.low_pitch}..{self.high_pitch}"
+        """Raise ValueError (a BadValueError) naming the first field out of range."""
+        check_fields(self, SAMPLING_BOUNDS)
+        if self.low_pitch > self.high_pitch:
+            raise BadValueError(
+                f"register must satisfy low <= high, got {self.low_pitch}..{self.high_pitch}"
             )
-        if not (isinstance(self.max_polyphony, int) and self.max_polyphony >= 1):
-            raise ValueError(f"max_polyphony must be an integer >= 1, got {self.max_polyphony}")
-        if not self.max_note_seconds >= 1 / STEPS_PER_SECOND:
-            raise ValueError(f"max_note_seconds must be >= 0.01, got {self.max_note_seconds}")
-        if not -20 <= self.density <= 20:
-            raise ValueError(f"density must be in -20..20 nats, got {self.density}")
 
     @property
     def max_note_steps(self) -> int:

@@ -75,8 +75,8 @@ def test_run_bench_returns_a_dataclass_for_the_tui(preset):
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--tokens", "0"], "--tokens must be >= 1"),
-        (["--threads", "0"], "--threads must be >= 1"),
+        (["--tokens", "0"], "argument --tokens: must be an integer >= 1, got '0'"),
+        (["--threads", "0"], "argument --threads: must be an integer in 1..1024, got '0'"),
         (["--device", "cuda"], "no CUDA GPU"),
         (["--preset", "no-such-preset"], "no preset named"),
     ],

@@ -11,6 +11,7 @@ import threading
 import pytest
 import torch
 
+from livegen.kernels.errors import WriteError
 from livegen.models.checkpoint import load_model
 from livegen.models.preset import load_preset
 from livegen.training import checkpointing
@@ -85,9 +86,10 @@ def test_a_crash_while_writing_leaves_the_previous_checkpoint_latest(tmp_path, d
         raise OSError("disk full (simulated)")
 
     monkeypatch.setattr(checkpointing.torch, "save", crash)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(WriteError, match="disk full"):  # one line, no traceback at the CLI
         train(tmp_path / "run", config, data, progress=False, resume=True)
     monkeypatch.undo()
+    assert not list((tmp_path / "run" / "checkpoints").glob(".tmp-*"))  # removed at once
     assert latest_checkpoint(tmp_path / "run") == first.checkpoint
     assert read_state(first.checkpoint).step == 3
     load_model(first.checkpoint / "model")  # still whole

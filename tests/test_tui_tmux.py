@@ -105,7 +105,9 @@ def test_livegen_in_a_terminal_jams_with_the_computer_keyboard(jack, tmux, tmp_p
         "the engine to run",
     )
     words = " ".join(screen.split())  # the banner wraps long lines
-    assert "[keyboard] octave out of range: 99; default used" in words  # said plainly
+    assert (
+        "[keyboard] octave must be an integer in 0..8, got 99; default used" in words
+    )  # said plainly
     assert "in computer keyboard" in screen and "out livegen out (virtual)" in screen
     # MIDI out exists for a DAW to take: a real JACK port
     assert any("livegen out" in port for port in jack.ports())
@@ -135,5 +137,57 @@ def test_livegen_in_a_terminal_jams_with_the_computer_keyboard(jack, tmux, tmp_p
         if msg.type == "note_on" and msg.velocity > 0 and msg.channel == 0
     }
     assert {60, 64, 67} <= played
+    # the settings file it could not read whole was kept aside before quitting rewrote it
+    assert "octave = 99" in (config / "settings.toml.bak").read_text(encoding="utf-8")
     saved = (config / "settings.toml").read_text(encoding="utf-8")
     assert "temperature = 1.05" in saved and "octave = 4" in saved
+
+
+def _exited(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return state in ("Z", "X")  # a zombie has finished; only its parent's wait is missing
+
+
+def test_closing_the_terminal_ends_the_jam_like_quitting(jack, tmux, tmp_path: Path):
+    """The terminal goes away mid-jam (tmux killed: the pane's process gets SIGHUP): the UI
+    quits the way Ctrl-Q does: the take finished with the notes played, the settings saved
+    (a control changed while playing is in the file), the process gone."""
+    preset = tiny_preset(tmp_path / "presets")
+    config = tmp_path / "config"
+    config.mkdir()
+    recordings = tmp_path / "recordings"
+    (config / "settings.toml").write_text(
+        f'[jam]\npreset = "{preset}"\ninput = "none"\noutput = "none"\napi = "jack"\n'
+        f'record_dir = "{recordings}"\n',
+        encoding="utf-8",
+    )
+    env = {**jack.env, "LIVEGEN_CONFIG_DIR": str(config)}
+    exports = " ".join(f"{k}='{v}'" for k, v in env.items() if k.startswith(("JACK", "LIVE")))
+    pid_file = tmp_path / "pid"
+    command = f"echo $$ > {pid_file}; exec env -u COLUMNS -u LINES {exports} TERM=xterm-256color {LIVEGEN}"
+    tmux.run("new-session", "-d", "-s", "jam", "-x", "120", "-y", "40", command)
+    tmux.run("set-option", "-t", "jam", "window-size", "manual")
+    tmux.run("resize-window", "-t", "jam", "-x", "120", "-y", "40")
+    tmux.wait_for(lambda s: " running" in s.split("╭")[0], START_TIMEOUT, "the engine to run")
+    pid = int(pid_file.read_text())
+    for key in ("a", "d"):  # C4 E4
+        tmux.keys(key)
+        time.sleep(0.15)
+    tmux.keys("2")  # temperature up: saved on the way out
+    tmux.wait_for(lambda s: "temperature 1.05" in s, 5.0, "the temperature to change")
+    tmux.kill()  # the terminal is gone: SIGHUP
+    deadline = time.monotonic() + 60
+    while not _exited(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _exited(pid), "livegen kept running after its terminal closed"
+    (take,) = recordings.glob("livegen-*.mid")
+    played = [
+        msg.note
+        for msg in mido.MidiFile(take).tracks[0]
+        if msg.type == "note_on" and msg.velocity > 0
+    ]
+    assert played == [60, 64], played
+    assert "temperature = 1.05" in (config / "settings.toml").read_text(encoding="utf-8")

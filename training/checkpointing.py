@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from livegen.kernels.errors import LivegenError
+from livegen.kernels.atomic_write import reason, write_text
+from livegen.kernels.errors import LivegenError, ModelFileError, WriteError
 from livegen.models.checkpoint import load_model, save_model
 from livegen.models.perceiver_ar import PerceiverAR
 
@@ -88,14 +89,42 @@ def save_checkpoint(
     keep: int = 2,
     metadata: dict[str, Any] | None = None,
 ) -> Path:
-    """Write a checkpoint of this step atomically; keep the newest `keep`; returns its folder."""
+    """Write a checkpoint of this step atomically; keep the newest `keep`; returns its folder.
+
+    Non-finite weights are refused (DivergedError) before anything is written or pruned, so
+    the newest checkpoint on disk always holds finite weights. A failed write (disk full)
+    removes its temporary folder and leaves the previous checkpoints as they were."""
+    if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+        raise LivegenError(
+            f"{run_dir}: not saving step {state.step}: the weights are not finite (training "
+            "diverged); the earlier checkpoints are kept"
+        )
     root = Path(run_dir) / CHECKPOINTS
-    root.mkdir(parents=True, exist_ok=True)
     name = f"step-{state.step:07d}"
     tmp = root / f".tmp-{name}-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir()
+        _write_checkpoint(tmp, model, optimizer, state, metadata)
+        final = root / name
+        if final.exists():  # the same step saved twice (e.g. Ctrl-C right after a save)
+            shutil.rmtree(final)
+        tmp.rename(final)
+        _write_latest(root, name)
+    except (OSError, LivegenError) as error:
+        shutil.rmtree(tmp, ignore_errors=True)
+        why = reason(error) if isinstance(error, OSError) else str(error)
+        raise WriteError(
+            f"{root}: checkpoint of step {state.step} not saved ({why}); the earlier "
+            "checkpoints are intact"
+        ) from None
+    _prune(root, keep)
+    return final
+
+
+def _write_checkpoint(tmp: Path, model, optimizer, state: TrainingState, metadata) -> None:  # noqa: ANN001
     save_model(model, tmp / "model", metadata=metadata)
     torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
     plain, tensors = _rng_states()
@@ -103,23 +132,10 @@ def save_checkpoint(
     record = {"state": state.__dict__, "rng": plain}
     (tmp / "state.json").write_text(json.dumps(record), encoding="utf-8")
     _fsync_tree(tmp)
-    final = root / name
-    if final.exists():  # the same step saved twice (e.g. Ctrl-C right after a save)
-        shutil.rmtree(final)
-    tmp.rename(final)
-    _write_latest(root, name)
-    _prune(root, keep)
-    return final
 
 
 def _write_latest(root: Path, name: str) -> None:
-    tmp = root / f".{LATEST}.tmp"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(name + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    tmp.replace(root / LATEST)
-    _fsync_dir(root)
+    write_text(root / LATEST, name + "\n")  # synced, renamed, the folder synced
 
 
 def _prune(root: Path, keep: int) -> None:
@@ -150,27 +166,81 @@ def require_checkpoint(run_dir: Path) -> Path:
     return found
 
 
+def previous_checkpoint(folder: Path) -> Path | None:
+    """The newest complete checkpoint of the same run older than `folder`."""
+    folder = Path(folder)
+    older = sorted(
+        p
+        for p in folder.parent.glob("step-*")
+        if p.name < folder.name and (p / "state.json").is_file()
+    )
+    return older[-1] if older else None
+
+
+def damaged(path: Path, error: object) -> LivegenError:
+    """The error for a checkpoint file that cannot be read: which file, and where to go."""
+    folder = path.parent
+    previous = previous_checkpoint(folder)
+    if previous is None:
+        advice = "no earlier checkpoint remains; the run must start again"
+    else:
+        advice = (
+            f"the previous checkpoint is {previous}: move {folder.name} out of "
+            f"{folder.parent} and --resume again to continue from it"
+        )
+    return LivegenError(f"{path}: damaged checkpoint file ({error}); {advice}")
+
+
+def _load_tensors(path: Path) -> Any:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise damaged(path, "missing") from None
+    except Exception as error:  # a corrupt archive or pickle raises almost anything
+        raise damaged(path, f"not a readable torch file: {type(error).__name__}") from None
+
+
+def _read_record(folder: Path) -> dict[str, Any]:
+    path = Path(folder) / "state.json"
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        TrainingState(**record["state"])
+        return record
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as error:
+        raise damaged(path, f"{type(error).__name__}: {error}") from None
+
+
 def load_checkpoint(
     folder: Path,
     model: PerceiverAR,
     optimizer: torch.optim.Optimizer | None = None,
     restore_rng: bool = True,
 ) -> TrainingState:
-    """Load weights (and optimizer, RNGs) into existing objects; returns the training state."""
-    loaded = load_model(folder / "model", device=next(model.parameters()).device)
+    """Load weights (and optimizer, RNGs) into existing objects; returns the training state.
+    A damaged file is a LivegenError naming it and the previous checkpoint."""
+    folder = Path(folder)
+    record = _read_record(folder)
+    try:
+        loaded = load_model(folder / "model", device=next(model.parameters()).device)
+    except ModelFileError as error:
+        raise damaged(folder / "model", error) from None
     if loaded.config != model.config:
         raise LivegenError(f"{folder}: the checkpoint's model config differs from this run's")
     model.load_state_dict(loaded.state_dict())
     if optimizer is not None:
-        saved = torch.load(folder / "optimizer.pt", map_location="cpu", weights_only=True)
-        optimizer.load_state_dict(saved)  # moves the moments to the parameters' device
-    record = json.loads((folder / "state.json").read_text(encoding="utf-8"))
+        saved = _load_tensors(folder / "optimizer.pt")
+        try:
+            optimizer.load_state_dict(saved)  # moves the moments to the parameters' device
+        except (ValueError, KeyError, TypeError, RuntimeError) as error:
+            raise damaged(folder / "optimizer.pt", error) from None
     if restore_rng:
-        tensors = torch.load(folder / "rng.pt", map_location="cpu", weights_only=True)
-        _set_rng_states(record["rng"], tensors)
+        tensors = _load_tensors(folder / "rng.pt")
+        try:
+            _set_rng_states(record["rng"], tensors)
+        except (ValueError, KeyError, TypeError, RuntimeError) as error:
+            raise damaged(folder / "rng.pt", error) from None
     return TrainingState(**record["state"])
 
 
 def read_state(folder: Path) -> TrainingState:
-    record = json.loads((Path(folder) / "state.json").read_text(encoding="utf-8"))
-    return TrainingState(**record["state"])
+    return TrainingState(**_read_record(Path(folder))["state"])

@@ -16,7 +16,18 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from livegen.kernels.atomic_write import describe_os_error, write_text
 from livegen.kernels.errors import LivegenError
+from livegen.kernels.values import (
+    COUNT,
+    FRACTION,
+    MIDI_BYTE,
+    NONNEGATIVE_INT,
+    POSITIVE,
+    THREADS,
+    OptionParser,
+    UsageError,
+)
 
 PROG = "livegen-train"
 
@@ -51,13 +62,26 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="with --music21: include the Essen folk songs (licensed for non-commercial use)",
     )
-    parser.add_argument("--workers", type=int, default=1, help="processes (default 1)")
-    parser.add_argument("--val", type=float, default=0.05, help="validation fraction (0.05)")
-    parser.add_argument("--test", type=float, default=0.05, help="test fraction (0.05)")
+    parser.add_argument("--workers", type=THREADS.option(), default=1, help="processes (default 1)")
     parser.add_argument(
-        "--limit", type=int, default=None, help="with --music21: only the first N source files"
+        "--val", type=FRACTION.option(), default=0.05, help="validation fraction (0.05)"
+    )
+    parser.add_argument("--test", type=FRACTION.option(), default=0.05, help="test fraction (0.05)")
+    parser.add_argument(
+        "--limit",
+        type=COUNT.option(),
+        default=None,
+        help="with --music21: only the first N source files",
     )
     parser.add_argument("--drums", action="store_true", help="keep channel-10 drums")
+    parser.add_argument(
+        "--max-gap",
+        type=POSITIVE.option(),
+        default=30.0,
+        metavar="S",
+        help="shorten any stretch longer than S seconds with no event to S (30; listed in "
+        "DATA/repaired.txt)",
+    )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -73,6 +97,7 @@ def run_data(args: argparse.Namespace) -> int:
         workers=max(1, args.workers),
         include_drums=args.drums,
         progress=not args.no_progress,
+        max_gap_seconds=args.max_gap,
     )
     folders = args.midi
     if args.music21 is not None:
@@ -105,7 +130,7 @@ def _music21_folder(args: argparse.Namespace, progress: bool) -> Path:
     failed = [f"{piece}: {reason}" for r in results for piece, reason in r.failed]
     args.out.mkdir(parents=True, exist_ok=True)
     report = args.out / "music21-skipped.txt"
-    report.write_text("".join(line + "\n" for line in failed), encoding="utf-8")
+    write_text(report, "".join(line + "\n" for line in failed))
     if failed:
         print(f"music21: {len(failed)} pieces could not be converted (listed in {report})")
     return midi_dir
@@ -125,18 +150,20 @@ def add_ar_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--data", type=Path, required=True, help="folder from `data`")
     parser.add_argument("--out", type=Path, required=True, metavar="RUN", help="run folder")
-    parser.add_argument("--steps", type=int, help="total optimizer steps (overrides the config)")
+    parser.add_argument(
+        "--steps", type=COUNT.option(), help="total optimizer steps (overrides the config)"
+    )
     parser.add_argument(
         "--resume", action="store_true", help="continue from the run's latest checkpoint"
     )
     parser.add_argument(
         "--stop-after",
-        type=int,
+        type=COUNT.option(),
         metavar="N",
         help="checkpoint and stop after N steps of this invocation (the schedule is unchanged)",
     )
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1")
-    parser.add_argument("--threads", type=int, help="torch intra-op threads (CPU)")
+    parser.add_argument("--threads", type=THREADS.option(), help="torch intra-op threads (CPU)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -202,14 +229,14 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", type=Path, metavar="RUN", help="run folder")
     parser.add_argument("--data", type=Path, required=True, help="folder from `data`")
     parser.add_argument("--split", default="test", choices=["train", "val", "test"])
-    parser.add_argument("--windows", type=int, default=256, help="max windows (256)")
+    parser.add_argument("--windows", type=COUNT.option(), default=256, help="max windows (256)")
     parser.add_argument(
         "--stream-tokens",
-        type=int,
+        type=NONNEGATIVE_INT.option(),
         default=512,
         help="tokens decoded one by one through the streaming decoder (512; 0 skips)",
     )
-    parser.add_argument("--threads", type=int, help="torch intra-op threads")
+    parser.add_argument("--threads", type=THREADS.option(), help="torch intra-op threads")
     parser.add_argument("--json", action="store_true", help="print JSON")
 
 
@@ -249,7 +276,7 @@ def run_eval(args: argparse.Namespace) -> int:
             "tokens": streamed.tokens,
             "agrees": agrees,
         }
-    (args.run_dir / EVAL_FILE).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    write_text(args.run_dir / EVAL_FILE, json.dumps(report, indent=2) + "\n")
     if args.json:
         print(json.dumps(report))
     else:
@@ -278,7 +305,9 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--description", default="", help="one line for the preset list")
     parser.add_argument("--soundfont", help="SoundFont file the preset plays through")
-    parser.add_argument("--program", type=int, default=0, help="General MIDI program (0 piano)")
+    parser.add_argument(
+        "--program", type=MIDI_BYTE.option(), default=0, help="General MIDI program (0 piano)"
+    )
     parser.add_argument("--quantize", choices=["none", "int8"], default="none")
     parser.add_argument(
         "--weights",
@@ -292,8 +321,6 @@ def run_export(args: argparse.Namespace) -> int:
     from livegen.models.preset import SHIPPED_DIR
     from livegen.training.export import ExportOptions, export_preset
 
-    if not 0 <= args.program <= 127:
-        raise LivegenError(f"--program must be 0..127, got {args.program}")
     options = ExportOptions(
         args.description, args.soundfont, args.program, args.quantize, args.weights
     )
@@ -313,7 +340,7 @@ COMMANDS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OptionParser(
         prog=PROG,
         description="Build livegen's models: token data, training (torchrun for many "
         "processes or machines), evaluation, presets.",
@@ -329,7 +356,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as error:  # one line, exit 2, like every other bad input
+        print(error, file=sys.stderr)
+        return 2
     if args.command is None:
         parser.print_help()
         return 0
@@ -338,6 +369,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LivegenError as error:
         print(f"{PROG} {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # a disk or device failure no command foresaw: still one line
+        print(f"{PROG} {args.command}: error: {describe_os_error(error)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

@@ -22,9 +22,48 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from livegen.kernels.errors import LivegenError
+from livegen.kernels.errors import BadValueError, LivegenError
+from livegen.kernels.values import (
+    COUNT,
+    FRACTION,
+    MIDI_BYTE,
+    NONNEGATIVE,
+    NONNEGATIVE_INT,
+    POSITIVE,
+    SEED,
+    Bound,
+    check_fields,
+)
 from livegen.models.config import PerceiverARConfig
 from livegen.training.augment import AugmentConfig
+
+# What each [train] number may be (kernels/values.py: finite, of its kind, in range).
+TRAIN_BOUNDS = {
+    "steps": COUNT,
+    "batch_size": COUNT,
+    "grad_accum": COUNT,
+    "lr": POSITIVE,  # finite; a huge one diverges, and training stops saying so
+    "min_lr_ratio": Bound(0.0, 1.0),
+    "warmup_steps": NONNEGATIVE_INT,
+    "weight_decay": Bound(0.0, 10.0),
+    "beta1": FRACTION,
+    "beta2": FRACTION,
+    "grad_clip": NONNEGATIVE,  # 0: no clipping
+    "prefix_keep": Bound(0.0, 1.0, low_open=True),
+    "seed": SEED,
+    "eval_interval": COUNT,
+    "eval_windows": COUNT,
+    "checkpoint_interval": COUNT,
+    "keep_checkpoints": COUNT,
+    "log_interval": COUNT,
+}
+AUGMENT_BOUNDS = {
+    "transpose": Bound(0, 24, integer=True),
+    "stretch": FRACTION,
+    "timing_jitter": Bound(0.0, 1.0),
+    "velocity_offset": MIDI_BYTE,
+    "velocity_jitter": Bound(0.0, 127.0),
+}
 
 
 @dataclass
@@ -50,17 +89,12 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def validate(self) -> None:
-        positive = ("steps", "batch_size", "grad_accum", "eval_interval", "log_interval")
-        for name in (*positive, "checkpoint_interval", "keep_checkpoints", "eval_windows"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise LivegenError(f"[train].{name} must be a positive integer, got {value!r}")
-        if not 0.0 < self.prefix_keep <= 1.0:
-            raise LivegenError(f"[train].prefix_keep must be in (0, 1], got {self.prefix_keep}")
-        if self.lr <= 0 or not 0.0 <= self.min_lr_ratio <= 1.0:
-            raise LivegenError("[train].lr must be > 0 and min_lr_ratio in [0, 1]")
-        if self.warmup_steps < 0 or self.grad_clip < 0 or self.weight_decay < 0:
-            raise LivegenError("[train] warmup_steps, grad_clip, weight_decay must be >= 0")
+        """LivegenError naming the first field that is not a finite number in its range."""
+        try:
+            check_fields(self, TRAIN_BOUNDS, "[train].")
+            check_fields(self.augment, AUGMENT_BOUNDS, "[train.augment].")
+        except BadValueError as error:
+            raise LivegenError(str(error)) from None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

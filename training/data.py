@@ -2,9 +2,11 @@
 
 Each file is read once to hash it; its tokens are cached under DATA/cache/ by that hash, so a
 re-run encodes only new or changed files (renaming a file costs nothing). Files that cannot
-be read, or hold no notes, are skipped and listed in DATA/skipped.txt with the reason. The
-shards and index are then rewritten from the cache, which takes seconds even for the whole
-music21 corpus.
+be read, or hold no notes, are skipped and listed in DATA/skipped.txt with the reason; files
+with absurd gaps or unclosed notes are repaired and listed in DATA/repaired.txt (the rule:
+training/repair.py). The shards and index are then rewritten from the cache, which takes
+seconds even for the whole music21 corpus. Every file is written to a temporary name and
+renamed, so a full disk leaves the previous data folder's files whole.
 """
 
 from __future__ import annotations
@@ -18,7 +20,15 @@ from pathlib import Path
 
 import numpy as np
 
+from livegen.kernels.atomic_write import atomic_path, ensure_writable_folder, write_text
 from livegen.kernels.errors import LivegenError, MidiFileError
+from livegen.training.repair import (
+    DEFAULT_MAX_GAP_SECONDS,
+    REPAIRED_FILE,
+    Repair,
+    cap_gaps,
+    repair_report,
+)
 from livegen.training.shards import (
     DEFAULT_SHARD_TOKENS,
     DataIndex,
@@ -43,6 +53,7 @@ class DataOptions:
     include_drums: bool = False
     max_shard_tokens: int = DEFAULT_SHARD_TOKENS
     progress: bool = True
+    max_gap_seconds: float = DEFAULT_MAX_GAP_SECONDS  # longer silences are shortened
 
 
 @dataclass
@@ -51,6 +62,7 @@ class Encoded:
     digest: str
     tokens: np.ndarray | None  # None when skipped
     reason: str = ""
+    unclosed: int = 0  # note-ons with no note-off (left out)
 
 
 def find_midi_files(folders: Iterable[Path]) -> list[tuple[str, Path]]:
@@ -76,9 +88,14 @@ def _cache_path(cache: Path, digest: str, suffix: str) -> Path:
 
 
 def _read_cached(cache: Path, name: str, digest: str) -> Encoded | None:
-    tokens_file = _cache_path(cache, digest, ".npy")
+    # .npz: the tokens and what the encoding dropped (older caches' .npy are encoded again)
+    tokens_file = _cache_path(cache, digest, ".npz")
     if tokens_file.is_file():
-        return Encoded(name, digest, np.load(tokens_file))
+        try:
+            with np.load(tokens_file) as saved:
+                return Encoded(name, digest, saved["tokens"], unclosed=int(saved["unclosed"]))
+        except (OSError, ValueError, KeyError, EOFError):
+            return None  # a damaged cache entry is encoded again
     skip_file = _cache_path(cache, digest, ".skip")
     if skip_file.is_file():
         return Encoded(name, digest, None, skip_file.read_text(encoding="utf-8"))
@@ -86,32 +103,36 @@ def _read_cached(cache: Path, name: str, digest: str) -> Encoded | None:
 
 
 def _write_cached(cache: Path, result: Encoded) -> None:
-    suffix = ".npy" if result.tokens is not None else ".skip"
+    suffix = ".npz" if result.tokens is not None else ".skip"
     target = _cache_path(cache, result.digest, suffix)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".tmp")
-    with open(tmp, "wb") as handle:
+    with atomic_path(target, durable=False) as tmp, open(tmp, "wb") as handle:
         if result.tokens is not None:
-            np.save(handle, result.tokens.astype(np.int16))
+            np.savez(handle, tokens=result.tokens.astype(np.int16), unclosed=result.unclosed)
         else:
             handle.write(result.reason.encode("utf-8"))
-    tmp.replace(target)
 
 
 def encode_one(job: tuple[str, str, str, bool]) -> Encoded:
     """Encode one file; a bad file is an Encoded with a reason, never an exception."""
-    from livegen.kernels.tokenizer import encode_file
+    from livegen.kernels.tokenizer import encode_performance, read_midi
 
     name, path, digest, include_drums = job
     try:
-        tokens = encode_file(path, include_drums=include_drums)
+        performance = read_midi(path, include_drums=include_drums)
+        tokens = encode_performance(performance)
     except MidiFileError as error:
         return Encoded(name, digest, None, error.reason)
     except Exception as error:  # a parser bug on a weird file must not end a long build
         return Encoded(name, digest, None, f"unreadable ({type(error).__name__}: {error})")
     if tokens.size == 0:
-        return Encoded(name, digest, None, "no notes")
-    return Encoded(name, digest, np.asarray(tokens, dtype=np.int16))
+        reason = "no notes"
+        if performance.unclosed_notes:
+            reason += f" ({performance.unclosed_notes} note-ons with no note-off)"
+        return Encoded(name, digest, None, reason)
+    return Encoded(
+        name, digest, np.asarray(tokens, dtype=np.int16), unclosed=performance.unclosed_notes
+    )
 
 
 def _encode_all(jobs: list[tuple[str, str, str, bool]], workers: int) -> Iterator[Encoded]:
@@ -157,8 +178,7 @@ def encode_files(files: list[tuple[str, Path]], out: Path, options: DataOptions)
 def build_data(folders: list[Path], out: Path, options: DataOptions | None = None) -> DataIndex:
     """Tokenise the MIDI files under folders into shards + index under out; returns the index."""
     options = options or DataOptions()
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = ensure_writable_folder(out, "data folder")
     files = find_midi_files(folders)
     if not files:
         raise LivegenError(f"no MIDI files (*.mid, *.midi) under {', '.join(map(str, folders))}")
@@ -167,6 +187,7 @@ def build_data(folders: list[Path], out: Path, options: DataOptions | None = Non
     pieces: list[Piece] = []
     tokens_by_digest: dict[str, np.ndarray] = {}
     skipped: list[dict[str, str]] = []
+    repairs: list[tuple[str, Repair]] = []
     duplicates = 0
     for result in encoded:
         if result.tokens is None:
@@ -174,11 +195,13 @@ def build_data(folders: list[Path], out: Path, options: DataOptions | None = Non
         elif result.digest in tokens_by_digest:
             duplicates += 1  # the same bytes twice: one piece, so no leak across splits
         else:
-            tokens_by_digest[result.digest] = result.tokens
-            notes, seconds = token_stats(result.tokens)
-            pieces.append(
-                Piece(result.name, result.digest, "train", len(result.tokens), notes, seconds)
-            )
+            tokens, capped, longest = cap_gaps(result.tokens, options.max_gap_seconds)
+            repair = Repair(capped, longest, result.unclosed)
+            if repair:
+                repairs.append((result.name, repair))
+            tokens_by_digest[result.digest] = tokens
+            notes, seconds = token_stats(tokens)
+            pieces.append(Piece(result.name, result.digest, "train", len(tokens), notes, seconds))
     if not pieces:
         raise LivegenError(f"none of the {len(files)} MIDI files held any notes")
     assign_splits(pieces, options.val_fraction, options.test_fraction)
@@ -188,8 +211,10 @@ def build_data(folders: list[Path], out: Path, options: DataOptions | None = Non
     _remove_stale_shards(out, {s.file for s in shards})
     index = DataIndex(pieces, shards, summarize(pieces, len(skipped), duplicates), skipped)
     index.summary["inputs"] = [str(Path(f).resolve()) for f in folders]
+    index.summary["repaired"] = len(repairs)
     write_index(out, index)
     _write_skipped(out, skipped)
+    write_text(out / REPAIRED_FILE, repair_report(repairs, options.max_gap_seconds))
     return index
 
 
@@ -202,7 +227,7 @@ def _remove_stale_shards(out: Path, keep: set[str]) -> None:
 
 def _write_skipped(out: Path, skipped: list[dict[str, str]]) -> None:
     lines = [f"{item['file']}: {item['reason']}" for item in skipped]
-    (out / SKIPPED_FILE).write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    write_text(out / SKIPPED_FILE, "".join(line + "\n" for line in lines))
 
 
 def format_summary(index: DataIndex, out: Path) -> str:
@@ -216,6 +241,11 @@ def format_summary(index: DataIndex, out: Path) -> str:
     ]
     if index.skipped:
         lines.append(f"skipped files and reasons: {out / SKIPPED_FILE}")
+    if s.get("repaired"):
+        lines.append(
+            f"repaired {s['repaired']} files (absurd gaps shortened, notes with no note-off "
+            f"left out): {out / REPAIRED_FILE}"
+        )
     return "\n".join(lines)
 
 

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from livegen.kernels.atomic_write import write_text
 from livegen.kernels.errors import LivegenError
 
 ESSEN = "essenFolksong"
@@ -159,11 +160,7 @@ def _reason(error: Exception) -> str:
 def _write_marker(out_dir: Path, result: ConversionResult) -> None:
     marker = _marker(out_dir, result.source)
     marker.parent.mkdir(parents=True, exist_ok=True)
-    tmp = marker.with_suffix(".tmp")
-    tmp.write_text(
-        json.dumps({"written": result.written, "failed": result.failed}), encoding="utf-8"
-    )
-    tmp.replace(marker)
+    write_text(marker, json.dumps({"written": result.written, "failed": result.failed}))
 
 
 def _read_marker(out_dir: Path, source: str) -> ConversionResult | None:

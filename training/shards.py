@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from livegen.kernels.atomic_write import write_failed, write_text
 from livegen.kernels.errors import LivegenError
 from livegen.kernels.vocab import BEGIN, END, NOTE_OFF, NOTE_ON, TIME_SHIFT, VELOCITY
 
@@ -104,8 +105,18 @@ def write_shards(
     """Write each split's pieces (in name order) as BEGIN tokens END into shard files.
 
     token_of(piece) -> int16 array. Sets piece.shard / piece.offset. Files are written under
-    temporary names and renamed, so a half-written shard is never taken for a finished one.
+    temporary names and renamed, so a half-written shard is never taken for a finished one;
+    a failed write (disk full) removes them and raises a WriteError.
     """
+    try:
+        return _write_shards(out_dir, pieces, token_of, max_shard_tokens)
+    except OSError as error:
+        for tmp in Path(out_dir).glob("*.tokens.tmp"):
+            tmp.unlink(missing_ok=True)
+        raise write_failed(out_dir, error, "cannot write the token shards") from None
+
+
+def _write_shards(out_dir: Path, pieces: list[Piece], token_of: Any, max_shard_tokens: int):
     shards: list[Shard] = []
     for split in SPLITS:
         members = sorted((p for p in pieces if p.split == split), key=lambda p: p.name)
@@ -145,9 +156,7 @@ def write_index(out_dir: Path, index: DataIndex) -> None:
         "pieces": [asdict(p) for p in index.pieces],
         "skipped": index.skipped,
     }
-    tmp = out_dir / (INDEX_FILE + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
-    tmp.replace(out_dir / INDEX_FILE)
+    write_text(out_dir / INDEX_FILE, json.dumps(data, indent=1) + "\n")
 
 
 def read_index(data_dir: Path) -> DataIndex:

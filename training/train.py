@@ -27,10 +27,11 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
+from livegen.kernels.atomic_write import ensure_writable_folder, write_text
 from livegen.kernels.errors import LivegenError
 from livegen.kernels.vocab import PAD
 from livegen.models.perceiver_ar import PerceiverAR
-from livegen.training import distributed
+from livegen.training import distributed, guards
 from livegen.training.checkpointing import (
     TrainingState,
     latest_checkpoint,
@@ -133,7 +134,7 @@ class MetricsLog:
         if step == 0 or not self.path.is_file():
             return []
         with open(self.path, newline="", encoding="utf-8") as handle:
-            return [row for row in csv.DictReader(handle) if int(row["step"]) <= step]
+            return [row for row in csv.DictReader(handle) if _step_of(row) <= step]
 
     def write(self, row: dict[str, Any]) -> None:
         if not self.enabled:
@@ -148,6 +149,14 @@ class MetricsLog:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+
+
+def _step_of(row: dict[str, str]) -> float:
+    """A row's step; a row cut short (the disk filled mid-write) sorts after every step."""
+    try:
+        return int(row["step"])
+    except (KeyError, TypeError, ValueError):
+        return math.inf
 
 
 def read_log(run_dir: Path) -> list[dict[str, str]]:
@@ -181,9 +190,7 @@ def _batch_layout(config: TrainConfig, world: int) -> int:
 
 def write_run_file(run_dir: Path, run: RunConfig, data_dir: Path, extra: dict[str, Any]) -> None:
     info = {"config": run.to_dict(), "data": str(Path(data_dir).resolve()), **extra}
-    tmp = run_dir / (RUN_FILE + ".tmp")
-    tmp.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(run_dir / RUN_FILE)
+    write_text(run_dir / RUN_FILE, json.dumps(info, indent=2) + "\n")
 
 
 def read_run_file(run_dir: Path) -> dict[str, Any]:
@@ -227,11 +234,19 @@ def _train(run_dir, run, data_dir, context, resume, progress, stop_after) -> Tra
     model = PerceiverAR(model_cfg).to(context.device)
     optimizer = make_optimizer(model, cfg)
     state = TrainingState()
+    if not resume:
+        guards.check_new_run(run_dir)  # every rank looks before rank 0 writes anything
+    distributed.barrier(context)
+    if context.is_main:
+        ensure_writable_folder(run_dir, "run folder")
     found = latest_checkpoint(run_dir) if resume else None
     if resume and found is None and context.is_main:
         print(f"no checkpoint in {run_dir}: starting from scratch")
     if found is not None:
         state = load_checkpoint(found, model, optimizer)
+        guards.apply_optimizer_settings(optimizer, cfg)
+        if context.is_main:
+            _say_changes(run_dir, cfg, state.step)
         if context.active:  # each rank's dropout stream, not rank 0's copy
             torch.manual_seed(cfg.seed + context.rank + 7919 * state.step)
     elif context.is_main:
@@ -273,6 +288,7 @@ def _train(run_dir, run, data_dir, context, resume, progress, stop_after) -> Tra
         return float(sums[0] / sums[1]) if sums[1] > 0 else None  # None: no validation data
 
     interrupted = False
+    divergence: tuple[int, float, float] | None = None
     started = time.perf_counter()
     with catch_interrupts() as interrupt:
         model.train()
@@ -281,6 +297,9 @@ def _train(run_dir, run, data_dir, context, resume, progress, stop_after) -> Tra
             loss_value, grad_norm = _step(
                 net, optimizer, sampler, cfg, context, state.step, micro, keep, prefix, autocast
             )
+            if not guards.step_is_finite(loss_value, grad_norm):  # the same on every rank
+                divergence = (state.step + 1, loss_value, grad_norm)
+                break
             state.step += 1
             state.tokens_seen += cfg.batch_size * L
             elapsed = time.perf_counter() - tick
@@ -309,9 +328,20 @@ def _train(run_dir, run, data_dir, context, resume, progress, stop_after) -> Tra
                 break
     bar.close()
     log.close()
+    if divergence is not None:
+        raise guards.diverged(*divergence, latest_checkpoint(run_dir))
     if saved is None and context.is_main:
         saved = latest_checkpoint(run_dir)
     return TrainResult(state, interrupted, saved)
+
+
+def _say_changes(run_dir: Path, cfg: TrainConfig, step: int) -> None:
+    changes = guards.record_resume_changes(run_dir, RUN_FILE, cfg.to_dict(), step)
+    if changes:
+        print(
+            f"resuming at step {step} with changed [train] settings: {'; '.join(changes)} "
+            f"(recorded in {run_dir / RUN_FILE})"
+        )
 
 
 def _step(net, optimizer, sampler, cfg, context, step, micro, keep, prefix, autocast):
@@ -344,7 +374,8 @@ def _step(net, optimizer, sampler, cfg, context, step, micro, keep, prefix, auto
         (total * scale).backward()
         loss_sum += total.detach()
     norm = torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip or float("inf"))
-    optimizer.step()
+    if torch.isfinite(norm):  # a non-finite gradient is never applied (the loop then stops)
+        optimizer.step()
     optimizer.zero_grad(set_to_none=True)
     distributed.all_reduce_sum(context, loss_sum)
     return float(loss_sum) / max(global_count, 1.0), float(norm)

@@ -12,6 +12,7 @@ import argparse
 import json
 
 from livegen.kernels.errors import LivegenError
+from livegen.kernels.values import COUNT, SEED, THREADS
 
 HELP = "measure whether this machine decodes a preset in real time (latency, tokens/s)"
 
@@ -23,12 +24,16 @@ class BenchError(LivegenError):
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", default="piano", help="preset name or .toml path")
     parser.add_argument(
-        "--context", type=int, help="tokens to prefill before decoding (default: the model's N)"
+        "--context",
+        type=COUNT.option(),
+        help="tokens to prefill before decoding (default: the model's N)",
     )
-    parser.add_argument("--tokens", type=int, default=512, help="tokens to decode (default 512)")
+    parser.add_argument(
+        "--tokens", type=COUNT.option(), default=512, help="tokens to decode (default 512)"
+    )
     parser.add_argument(
         "--recompute-tokens",
-        type=int,
+        type=COUNT.option(),
         default=16,
         help="tokens for the naive full-recompute decoder (default 16; it is slow)",
     )
@@ -37,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--threads",
-        type=int,
+        type=THREADS.option(),
         default=1,
         help="CPU threads for torch (default 1: fastest for small decode steps on a CPU)",
     )
@@ -51,7 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="on CUDA, run the decode step eagerly instead of replaying a captured graph",
     )
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=SEED.option(), default=0)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -63,11 +68,6 @@ def run(args: argparse.Namespace) -> int:
     from livegen.models.preset import load_preset
     from livegen.models.sampling import SamplingParams
 
-    for name in ("tokens", "threads", "recompute_tokens"):
-        if getattr(args, name) < 1:
-            raise BenchError(f"--{name.replace('_', '-')} must be >= 1")
-    if args.context is not None and args.context < 1:
-        raise BenchError("--context must be >= 1")
     preset = load_preset(args.preset)
     torch.set_num_threads(args.threads)
     loaded = load_preset_model(preset, args.device, quantize=args.quantize)

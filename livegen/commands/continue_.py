@@ -14,7 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+from livegen.commands.outputs import check_outputs
 from livegen.kernels.errors import LivegenError
+from livegen.kernels.values import SECONDS, SEED, THREADS
+from livegen.models.preset import SAMPLING_BOUNDS
 
 HELP = "continue a MIDI file with a preset's model (MIDI out; optional WAV and piano roll)"
 
@@ -32,21 +35,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "-o", "--output", type=Path, required=True, metavar="OUT.mid", help="MIDI file to write"
     )
     parser.add_argument(
-        "--seconds", type=float, default=20.0, help="model time to generate (default 20)"
+        "--seconds", type=SECONDS.option(), default=20.0, help="model time to generate (default 20)"
     )
-    parser.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    parser.add_argument("--seed", type=SEED.option(), default=0, help="sampling seed (default 0)")
     parser.add_argument("--preset", default="piano", help="preset name or .toml path")
     parser.add_argument("--wav", type=Path, metavar="OUT.wav", help="also render audio")
     parser.add_argument("--png", type=Path, metavar="ROLL.png", help="also draw a piano roll")
-    parser.add_argument("--temperature", type=float, help="override the preset's temperature")
-    parser.add_argument("--top-p", type=float, help="override the preset's top-p")
-    parser.add_argument("--top-k", type=int, help="override the preset's top-k (0: off)")
-    parser.add_argument("--min-p", type=float, help="override the preset's min-p (0: off)")
+    parser.add_argument(
+        "--temperature",
+        type=SAMPLING_BOUNDS["temperature"].option(),
+        help="override the preset's temperature",
+    )
+    parser.add_argument(
+        "--top-p", type=SAMPLING_BOUNDS["top_p"].option(), help="override the preset's top-p"
+    )
+    parser.add_argument(
+        "--top-k",
+        type=SAMPLING_BOUNDS["top_k"].option(),
+        help="override the preset's top-k (0: off)",
+    )
+    parser.add_argument(
+        "--min-p",
+        type=SAMPLING_BOUNDS["min_p"].option(),
+        help="override the preset's min-p (0: off)",
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="replace output files that already exist"
+    )
     parser.add_argument(
         "--device", default="auto", help="auto (default: cuda, then mps, then cpu), cpu, cuda, mps"
     )
     parser.add_argument(
-        "--threads", type=int, default=1, help="CPU threads for torch (default 1: fastest here)"
+        "--threads",
+        type=THREADS.option(),
+        default=1,
+        help="CPU threads for torch (default 1: fastest here)",
     )
 
 
@@ -63,18 +86,21 @@ def split_notes(tokens: list[int], prompt_seconds: float):  # noqa: ANN201 - Not
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from livegen.kernels.midi_scan import unclosed_report
     from livegen.kernels.tokenizer import encode_performance, read_midi, sustained_notes
     from livegen.models.loading import load_preset_model
     from livegen.models.preset import load_preset
     from livegen.models.sampling import SamplingParams
     from livegen.models.streaming import StreamingDecoder
 
-    if args.seconds <= 0:
-        raise ContinueError(f"--seconds must be > 0, got {args.seconds}")
-    if args.threads < 1:
-        raise ContinueError(f"--threads must be >= 1, got {args.threads}")
+    check_outputs(args.prompt, [args.output, args.wav, args.png], force=args.force)
     preset = load_preset(args.preset)
     performance = read_midi(args.prompt)
+    if performance.unclosed_notes:
+        print(
+            f"livegen continue: {unclosed_report(args.prompt, performance.unclosed_notes)}",
+            file=sys.stderr,
+        )
     prompt = [int(t) for t in encode_performance(performance)]
     try:
         params = SamplingParams.from_defaults(
@@ -86,9 +112,6 @@ def run(args: argparse.Namespace) -> int:
         )
     except ValueError as error:
         raise ContinueError(str(error)) from None
-    for path in (args.output, args.wav, args.png):
-        if path is not None and not path.parent.is_dir():
-            raise ContinueError(f"{path}: folder {path.parent} does not exist")
 
     torch.set_num_threads(args.threads)
     loaded = load_preset_model(preset, args.device)
@@ -118,17 +141,18 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _write_outputs(args: argparse.Namespace, preset, prompt_notes, generated_notes) -> None:  # noqa: ANN001
+    """Each output is written to a temporary file beside it and renamed into place, so it is
+    complete or absent (a full disk is a WriteError naming it)."""
+    from livegen.kernels.atomic_write import atomic_path
     from livegen.kernels.tokenizer import write_midi
 
     program = preset.sound.program
-    try:
+    with atomic_path(args.output) as tmp:
         write_midi(
-            args.output,
+            tmp,
             [("prompt", prompt_notes), (f"livegen {preset.name}", generated_notes)],
             programs=[program, program],
         )
-    except OSError as error:
-        raise ContinueError(f"{args.output}: cannot write ({error.strerror or error})") from None
     if args.wav is not None:
         from livegen.synth import note_events, render_wav
 
@@ -138,10 +162,8 @@ def _write_outputs(args: argparse.Namespace, preset, prompt_notes, generated_not
             events += note_events(
                 notes.start, notes.end, notes.pitch, notes.velocity, channel, rate
             )
-        try:
-            render_wav(events, args.wav, preset.sound.soundfont, {0: program, 1: program}, rate)
-        except OSError as error:
-            raise ContinueError(f"{args.wav}: cannot write ({error.strerror or error})") from None
+        with atomic_path(args.wav) as tmp:
+            render_wav(events, tmp, preset.sound.soundfont, {0: program, 1: program}, rate)
     if args.png is not None:
         from livegen.pianoroll import RollPart, draw_piano_roll
 
@@ -157,7 +179,5 @@ def _write_outputs(args: argparse.Namespace, preset, prompt_notes, generated_not
                 CONTINUATION_COLOUR,
             ),
         ]
-        try:
-            draw_piano_roll(parts, args.png, title=f"{args.prompt.name} + livegen {preset.name}")
-        except OSError as error:
-            raise ContinueError(f"{args.png}: cannot write ({error.strerror or error})") from None
+        with atomic_path(args.png) as tmp:
+            draw_piano_roll(parts, tmp, title=f"{args.prompt.name} + livegen {preset.name}")

@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from livegen.commands.outputs import check_outputs
 from livegen.kernels.errors import TokenFileError
 
 HELP = "write a token sequence (JSON ids or names, or names as text) as a MIDI file"
@@ -61,11 +62,11 @@ def read_token_file(path: Path) -> list[int]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from livegen.kernels.atomic_write import atomic_path
     from livegen.kernels.tokenizer import tokens_to_midi
 
+    check_outputs(args.tokens, [args.output])
     tokens = read_token_file(args.tokens)
-    try:
-        tokens_to_midi(tokens, args.output)
-    except OSError as error:
-        raise TokenFileError(f"{args.output}: cannot write ({error.strerror or error})") from None
+    with atomic_path(args.output) as tmp:
+        tokens_to_midi(tokens, tmp)
     return 0

@@ -4,11 +4,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 import threading
 
+from livegen.controls import CONTROL_BOUNDS as C
+from livegen.controls import OPTIONAL_SETTING_BOUNDS, SETTING_BOUNDS
 from livegen.kernels.errors import LivegenError
+from livegen.kernels.values import SECONDS
 from livegen.midi_ports import APIS
 
 HELP = "jam live with the model (terminal UI; --headless: MIDI, sound and recording only)"
@@ -35,10 +39,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     wiring.add_argument(
         "--audio-device", metavar="D", help='audio output (name, part of it, or index); "none"'
     )
-    wiring.add_argument("--blocksize", type=int, default=128, help="audio block (frames)")
-    wiring.add_argument("--sample-rate", type=int, default=48000)
+    wiring.add_argument(
+        "--blocksize",
+        type=SETTING_BOUNDS["blocksize"].option(),
+        default=128,
+        help="audio block (frames)",
+    )
+    wiring.add_argument("--sample-rate", type=SETTING_BOUNDS["sample_rate"].option(), default=48000)
     wiring.add_argument("--soundfont", metavar="SF2", help="soundfont (default: the preset's)")
-    wiring.add_argument("--program", type=int, help="GM program of the model's sound")
+    wiring.add_argument(
+        "--program",
+        type=OPTIONAL_SETTING_BOUNDS["program"].option(),
+        help="GM program of the model's sound",
+    )
     wiring.add_argument("--record", metavar="DIR", help="record every session into DIR")
     wiring.add_argument("--record-wav", action="store_true", help="also record what was heard")
     wiring.add_argument(
@@ -47,7 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     wiring.add_argument("--clock-in", metavar="NAME", help="port that sends MIDI clock")
     wiring.add_argument("--send-clock", action="store_true", help="send MIDI clock when leading")
     wiring.add_argument("--device", help="torch device for the model: auto, cpu, cuda, mps")
-    wiring.add_argument("--seed", type=int)
+    wiring.add_argument("--seed", type=OPTIONAL_SETTING_BOUNDS["seed"].option())
     wiring.add_argument(
         "--worker", choices=("process", "thread"), default="process", help=argparse.SUPPRESS
     )
@@ -57,22 +70,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=("continue", "call", "accompany"),
         help="default: continue (the UI: your saved mode)",
     )
-    play.add_argument("--temperature", type=float)
-    play.add_argument("--top-p", type=float)
-    play.add_argument("--low", type=int, help="lowest pitch the model plays")
-    play.add_argument("--high", type=int, help="highest pitch the model plays")
-    play.add_argument("--density", type=float, help="nats: > 0 busier, < 0 sparser")
-    play.add_argument("--response", type=float, help="seconds the model plays per turn")
-    play.add_argument("--silence", type=float, help="seconds of silence that end a phrase")
+    play.add_argument("--temperature", type=C["temperature"].option())
+    play.add_argument("--top-p", type=C["top_p"].option())
+    play.add_argument("--low", type=C["low_pitch"].option(), help="lowest pitch the model plays")
+    play.add_argument("--high", type=C["high_pitch"].option(), help="highest pitch the model plays")
+    play.add_argument("--density", type=C["density"].option(), help="nats: > 0 busier, < 0 sparser")
+    play.add_argument(
+        "--response", type=C["response_seconds"].option(), help="seconds the model plays per turn"
+    )
+    play.add_argument(
+        "--silence", type=C["silence_seconds"].option(), help="seconds of silence that end a phrase"
+    )
     play.add_argument(
         "--phrase-end", choices=("silence", "cc", "bar"), help="how call mode hears a phrase end"
     )
-    play.add_argument("--tempo", type=float, help="internal clock tempo (bpm)")
+    play.add_argument("--tempo", type=C["tempo_bpm"].option(), help="internal clock tempo (bpm)")
     play.add_argument("--quantize", action="store_true", help="snap model onsets to the grid")
     play.add_argument("--no-passthrough", action="store_true", help="do not echo the player")
-    play.add_argument("--lookahead-ms", type=float)
+    play.add_argument("--lookahead-ms", type=C["lookahead_ms"].option())
     parser.add_argument(
-        "--duration", type=float, metavar="S", help="headless: stop after S seconds"
+        "--duration", type=SECONDS.option(), metavar="S", help="headless: stop after S seconds"
     )
 
 
@@ -137,6 +154,10 @@ def _settings(args: argparse.Namespace):  # noqa: ANN202
         settings.validate()
     except ValueError as error:
         raise LivegenError(str(error)) from None
+    if settings.record_dir:  # before anything starts: a take that cannot be saved is an error
+        from livegen.kernels.atomic_write import ensure_writable_folder
+
+        ensure_writable_folder(settings.record_dir, "recording folder")
     return settings
 
 
@@ -166,43 +187,69 @@ def _status(stats) -> str:  # noqa: ANN001
     return " | ".join(parts)
 
 
+# Signals that end a headless jam the way Ctrl-C does: notes off, the recording finished.
+# SIGHUP is the terminal closing (an ssh session dropped): the jam must not die mid-note.
+ENDING_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+def _say(line: str, *, error: bool = False) -> None:
+    """Print, unless the terminal is gone (after SIGHUP a write fails with EIO): finishing
+    the recording matters more than telling a closed terminal about it."""
+    with contextlib.suppress(OSError, ValueError):
+        print(line, file=sys.stderr if error else sys.stdout, flush=True)
+
+
 def run_headless(settings, controls, duration: float | None, worker: str = "process") -> int:  # noqa: ANN001
     from livegen.engine import JamEngine
 
     engine = JamEngine(settings, controls, worker_mode=worker)
     done = threading.Event()
-    # SIGTERM ends the session like Ctrl-C: notes off, the recording finished.
-    previous = signal.signal(signal.SIGTERM, lambda *_: done.set())
+    previous = {sig: signal.signal(sig, lambda *_: done.set()) for sig in ENDING_SIGNALS}
+    recorder = None
     try:
         engine.start()
-        print(
+        recorder = engine.recorder  # kept: the engine lets go of it when it stops
+        _say(
             f"livegen jam: {controls.mode} mode; in: {settings.input}, out: {settings.output}. "
-            "Ctrl-C stops.",
-            flush=True,
+            "Ctrl-C stops."
         )
         waited, shown = 0.0, set()
         while not done.wait(0.25):
             waited += 0.25
             for line in engine.drain_log():
-                print(line, flush=True)
+                _say(line)
             stats = engine.stats()
             for problem in stats.problems:
                 if problem not in shown:
                     shown.add(problem)
-                    print(f"problem: {problem}", file=sys.stderr, flush=True)
+                    _say(f"problem: {problem}", error=True)
             if waited % 2.0 < 0.25:
-                print(_status(stats), flush=True)
+                _say(_status(stats))
             if duration is not None and waited >= duration:
                 break
     except KeyboardInterrupt:
         pass
     finally:
         engine.stop()
-        signal.signal(signal.SIGTERM, previous)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
         for line in engine.drain_log():
-            print(line, flush=True)
-    stats = engine.stats()
-    print(_status(stats), flush=True)
-    if engine.recording_path:
-        print(f"recorded {engine.recording_path}", flush=True)
+            _say(line)
+    _say(_status(engine.stats()))
+    return _report_recording(recorder)
+
+
+def _report_recording(recorder) -> int:  # noqa: ANN001 - a Recorder or None
+    """The last line says what was recorded, or that the recording failed (exit 1)."""
+    if recorder is None:
+        return 0
+    if recorder.error:
+        kept = (
+            f"{recorder.path} holds the first {recorder.saved_seconds:.1f} s"
+            if recorder.writes
+            else "nothing was saved"
+        )
+        _say(f"livegen jam: error: {recorder.error}; {kept}", error=True)
+        return 1
+    _say(f"recorded {recorder.path}")
     return 0

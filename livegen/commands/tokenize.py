@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
+
+from livegen.commands.outputs import check_outputs
 
 HELP = "print the performance tokens of a MIDI file (names, or ids with --json)"
 
@@ -27,12 +30,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from livegen.kernels.tokenizer import encode_file
+    from livegen.kernels.atomic_write import write_text
+    from livegen.kernels.midi_scan import unclosed_report
+    from livegen.kernels.tokenizer import encode_performance, read_midi
     from livegen.kernels.vocab import token_name
 
-    ids = [int(t) for t in encode_file(args.midi, include_drums=args.drums)]
+    check_outputs(args.midi, [args.output])
+    performance = read_midi(args.midi, include_drums=args.drums)
+    if performance.unclosed_notes:
+        report = unclosed_report(args.midi, performance.unclosed_notes)
+        print(f"livegen tokenize: {report}", file=sys.stderr)
+    ids = [int(t) for t in encode_performance(performance)]
     if args.output is not None:
-        args.output.write_text(json.dumps(ids) + "\n")
+        write_text(args.output, json.dumps(ids) + "\n")
     # Names on one line, space separated: `detokenize` reads this back as well.
     print(json.dumps(ids) if args.json else " ".join(token_name(t) for t in ids))
     return 0

@@ -27,7 +27,12 @@ from textual.widgets import Log, Static
 
 from livegen.controls import Controls, JamSettings, RollNote, Stats
 from livegen.kernels.errors import LivegenError
-from livegen.settings_file import SavedSettings, save_settings, settings_path
+from livegen.settings_file import (
+    SavedSettings,
+    back_up_settings,
+    save_settings,
+    settings_path,
+)
 from livegen.tui.controls_panel import CONTROL_KEYS, MODE_NAMES, ControlsPanel, nudged
 from livegen.tui.devices import Lister, list_devices
 from livegen.tui.keyboard import KEY_OFFSETS, ComputerKeyboard, note_name
@@ -271,6 +276,7 @@ class JamApp(App):
         self.last_stats = Stats()
         self.stage_gone = False
         self.bench_cache: dict[str, str] = {}
+        self.settings_kept = False  # the unreadable settings file was copied aside
 
     def get_default_screen(self) -> Screen:
         return JamScreen()
@@ -443,10 +449,24 @@ class JamApp(App):
             keyboard=self.keyboard.settings,
         )
         try:
+            self.keep_unread_settings()
             return save_settings(saved, self.settings_file)
-        except OSError as error:
+        except (OSError, LivegenError) as error:
             self.notify(f"settings not saved: {error}", severity="error")
             return None
+
+    def keep_unread_settings(self) -> None:
+        """A settings file that had problems is copied aside before the first save, and
+        the screen says where (the user's own text is never lost to a rewrite)."""
+        if not self.notes or self.settings_kept:
+            return
+        self.settings_kept = True
+        kept = back_up_settings(self.settings_file)
+        if kept is not None:
+            line = f"your settings file had problems; it is kept as {kept}"
+            if self.stage_up():
+                self.jam_screen.write_log(line)
+            self.notify(line, severity="warning", timeout=10)
 
     async def action_quit(self) -> None:
         self.jam_screen.write_log("stopping: finishing the recording…")

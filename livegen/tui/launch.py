@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,6 +28,27 @@ def log_path() -> Path:
     """Where the engine's processes write what they print (beside the settings in tests)."""
     folder = config_dir() if os.environ.get(ENV_DIR) else Path(user_log_dir("livegen"))
     return folder / LOG_NAME
+
+
+@contextmanager
+def quit_on_hangup(app) -> Iterator[None]:  # noqa: ANN001 - a JamApp
+    """SIGHUP (the terminal closed, ssh dropped) and SIGTERM quit the UI the way Ctrl-Q does:
+    notes off, the recording finished, settings saved. The handler only asks the app's event
+    loop (thread-safe, so safe from a signal handler) to run its quit action."""
+
+    def ask_quit(signum: int, frame: object) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # not inside the loop yet (or any more): launch's finally stops
+            raise KeyboardInterrupt from None
+        loop.call_soon_threadsafe(app.call_next, app.action_quit)
+
+    previous = {sig: signal.signal(sig, ask_quit) for sig in (signal.SIGHUP, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 @contextmanager
@@ -90,8 +113,21 @@ def launch(
             process_log=log,
         )
         try:
-            app.run()
+            with quit_on_hangup(app):
+                app.run()
+        except KeyboardInterrupt:
+            pass
         finally:
             if app.engine is not None:  # quit mid-start, or the UI died: still finish the take
                 app.engine.stop()
-    return app.return_code or 0
+    return final_word(app.last_stats.problems, app.return_code or 0)
+
+
+def final_word(problems: list[str], code: int) -> int:
+    """After the UI closes, a take that could not be written is said on the terminal, last,
+    and the exit status is 1: a recording is never claimed that is not on disk."""
+    failed = [problem for problem in problems if problem.startswith("recording failed")]
+    if failed:
+        print(f"livegen: error: {failed[-1]}", file=sys.stderr)
+        return 1
+    return code
