@@ -33,6 +33,7 @@ from livegen.clock import CLOCK, SONG_POSITION, START, STOP, InternalClock, Midi
 from livegen.controls import ClockSource, Controls, JamSettings, RollNote, Stats
 from livegen.decode_worker import merge_player_messages
 from livegen.kernels.errors import LivegenError
+from livegen.link_clock import INSTALL_HINT, LinkClock, link_available, load_link
 from livegen.midi_ports import RateLimit
 from livegen.modes import TurnPlanner
 from livegen.player_stream import PlayerStream
@@ -52,6 +53,7 @@ MAX_NOTE_SLACK = 1.0  # the engine ends a model note the worker left on this lon
 PLAYER, MODEL = "player", "model"
 _CLOSE_ORDER = (  # the parts the engine opens: (attribute, method that ends it)
     ("clock_in", "close"),
+    ("link", "close"),
     ("midi_in", "close"),
     ("worker", "stop"),
     ("audio", "stop"),
@@ -93,6 +95,8 @@ class JamEngine:
         self.settings = settings
         self._controls = controls if controls is not None else Controls()
         self._controls.validate()
+        if self._controls.clock == ClockSource.LINK:
+            load_link()  # LinkUnavailable says how to install it, before anything loads
         self.worker_mode = worker_mode
         self._inbox: queue.Queue = queue.Queue(maxsize=INBOX_LIMIT)
         self._log: deque[str] = deque(maxlen=2000)
@@ -109,6 +113,7 @@ class JamEngine:
         self.measured: dict[str, list[float]] | None = None
         self.preset = None
         self.midi_in = self.midi_out = self.clock_in = None
+        self.link: LinkClock | None = None  # the Ableton Link session, while following it
         self.audio = None
         self.worker = None
         self.recorder = None
@@ -124,9 +129,14 @@ class JamEngine:
         """Validate (ValueError names the bad one) and apply live."""
         old = self._controls
         new = old.changed(**changes)
+        linked = new.clock == ClockSource.LINK
+        if linked and old.clock != ClockSource.LINK and not link_available():
+            raise ValueError(INSTALL_HINT)
         self._controls = new
         if self._running:
             self._put(("controls", old, new))
+            if linked and "tempo_bpm" in changes:  # even if unchanged here: a peer moved it
+                self._put(("link_tempo", new.tempo_bpm))
         return new
 
     def play(self, message: mido.Message) -> None:
@@ -255,6 +265,8 @@ class JamEngine:
         self.scheduler = ModelScheduler()
         self.internal_clock = InternalClock(c.tempo_bpm)
         self.follower = MidiClockFollower()
+        if c.clock == ClockSource.LINK:
+            self.link = LinkClock(c.tempo_bpm, self._t0)
         self.limit = RateLimit(NOTE_RATE, NOTE_BURST)
         self.other_limit = RateLimit(OTHER_RATE, OTHER_BURST)
         self.accepted: dict[tuple[int, int], int] = {}  # player keys taken in, by (ch, pitch)
@@ -449,6 +461,8 @@ class JamEngine:
             self._apply_controls(item[1], item[2])
         elif kind == "panic":
             self._panic("panic")
+        elif kind == "link_tempo" and self.link is not None:
+            self.link.propose_tempo(item[1], self.now())
         elif kind == "port":
             self._port_change(item[1], item[2])
         elif kind == "stop":
@@ -610,6 +624,10 @@ class JamEngine:
             self.audio.note(t, channel, pitch, 0)
 
     def _beat_clock(self):  # noqa: ANN202
+        if self._controls.clock == ClockSource.LINK and self.link is not None:
+            # Re-read at each use (about a microsecond): a peer's tempo change is in at once.
+            self.link.refresh(self.now(), self._controls.nudge_ms / 1000)
+            return self.link
         # Following MIDI clock, a stalled sender keeps its last tempo and phase: switching to
         # livegen's own grid for a moment would put notes between the followed beats.
         if self._controls.clock == ClockSource.MIDI and self.follower.has_estimate:
@@ -761,6 +779,8 @@ class JamEngine:
             self._tell(("controls", sampling))
         if new.lookahead_ms != old.lookahead_ms:
             self._tell(("controls", {"lookahead_steps": round(new.lookahead_ms / 10)}))
+        if new.clock != old.clock:
+            self._switch_link(new, now)
         if new.tempo_bpm != old.tempo_bpm:
             self.internal_clock.set_tempo(new.tempo_bpm, now)
             self.clock_tick = int(self.internal_clock.beat_at(now) * 24) + 1
@@ -777,6 +797,16 @@ class JamEngine:
             self._send_out([START] if new.clock == ClockSource.INTERNAL else [STOP])
             self.clock_tick = int(self.internal_clock.beat_at(now) * 24) + 1
         self._replan(now)
+
+    def _switch_link(self, new: Controls, now: float) -> None:
+        """Join the Link session when Link becomes the clock; leave it when it stops being."""
+        if new.clock == ClockSource.LINK and self.link is None:
+            self.link = LinkClock(new.tempo_bpm, self._t0)
+            self._say("Ableton Link on: joining the session on this network")
+        elif new.clock != ClockSource.LINK and self.link is not None:
+            self.link.close()
+            self.link = None
+            self._say("Ableton Link off")
 
     def _panic(self, why: str) -> None:
         """All notes off, everywhere; the model forgets its plans (not what it heard)."""
@@ -864,7 +894,8 @@ class JamEngine:
         inputs = sorted(ms for _, ms in self.input_ms)
         clock = self._beat_clock()
         following = self._controls.clock == ClockSource.MIDI
-        tempo = self.follower.tempo_bpm if following else self.internal_clock.tempo_bpm
+        tempo = self.follower.tempo_bpm if following else clock.tempo_bpm
+        link = self.link if clock is self.link else None
         turn = self.sent_turn
         speaking = bool(self.model_sounding) or (turn is not None and turn.start <= now < turn.end)
         problems = list(self._problems.values())
@@ -884,6 +915,8 @@ class JamEngine:
             cpu_percent=self._cpu_percent(w, audio),
             tempo_bpm=tempo,
             beat=int(clock.beat_at(now)) if clock.valid else None,
+            link_peers=link.peers if link is not None else None,
+            link_phase=link.phase if link is not None else None,
             recording_path=self.recording_path if self._controls.recording else None,
             recording_seconds=self.recorder.seconds if self.recorder is not None else 0.0,
             model_speaking=speaking,
