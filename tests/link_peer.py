@@ -75,32 +75,46 @@ class LinkPeer:
         self._reader.join(timeout=2)
 
 
+def _report(session, clock) -> None:  # noqa: ANN001
+    before = time.perf_counter()
+    micros = clock.micros()
+    after = time.perf_counter()
+    state = session.captureAppSessionState()
+    beat = state.beatAtTime(micros, QUANTUM)
+    print(f"{(before + after) / 2:.6f} {beat:.6f} {state.tempo():.4f} {session.numPeers()}")
+    sys.stdout.flush()
+
+
+def _read_commands(commands) -> None:  # noqa: ANN001
+    for line in sys.stdin:
+        commands.put(line)
+    commands.put("quit")  # stdin closed: the test that started this peer is gone
+
+
 def _serve(tempo: float, enable_delay: float) -> None:
+    import queue
+
     import link
 
     session = link.Link(tempo)
     clock = session.clock()
     time.sleep(enable_delay)
     session.enabled = True
-    commands: list[str] = []
-    threading.Thread(target=lambda: commands.extend(sys.stdin), daemon=True).start()
+    commands: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=_read_commands, args=(commands,), daemon=True).start()
     while True:
-        while commands:
-            words = commands.pop(0).split()
-            if words == ["quit"]:
-                session.enabled = False
-                return
-            state = session.captureAppSessionState()
-            state.setTempo(float(words[1]), clock.micros())
-            session.commitAppSessionState(state)
-        before = time.perf_counter()
-        micros = clock.micros()
-        after = time.perf_counter()
+        _report(session, clock)
+        try:
+            words = commands.get(timeout=REPORT_EVERY).split()
+        except queue.Empty:
+            continue
+        if words == ["quit"]:
+            session.enabled = False
+            return
         state = session.captureAppSessionState()
-        beat = state.beatAtTime(micros, QUANTUM)
-        print(f"{(before + after) / 2:.6f} {beat:.6f} {state.tempo():.4f} {session.numPeers()}")
-        sys.stdout.flush()
-        time.sleep(REPORT_EVERY)
+        state.setTempo(float(words[1]), clock.micros())
+        session.commitAppSessionState(state)
+        # The report right after a change stamps when it was made (benchmarks/bench_link.py).
 
 
 if __name__ == "__main__":

@@ -124,12 +124,15 @@ def _grid_misses(onsets: list[float], peer: LinkPeer, tempo: float, division: in
     return misses
 
 
+TEMPI, NUDGES = (100.0, 150.0), (0.0, 0.030)
+
+
 def test_engine_plays_on_the_link_grid(
     jack: JackServer, tmp_path: Path, peers: list[LinkPeer]
 ) -> None:
     """A peer at 100 bpm leads; livegen answers a phrase on the peer's next bar line with its
-    onsets on the peer's sixteenths; the peer moves to 150 bpm and the next answer is on the
-    new grid, with nothing restarted.
+    onsets on the peer's sixteenths; the peer moves to 150 bpm and, with a nudge of 30 ms,
+    the next answer is on the new grid 30 ms early (heard on it), with nothing restarted.
 
     A listener in this process hears livegen through JACK in wall-clock time (the test
     server is not real-time: its frame clock falls behind on a loaded machine)."""
@@ -154,9 +157,10 @@ def test_engine_plays_on_the_link_grid(
         keyboard.connect()
         assert wait_until(lambda: engine.stats().link_peers == 1, 5.0)
         assert wait_until(lambda: abs((engine.stats().tempo_bpm or 0) - 100.0) < 0.01, 3.0)
-        for tempo in (100.0, 150.0):
-            if tempo != 100.0:
+        for tempo, nudge in zip(TEMPI, NUDGES):
+            if tempo != TEMPI[0]:
                 peer.set_tempo(tempo)
+                engine.set_controls(nudge_ms=1000 * nudge)
                 assert wait_until(lambda t=tempo: abs(engine.stats().tempo_bpm - t) < 0.01, 3.0)
             sent = time.perf_counter()
             _answer(keyboard, engine)
@@ -168,20 +172,20 @@ def test_engine_plays_on_the_link_grid(
         events = listener.close() if listener is not None else []
         forget_midi_clients()
     time.sleep(0.2)  # the peer's report after the last note
-    for (sent, over), tempo in zip(answers, (100.0, 150.0)):
+    for (sent, over), tempo, nudge in zip(answers, TEMPI, NUDGES):
         model = [t for t, d in events if d[0] == 0x91 and d[2] > 0 and sent <= t <= over]
         offs = [t for t, d in events if d[0] == 0x80 or (d[0] == 0x90 and d[2] == 0)]
         release = max(t for t in offs if sent <= t <= over)
         assert len(model) >= 4, (tempo, events)
         # The answer opens on the peer's first bar line after the phrase (Link's phase 0)...
-        first = peer.beat_at(model[0])
+        first = peer.beat_at(model[0] + nudge)
         bar_miss = min(first % 4, 4 - first % 4) * 60 / tempo
         assert bar_miss <= 0.030 and model[0] > release, (tempo, bar_miss)
         # ...and its onsets are on the peer's sixteenths (100 bpm: 150 ms; onsets at random
         # would miss by 37 ms on average; 150 bpm: 100 ms, 25 ms). Typically 2-4 ms: one
         # JACK period (2.7 ms) after livegen sends, plus a late cycle of the test server now
         # and then.
-        misses = _grid_misses(model, peer, tempo, 4)
+        misses = _grid_misses([onset + nudge for onset in model], peer, tempo, 4)
         shown = " ".join(f"{1000 * m:.1f}" for m in sorted(misses))
         assert sum(misses) / len(misses) <= 0.010, f"{tempo} bpm: {shown} ms"
         print(f"{tempo} bpm: bar {1000 * bar_miss:.1f} ms; onsets {shown} ms")
