@@ -267,6 +267,7 @@ class JamEngine:
         self.follower = MidiClockFollower()
         if c.clock == ClockSource.LINK:
             self.link = LinkClock(c.tempo_bpm, self._t0)
+            self._say("Ableton Link: joining the session on this network")
         self.limit = RateLimit(NOTE_RATE, NOTE_BURST)
         self.other_limit = RateLimit(OTHER_RATE, OTHER_BURST)
         self.accepted: dict[tuple[int, int], int] = {}  # player keys taken in, by (ch, pitch)
