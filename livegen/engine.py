@@ -29,11 +29,11 @@ from collections import deque
 
 import mido
 
+from livegen import link_clock
 from livegen.clock import CLOCK, SONG_POSITION, START, STOP, InternalClock, MidiClockFollower
 from livegen.controls import ClockSource, Controls, JamSettings, RollNote, Stats
 from livegen.decode_worker import merge_player_messages
 from livegen.kernels.errors import LivegenError
-from livegen.link_clock import INSTALL_HINT, LinkClock, link_available, load_link
 from livegen.midi_ports import RateLimit
 from livegen.modes import TurnPlanner
 from livegen.player_stream import PlayerStream
@@ -96,7 +96,7 @@ class JamEngine:
         self._controls = controls if controls is not None else Controls()
         self._controls.validate()
         if self._controls.clock == ClockSource.LINK:
-            load_link()  # LinkUnavailable says how to install it, before anything loads
+            link_clock.load_link()  # LinkUnavailable says how to install it, before anything loads
         self.worker_mode = worker_mode
         self._inbox: queue.Queue = queue.Queue(maxsize=INBOX_LIMIT)
         self._log: deque[str] = deque(maxlen=2000)
@@ -113,7 +113,7 @@ class JamEngine:
         self.measured: dict[str, list[float]] | None = None
         self.preset = None
         self.midi_in = self.midi_out = self.clock_in = None
-        self.link: LinkClock | None = None  # the Ableton Link session, while following it
+        self.link: link_clock.LinkClock | None = None  # the Link session, while following it
         self.audio = None
         self.worker = None
         self.recorder = None
@@ -130,8 +130,8 @@ class JamEngine:
         old = self._controls
         new = old.changed(**changes)
         linked = new.clock == ClockSource.LINK
-        if linked and old.clock != ClockSource.LINK and not link_available():
-            raise ValueError(INSTALL_HINT)
+        if linked and old.clock != ClockSource.LINK and not link_clock.link_available():
+            raise ValueError(link_clock.INSTALL_HINT)
         self._controls = new
         if self._running:
             self._put(("controls", old, new))
@@ -263,11 +263,11 @@ class JamEngine:
         self.stream = PlayerStream()
         self.planner = TurnPlanner()
         self.scheduler = ModelScheduler()
+        if c.clock == ClockSource.LINK:
+            self.link = link_clock.LinkClock(c.tempo_bpm, self._t0)
+            self._say("Ableton Link: joining the session on this network")
         self.internal_clock = InternalClock(c.tempo_bpm)
         self.follower = MidiClockFollower()
-        if c.clock == ClockSource.LINK:
-            self.link = LinkClock(c.tempo_bpm, self._t0)
-            self._say("Ableton Link: joining the session on this network")
         self.limit = RateLimit(NOTE_RATE, NOTE_BURST)
         self.other_limit = RateLimit(OTHER_RATE, OTHER_BURST)
         self.accepted: dict[tuple[int, int], int] = {}  # player keys taken in, by (ch, pitch)
@@ -802,7 +802,7 @@ class JamEngine:
     def _switch_link(self, new: Controls, now: float) -> None:
         """Join the Link session when Link becomes the clock; leave it when it stops being."""
         if new.clock == ClockSource.LINK and self.link is None:
-            self.link = LinkClock(new.tempo_bpm, self._t0)
+            self.link = link_clock.LinkClock(new.tempo_bpm, self._t0)
             self._say("Ableton Link on: joining the session on this network")
         elif new.clock != ClockSource.LINK and self.link is not None:
             self.link.close()
