@@ -767,6 +767,9 @@ class JamEngine:
         return self.settings.send_clock and self._controls.clock == ClockSource.INTERNAL
 
     def _start_clock_out(self) -> None:
+        # Beat 0 is when the jam starts, not when the model began loading (seconds before on
+        # a busy machine): else clock out would open with a burst of every tick owed since.
+        self.internal_clock.origin = self.now()
         if self._sending_clock():
             self._send_out([START])
             self.clock_tick = 0
