@@ -37,6 +37,7 @@ CONTROL_BOUNDS = {
     "model_channel": MIDI_CHANNEL,
     "lookahead_ms": Bound(20.0, 2000.0),
     "phrase_cc": MIDI_BYTE,
+    "nudge_ms": Bound(-500.0, 500.0),
 }
 
 
@@ -55,6 +56,7 @@ class PhraseEnd(StrEnum):
 class ClockSource(StrEnum):
     INTERNAL = "internal"  # livegen leads (and may send MIDI clock)
     MIDI = "midi"  # follow incoming MIDI clock / start / stop
+    LINK = "link"  # join an Ableton Link session (livegen[link]); alone, livegen leads it
 
 
 @dataclass
@@ -109,6 +111,8 @@ class Controls:
     lookahead_ms: float = 200.0  # how far ahead of the clock the model may generate
     phrase_end: PhraseEnd = PhraseEnd.SILENCE  # how call mode hears a phrase end
     phrase_cc: int = 67  # the controller that ends a phrase (phrase_end "cc"): soft pedal
+    nudge_ms: float = 0.0  # Link: the model's notes go out this much before Link's grid
+    # (your output latency), so they are heard on the beat; negative: after it
 
     def __post_init__(self) -> None:
         self.mode = Mode(self.mode)
@@ -157,6 +161,8 @@ class Stats:
     gpu_percent: float | None = None
     tempo_bpm: float | None = None  # the followed MIDI clock's tempo, when following
     beat: int | None = None
+    link_peers: int | None = None  # following Link: the other peers in its session
+    link_phase: float | None = None  # following Link: beats into the bar, [0, 4)
     recording_path: str | None = None
     recording_seconds: float = 0.0
     model_speaking: bool = False

@@ -29,6 +29,7 @@ from collections import deque
 
 import mido
 
+from livegen import link_clock
 from livegen.clock import CLOCK, SONG_POSITION, START, STOP, InternalClock, MidiClockFollower
 from livegen.controls import ClockSource, Controls, JamSettings, RollNote, Stats
 from livegen.decode_worker import merge_player_messages
@@ -56,6 +57,7 @@ MAX_NOTE_SLACK = 1.0  # the engine ends a model note the worker left on this lon
 PLAYER, MODEL = "player", "model"
 _CLOSE_ORDER = (  # the parts the engine opens: (attribute, method that ends it)
     ("clock_in", "close"),
+    ("link", "close"),
     ("midi_in", "close"),
     ("worker", "stop"),
     ("audio", "stop"),
@@ -81,6 +83,8 @@ class JamEngine:
         self.settings = settings
         self._controls = controls if controls is not None else Controls()
         self._controls.validate()
+        if self._controls.clock == ClockSource.LINK:
+            link_clock.load_link()  # LinkUnavailable says how to install it, before anything loads
         self.worker_mode = worker_mode
         self._inbox: queue.Queue = queue.Queue(maxsize=INBOX_LIMIT)
         self._log: deque[str] = deque(maxlen=2000)
@@ -98,6 +102,7 @@ class JamEngine:
         self.measured: dict[str, list[float]] | None = None
         self.preset = None
         self.midi_in = self.midi_out = self.clock_in = None
+        self.link: link_clock.LinkClock | None = None  # the Link session, while following it
         self.audio = None
         self.worker = None
         self.recorder = None
@@ -113,9 +118,14 @@ class JamEngine:
         """Validate (ValueError names the bad one) and apply live."""
         old = self._controls
         new = old.changed(**changes)
+        linked = new.clock == ClockSource.LINK
+        if linked and old.clock != ClockSource.LINK and not link_clock.link_available():
+            raise ValueError(link_clock.INSTALL_HINT)
         self._controls = new
         if self._running:
             self._put(("controls", old, new))
+            if linked and "tempo_bpm" in changes:  # even if unchanged here: a peer moved it
+                self._put(("link_tempo", new.tempo_bpm))
         return new
 
     def play(self, message: mido.Message) -> None:
@@ -242,6 +252,9 @@ class JamEngine:
         self.stream = PlayerStream()
         self.planner = TurnPlanner()
         self.scheduler = ModelScheduler()
+        if c.clock == ClockSource.LINK:
+            self.link = link_clock.LinkClock(c.tempo_bpm, self._t0)
+            self._say("Ableton Link: joining the session on this network")
         self.internal_clock = InternalClock(c.tempo_bpm)
         self.follower = MidiClockFollower()
         # The player's keys that are down, by (channel, pitch) -> when struck. One entry per
@@ -442,6 +455,8 @@ class JamEngine:
             self._apply_controls(item[1], item[2])
         elif kind == "panic":
             self._panic("panic")
+        elif kind == "link_tempo" and self.link is not None:
+            self.link.propose_tempo(item[1], self.now())
         elif kind == "port":
             self._port_change(item[1], item[2])
         elif kind == "stop":
@@ -606,6 +621,10 @@ class JamEngine:
             self.audio.note(t, channel, pitch, 0)
 
     def _beat_clock(self):  # noqa: ANN202
+        if self._controls.clock == ClockSource.LINK and self.link is not None:
+            # Re-read at each use (about a microsecond): a peer's tempo change is in at once.
+            self.link.refresh(self.now(), self._controls.nudge_ms / 1000)
+            return self.link
         # Following MIDI clock, a stalled sender keeps its last tempo and phase: switching to
         # livegen's own grid for a moment would put notes between the followed beats.
         if self._controls.clock == ClockSource.MIDI and self.follower.has_estimate:
@@ -744,6 +763,9 @@ class JamEngine:
         return self.settings.send_clock and self._controls.clock == ClockSource.INTERNAL
 
     def _start_clock_out(self) -> None:
+        # Beat 0 is when the jam starts, not when the model began loading (seconds before on
+        # a busy machine): else clock out would open with a burst of every tick owed since.
+        self.internal_clock.origin = self.now()
         if self._sending_clock():
             self._send_out([START])
             self.clock_tick = 0
@@ -757,6 +779,8 @@ class JamEngine:
             self._tell(("controls", sampling))
         if new.lookahead_ms != old.lookahead_ms:
             self._tell(("controls", {"lookahead_steps": round(new.lookahead_ms / 10)}))
+        if new.clock != old.clock:
+            self._switch_link(new, now)
         if new.tempo_bpm != old.tempo_bpm:
             self.internal_clock.set_tempo(new.tempo_bpm, now)
             self.clock_tick = int(self.internal_clock.beat_at(now) * 24) + 1
@@ -773,6 +797,16 @@ class JamEngine:
             self._send_out([START] if new.clock == ClockSource.INTERNAL else [STOP])
             self.clock_tick = int(self.internal_clock.beat_at(now) * 24) + 1
         self._replan(now)
+
+    def _switch_link(self, new: Controls, now: float) -> None:
+        """Join the Link session when Link becomes the clock; leave it when it stops being."""
+        if new.clock == ClockSource.LINK and self.link is None:
+            self.link = link_clock.LinkClock(new.tempo_bpm, self._t0)
+            self._say("Ableton Link on: joining the session on this network")
+        elif new.clock != ClockSource.LINK and self.link is not None:
+            self.link.close()
+            self.link = None
+            self._say("Ableton Link off")
 
     def _panic(self, why: str) -> None:
         """All notes off, everywhere; the model forgets its plans (not what it heard)."""
@@ -888,7 +922,8 @@ class JamEngine:
         inputs = sorted(ms for _, ms in self.input_ms)
         clock = self._beat_clock()
         following = self._controls.clock == ClockSource.MIDI
-        tempo = self.follower.tempo_bpm if following else self.internal_clock.tempo_bpm
+        tempo = self.follower.tempo_bpm if following else clock.tempo_bpm
+        link = self.link if clock is self.link else None
         turn = self.sent_turn
         speaking = bool(self.model_sounding) or (turn is not None and turn.start <= now < turn.end)
         problems = list(self._problems.values())
@@ -909,6 +944,8 @@ class JamEngine:
             cpu_percent=self._cpu_percent(w, audio),
             tempo_bpm=tempo,
             beat=int(clock.beat_at(now)) if clock.valid else None,
+            link_peers=link.peers if link is not None else None,
+            link_phase=link.phase if link is not None else None,
             recording_path=self.recording_path if self._controls.recording else None,
             recording_seconds=self.recorder.seconds if self.recorder is not None else 0.0,
             model_speaking=speaking,

@@ -117,7 +117,8 @@ KEY_EFFECTS: list[tuple[str, dict]] = [
     ("i", {"passthrough": False}),
     ("q", {"quantize": True}),
     ("b", {"clock": ClockSource.MIDI}),
-    ("b", {"clock": ClockSource.INTERNAL}),
+    ("b", {"clock": ClockSource.LINK}),  # the engine joins a Link session...
+    ("b", {"clock": ClockSource.INTERNAL}),  # ...and leaves it
     ("r", {"recording": False}),
     ("r", {"recording": True}),
 ]

@@ -55,7 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     wiring.add_argument("--record", metavar="DIR", help="record every session into DIR")
     wiring.add_argument("--record-wav", action="store_true", help="also record what was heard")
     wiring.add_argument(
-        "--clock", choices=("internal", "midi"), default="internal", help="who keeps the beat"
+        "--clock",
+        choices=("internal", "midi", "link"),
+        help="who keeps the beat (default: internal; link: Ableton Link, needs livegen[link])",
     )
     wiring.add_argument("--clock-in", metavar="NAME", help="port that sends MIDI clock")
     wiring.add_argument("--send-clock", action="store_true", help="send MIDI clock when leading")
@@ -84,8 +86,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     play.add_argument(
         "--phrase-end", choices=("silence", "cc", "bar"), help="how call mode hears a phrase end"
     )
-    play.add_argument("--tempo", type=C["tempo_bpm"].option(), help="internal clock tempo (bpm)")
+    play.add_argument(
+        "--tempo",
+        type=C["tempo_bpm"].option(),
+        help="bpm of the internal clock (and of a Link session livegen starts)",
+    )
     play.add_argument("--quantize", action="store_true", help="snap model onsets to the grid")
+    play.add_argument(
+        "--nudge",
+        type=C["nudge_ms"].option(),
+        metavar="MS",
+        help="Link: send the model's notes MS ms before the grid (your output latency)",
+    )
     play.add_argument("--no-passthrough", action="store_true", help="do not echo the player")
     play.add_argument("--lookahead-ms", type=C["lookahead_ms"].option())
     parser.add_argument(
@@ -107,6 +119,7 @@ _CONTROL_OPTIONS = {
     "tempo_bpm": "tempo",
     "lookahead_ms": "lookahead_ms",
     "clock": "clock",
+    "nudge_ms": "nudge",
 }
 _SETTING_OPTIONS = {
     "preset": "preset",
@@ -141,9 +154,14 @@ def _controls(args: argparse.Namespace):  # noqa: ANN202
     if args.no_passthrough:
         changes["passthrough"] = False
     try:
-        return Controls().changed(**changes)
+        controls = Controls().changed(**changes)
     except ValueError as error:
         raise LivegenError(str(error)) from None
+    if controls.clock == "link":
+        from livegen.link_clock import load_link
+
+        load_link()  # not installed: one line saying how, before the model loads
+    return controls
 
 
 def _settings(args: argparse.Namespace):  # noqa: ANN202
@@ -165,7 +183,11 @@ def run(args: argparse.Namespace) -> int:
     if not args.headless:
         from livegen.tui.launch import launch
 
-        return launch(args.preset, args.midi_in, args.midi_out, args.mode)
+        if args.clock == "link":
+            from livegen.link_clock import load_link
+
+            load_link()  # not installed: one line saying how
+        return launch(args.preset, args.midi_in, args.midi_out, args.mode, args.clock)
     return run_headless(_settings(args), _controls(args), args.duration, args.worker)
 
 
@@ -184,6 +206,8 @@ def _status(stats) -> str:  # noqa: ANN001
         parts.append(f"input overflowed {stats.input_overflows}x")
     if stats.tempo_bpm:
         parts.append(f"{stats.tempo_bpm:5.1f} bpm")
+    if stats.link_peers is not None:
+        parts.append(f"link {stats.link_peers} peers, beat {int(stats.link_phase) + 1}/4")
     return " | ".join(parts)
 
 

@@ -209,7 +209,7 @@ class JamScreen(Screen):
 
     # actions -------------------------------------------------------------------------------
     def action_nudge(self, name: str, direction: int) -> None:
-        changes = nudged(self.app.controls, name, direction)
+        changes = nudged(self.app.controls, name, direction, self.app.last_stats.tempo_bpm)
         if changes:
             self.app.change_controls(**changes)
 

@@ -13,12 +13,14 @@ from rich.text import Text
 from textual.widgets import Static
 
 from livegen.controls import ClockSource, Controls, Mode
+from livegen.link_clock import link_available
 from livegen.tui.keyboard import ComputerKeyboard, note_name
 
 RESPONSE_SECONDS = (0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0, 60.0)
 MODES = (Mode.CONTINUE, Mode.CALL, Mode.ACCOMPANY)
 MODE_NAMES = {Mode.CONTINUE: "continue", Mode.CALL: "call & response", Mode.ACCOMPANY: "accompany"}
 REGISTER_MIN_WIDTH = 12
+NUDGE_STEP_MS = 5.0
 
 
 def _clamp(value: float, low: float, high: float) -> float:
@@ -30,8 +32,20 @@ def _ladder(values: tuple[float, ...], current: float, direction: int) -> float:
     return values[int(_clamp(nearest + direction, 0, len(values) - 1))]
 
 
-def nudged(controls: Controls, name: str, direction: int) -> dict[str, Any]:
-    """The changes one press makes to control `name` (direction -1 or +1; toggles ignore it)."""
+def _next_clock(clock: ClockSource) -> ClockSource:
+    """internal -> MIDI -> Link -> internal; Link only where its binding is installed."""
+    order = [ClockSource.INTERNAL, ClockSource.MIDI]
+    if clock is ClockSource.LINK or link_available():
+        order.append(ClockSource.LINK)
+    return order[(order.index(clock) + 1) % len(order)]
+
+
+def nudged(
+    controls: Controls, name: str, direction: int, followed_bpm: float | None = None
+) -> dict[str, Any]:
+    """The changes one press makes to control `name` (direction -1 or +1; toggles ignore it).
+    Following Link, the tempo keys step from the session's tempo (`followed_bpm`), which a
+    peer may have moved away from livegen's own."""
     c = controls
     if name == "temperature":
         return {"temperature": round(_clamp(c.temperature + 0.05 * direction, 0.05, 5.0), 2)}
@@ -42,7 +56,10 @@ def nudged(controls: Controls, name: str, direction: int) -> dict[str, Any]:
     if name == "response_seconds":
         return {"response_seconds": _ladder(RESPONSE_SECONDS, c.response_seconds, direction)}
     if name == "tempo_bpm":
-        return {"tempo_bpm": _clamp(round(c.tempo_bpm) + 2 * direction, 20.0, 400.0)}
+        base = followed_bpm if c.clock is ClockSource.LINK and followed_bpm else c.tempo_bpm
+        return {"tempo_bpm": _clamp(round(base) + 2 * direction, 20.0, 400.0)}
+    if name == "nudge_ms":
+        return {"nudge_ms": _clamp(c.nudge_ms + NUDGE_STEP_MS * direction, -500.0, 500.0)}
     if name == "register_shift":  # move the whole register an octave, keeping its width
         shift = int(_clamp(12 * direction, -c.low_pitch, 127 - c.high_pitch))
         return {"low_pitch": c.low_pitch + shift, "high_pitch": c.high_pitch + shift}
@@ -54,8 +71,7 @@ def nudged(controls: Controls, name: str, direction: int) -> dict[str, Any]:
     if name == "mode":
         return {"mode": MODES[(MODES.index(c.mode) + 1) % len(MODES)]}
     if name == "clock":
-        other = ClockSource.MIDI if c.clock is ClockSource.INTERNAL else ClockSource.INTERNAL
-        return {"clock": other}
+        return {"clock": _next_clock(c.clock)}
     if name in ("passthrough", "quantize", "recording"):
         return {name: not getattr(c, name)}
     raise ValueError(f"no control called {name!r}")
@@ -81,6 +97,8 @@ KEY_NAMES = {
     "]": "right_square_bracket",
     ",": "comma",
     ".": "full_stop",
+    "{": "left_curly_bracket",
+    "}": "right_curly_bracket",
 }
 
 
@@ -107,7 +125,8 @@ CONTROL_KEYS: tuple[KeyHelp, ...] = (
     _steps("7 / 8", "response length shorter / longer", "response_seconds", "response"),
     _steps("9 / 0", "register an octave down / up", "register_shift", "register"),
     _steps("- / =", "register narrower / wider", "register_width", "register"),
-    _steps("[ / ]", "internal clock tempo down / up (2 bpm)", "tempo_bpm", "tempo"),
+    _steps("[ / ]", "tempo down / up (2 bpm; with Link, the session's)", "tempo_bpm", "tempo"),
+    _steps("{ / }", "Link nudge: the model's notes 5 ms later / earlier", "nudge_ms", ""),
     _toggle(
         "i",
         "passthrough: your notes through livegen's synth on / off",
@@ -115,7 +134,7 @@ CONTROL_KEYS: tuple[KeyHelp, ...] = (
         "passthrough",
     ),
     _toggle("q", "quantise the model's onsets to the clock grid on / off", "quantize", "quantise"),
-    _toggle("b", "clock source: internal / MIDI clock in", "clock", "clock"),
+    _toggle("b", "clock source: internal / MIDI clock in / Ableton Link", "clock", "clock"),
     _toggle("r", "record on / off", "recording", "record"),
     KeyHelp("Esc", "PANIC: all notes off", (("escape", "panic"),), "panic"),
     _steps("z / x", "computer keyboard octave down / up", "octave", "octave", "keyboard"),

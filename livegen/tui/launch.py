@@ -13,7 +13,8 @@ from pathlib import Path
 
 from platformdirs import user_log_dir, user_music_dir
 
-from livegen.controls import Mode
+from livegen.controls import ClockSource, Mode
+from livegen.link_clock import INSTALL_HINT, link_available
 from livegen.settings_file import ENV_DIR, config_dir, load_settings, settings_path
 
 LOG_NAME = "jam.log"
@@ -88,6 +89,7 @@ def launch(
     midi_in: str | None = None,
     midi_out: str | None = None,
     mode: str | None = None,
+    clock: str | None = None,
 ) -> int:
     """Run the UI until the musician quits; the overrides hold for this session only."""
     from livegen.tui.app import JamApp
@@ -101,6 +103,11 @@ def launch(
     if settings.record_dir is None:
         settings = dataclasses.replace(settings, record_dir=default_record_dir())
     controls = saved.controls if mode is None else saved.controls.changed(mode=Mode(mode))
+    if clock is not None:
+        controls = controls.changed(clock=ClockSource(clock))
+    if controls.clock is ClockSource.LINK and not link_available():  # saved, then uninstalled
+        controls = controls.changed(clock=ClockSource.INTERNAL)
+        notes = [*notes, f"internal clock: {INSTALL_HINT}"]
     log = log_path()
     with terminal_for_ui_only(log):
         app = JamApp(

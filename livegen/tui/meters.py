@@ -25,7 +25,20 @@ def _figure(text: Text, label: str, value: str, style: str = "bold", unit: str =
     text.append("  ")
 
 
+def link_line(stats: Stats, controls: Controls) -> str:
+    """Link's tempo, its peers, and the beat in the bar as four dots (the bar Link shares)."""
+    if stats.tempo_bpm is None or stats.link_peers is None or stats.link_phase is None:
+        return "Link: joining"
+    peers = {0: "no peers", 1: "1 peer"}.get(stats.link_peers, f"{stats.link_peers} peers")
+    beat = min(3, int(stats.link_phase))
+    dots = "●" * (beat + 1) + "○" * (3 - beat)
+    nudge = f"  nudge {controls.nudge_ms:g} ms" if controls.nudge_ms else ""
+    return f"Link {stats.tempo_bpm:.1f} bpm  {peers}  {dots}{nudge}"
+
+
 def clock_line(stats: Stats, controls: Controls) -> str:
+    if controls.clock is ClockSource.LINK:
+        return link_line(stats, controls)
     if controls.clock is ClockSource.MIDI:
         if stats.tempo_bpm is None:
             return "MIDI clock: waiting for clock"
