@@ -17,6 +17,7 @@ import json
 import os
 import random
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,8 +88,13 @@ def save_checkpoint(
     state: TrainingState,
     keep: int = 2,
     metadata: dict[str, Any] | None = None,
+    save_weights: Callable[..., Path] = save_model,
 ) -> Path:
-    """Write a checkpoint of this step atomically; keep the newest `keep`; returns its folder."""
+    """Write a checkpoint of this step atomically; keep the newest `keep`; returns its folder.
+
+    `save_weights(model, folder, metadata=...)` writes the model folder (the codec passes its
+    own); `optimizer` is anything with a tensor-only state_dict().
+    """
     root = Path(run_dir) / CHECKPOINTS
     root.mkdir(parents=True, exist_ok=True)
     name = f"step-{state.step:07d}"
@@ -96,7 +102,7 @@ def save_checkpoint(
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
-    save_model(model, tmp / "model", metadata=metadata)
+    save_weights(model, tmp / "model", metadata=metadata)
     torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
     plain, tensors = _rng_states()
     torch.save(tensors, tmp / "rng.pt")
@@ -155,9 +161,10 @@ def load_checkpoint(
     model: PerceiverAR,
     optimizer: torch.optim.Optimizer | None = None,
     restore_rng: bool = True,
+    load_weights: Callable[..., Any] = load_model,
 ) -> TrainingState:
     """Load weights (and optimizer, RNGs) into existing objects; returns the training state."""
-    loaded = load_model(folder / "model", device=next(model.parameters()).device)
+    loaded = load_weights(folder / "model", device=next(model.parameters()).device)
     if loaded.config != model.config:
         raise LivegenError(f"{folder}: the checkpoint's model config differs from this run's")
     model.load_state_dict(loaded.state_dict())
