@@ -182,3 +182,40 @@ class Codec(nn.Module):
 
 def parameter_count(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
+
+
+@dataclass
+class RoundTrip:
+    audio: torch.Tensor  # [B, S]: the decoded signal, aligned with the input, same length
+    codes: torch.Tensor  # [B, T, levels]
+    encode_seconds: float  # compute time spent encoding
+    decode_seconds: float
+
+
+@torch.no_grad()
+def stream_round_trip(
+    model: Codec, audio: torch.Tensor, levels: int | None = None, frames_per_call: int = 1
+) -> RoundTrip:
+    """Encode and decode audio [B, S] through the streaming path, `frames_per_call` frames at
+    a time, timing each side; the output is shifted back by the codec's delay and has S
+    samples (the tail is flushed with silence)."""
+    import time
+
+    hop, delay = model.config.hop, model.config.delay
+    length = audio.shape[1]
+    total = -(-(length + delay) // hop) * hop
+    padded = torch.nn.functional.pad(audio, (0, total - length))
+    state = model.initial_state(audio.shape[0], audio.device)
+    codes, out = [], []
+    encode = decode = 0.0
+    step = hop * frames_per_call
+    for start in range(0, total, step):
+        tick = time.perf_counter()
+        c = model.encode_step(padded[:, start : start + step], state, levels)
+        tock = time.perf_counter()
+        out.append(model.decode_step(c, state))
+        decode += time.perf_counter() - tock
+        encode += tock - tick
+        codes.append(c)
+    decoded = torch.cat(out, dim=1)[:, delay : delay + length]
+    return RoundTrip(decoded, torch.cat(codes, dim=1), encode, decode)

@@ -62,8 +62,8 @@ def _kmeans_plus_plus(vectors: torch.Tensor, k: int) -> torch.Tensor:
         total = closest.sum()
         if total <= 0:
             picks = torch.randint(len(vectors), (k - i,), device=vectors.device)
-            jitter = 1e-3 * (vectors.std() + 1e-6) * torch.randn(k - i, vectors.shape[1])
-            centroids[i:] = vectors[picks] + jitter.to(vectors.device)
+            jitter = torch.randn(k - i, vectors.shape[1], device=vectors.device)
+            centroids[i:] = vectors[picks] + 1e-3 * (vectors.std() + 1e-6) * jitter
             break
         pick = torch.multinomial(closest / total, 1)
         centroids[i] = vectors[pick]

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(libfluidsynth3 libportaudio2 jackd2 timgm6mb-soundfont fluidsynth jack-midi-clock tmux rt-tests python3-venv)
+APT_PACKAGES=(libfluidsynth3 libportaudio2 jackd2 timgm6mb-soundfont fluidsynth jack-midi-clock tmux rt-tests python3-venv opus-tools)
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
 EXTRAS=${EXTRAS:-test}

@@ -13,7 +13,7 @@ import numpy as np
 
 from livegen.kernels.errors import LivegenError
 
-AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".au"}
+AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif", ".au"}
 
 
 class AudioFileError(LivegenError):
@@ -39,8 +39,9 @@ def audio_info(path: str | Path) -> tuple[int, int]:
             raise AudioFileError(f"{path}: empty audio file (no samples)")
         with sf.SoundFile(str(path)) as handle:
             handle.read(min(frames, 1024), dtype="float32")
-            handle.seek(max(0, frames - 1024))
-            tail = handle.read(1024, dtype="float32")
+            # The last second, not the last frames: an MP3 header's count is approximate.
+            handle.seek(max(0, frames - int(info.samplerate)))
+            tail = handle.read(int(info.samplerate), dtype="float32")
         if len(tail) == 0:
             raise AudioFileError(f"{path}: truncated (no samples where the header says)")
     except AudioFileError:
@@ -84,12 +85,15 @@ def read_audio(
     return resample(np.ascontiguousarray(mono), rate, sample_rate)
 
 
-def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int) -> None:
-    """16-bit PCM WAV, written to a temporary name and renamed into place."""
+def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int) -> None:
+    """WAV/FLAC as 16-bit PCM, .ogg as Vorbis; written to a temporary name, renamed into place."""
     sf = _soundfile()
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp.wav")
-    sf.write(str(tmp), np.clip(audio, -1.0, 1.0), sample_rate, subtype="PCM_16")
+    suffix = path.suffix.lower()
+    tmp = path.with_name(".tmp-" + path.name)
+    subtype = "VORBIS" if suffix in (".ogg", ".oga") else "PCM_16"
+    kind = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG", ".oga": "OGG"}.get(suffix, "WAV")
+    sf.write(str(tmp), np.clip(audio, -1.0, 1.0), sample_rate, subtype=subtype, format=kind)
     tmp.replace(path)
 
 

@@ -27,6 +27,9 @@ def add_codec_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, help="total optimizer steps (overrides the config)")
     parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
     parser.add_argument("--stop-after", type=int, metavar="N", help="stop after N steps")
+    parser.add_argument(
+        "--init", type=Path, metavar="RUN", help="start from another run's (or codec's) weights"
+    )
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1")
     parser.add_argument("--threads", type=int, help="torch intra-op threads (CPU)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -80,6 +83,7 @@ def run_codec(args: argparse.Namespace) -> int:
         device=args.device,
         progress=not args.no_progress,
         stop_after=args.stop_after,
+        init=args.init,
     )
     s = result.state
     verb = "interrupted at" if result.interrupted else "stopped at"
@@ -99,6 +103,7 @@ def add_eval_codec_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clips", type=int, default=12, help="at most this many clips (12)")
     parser.add_argument("--no-visqol", action="store_true", help="skip ViSQOL (slow)")
     parser.add_argument("--no-opus", action="store_true", help="skip the Opus comparison")
+    parser.add_argument("--workers", type=int, default=1, help="ViSQOL processes (1)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1)")
     parser.add_argument("--json", action="store_true", help="print JSON")
 
@@ -113,7 +118,7 @@ def run_eval_codec(args: argparse.Namespace) -> int:
         raise LivegenError("give held-out data: --audio DIR and/or --midi DIR --soundfont SF")
     options = EvalOptions(
         args.audio, args.midi, args.soundfont, args.levels, args.seconds, args.clips,
-        visqol=not args.no_visqol, opus=not args.no_opus,
+        visqol=not args.no_visqol, opus=not args.no_opus, workers=max(1, args.workers),
     )  # fmt: skip
     report = evaluate_codec(args.run_dir, options)
     print(json.dumps(report) if args.json else format_report(report))
@@ -126,7 +131,7 @@ def add_export_codec_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dir", type=Path, help="where presets go (default: shipped presets)")
     parser.add_argument("--description", default="", help="one line for the preset list")
     parser.add_argument("--trained-on", default="", help="what the data was, in words")
-    parser.add_argument("--figures", type=Path, help="a JSON report from eval-codec to record")
+    parser.add_argument("--figures", type=Path, help="a JSON report of eval-codec to record")
 
 
 def run_export_codec(args: argparse.Namespace) -> int:

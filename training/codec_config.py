@@ -57,6 +57,7 @@ class DataConfig:
     val_fraction: float = 0.05  # files held out (by name hash) for the validation figure
     val_segments: int = 16
     midi_weight: float = 0.5  # with both audio and MIDI: the share of MIDI segments
+    cache_audio: bool = False  # keep audio files in memory once read (fast crops on a GPU box)
 
 
 @dataclass

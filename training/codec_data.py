@@ -181,6 +181,7 @@ class CropSampler:
         self.sample_rate, self.samples, self.seed = sample_rate, samples, seed
         self.soundfonts = list(soundfonts) if sources.midi else []
         self.renderers = [MidiRenderer(sf, sample_rate) for sf in self.soundfonts]
+        self.cache: dict[int, np.ndarray] = {}  # with config.cache_audio: whole files
         self.audio_p = _weights([i.seconds for i in sources.audio])
         self.midi_p = _weights([i.seconds for i in sources.midi])
 
@@ -213,14 +214,24 @@ class CropSampler:
         return self._midi(rng) if use_midi else self._audio(rng)
 
     def _audio(self, rng: np.random.Generator) -> np.ndarray:
-        item = self.sources.audio[rng.choice(len(self.sources.audio), p=self.audio_p)]
+        index = rng.choice(len(self.sources.audio), p=self.audio_p)
+        item = self.sources.audio[index]
         seconds = self.samples / self.sample_rate
         start = rng.uniform(0, max(0.0, item.seconds - seconds))
         try:
+            if self.config.cache_audio:
+                whole = self._cached(index)
+                first = int(start * self.sample_rate)
+                return _fit(whole[first : first + self.samples], self.samples)
             audio = read_audio(item.path, self.sample_rate, start, seconds)
         except AudioFileError:
             audio = np.zeros(0, np.float32)  # went bad since the scan: silence, redrawn
         return _fit(audio, self.samples)
+
+    def _cached(self, index: int) -> np.ndarray:
+        if index not in self.cache:
+            self.cache[index] = read_audio(self.sources.audio[index].path, self.sample_rate)
+        return self.cache[index]
 
     def _midi(self, rng: np.random.Generator) -> np.ndarray:
         cfg, sr = self.config, self.sample_rate

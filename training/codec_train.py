@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
+from livegen.kernels.errors import LivegenError
 from livegen.models.codec import Codec
 from livegen.models.codec_files import load_codec, save_codec
 from livegen.training import distributed
@@ -127,10 +128,16 @@ def train_codec(
     device: str | None = None,
     progress: bool = True,
     stop_after: int | None = None,
+    init: Path | None = None,
 ) -> TrainResult:
+    """Train (or continue) a codec run. `init` starts a fresh run from another run's weights
+    (e.g. an adversarial phase after a spectral one)."""
     context = distributed.setup(device)
+    if context.device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
     try:
-        return _train(Path(run_dir), run, data, context, resume, progress, stop_after)
+        return _train(Path(run_dir), run, data, context, resume, progress, stop_after, init)
     finally:
         distributed.teardown(context)
 
@@ -146,14 +153,29 @@ def _validation_batch(train: Sources, val: Sources, data, run, samples) -> torch
         sampler.close()
 
 
-def _train(run_dir, run, data, context, resume, progress, stop_after) -> TrainResult:
+def init_weights(model: Codec, source: Path) -> Path:
+    """Copy the weights (and codebooks) of a run, checkpoint or codec folder into model."""
+    source = Path(source)
+    found = latest_checkpoint(source)
+    folder = (
+        found / "model" if found else source / "model" if (source / "model").is_dir() else source
+    )
+    loaded = load_codec(folder)
+    try:
+        model.load_state_dict(loaded.state_dict())
+    except RuntimeError:
+        raise LivegenError(
+            f"{folder}: its codec shape differs from this config's [model]"
+        ) from None
+    return folder
+
+
+def _train(run_dir, run, data, context, resume, progress, stop_after, init) -> TrainResult:
     cfg, mcfg = run.train, run.model
     train_src, val_src = scan_sources(data.audio, data.midi, cfg.data.val_fraction)
     frames = max(1, round(cfg.data.segment_seconds * mcfg.sample_rate / mcfg.hop))
     samples = frames * mcfg.hop
     if cfg.batch_size % context.world:
-        from livegen.kernels.errors import LivegenError
-
         raise LivegenError(
             f"batch_size {cfg.batch_size} does not split over {context.world} processes"
         )
@@ -168,11 +190,13 @@ def _train(run_dir, run, data, context, resume, progress, stop_after) -> TrainRe
         print(f"no checkpoint in {run_dir}: starting from scratch")
     if found is not None:
         state = load_checkpoint(found, model, optimizers, load_weights=load_codec)
-    elif context.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        extra = {"device": str(context.device), "world": context.world,
-                 "train": _describe(train_src), "val": _describe(val_src)}  # fmt: skip
-        write_codec_run_file(run_dir, run, data, extra)
+    else:
+        start = str(init_weights(model, init)) if init is not None else None
+        if context.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            extra = {"device": str(context.device), "world": context.world, "init": start,
+                     "train": _describe(train_src), "val": _describe(val_src)}  # fmt: skip
+            write_codec_run_file(run_dir, run, data, extra)
     if context.is_main:
         text = "".join(line + "\n" for line in train_src.skipped)
         (run_dir / SKIPPED_FILE).write_text(text, encoding="utf-8")
@@ -248,7 +272,7 @@ def _step(net, model, optimizers, sampler, losses, run, context, step, micro) ->
         group["lr"] = lr_at(step, cfg)
     first = context.rank * micro
     audio = sampler.batch(step, micro, offset=first).to(context.device)
-    levels = draw_levels(run, step, cfg.batch_size)[first : first + micro]
+    levels = draw_levels(run, step, cfg.batch_size)[first : first + micro].to(context.device)
     out = net(audio, levels)
     decoded, target = out.audio[:, delay:], audio[:, : audio.shape[1] - delay]
     mel, stft = losses.mel(decoded, target), losses.stft(decoded, target)
