@@ -18,6 +18,8 @@ COMMANDS = {
     "bench": "bench",
     "jam": "jam",
     "ports": "ports",
+    "codec": "codec",
+    "presets": "presets",
 }
 
 

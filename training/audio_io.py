@@ -42,13 +42,31 @@ def audio_info(path: str | Path) -> tuple[int, int]:
             # The last second, not the last frames: an MP3 header's count is approximate.
             handle.seek(max(0, frames - int(info.samplerate)))
             tail = handle.read(int(info.samplerate), dtype="float32")
-        if len(tail) == 0:
-            raise AudioFileError(f"{path}: truncated (no samples where the header says)")
+        if len(tail) == 0 or _wav_short(path):
+            raise AudioFileError(f"{path}: truncated (fewer samples than its header says)")
     except AudioFileError:
         raise
     except Exception as error:  # soundfile raises LibsndfileError/RuntimeError variants
         raise AudioFileError(f"{path}: not a readable audio file ({_reason(error)})") from None
     return frames, int(info.samplerate)
+
+
+def _wav_short(path: Path) -> bool:
+    """A RIFF/WAVE file whose data chunk claims more bytes than the file holds (libsndfile
+    quietly reads what is there, so a cut-off download would pass for a shorter sound)."""
+    with open(path, "rb") as handle:
+        head = handle.read(12)
+        if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return False
+        size = path.stat().st_size
+        while True:
+            chunk = handle.read(8)
+            if len(chunk) < 8:
+                return False
+            length = int.from_bytes(chunk[4:], "little")
+            if chunk[:4] == b"data":
+                return length != 0xFFFFFFFF and handle.tell() + length > size
+            handle.seek(length + (length & 1), 1)
 
 
 def _reason(error: Exception) -> str:

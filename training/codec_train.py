@@ -308,8 +308,8 @@ def _adversarial(optimizers, decoded, target, lc, row) -> torch.Tensor:
     d_loss.backward()
     optimizers.disc.step()
     adv, matching = generator_losses(disc(target), disc(decoded))
-    row.update(adversarial=round(float(adv), 5), feature_matching=round(float(matching), 5),
-               discriminator=round(float(d_loss), 5))  # fmt: skip
+    row.update(adversarial=round(adv.item(), 5), feature_matching=round(matching.item(), 5),
+               discriminator=round(d_loss.item(), 5))  # fmt: skip
     return lc.adversarial_weight * adv + lc.feature_matching * matching
 
 
