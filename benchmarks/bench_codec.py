@@ -1,11 +1,13 @@
 """Streaming speed of the codec on one CPU thread: encode and decode one 16 ms frame at a time
-(as the live path will), against Opus (opusenc/opusdec) on the same audio in the same run.
+(as the live path will), through the NumPy step (models/codec_fast, what `livegen codec` uses)
+and the torch modules, against Opus (opusenc/opusdec) on the same audio in the same run.
 
     python benchmarks/bench_codec.py [--preset codec-24k | --codec DIR] [--seconds 20]
         [--levels K] [--threads 1]
 
-Prints ms per frame, real-time factors (compute seconds per audio second) and the algorithmic
-latency, then one JSON line.
+Prints ms per frame (mean and median: on a busy machine the median is closer to what the code
+costs), real-time factors (mean compute seconds per audio second) and the algorithmic latency,
+then one JSON line.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import numpy as np
 import torch
 
 from livegen.models.codec import Codec, stream_round_trip
+from livegen.models.codec_fast import fast_round_trip
 from livegen.models.codec_preset import open_codec
 from livegen.training.audio_io import write_audio
 from livegen.training.codec_config import load_codec_run_config
@@ -76,18 +79,24 @@ def main() -> int:
         )
     cfg = model.config
     audio = test_signal(args.seconds, cfg.sample_rate)
-    stream_round_trip(model, torch.from_numpy(audio[: cfg.sample_rate])[None], args.levels)  # warm
+    fast_round_trip(model, audio[: cfg.sample_rate], args.levels)  # warm up
+    fast = fast_round_trip(model, audio, args.levels)
     trip = stream_round_trip(model, torch.from_numpy(audio)[None], args.levels)
-    frames = trip.codes.shape[1]
+    frames = fast.codes.shape[1]
+    median = np.median(fast.frame_seconds, axis=0) * 1000
     result = {
         "codec": where,
         "threads": args.threads,
         "seconds": args.seconds,
         "frames": frames,
-        "encode_ms_per_frame": round(1000 * trip.encode_seconds / frames, 3),
-        "decode_ms_per_frame": round(1000 * trip.decode_seconds / frames, 3),
-        "encode_rtf": round(trip.encode_seconds / args.seconds, 4),
-        "decode_rtf": round(trip.decode_seconds / args.seconds, 4),
+        "encode_ms_per_frame": round(1000 * fast.encode_seconds / frames, 3),
+        "decode_ms_per_frame": round(1000 * fast.decode_seconds / frames, 3),
+        "encode_ms_median": round(float(median[0]), 3),
+        "decode_ms_median": round(float(median[1]), 3),
+        "encode_rtf": round(fast.encode_seconds / args.seconds, 4),
+        "decode_rtf": round(fast.decode_seconds / args.seconds, 4),
+        "torch_encode_rtf": round(trip.encode_seconds / args.seconds, 4),
+        "torch_decode_rtf": round(trip.decode_seconds / args.seconds, 4),
         "latency_ms": cfg.latency_ms,
         "kbps": cfg.kbps(args.levels),
         "parameters": sum(p.numel() for p in model.parameters()),
@@ -97,8 +106,12 @@ def main() -> int:
         result["opus_encode_rtf"] = round(opus[0] / args.seconds, 4)
         result["opus_decode_rtf"] = round(opus[1] / args.seconds, 4)
     print(f"{where}: {frames} frames of {1000 / cfg.frame_rate:.0f} ms, {args.threads} thread(s)")
-    print(f"  encode {result['encode_ms_per_frame']} ms/frame  RTF {result['encode_rtf']}")
-    print(f"  decode {result['decode_ms_per_frame']} ms/frame  RTF {result['decode_rtf']}")
+    for side in ("encode", "decode"):
+        print(
+            f"  {side} {result[side + '_ms_per_frame']} ms/frame (median "
+            f"{result[side + '_ms_median']})  RTF {result[side + '_rtf']}  "
+            f"(torch modules: RTF {result['torch_' + side + '_rtf']})"
+        )
     print(f"  algorithmic latency {cfg.latency_ms:.1f} ms at {result['kbps']:g} kbps")
     if opus is not None:
         print(f"  opusenc RTF {result['opus_encode_rtf']}, opusdec RTF {result['opus_decode_rtf']}")

@@ -190,6 +190,7 @@ class RoundTrip:
     codes: torch.Tensor  # [B, T, levels]
     encode_seconds: float  # compute time spent encoding
     decode_seconds: float
+    frame_seconds: object = None  # per-frame (encode, decode) times, where measured
 
 
 @torch.no_grad()

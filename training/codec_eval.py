@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from livegen.kernels.errors import LivegenError
-from livegen.models.codec import stream_round_trip
+from livegen.models.codec_fast import fast_round_trip
 from livegen.models.codec_preset import open_codec
 from livegen.training.audio_io import AudioFileError, list_audio, read_audio, resample, write_audio
 from livegen.training.codec_losses import SpectralLosses, perplexity, si_sdr
@@ -151,7 +151,7 @@ def evaluate_codec(spec: str | Path, options: EvalOptions) -> dict[str, Any]:
     codes, compute, audio_seconds = [], 0.0, 0.0
     for group, clips in groups.items():
         for clip in clips:
-            trip = stream_round_trip(model, torch.from_numpy(clip)[None], levels)
+            trip = fast_round_trip(model, clip, levels)
             codes.append(trip.codes[0])
             compute += trip.encode_seconds + trip.decode_seconds
             audio_seconds += len(clip) / cfg.sample_rate

@@ -2,7 +2,8 @@
 
 Any format soundfile reads, any rate and channel count in (mixed down to mono, resampled to the
 codec's rate); the decoded audio out at the codec's rate, as long as the input. Encoding and
-decoding run frame by frame on one thread, exactly as live playback would.
+decoding run frame by frame on one thread through the NumPy streaming step (models/codec_fast),
+as live playback would.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from livegen.kernels.errors import LivegenError
-    from livegen.models.codec import stream_round_trip
+    from livegen.models.codec_fast import fast_round_trip
     from livegen.models.codec_preset import open_codec
     from livegen.training.audio_io import read_audio, write_audio
 
@@ -42,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     if not 1 <= levels <= cfg.levels:
         raise LivegenError(f"--levels must be 1..{cfg.levels} for this codec, got {args.levels}")
     audio = read_audio(args.input, cfg.sample_rate)
-    trip = stream_round_trip(model, torch.from_numpy(audio)[None], levels)
+    trip = fast_round_trip(model, audio, levels)
     write_audio(args.output, trip.audio[0].numpy(), cfg.sample_rate)
     seconds = len(audio) / cfg.sample_rate
     figures = {
