@@ -246,7 +246,7 @@ def _train(run_dir, run, data, context, resume, progress, stop_after, init) -> T
                        elapsed_s=round(time.perf_counter() - started, 1))  # fmt: skip
             if state.step % cfg.eval_interval == 0 or state.step == cfg.steps:
                 row.update(validate(model, losses, val_batch))
-                state.val_nll = row["val_mel"]
+                state.val_nll = row["val_mel"]  # the shared state's validation slot: mel here
                 model.train()
             if state.step % cfg.log_interval == 0 or "val_mel" in row or state.step <= 3:
                 log.write(row)
