@@ -20,6 +20,8 @@ COMMANDS = {
     "bench": "bench",
     "jam": "jam",
     "ports": "ports",
+    "codec": "codec",
+    "presets": "presets",
 }
 
 

@@ -114,6 +114,9 @@ def parse_preset(text: str, source: Path | None = None) -> Preset:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise PresetError(f"{where}: not valid TOML: {error}") from None
+    kind = data.get("kind", "midi")
+    if kind != "midi":
+        raise PresetError(f"{where}: a {kind} preset, not a MIDI model preset")
     for key in ("name", "model"):
         if key not in data:
             raise PresetError(f"{where}: missing required key {key!r}")
@@ -165,8 +168,19 @@ def load_preset(name_or_path: str | Path) -> Preset:
     return parse_preset(text, source=path.resolve())
 
 
-def list_presets(directory: Path = SHIPPED_DIR) -> list[str]:
-    return sorted(p.stem for p in directory.glob("*.toml"))
+def preset_kind(path: Path) -> str:
+    """A preset file's kind: "midi" (the default), "audio" or "codec"; "" when unreadable."""
+    try:
+        value = tomllib.loads(path.read_text(encoding="utf-8")).get("kind", "midi")
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return ""
+    return value if isinstance(value, str) else ""
+
+
+def list_presets(directory: Path = SHIPPED_DIR, kind: str | None = "midi") -> list[str]:
+    """Preset names in a folder, of one kind (MIDI model presets by default; None: all)."""
+    paths = sorted(directory.glob("*.toml"))
+    return [p.stem for p in paths if kind is None or preset_kind(p) in (kind, "")]
 
 
 def preset_to_toml(preset: Preset) -> str:

@@ -17,6 +17,7 @@ import json
 import os
 import random
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,9 +89,12 @@ def save_checkpoint(
     state: TrainingState,
     keep: int = 2,
     metadata: dict[str, Any] | None = None,
+    save_weights: Callable[..., Path] = save_model,
 ) -> Path:
     """Write a checkpoint of this step atomically; keep the newest `keep`; returns its folder.
 
+    `save_weights(model, folder, metadata=...)` writes the model folder (the codec passes its
+    own); `optimizer` is anything with a tensor-only state_dict().
     Non-finite weights are refused (DivergedError) before anything is written or pruned, so
     the newest checkpoint on disk always holds finite weights. A failed write (disk full)
     removes its temporary folder and leaves the previous checkpoints as they were."""
@@ -107,7 +111,7 @@ def save_checkpoint(
         if tmp.exists():
             shutil.rmtree(tmp)
         tmp.mkdir()
-        _write_checkpoint(tmp, model, optimizer, state, metadata)
+        _write_checkpoint(tmp, model, optimizer, state, metadata, save_weights)
         final = root / name
         if final.exists():  # the same step saved twice (e.g. Ctrl-C right after a save)
             shutil.rmtree(final)
@@ -124,8 +128,10 @@ def save_checkpoint(
     return final
 
 
-def _write_checkpoint(tmp: Path, model, optimizer, state: TrainingState, metadata) -> None:  # noqa: ANN001
-    save_model(model, tmp / "model", metadata=metadata)
+def _write_checkpoint(
+    tmp: Path, model, optimizer, state: TrainingState, metadata, save_weights
+) -> None:  # noqa: ANN001, E501
+    save_weights(model, tmp / "model", metadata=metadata)
     torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
     plain, tensors = _rng_states()
     torch.save(tensors, tmp / "rng.pt")
@@ -215,13 +221,14 @@ def load_checkpoint(
     model: PerceiverAR,
     optimizer: torch.optim.Optimizer | None = None,
     restore_rng: bool = True,
+    load_weights: Callable[..., Any] = load_model,
 ) -> TrainingState:
     """Load weights (and optimizer, RNGs) into existing objects; returns the training state.
     A damaged file is a LivegenError naming it and the previous checkpoint."""
     folder = Path(folder)
     record = _read_record(folder)
     try:
-        loaded = load_model(folder / "model", device=next(model.parameters()).device)
+        loaded = load_weights(folder / "model", device=next(model.parameters()).device)
     except ModelFileError as error:
         raise damaged(folder / "model", error) from None
     if loaded.config != model.config:

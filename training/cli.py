@@ -6,6 +6,7 @@ livegen-train ar --config FILE | --preset P --data DATA --out RUN [--steps N] [-
 torchrun --nproc-per-node K -m livegen.training ar ...
 livegen-train eval RUN --data DATA [--json]
 livegen-train export RUN --name NAME
+livegen-train codec | eval-codec | export-codec ...   (the audio codec: see codec_cli.py)
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from livegen.kernels.values import (
     OptionParser,
     UsageError,
 )
+from livegen.training.codec_cli import COMMANDS as CODEC_COMMANDS
 
 PROG = "livegen-train"
 
@@ -337,6 +339,7 @@ COMMANDS = {
     "eval": (EVAL_HELP, add_eval_arguments, run_eval),
     "export": (EXPORT_HELP, add_export_arguments, run_export),
 }
+COMMANDS.update(CODEC_COMMANDS)
 
 
 def build_parser() -> argparse.ArgumentParser:

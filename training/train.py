@@ -111,15 +111,18 @@ def catch_interrupts() -> Iterator[Interrupt]:
 class MetricsLog:
     """CSV always; TensorBoard event files too when torch.utils.tensorboard imports."""
 
-    def __init__(self, run_dir: Path, resume_step: int, enabled: bool) -> None:
+    def __init__(
+        self, run_dir: Path, resume_step: int, enabled: bool, fields: list[str] | None = None
+    ) -> None:
         self.enabled = enabled
+        self.fields = fields or LOG_FIELDS
         self.path = run_dir / LOG_FILE
         self.writer = None
         if not enabled:
             return
         rows = self._rows_before(resume_step)
         with open(self.path, "w", newline="", encoding="utf-8") as handle:
-            out = csv.DictWriter(handle, LOG_FIELDS)
+            out = csv.DictWriter(handle, self.fields, extrasaction="ignore")
             out.writeheader()
             out.writerows(rows)
         try:
@@ -140,7 +143,8 @@ class MetricsLog:
         if not self.enabled:
             return
         with open(self.path, "a", newline="", encoding="utf-8") as handle:
-            csv.DictWriter(handle, LOG_FIELDS).writerow({k: row.get(k, "") for k in LOG_FIELDS})
+            fields = self.fields
+            csv.DictWriter(handle, fields).writerow({k: row.get(k, "") for k in fields})
         if self.writer is not None:
             for key, value in row.items():
                 if key != "step" and value not in ("", None):

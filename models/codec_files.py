@@ -1,0 +1,116 @@
+"""Codec model folders: config.json (format livegen-codec) + model.safetensors.
+
+Same rules as models/checkpoint.py: safetensors only (pickles are refused), shapes checked
+against the config. The RVQ's EMA statistics (embed_avg, cluster_size) are training state: a
+preset may leave them out, and they are rebuilt from the codebook when loading.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from livegen.kernels.errors import ModelFileError
+from livegen.models.checkpoint import (
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    _atomic_write_bytes,
+    _read_weights,
+    _refuse_pickles,
+)
+from livegen.models.codec import Codec
+from livegen.models.codec_config import CodecConfig
+
+FORMAT = "livegen-codec"
+FORMAT_VERSION = 1
+TRAINING_ONLY = ("embed_avg", "cluster_size")
+
+
+def save_codec(
+    model: Codec,
+    directory: str | Path,
+    *,
+    metadata: dict[str, Any] | None = None,
+    dtype: torch.dtype | None = None,
+    inference_only: bool = False,
+) -> Path:
+    """Write config.json + model.safetensors into directory; returns the folder."""
+    from safetensors.torch import save
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tensors = {
+        name: t.detach().to("cpu").contiguous()
+        for name, t in model.state_dict().items()
+        if not (inference_only and name.rsplit(".", 1)[-1] in TRAINING_ONLY)
+    }
+    if dtype is not None:
+        tensors = {name: t.to(dtype) for name, t in tensors.items()}
+    header: dict[str, Any] = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "config": model.config.to_dict(),
+    }
+    if metadata:
+        header["meta"] = metadata
+    _atomic_write_bytes(directory / WEIGHTS_FILE, save(tensors, metadata={"format": FORMAT}))
+    text = json.dumps(header, indent=2) + "\n"
+    _atomic_write_bytes(directory / CONFIG_FILE, text.encode("utf-8"))
+    return directory
+
+
+def load_codec_config(directory: str | Path) -> tuple[CodecConfig, dict[str, Any]]:
+    path = Path(directory) / CONFIG_FILE
+    try:
+        header = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelFileError(f"{path}: missing (a codec folder needs {CONFIG_FILE})") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ModelFileError(f"{path}: not readable JSON: {error}") from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise ModelFileError(f"{path}: not a livegen codec config (format != {FORMAT!r})")
+    if header.get("version") != FORMAT_VERSION:
+        raise ModelFileError(f"{path}: codec file version {header.get('version')!r} unsupported")
+    return CodecConfig.from_dict(header.get("config")), dict(header.get("meta") or {})
+
+
+def load_codec(directory: str | Path, device: str | torch.device | None = None) -> Codec:
+    """A codec folder -> Codec in eval mode, float32."""
+    path = Path(directory)
+    _refuse_pickles(path)
+    if path.is_file():
+        path = path.parent
+    if not path.is_dir():
+        raise ModelFileError(f"{path}: no such codec folder")
+    config, _ = load_codec_config(path)
+    tensors = _read_weights(path / WEIGHTS_FILE)
+    model = Codec(config)
+    expected = model.state_dict()
+    missing = sorted(
+        k for k in set(expected) - set(tensors) if k.rsplit(".", 1)[-1] not in TRAINING_ONLY
+    )
+    unexpected = sorted(set(tensors) - set(expected))
+    if missing or unexpected:
+        raise ModelFileError(
+            f"{path / WEIGHTS_FILE}: weights do not match the config "
+            f"(missing {missing[:5]}, unexpected {unexpected[:5]})"
+        )
+    for name, tensor in tensors.items():
+        if tensor.shape != expected[name].shape:
+            raise ModelFileError(
+                f"{path / WEIGHTS_FILE}: {name} has shape {tuple(tensor.shape)}, "
+                f"the config needs {tuple(expected[name].shape)}"
+            )
+    state = {k: t.to(expected[k].dtype) for k, t in tensors.items()}
+    for name in set(expected) - set(tensors):  # EMA statistics left out of a preset
+        prefix = name.rsplit(".", 1)[0]
+        embed = state[prefix + ".embed"]
+        state[name] = embed.clone() if name.endswith("embed_avg") else torch.ones(len(embed))
+    model.load_state_dict(state)
+    model.eval()
+    if device is not None:
+        model.to(device)
+    return model
