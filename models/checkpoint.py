@@ -67,7 +67,7 @@ def _non_finite(tensors: dict[str, torch.Tensor]) -> str:
     return f"NaN or inf in {', '.join(names[:3])}{more}"
 
 
-def _refuse_pickles(path: Path) -> None:
+def refuse_pickles(path: Path) -> None:
     if path.suffix.lower() in PICKLE_SUFFIXES:
         raise ModelFileError(
             f"{path}: refusing to load a pickle ({path.suffix}) file: it can run arbitrary code. "
@@ -91,7 +91,7 @@ def load_config(directory: str | Path) -> tuple[PerceiverARConfig, dict[str, Any
     return PerceiverARConfig.from_dict(header.get("config")), dict(header.get("meta") or {})
 
 
-def _read_weights(path: Path) -> dict[str, torch.Tensor]:
+def read_weights(path: Path) -> dict[str, torch.Tensor]:
     from safetensors import SafetensorError
     from safetensors.torch import load
 
@@ -112,7 +112,7 @@ def _read_weights(path: Path) -> dict[str, torch.Tensor]:
 def load_model(directory: str | Path, device: str | torch.device | None = None) -> PerceiverAR:
     """A model folder (or a path to its config.json / model.safetensors) -> PerceiverAR in eval."""
     path = Path(directory)
-    _refuse_pickles(path)
+    refuse_pickles(path)
     if path.is_file():
         path = path.parent
     if not path.is_dir():
@@ -120,9 +120,9 @@ def load_model(directory: str | Path, device: str | torch.device | None = None) 
     if not (path / WEIGHTS_FILE).exists():
         pickles = sorted(p.name for p in path.iterdir() if p.suffix.lower() in PICKLE_SUFFIXES)
         if pickles:
-            _refuse_pickles(path / pickles[0])
+            refuse_pickles(path / pickles[0])
     config, _ = load_config(path)
-    tensors = _read_weights(path / WEIGHTS_FILE)
+    tensors = read_weights(path / WEIGHTS_FILE)
     model = PerceiverAR(config)
     expected = model.state_dict()
     missing = sorted(set(expected) - set(tensors))

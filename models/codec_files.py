@@ -13,13 +13,13 @@ from typing import Any
 
 import torch
 
+from livegen.kernels.atomic_write import write_bytes
 from livegen.kernels.errors import ModelFileError
 from livegen.models.checkpoint import (
     CONFIG_FILE,
     WEIGHTS_FILE,
-    _atomic_write_bytes,
-    _read_weights,
-    _refuse_pickles,
+    read_weights,
+    refuse_pickles,
 )
 from livegen.models.codec import Codec
 from livegen.models.codec_config import CodecConfig
@@ -56,9 +56,9 @@ def save_codec(
     }
     if metadata:
         header["meta"] = metadata
-    _atomic_write_bytes(directory / WEIGHTS_FILE, save(tensors, metadata={"format": FORMAT}))
+    write_bytes(directory / WEIGHTS_FILE, save(tensors, metadata={"format": FORMAT}))
     text = json.dumps(header, indent=2) + "\n"
-    _atomic_write_bytes(directory / CONFIG_FILE, text.encode("utf-8"))
+    write_bytes(directory / CONFIG_FILE, text.encode("utf-8"))
     return directory
 
 
@@ -80,13 +80,13 @@ def load_codec_config(directory: str | Path) -> tuple[CodecConfig, dict[str, Any
 def load_codec(directory: str | Path, device: str | torch.device | None = None) -> Codec:
     """A codec folder -> Codec in eval mode, float32."""
     path = Path(directory)
-    _refuse_pickles(path)
+    refuse_pickles(path)
     if path.is_file():
         path = path.parent
     if not path.is_dir():
         raise ModelFileError(f"{path}: no such codec folder")
     config, _ = load_codec_config(path)
-    tensors = _read_weights(path / WEIGHTS_FILE)
+    tensors = read_weights(path / WEIGHTS_FILE)
     model = Codec(config)
     expected = model.state_dict()
     missing = sorted(
