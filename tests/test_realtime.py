@@ -11,11 +11,28 @@ import pytest
 
 from livegen import realtime
 from livegen.audio_out import AudioOut, AudioSpec
+from livegen.midi_ports import MidiOutput
 from livegen.models.preset import DEFAULT_SOUNDFONT
 from tests.jack import JackServer
 
 ALLOWED = realtime.realtime_allowed()
 RAISED = "livegen" if ALLOWED else "ordinary"  # what a thread the server left ordinary becomes
+
+
+def test_a_jack_midi_clients_threads_become_realtime_where_allowed(jack: JackServer) -> None:
+    python = {thread.native_id for thread in threading.enumerate()}
+    before = realtime.thread_ids()
+    seen = dict(realtime.SEEN)
+    port = MidiOutput("virtual", api="jack")
+    port.open()
+    try:
+        new = realtime.thread_ids() - before - python
+        assert new, "opening a JACK client started no thread"
+        assert all(realtime.is_realtime(tid) == ALLOWED for tid in new)
+        assert realtime.SEEN.get(RAISED, 0) - seen.get(RAISED, 0) == len(new)
+        assert jack.ports(), "the client is in the graph"
+    finally:
+        port.close()
 
 
 def test_python_threads_started_meanwhile_are_left_alone() -> None:
