@@ -8,13 +8,14 @@ and the MIDI ports' that python-rtmidi opens) are made SCHED_FIFO here when the 
 them ordinary and the system allows it (root, or an rtprio limit as the `audio` group of a
 JACK set-up has). Threads the server already made real-time are left as they are.
 
-Linux only (elsewhere, and where not allowed, every call here is a no-op that says so).
+Linux only: elsewhere schedule() says "unknown" and nothing is reported.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import threading
 from collections.abc import Iterator
 
@@ -89,7 +90,10 @@ def new_threads_realtime(priority: int = CLIENT_PRIORITY) -> Iterator[NewThreads
 def schedule(tid: int = 0, priority: int = CLIENT_PRIORITY) -> str:
     """Make a thread (0: the calling one) real-time unless it is already. Returns who made it
     real-time: "server" (the audio server did), "livegen" (we did), "ordinary" (not
-    allowed: any busy thread on the machine can make it late)."""
+    allowed: any busy thread on the machine can make it late); "unknown" off Linux (macOS'
+    audio threads are time-constraint threads, which POSIX's calls do not see)."""
+    if not sys.platform.startswith("linux") or not hasattr(os, "sched_getscheduler"):
+        return "unknown"
     if is_realtime(tid):
         return "server"
     if os.environ.get(OPT_OUT):
