@@ -19,6 +19,12 @@ ALLOWED = realtime.realtime_allowed()
 RAISED = "livegen" if ALLOWED else "ordinary"  # what a thread the server left ordinary becomes
 
 
+@pytest.fixture(autouse=True)
+def raising(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The suite keeps livegen's threads ordinary (conftest.py); these tests are of raising."""
+    monkeypatch.delenv(realtime.OPT_OUT, raising=False)
+
+
 def test_a_jack_midi_clients_threads_become_realtime_where_allowed(jack: JackServer) -> None:
     python = {thread.native_id for thread in threading.enumerate()}
     before = realtime.thread_ids()
