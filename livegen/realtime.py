@@ -132,9 +132,9 @@ def scheduling_report(audio: str | None, midi: dict[str, int]) -> str | None:
     if "ordinary" in states:
         return (
             "no real-time scheduling for the sound: the audio server runs livegen's threads "
-            "as ordinary ones and livegen may not raise them, so a busy machine (this UI "
-            "included) makes xruns. Run JACK with real-time scheduling and give your user an "
-            f"rtprio limit ({README_HINT})"
+            f"as ordinary ones and livegen may not raise them (no rtprio limit, or {OPT_OUT} "
+            "set), so a busy machine (this UI included) makes xruns. Run JACK with real-time "
+            f"scheduling and give your user an rtprio limit ({README_HINT})"
         )
     if "livegen" in states:
         return (
