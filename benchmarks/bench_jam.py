@@ -67,10 +67,15 @@ def child(call: str) -> list[str]:
 def peer(seconds: float, silence: float, response: float, engine: bool = True) -> None:
     import rtmidi
 
-    player = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, "bench-player")
-    player.open_virtual_port("out")
-    listener = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, "bench-listener", queue_size_limit=65536)
-    listener.open_virtual_port("in")
+    from livegen import realtime
+
+    # On a server without real-time scheduling, the peer's JACK threads are raised as
+    # livegen raises its own: the harness must not be the graph's weak link.
+    with realtime.new_threads_realtime():
+        player = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, "bench-player")
+        player.open_virtual_port("out")
+        listener = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, "bench-listener", queue_size_limit=65536)
+        listener.open_virtual_port("in")
     env = dict(os.environ)
     if engine:  # without one (the baseline), the peer plays into nothing, as the same clients
         for source, destination in (

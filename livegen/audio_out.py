@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from livegen import realtime
 from livegen.child import Child
 from livegen.synth import FluidSynthRenderer, SynthEvent
 
@@ -56,7 +57,15 @@ class AudioSpec:
 class CallbackRenderer:
     """Renders blocks from timestamped events; `callback` is sounddevice's stream callback."""
 
-    def __init__(self, spec: AudioSpec, clock=time.perf_counter) -> None:  # noqa: ANN001
+    def __init__(
+        self,
+        spec: AudioSpec,
+        clock=time.perf_counter,  # noqa: ANN001
+        *,
+        realtime_thread: bool = False,
+    ) -> None:
+        """`realtime_thread`: make the thread that calls `callback` real-time at its first
+        block (the audio process does; a test driving the callback from its own thread not)."""
         self.spec = spec
         self.clock = clock
         self.synth = FluidSynthRenderer(spec.soundfont, spec.sample_rate, gain=spec.gain)
@@ -85,6 +94,10 @@ class CallbackRenderer:
         self.max_gap_ms = 0.0
         self._last_start = 0.0
         self.recorder: WavRing | None = None
+        # The callback thread's scheduling, seen at its first block: "server" (the audio
+        # server runs it real-time), "livegen" (the server did not; livegen made it so),
+        # "ordinary" (neither could: any busy thread on the machine can make it late).
+        self.scheduling: str | None = None if realtime_thread else "not asked"
 
     def _follow(self, estimate: float) -> None:
         """The anchor: the least-delayed callback's (session time - frame time) over the last
@@ -103,6 +116,8 @@ class CallbackRenderer:
 
     def callback(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         start = self.clock()
+        if self.scheduling is None:  # the first block: make this thread real-time
+            self.scheduling = realtime.schedule()
         if self._last_start:
             self.max_gap_ms = max(self.max_gap_ms, (start - self._last_start) * 1e3)
         self._last_start = start
@@ -163,6 +178,7 @@ class CallbackRenderer:
             "slow_callbacks": self.slow_callbacks,
             "max_gap_ms": self.max_gap_ms,
             "cpu_s": time.process_time(),
+            "scheduling": self.scheduling,
         }
 
 
@@ -300,7 +316,7 @@ def _audio_process(conn, spec: AudioSpec) -> None:  # noqa: ANN001
     try:
         import sounddevice as sd
 
-        renderer = CallbackRenderer(spec)
+        renderer = CallbackRenderer(spec, realtime_thread=True)
         if spec.wav_path:
             renderer.recorder = WavRing(spec.wav_path, spec.sample_rate)
             renderer.recorder.start()

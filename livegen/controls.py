@@ -167,6 +167,9 @@ class Stats:
     recording_seconds: float = 0.0
     model_speaking: bool = False
     problems: list[str] = field(default_factory=list)  # what is missing and what to do
+    # Set when the audio server runs the sound's threads without real-time scheduling: why
+    # xruns may come and what to change (livegen.realtime.scheduling_report).
+    scheduling: str | None = None
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from collections import deque
 import mido
 
 from livegen import link_clock
+from livegen import realtime
 from livegen.clock import CLOCK, SONG_POSITION, START, STOP, InternalClock, MidiClockFollower
 from livegen.controls import ClockSource, Controls, JamSettings, RollNote, Stats
 from livegen.decode_worker import merge_player_messages
@@ -96,6 +97,7 @@ class JamEngine:
         self._stopped = False
         self._lifecycle = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._scheduling_said: str | None = None  # the last line on real-time scheduling
         self._dropped = 0  # written by the MIDI input thread (an int add: atomic under the GIL)
         self.gate = InputGate()  # the input thread's checks and rate limits
         # Every figure, not just the meters' recent ones (benchmarks/bench_jam.py sets a dict).
@@ -878,7 +880,19 @@ class JamEngine:
                 self._problems.pop("recorder", None)
         if self.audio is not None and self.audio.problem:
             self._problem("audio", self.audio.problem)
+        self._check_scheduling()
         self._stats = self._meters(now)
+
+    def _check_scheduling(self) -> None:
+        """Say so, once (the log) and for as long as it holds (the meters), when the audio
+        server left the sound's threads without real-time scheduling (a JACK server started
+        without it): the xruns to expect, and what to change. Not a problem in stats(): the
+        sound works, and a UI shows it beside the problems."""
+        audio = self.audio.latest.get("scheduling") if self.audio is not None else None
+        line = realtime.scheduling_report(audio, realtime.SEEN)
+        if line is not None and line != self._scheduling_said:
+            self._say(line)
+        self._scheduling_said = line
 
     def _guard_model_notes(self, now: float) -> None:
         """Belt and braces: the worker's grammar guard ends every model note in time; if the
@@ -950,6 +964,7 @@ class JamEngine:
             recording_seconds=self.recorder.seconds if self.recorder is not None else 0.0,
             model_speaking=speaking,
             problems=problems,
+            scheduling=self._scheduling_said,
         )
 
     def _cpu_percent(self, worker: dict, audio: dict) -> float:

@@ -83,15 +83,26 @@ def _open_client(kind: str, api: str | None, client_name: str):  # noqa: ANN202
     errors = []
     for name in candidates:
         try:
-            if kind == "in":
-                return cls(api_id(name), client_name, queue_size_limit=INPUT_QUEUE_LIMIT)
-            return cls(api_id(name), client_name)
+            return _realtime_client(cls, name, client_name)
         except rtmidi.SystemError as error:
             errors.append(f"{name or 'default'}: {error}")
     raise MidiUnavailable(
         "no MIDI system could be opened (" + "; ".join(errors) + "). On Linux load the ALSA "
         "sequencer (modprobe snd-seq) or start a JACK server and use --api jack"
     )
+
+
+def _realtime_client(cls, api: str | None, client_name: str):  # noqa: ANN001, ANN202
+    """An rtmidi client whose JACK process thread is real-time even when the JACK server is
+    not (livegen.realtime): an ordinary thread there is late whenever the machine is busy
+    (the terminal UI redrawing), and JACK then logs an xrun for the whole graph."""
+    from livegen import realtime
+
+    extra = {"queue_size_limit": INPUT_QUEUE_LIMIT} if cls is _rtmidi().MidiIn else {}
+    with realtime.new_threads_realtime() as threads:
+        client = cls(api_id(api), client_name, **extra)
+        threads.wanted = client.get_current_api() == _rtmidi().API_UNIX_JACK
+    return client
 
 
 def is_own_port(name: str) -> bool:

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+import typing
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,6 +26,16 @@ class JackServer:
     sample_rate: int
     period: int
     process: subprocess.Popen
+    log: typing.IO[bytes] | None = None  # what jackd wrote (its xruns, by client)
+
+    def log_text(self, start: int = 0) -> tuple[str, int]:
+        """jackd's log from byte `start` on, and where it ends now (the next start)."""
+        if self.log is None:
+            return "", start
+        # pread: jackd writes through the same open file, at its offset; never move it
+        fd = self.log.fileno()
+        data = os.pread(fd, max(0, os.fstat(fd).st_size - start), start)
+        return data.decode(errors="replace"), start + len(data)
 
     @property
     def env(self) -> dict[str, str]:
@@ -79,7 +90,7 @@ def jack_server(sample_rate: int = 48000, period: int = 128) -> Iterator[JackSer
         command = ["jackd", "-n", name, "--no-realtime", "-d", "dummy", "-r", str(sample_rate)]
         command += ["-p", str(period)]
         process = _start(command, log)
-        server = JackServer(name, sample_rate, period, process)
+        server = JackServer(name, sample_rate, period, process, log)
         ready = server.run_tool("jack_wait", "-w", "-t", "10", timeout=15)
         time.sleep(0.1)  # a name clash makes jackd exit at once: be sure it is ours that runs
         if "available" in ready.stdout and process.poll() is None:

@@ -329,10 +329,15 @@ class JamApp(App):
             self.controls = self.engine.controls
             self.jam_screen.show_controls()
         self.jam_screen.show_status()
-        self.show_problems(self.last_stats.problems if self.engine else [])
+        if self.engine is not None:
+            self.show_problems(self.last_stats.problems, self.last_stats.scheduling)
+        else:
+            self.show_problems([])
 
-    def show_problems(self, engine_problems: Sequence[str]) -> None:
-        problems = self.notes + list(engine_problems)
+    def show_problems(self, engine_problems: Sequence[str], scheduling: str | None = None) -> None:
+        """The banner: the settings file's notes, the engine's problems, and why xruns may
+        come (a sound server without real-time scheduling), rather than a silent count."""
+        problems = self.notes + list(engine_problems) + ([scheduling] if scheduling else [])
         if self.start_problem:
             problems.insert(0, f"{self.start_problem} — press F2 to pick another set-up")
         self.jam_screen.show_problems(problems)
@@ -348,8 +353,9 @@ class JamApp(App):
             self.controls = controls
             screen.show_controls()
             screen.show_status()
-        if stats.problems != self.last_stats.problems:
-            self.show_problems(stats.problems)
+        last = self.last_stats
+        if (stats.problems, stats.scheduling) != (last.problems, last.scheduling):
+            self.show_problems(stats.problems, stats.scheduling)
         self.last_stats = stats
         screen.show_engine(stats, roll, now, log)
 

@@ -95,5 +95,10 @@ class Meters(Static):
     Meters { height: 5; padding: 0 1; }
     """
 
+    _shown: Text | None = None
+
     def show(self, stats: Stats, controls: Controls) -> None:
-        self.update(meters_text(stats, controls), layout=False)  # always 5 lines
+        text = meters_text(stats, controls)
+        if text != self._shown:  # unchanged meters (most polls while idle): no redraw
+            self._shown = text
+            self.update(text, layout=False)  # always 5 lines

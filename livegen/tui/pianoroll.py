@@ -136,6 +136,9 @@ class PianoRoll(Widget):
         self._drawn_size = (0, 0)
 
     def show(self, notes: Sequence[RollNote], now: float) -> None:
+        if not notes and not self.notes and self._strips is not None:
+            self.now = now  # an empty roll looks the same at any time: no redraw
+            return
         self.notes = list(notes)
         self.now = now
         self._strips = None

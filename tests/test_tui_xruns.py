@@ -1,0 +1,141 @@
+"""The terminal UI costs the sound nothing: `livegen` in a real terminal (tmux) makes no more
+JACK xruns of its own than `livegen jam --headless` on the same server, in the same test.
+
+The test server runs without real-time scheduling (`jackd --no-realtime`), the case of issue
+20: there the UI's redraws made livegen's ordinary JACK threads late dozens of times a
+second. livegen now raises its own threads where the system allows it; where it does not,
+the UI must say so on screen instead. Counted from jackd's own log: an xrun is livegen's when
+jackd names its audio client (PortAudio) or its MIDI clients as not finished in time.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from livegen import realtime
+from tests.jack import JackServer
+from tests.presets import tiny_preset
+
+LIVEGEN = Path(sys.executable).parent / "livegen"
+OWN_CLIENTS = ("PortAudio", "livegen in", "livegen out")
+WINDOW = 10.0  # s of each side
+RATIO, FLOOR = 3, 10  # the UI may have at most max(FLOOR, RATIO x headless) in a window
+START_TIMEOUT = 90.0
+
+
+def own_xruns(log: str) -> int:
+    """jackd's xruns in `log` that name one of livegen's clients as late (jackd writes one
+    "client = NAME was not finished" line per late client, then "Process error")."""
+    count, own = 0, False
+    for line in log.splitlines():
+        if "was not finished" in line:
+            own = own or any(f"client = {name} was" in line for name in OWN_CLIENTS)
+        elif "Process error" in line:
+            count, own = count + own, False
+    return count + own
+
+
+def xruns_while(jack: JackServer, seconds: float) -> int:
+    start = jack.log_text()[1]
+    time.sleep(seconds)
+    time.sleep(0.2)  # jackd writes each xrun a little after its cycle
+    return own_xruns(jack.log_text(start)[0])
+
+
+def wait_for(condition, timeout: float, what: str) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+class Tmux:
+    def __init__(self) -> None:
+        self.socket = f"livegen-xruns-{uuid.uuid4().hex[:8]}"
+
+    def run(self, *args: str) -> str:
+        done = subprocess.run(
+            ["tmux", "-L", self.socket, *args], capture_output=True, text=True, timeout=10
+        )
+        return done.stdout
+
+    def screen(self) -> str:
+        return self.run("capture-pane", "-p", "-t", "jam")
+
+
+@pytest.fixture
+def tmux():
+    if shutil.which("tmux") is None:
+        pytest.fail("tmux is not installed (the set-up installs it for the tests)")
+    server = Tmux()
+    yield server
+    server.run("kill-server")
+
+
+def headless_xruns(jack: JackServer, preset: Path, folder: Path) -> int:
+    out = folder / "headless.out"
+    command = [str(LIVEGEN), "jam", "--headless", "--api", "jack", "--preset", str(preset)]
+    command += ["--record", str(folder / "takes")]
+    with open(out, "w") as sink:
+        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=jack.env)
+    try:
+        wait_for(lambda: "livegen jam:" in out.read_text(), START_TIMEOUT, "the headless jam")
+        time.sleep(1.0)  # the model's first steps are the start's, not the jam's
+        return xruns_while(jack, WINDOW)
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def ui_xruns(jack: JackServer, tmux: Tmux, preset: Path, folder: Path) -> tuple[int, str]:
+    config = folder / "config"
+    config.mkdir()
+    (config / "settings.toml").write_text(
+        f'[jam]\npreset = "{preset}"\ninput = "virtual"\noutput = "virtual"\napi = "jack"\n'
+        f'record_dir = "{folder / "takes"}"\n',
+        encoding="utf-8",
+    )
+    env = {**jack.env, "LIVEGEN_CONFIG_DIR": str(config)}
+    exports = " ".join(f"{k}='{v}'" for k, v in env.items() if k.startswith(("JACK", "LIVE")))
+    command = f"env -u COLUMNS -u LINES {exports} TERM=xterm-256color {LIVEGEN}"
+    command += "; echo LIVEGEN-EXIT=$?; sleep 60"
+    tmux.run("new-session", "-d", "-s", "jam", "-x", "120", "-y", "40", command)
+    tmux.run("set-option", "-t", "jam", "window-size", "manual")
+    tmux.run("resize-window", "-t", "jam", "-x", "120", "-y", "40")
+    wait_for(lambda: " running" in tmux.screen().split("╭")[0], START_TIMEOUT, "the UI's engine")
+    time.sleep(1.0)
+    count = xruns_while(jack, WINDOW)
+    screen = tmux.screen()
+    tmux.run("send-keys", "-t", "jam", "C-q")
+    wait_for(lambda: "LIVEGEN-EXIT=0" in tmux.screen(), 30.0, "livegen to quit cleanly")
+    return count, screen
+
+
+def test_the_ui_makes_no_more_xruns_than_the_headless_engine(
+    jack: JackServer, tmux: Tmux, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    preset = tiny_preset(tmp_path / "presets")
+    monkeypatch.delenv(realtime.OPT_OUT, raising=False)
+    headless = headless_xruns(jack, preset, tmp_path)
+    ui, screen = ui_xruns(jack, tmux, preset, tmp_path)
+    words = " ".join(screen.split())  # the banner wraps its lines
+    if realtime.realtime_allowed():
+        # livegen raised its threads: the UI's redraws must not make them late
+        assert ui <= max(FLOOR, RATIO * headless), (ui, headless)
+        assert "livegen made its own audio and MIDI threads" in words, screen
+    else:
+        # it could not: the musician is told why xruns come and what to change
+        assert "livegen may not raise them" in words, screen
