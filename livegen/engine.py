@@ -29,8 +29,7 @@ from collections import deque
 
 import mido
 
-from livegen import link_clock
-from livegen import realtime
+from livegen import link_clock, realtime
 from livegen.clock import CLOCK, SONG_POSITION, START, STOP, InternalClock, MidiClockFollower
 from livegen.controls import ClockSource, Controls, JamSettings, RollNote, Stats
 from livegen.decode_worker import merge_player_messages
