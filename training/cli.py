@@ -5,6 +5,7 @@ livegen-train data --music21 [COLLECTION ...] --out DATA
 livegen-train ar --config FILE | --preset P --data DATA --out RUN [--steps N] [--resume]
 torchrun --nproc-per-node K -m livegen.training ar ...
 livegen-train eval RUN --data DATA [--json]
+livegen-train eval-continuations [MIDI_DIR ...] [--preset P | --run RUN] [--call] [--json]
 livegen-train export RUN --name NAME
 """
 
@@ -17,6 +18,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from livegen.kernels.errors import LivegenError
+from livegen.training.continuation_cli import (
+    CONT_HELP,
+    add_continuation_arguments,
+    run_continuations,
+)
 
 PROG = "livegen-train"
 
@@ -308,6 +314,7 @@ COMMANDS = {
     "data": (DATA_HELP, add_data_arguments, run_data),
     "ar": (AR_HELP, add_ar_arguments, run_ar),
     "eval": (EVAL_HELP, add_eval_arguments, run_eval),
+    "eval-continuations": (CONT_HELP, add_continuation_arguments, run_continuations),
     "export": (EXPORT_HELP, add_export_arguments, run_export),
 }
 

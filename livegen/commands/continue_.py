@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     loaded = load_preset_model(preset, args.device)
     decoder = StreamingDecoder(loaded.model)
 
-    from livegen.continuation import continue_tokens
+    from livegen.models.continuation import continue_tokens
 
     result = continue_tokens(decoder, prompt, params, args.seconds, seed=args.seed)
     _, generated_notes = split_notes([*result.prompt, *result.generated], result.prompt_seconds)

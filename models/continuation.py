@@ -1,5 +1,7 @@
 """Continue a token sequence offline with the jam's engine: the streaming decoder, the preset's
-sampling controls and the grammar guard, run as fast as the machine goes.
+sampling controls and the grammar guard, run as fast as the machine goes. `livegen continue`
+and `livegen-train eval-continuations` both generate here (below the app, so training may
+import it), and `answer_tokens` plays one call-mode turn under the jam's turn rules.
 
 The prompt is the player's (PLAYER owns its notes, so the model may not end or re-strike what
 the prompt leaves sounding); the model then writes until `seconds` of model time have passed
@@ -14,10 +16,18 @@ from dataclasses import dataclass
 
 import torch
 
-from livegen.kernels.vocab import BEGIN, STEPS_PER_SECOND
+from livegen.kernels.vocab import (
+    BEGIN,
+    MAX_SHIFT_STEPS,
+    NOTE_OFF,
+    NOTE_ON,
+    STEPS_PER_SECOND,
+    TIME_SHIFT,
+)
 from livegen.models.grammar import MODEL, PLAYER, GrammarState
 from livegen.models.sampling import SamplingParams
 from livegen.models.streaming import StreamingDecoder
+from livegen.models.turns import MAX_TOKENS_PER_STEP, turn_mask
 
 # A safety net, not a musical limit: a model that writes many tokens without advancing time
 # (velocity changes, say) still stops. Dense piano is ~50-100 tokens/s (BENCHMARKS.md).
@@ -73,3 +83,59 @@ def continue_tokens(
         prefill_seconds=prefill,
         capped=capped,
     )
+
+
+def time_shift_tokens(steps: int) -> list[int]:
+    """TIME_SHIFT tokens that advance `steps` 10 ms steps (none for steps <= 0)."""
+    full, rest = divmod(max(0, steps), MAX_SHIFT_STEPS)
+    return [TIME_SHIFT + MAX_SHIFT_STEPS - 1] * full + ([TIME_SHIFT + rest - 1] if rest else [])
+
+
+@dataclass
+class Answer:
+    tokens: list[int]  # the model's tokens from the phrase's end: the silence, then the turn
+    start_step: int  # context step where the turn begins (after the silence)
+    end_step: int  # context step where the turn ended (early once a note budget is spent)
+
+
+def answer_tokens(
+    decoder: StreamingDecoder,
+    phrase: list[int],
+    params: SamplingParams,
+    *,
+    gap_steps: int,
+    length_steps: int,
+    max_notes: int | None,
+    seed: int = 0,
+) -> Answer:
+    """One call-mode turn as the decode worker plays it: after the player's phrase, silence
+    for gap_steps, then a turn of length_steps that opens with a note, keeps rests inside its
+    end, writes at most MAX_TOKENS_PER_STEP tokens per instant, and ends early once max_notes
+    notes have been played and have ended. The worker's lookahead and clock do not change
+    what is written, only when, so they are left out."""
+    decoder.reset()
+    state = GrammarState()
+    state.extend(phrase, PLAYER)
+    generator = torch.Generator().manual_seed(seed)
+    decoder.append([BEGIN, *phrase])
+    tokens = time_shift_tokens(gap_steps)
+    state.extend(tokens, MODEL)
+    decoder.append(tokens)
+    start = state.step
+    end = start + max(1, length_steps)
+    notes_left, started, at_step = max_notes, False, (state.step, 0)
+    while state.step < end:
+        crowded = at_step[1] >= MAX_TOKENS_PER_STEP and at_step[0] == state.step
+        rules = turn_mask(
+            opening=not started, room_steps=end - state.step, crowded=crowded, notes_left=notes_left
+        )
+        token = decoder.sample(params, state, generator, rules)
+        tokens.append(token)
+        at_step = (state.step, at_step[1] + 1 if at_step[0] == state.step else 1)
+        if NOTE_ON <= token < NOTE_OFF:
+            started = True
+            notes_left = None if notes_left is None else notes_left - 1
+        if notes_left is not None and notes_left <= 0 and not state.owned(MODEL):
+            break
+    tokens.extend(state.closing_tokens(MODEL))
+    return Answer(tokens, start, state.step)
