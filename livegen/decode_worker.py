@@ -60,6 +60,7 @@ from livegen.kernels.vocab import (
     VELOCITY,
     bin_to_velocity,
 )
+from livegen.models.follow import Follower, FollowSettings
 from livegen.models.grammar import MODEL, PLAYER, GrammarState
 from livegen.models.turns import MAX_TOKENS_PER_STEP, turn_mask
 
@@ -120,6 +121,8 @@ class WorkerCore:
         self.plan: tuple[int, int, bool] | None = None  # (start, end, first_note)
         self.turn_started = False
         self.notes_left: int | None = None  # the turn's note budget left (None: no budget)
+        self.follow = FollowSettings()  # the preset's follow_* keys (build_core sets them)
+        self.follower: tuple[Follower, int] | None = None  # (follower, its step offset)
         self.step_tokens = (-1, 0)  # (context step, model tokens written at it)
         self.decode_ms: deque[float] = deque(maxlen=256)
         self.input_ms: deque[float] = deque(maxlen=64)
@@ -233,12 +236,15 @@ class WorkerCore:
             self.plan = None if start is None else (int(start), int(end), bool(first_note))
             self.turn_started = False
             self.notes_left = int(budget[0]) if budget and budget[0] is not None else None
+            self.follower = None if self.plan is None else self._follower()
         elif kind == "controls":
             changes = dict(message[1])
             if "lookahead_steps" in changes:
                 self.lookahead_steps = int(changes.pop("lookahead_steps"))
             if changes:
                 self.params = self.params.replace(**changes)
+                if self.follower is not None:
+                    self.follower = self._follower()
         elif kind == "stop":
             return False
         return True
@@ -341,10 +347,14 @@ class WorkerCore:
             if self.session_step() >= end:
                 self._end_turn()
                 return
-        token = sample_token(
-            self.decoder.logits(), self.params, self.grammar, self.generator, self._turn_rules(end)
-        )
+        params, rules = self.params, self._turn_rules(end)
+        if self.follower is not None:
+            params = self.follower[0].params(self.grammar.step - self.follower[1])
+            rules = self.follower[0].restrict(rules)
+        token = sample_token(self.decoder.logits(), params, self.grammar, self.generator, rules)
         self._append([token], MODEL)
+        if self.follower is not None:
+            self.follower[0].observe(token, self.grammar.step - self.follower[1])
         step, count = self.step_tokens
         self.step_tokens = (self.grammar.step, count + 1 if step == self.grammar.step else 1)
         self.tokens_made += 1
@@ -369,6 +379,17 @@ class WorkerCore:
             crowded=crowded,
             notes_left=self.notes_left,
         )
+
+    def _follower(self) -> tuple[Follower, int] | None:
+        """Controls that follow what the player played in the context the worker remembers
+        (models/follow.py): the player's notes, on the context's time line."""
+        if not self.follow.active:
+            return None
+        tokens = [t for t, owner, _ in self.meta if owner == PLAYER or TIME_SHIFT <= t < VELOCITY]
+        shown = GrammarState()
+        shown.extend(tokens, PLAYER)
+        offset = self.grammar.step - shown.step  # context step of the tokens' time 0
+        return Follower(tokens, shown.step, self.params, self.follow), offset
 
     def _emit_note(self, on: bool, pitch: int, position: int) -> None:
         velocity = bin_to_velocity(self.grammar.velocity_bin) if self.grammar.velocity_bin else 64
@@ -456,6 +477,7 @@ def build_core(spec: WorkerSpec, emit) -> WorkerCore:  # noqa: ANN001
     decoder.append([280, 281, 282])  # a player's note: the short-append path
     decoder.rollback(8)
     core = WorkerCore(decoder, params, spec, emit)
+    core.follow = FollowSettings.from_defaults(preset.sampling)
     gc.collect()  # then freeze what stays (the model, the loaded modules): full collections
     gc.freeze()  # stay short; in thread mode this is the engine's process, which is fine too
     emit(("ready", {"device": loaded.describe(), "context": decoder.N, "latents": decoder.L}))

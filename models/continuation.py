@@ -24,6 +24,7 @@ from livegen.kernels.vocab import (
     STEPS_PER_SECOND,
     TIME_SHIFT,
 )
+from livegen.models.follow import Follower, FollowSettings
 from livegen.models.grammar import MODEL, PLAYER, GrammarState
 from livegen.models.sampling import SamplingParams
 from livegen.models.streaming import StreamingDecoder
@@ -53,8 +54,10 @@ def continue_tokens(
     *,
     seed: int = 0,
     max_tokens: int | None = None,
+    follow: FollowSettings | None = None,
 ) -> Continuation:
-    """Prefill BEGIN + prompt, then sample until `seconds` of model time have passed."""
+    """Prefill BEGIN + prompt, then sample until `seconds` of model time have passed
+    (`follow`: controls taken from the prompt, models/follow.py)."""
     if seconds <= 0:
         raise ValueError(f"seconds must be > 0, got {seconds}")
     decoder.reset()
@@ -68,9 +71,16 @@ def continue_tokens(
     t0 = time.perf_counter()
     decoder.append([BEGIN, *prompt])
     prefill = time.perf_counter() - t0
+    follower = _follower(prompt, start_step, params, follow)
     generated: list[int] = []
     while state.step < end_step and len(generated) < limit:
-        generated.append(decoder.sample(params, state, generator))
+        if follower is None:
+            generated.append(decoder.sample(params, state, generator))
+        else:
+            now, rules = follower.params(state.step), follower.restrict(None)
+            generated.append(decoder.sample(now, state, generator, rules))
+        if follower is not None:
+            follower.observe(generated[-1], state.step)
     capped = state.step < end_step
     # Close what the model left sounding, at the time it stopped (decoder not needed).
     generated.extend(state.closing_tokens(MODEL))
@@ -83,6 +93,12 @@ def continue_tokens(
         prefill_seconds=prefill,
         capped=capped,
     )
+
+
+def _follower(
+    prompt: list[int], step: int, params: SamplingParams, follow: FollowSettings | None
+) -> Follower | None:
+    return Follower(prompt, step, params, follow) if follow and follow.active else None
 
 
 def time_shift_tokens(steps: int) -> list[int]:
@@ -107,30 +123,40 @@ def answer_tokens(
     length_steps: int,
     max_notes: int | None,
     seed: int = 0,
+    follow: FollowSettings | None = None,
 ) -> Answer:
     """One call-mode turn as the decode worker plays it: after the player's phrase, silence
     for gap_steps, then a turn of length_steps that opens with a note, keeps rests inside its
     end, writes at most MAX_TOKENS_PER_STEP tokens per instant, and ends early once max_notes
     notes have been played and have ended. The worker's lookahead and clock do not change
-    what is written, only when, so they are left out."""
+    what is written, only when, so they are left out. `follow`: as in continue_tokens, from
+    the phrase."""
     decoder.reset()
     state = GrammarState()
     state.extend(phrase, PLAYER)
     generator = torch.Generator().manual_seed(seed)
     decoder.append([BEGIN, *phrase])
+    follower = _follower(phrase, state.step, params, follow)
     tokens = time_shift_tokens(gap_steps)
     state.extend(tokens, MODEL)
     decoder.append(tokens)
     start = state.step
     end = start + max(1, length_steps)
+    if follower is not None:
+        follower.start_step = start
     notes_left, started, at_step = max_notes, False, (state.step, 0)
     while state.step < end:
         crowded = at_step[1] >= MAX_TOKENS_PER_STEP and at_step[0] == state.step
         rules = turn_mask(
             opening=not started, room_steps=end - state.step, crowded=crowded, notes_left=notes_left
         )
-        token = decoder.sample(params, state, generator, rules)
+        now = params
+        if follower is not None:
+            now, rules = follower.params(state.step), follower.restrict(rules)
+        token = decoder.sample(now, state, generator, rules)
         tokens.append(token)
+        if follower is not None:
+            follower.observe(token, state.step)
         at_step = (state.step, at_step[1] + 1 if at_step[0] == state.step else 1)
         if NOTE_ON <= token < NOTE_OFF:
             started = True

@@ -74,6 +74,26 @@ def test_worker_answer_keeps_to_its_note_budget_and_ends_early(model) -> None:  
     assert not core.grammar.owned(MODEL)
 
 
+def test_worker_follows_the_players_register_and_polyphony(model) -> None:  # noqa: ANN001
+    from livegen.models.follow import FollowSettings
+
+    clock = ManualClock()
+    core, out = _core(model, clock, density=3.0)
+    core.follow = FollowSettings(polyphony=True, register_margin=1)
+    played = [(50, "on", 60, 20, 0.0), (50, "on", 64, 20, 0.0)]
+    played += [(80, "off", 60, 0, 0.0), (80, "off", 64, 0, 0.0)]
+    core.handle(("player", played, 85, []))
+    core.handle(("plan", 150, 550, True))
+    _run(core, clock, 6.0)
+    events = [m for m in out if m[0] == "event"]
+    assert events and all(59 <= e[5] <= 65 for e in events)  # the player's range +- 1
+    sounding, most = set(), 0
+    for _, _, _, _, on, pitch, _ in events:
+        (sounding.add if on else sounding.discard)(pitch)
+        most = max(most, len(sounding))
+    assert most <= 2  # the player played two notes at once
+
+
 def test_worker_reports_its_token_rate_over_each_stats_interval(model) -> None:  # noqa: ANN001
     clock = ManualClock()
     core, _ = _core(model, clock, density=2.0)

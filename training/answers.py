@@ -40,6 +40,7 @@ class CallOptions:
     response_seconds: float = 4.0
     budget: bool = True  # the answer's note budget (models/turns.py); off: length only
     seed: int = 0
+    follow: object = None  # FollowSettings (models/follow.py) or None
 
 
 @dataclass
@@ -100,6 +101,7 @@ def answer_phrase(decoder, params, phrase: Notes, options: CallOptions, seed: in
         length_steps=round(length * STEPS_PER_SECOND),
         max_notes=answer_notes(len(phrase)) if options.budget else None,
         seed=seed,
+        follow=options.follow,
     )
     start = answer.start_step / STEPS_PER_SECOND
     notes = decode_tokens([*tokens, *answer.tokens])

@@ -9,6 +9,7 @@ found again under the folders that data was built from.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
@@ -49,6 +50,21 @@ def add_continuation_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top-p", type=float, help="override the preset's top-p")
     parser.add_argument("--top-k", type=int, help="override the preset's top-k (0: off)")
     parser.add_argument("--min-p", type=float, help="override the preset's min-p (0: off)")
+    parser.add_argument(
+        "--follow-density", type=float, metavar="GAIN", help="steer density to the prompt's"
+    )
+    parser.add_argument(
+        "--follow-polyphony", type=int, choices=[0, 1], help="cap polyphony at the prompt's"
+    )
+    parser.add_argument(
+        "--follow-length", type=int, choices=[0, 1], help="cap note length at the prompt's"
+    )
+    parser.add_argument(
+        "--follow-register", type=int, metavar="MARGIN", help="keep to the prompt's range"
+    )
+    parser.add_argument(
+        "--follow-key", type=int, choices=[0, 1], help="only the prompt's pitch classes"
+    )
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, mps")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads for torch (1)")
     parser.add_argument("--json", action="store_true", help="print everything as JSON")
@@ -81,7 +97,21 @@ def _model(args: argparse.Namespace):  # noqa: ANN202 - (decoder, params, data f
     else:
         loaded = load_preset_model(preset, args.device)
         data = preset.training.get("data")
-    return StreamingDecoder(loaded.model), params, data
+    return StreamingDecoder(loaded.model), params, data, _follow(args, preset)
+
+
+def _follow(args: argparse.Namespace, preset):  # noqa: ANN001, ANN202
+    from livegen.models.follow import FollowSettings
+
+    base = FollowSettings.from_defaults(preset.sampling)
+    changes = {
+        "density_gain": args.follow_density,
+        "polyphony": None if args.follow_polyphony is None else bool(args.follow_polyphony),
+        "note_length": None if args.follow_length is None else bool(args.follow_length),
+        "register_margin": args.follow_register,
+        "key": None if args.follow_key is None else bool(args.follow_key),
+    }
+    return dataclasses.replace(base, **{k: v for k, v in changes.items() if v is not None})
 
 
 def held_out_files(data_dir: Path, split: str) -> list[Path]:
@@ -144,13 +174,17 @@ def run_continuations(args: argparse.Namespace) -> int:
     options = continuations.EvalOptions(args.prompt_seconds, args.seconds, args.seed)
     options.validate()
     torch.set_num_threads(args.threads)
-    decoder, params, data = _model(args)
+    decoder, params, data, follow = _model(args)
+    options.follow = follow
     files = _files(args, data)
     bar = _progress(not args.no_progress, "answers" if args.call else "continuations")
     with torch.no_grad():
         if args.call:
             call = answers.CallOptions(
-                phrases_per_file=args.phrases, budget=not args.no_budget, seed=args.seed
+                phrases_per_file=args.phrases,
+                budget=not args.no_budget,
+                seed=args.seed,
+                follow=follow,
             )
             summary = answers.call_summary(
                 answers.evaluate_calls(files, decoder, params, call, bar)
@@ -163,5 +197,6 @@ def run_continuations(args: argparse.Namespace) -> int:
     summary["sampling"] = {
         k: getattr(params, k) for k in ("temperature", "top_k", "top_p", "min_p", "density")
     }
+    summary["follow"] = dataclasses.asdict(follow)
     print(json.dumps(summary) if args.json else text)
     return 0 if (summary.get("files") or summary.get("phrases")) else 1

@@ -40,6 +40,7 @@ class EvalOptions:
     seconds: float = 15.0
     seed: int = 0
     min_notes: int = 8  # a real continuation with fewer notes says too little: file skipped
+    follow: object = None  # FollowSettings (models/follow.py) or None
 
     def validate(self) -> None:
         if not 1.0 <= self.prompt_seconds <= 600 or not 1.0 <= self.seconds <= 600:
@@ -140,7 +141,9 @@ def model_continuation(decoder, params, excerpt: Excerpt, options: EvalOptions) 
     from livegen.models.continuation import continue_tokens
 
     tokens = prompt_tokens(excerpt.prompt, options.prompt_seconds)
-    result = continue_tokens(decoder, tokens, params, options.seconds, seed=options.seed)
+    result = continue_tokens(
+        decoder, tokens, params, options.seconds, seed=options.seed, follow=options.follow
+    )
     notes = decode_tokens([*result.prompt, *result.generated])
     return window(notes, result.prompt_seconds, result.prompt_seconds + options.seconds)
 
