@@ -174,3 +174,19 @@ def test_command_errors_are_one_line(midi_dir, tmp_path, capsys) -> None:
     assert "no such file or folder" in capsys.readouterr().err
     assert main(["eval-continuations", str(midi_dir), "--temperature", "0"]) == 2
     assert "temperature" in capsys.readouterr().err
+
+
+def test_phrases_come_from_one_part(tmp_path) -> None:
+    from livegen.training.answers import CallOptions, cut_phrases, judge_answer
+
+    notes = merged_notes(hand_file(tmp_path / "hand.mid"))  # melody (0-4 s), chords (4-8 s)
+    rng = np.random.default_rng(1)
+    phrases = cut_phrases(notes, CallOptions(phrases_per_file=20), rng)
+    assert len(phrases) == 20
+    for phrase in phrases:
+        assert len(set(phrase.channel)) == 1 and len(phrase) >= 2 and phrase.start[0] == 0.0
+    melody = next(p for p in phrases if set(p.pitch) == {60})
+    answer = Notes(melody.start, melody.end, melody.pitch + 7, melody.velocity, melody.channel)
+    result = judge_answer("x", melody, answer)
+    assert result.ratio == 1.0 and result.register == 7.0 and result.key == 1.0
+    assert result.density == 0.0
