@@ -51,6 +51,9 @@ def add_continuation_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top-k", type=int, help="override the preset's top-k (0: off)")
     parser.add_argument("--min-p", type=float, help="override the preset's min-p (0: off)")
     parser.add_argument(
+        "--no-follow", action="store_true", help="ignore the preset's follow_* settings"
+    )
+    parser.add_argument(
         "--follow-density", type=float, metavar="GAIN", help="steer density to the prompt's"
     )
     parser.add_argument(
@@ -103,7 +106,7 @@ def _model(args: argparse.Namespace):  # noqa: ANN202 - (decoder, params, data f
 def _follow(args: argparse.Namespace, preset):  # noqa: ANN001, ANN202
     from livegen.models.follow import FollowSettings
 
-    base = FollowSettings.from_defaults(preset.sampling)
+    base = FollowSettings() if args.no_follow else FollowSettings.from_defaults(preset.sampling)
     changes = {
         "density_gain": args.follow_density,
         "polyphony": None if args.follow_polyphony is None else bool(args.follow_polyphony),

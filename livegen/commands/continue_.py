@@ -43,6 +43,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top-k", type=int, help="override the preset's top-k (0: off)")
     parser.add_argument("--min-p", type=float, help="override the preset's min-p (0: off)")
     parser.add_argument(
+        "--no-follow",
+        action="store_true",
+        help="ignore the preset's follow_* settings (controls taken from the prompt)",
+    )
+    parser.add_argument(
         "--device", default="auto", help="auto (default: cuda, then mps, then cpu), cpu, cuda, mps"
     )
     parser.add_argument(
@@ -95,8 +100,10 @@ def run(args: argparse.Namespace) -> int:
     decoder = StreamingDecoder(loaded.model)
 
     from livegen.models.continuation import continue_tokens
+    from livegen.models.follow import FollowSettings
 
-    result = continue_tokens(decoder, prompt, params, args.seconds, seed=args.seed)
+    follow = None if args.no_follow else FollowSettings.from_defaults(preset.sampling)
+    result = continue_tokens(decoder, prompt, params, args.seconds, seed=args.seed, follow=follow)
     _, generated_notes = split_notes([*result.prompt, *result.generated], result.prompt_seconds)
     prompt_notes = sustained_notes(performance).sorted()  # the user's own timing, pedal applied
     _write_outputs(args, preset, prompt_notes, generated_notes)
