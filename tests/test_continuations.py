@@ -190,3 +190,19 @@ def test_phrases_come_from_one_part(tmp_path) -> None:
     result = judge_answer("x", melody, answer)
     assert result.ratio == 1.0 and result.register == 7.0 and result.key == 1.0
     assert result.density == 0.0
+
+
+def test_default_files_are_the_held_out_split(tmp_path, capsys) -> None:
+    from livegen.training.continuation_cli import held_out_files
+    from livegen.training.data import DataOptions, build_data
+    from tests.training_fixtures import midi_folder
+
+    folder = midi_folder(tmp_path, pieces=8, bad=False)
+    index = build_data([folder], tmp_path / "data", DataOptions(progress=False))
+    wanted = sorted(p.name.split("/")[-1] for p in index.pieces if p.split == "test")
+    found = held_out_files(tmp_path / "data", "test")
+    assert wanted and sorted(p.name for p in found) == wanted
+    preset = str(tiny_preset(tmp_path))
+    args = ["eval-continuations", "--data", str(tmp_path / "data"), "--preset", preset]
+    assert main([*args, "--prompt-seconds", "3", "--seconds", "3", "--json", "--no-progress"]) == 0
+    assert json.loads(capsys.readouterr().out)["files"] == len(wanted)
