@@ -60,12 +60,13 @@ from livegen.kernels.vocab import (
     VELOCITY,
     bin_to_velocity,
 )
-from livegen.models.follow import Follower, FollowSettings
 from livegen.models.grammar import MODEL, PLAYER, GrammarState
 from livegen.models.turns import MAX_TOKENS_PER_STEP, turn_mask
 
 if TYPE_CHECKING:  # the engine imports this module; torch stays out of its process
     import torch
+
+    from livegen.models.follow import Follower, FollowSettings
 
 MAX_GAP_STEPS = 300  # silences longer than 3 s are shortened to 3 s in the context
 STATS_INTERVAL = 0.25
@@ -121,7 +122,7 @@ class WorkerCore:
         self.plan: tuple[int, int, bool] | None = None  # (start, end, first_note)
         self.turn_started = False
         self.notes_left: int | None = None  # the turn's note budget left (None: no budget)
-        self.follow = FollowSettings()  # the preset's follow_* keys (build_core sets them)
+        self.follow: FollowSettings | None = None  # the preset's follow_* keys (build_core)
         self.follower: tuple[Follower, int] | None = None  # (follower, its step offset)
         self.step_tokens = (-1, 0)  # (context step, model tokens written at it)
         self.decode_ms: deque[float] = deque(maxlen=256)
@@ -383,8 +384,10 @@ class WorkerCore:
     def _follower(self) -> tuple[Follower, int] | None:
         """Controls that follow what the player played in the context the worker remembers
         (models/follow.py): the player's notes, on the context's time line."""
-        if not self.follow.active:
+        if self.follow is None or not self.follow.active:
             return None
+        from livegen.models.follow import Follower
+
         tokens = [t for t, owner, _ in self.meta if owner == PLAYER or TIME_SHIFT <= t < VELOCITY]
         shown = GrammarState()
         shown.extend(tokens, PLAYER)
@@ -477,6 +480,8 @@ def build_core(spec: WorkerSpec, emit) -> WorkerCore:  # noqa: ANN001
     decoder.append([280, 281, 282])  # a player's note: the short-append path
     decoder.rollback(8)
     core = WorkerCore(decoder, params, spec, emit)
+    from livegen.models.follow import FollowSettings
+
     core.follow = FollowSettings.from_defaults(preset.sampling)
     gc.collect()  # then freeze what stays (the model, the loaded modules): full collections
     gc.freeze()  # stay short; in thread mode this is the engine's process, which is fine too

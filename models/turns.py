@@ -13,10 +13,12 @@ judges the jam's own logic rather than a copy of it.
 from __future__ import annotations
 
 import math
-
-import torch
+from typing import TYPE_CHECKING
 
 from livegen.kernels.vocab import NOTE_OFF, NOTE_ON, TIME_SHIFT, VELOCITY, VOCAB_SIZE
+
+if TYPE_CHECKING:  # the engine imports this module (via the turn planner): no torch there
+    import torch
 
 MIN_ANSWER_SECONDS = 0.5
 # A safety net, not a musical limit: dense piano writes a few tokens per 10 ms step; a model
@@ -49,6 +51,8 @@ def turn_mask(
     spent = notes_left is not None and notes_left <= 0
     if not (opening or room_steps < END_GUARD_STEPS or crowded or spent):
         return None
+    import torch
+
     allowed = torch.ones(VOCAB_SIZE, dtype=torch.bool)
     if opening:
         allowed[TIME_SHIFT:VELOCITY] = False
