@@ -23,8 +23,9 @@ Messages from the engine (tuples; the first item names them)
   never before the player's last token); if close_step is set, end the model's sounding notes
   there (the engine already sent their note-offs); if hold_step is set, write nothing more
   until the player's stream is final up to that step. New events carry `epoch`.
-- ("plan", start_step, end_step, first_note): the model's turn, in session steps (None: no
-  turn). first_note: the turn starts with a note, not with a rest.
+- ("plan", start_step, end_step, first_note[, max_notes]): the model's turn, in session steps
+  (None: no turn). first_note: the turn starts with a note, not with a rest. max_notes (call
+  mode): the turn's note budget; once spent, the turn ends as soon as its notes have ended.
 - ("controls", changes): SamplingParams fields and "lookahead_steps".
 - ("stop",).
 
@@ -57,19 +58,18 @@ from livegen.kernels.vocab import (
     NOTE_ON,
     TIME_SHIFT,
     VELOCITY,
-    VOCAB_SIZE,
     bin_to_velocity,
 )
 from livegen.models.grammar import MODEL, PLAYER, GrammarState
+from livegen.models.turns import MAX_TOKENS_PER_STEP, turn_mask
 from livegen.outbox import Outbox
 
 if TYPE_CHECKING:  # the engine imports this module; torch stays out of its process
     import torch
 
+    from livegen.models.follow import Follower, FollowSettings
+
 MAX_GAP_STEPS = 300  # silences longer than 3 s are shortened to 3 s in the context
-# A safety net, not a musical limit: dense piano writes a few tokens per 10 ms step; a model
-# gone wrong (or random weights) could write hundreds at one instant and flood the output.
-MAX_TOKENS_PER_STEP = 12
 STATS_INTERVAL = 0.25
 
 
@@ -122,6 +122,9 @@ class WorkerCore:
         self.hold_step: int | None = None
         self.plan: tuple[int, int, bool] | None = None  # (start, end, first_note)
         self.turn_started = False
+        self.notes_left: int | None = None  # the turn's note budget left (None: no budget)
+        self.follow: FollowSettings | None = None  # the preset's follow_* keys (build_core)
+        self.follower: tuple[Follower, int] | None = None  # (follower, its step offset)
         self.step_tokens = (-1, 0)  # (context step, model tokens written at it)
         self.decode_ms: deque[float] = deque(maxlen=256)
         self.input_ms: deque[float] = deque(maxlen=64)
@@ -231,15 +234,19 @@ class WorkerCore:
         elif kind == "cut":
             self._cut(*message[1:])
         elif kind == "plan":
-            start, end, first_note = message[1:]
+            start, end, first_note, *budget = message[1:]
             self.plan = None if start is None else (int(start), int(end), bool(first_note))
             self.turn_started = False
+            self.notes_left = int(budget[0]) if budget and budget[0] is not None else None
+            self.follower = None if self.plan is None else self._follower()
         elif kind == "controls":
             changes = dict(message[1])
             if "lookahead_steps" in changes:
                 self.lookahead_steps = int(changes.pop("lookahead_steps"))
             if changes:
                 self.params = self.params.replace(**changes)
+                if self.follower is not None:
+                    self.follower = self._follower()
         elif kind == "stop":
             return False
         return True
@@ -342,42 +349,51 @@ class WorkerCore:
             if self.session_step() >= end:
                 self._end_turn()
                 return
-        token = sample_token(
-            self.decoder.logits(), self.params, self.grammar, self.generator, self._turn_rules(end)
-        )
+        params, rules = self.params, self._turn_rules(end)
+        if self.follower is not None:
+            params = self.follower[0].params(self.grammar.step - self.follower[1])
+            rules = self.follower[0].restrict(rules)
+        token = sample_token(self.decoder.logits(), params, self.grammar, self.generator, rules)
         self._append([token], MODEL)
+        if self.follower is not None:
+            self.follower[0].observe(token, self.grammar.step - self.follower[1])
         step, count = self.step_tokens
         self.step_tokens = (self.grammar.step, count + 1 if step == self.grammar.step else 1)
         self.tokens_made += 1
         if NOTE_ON <= token < TIME_SHIFT:
             self.turn_started = True
             self._emit_note(token < NOTE_OFF, token % 128, self.position - 1)
-        if self.session_step() >= end:
+            if token < NOTE_OFF and self.notes_left is not None:
+                self.notes_left -= 1
+        spent = self.notes_left is not None and self.notes_left <= 0
+        if self.session_step() >= end or (spent and not self.grammar.owned(MODEL)):
             self._end_turn()
 
     def _turn_rules(self, end: int) -> torch.Tensor | None:
-        """What the turn allows next (bool [V]; None: anything): it opens with a note, no
-        rest runs past its end, and no more than MAX_TOKENS_PER_STEP tokens share one
-        instant. Mid-turn none of these applies, and no mask is built."""
+        """What the turn allows next (models/turns.py's rules, from the worker's state)."""
         _, _, first_note = self.plan
-        opening = first_note and not self.turn_started
-        room = end - self.session_step()
         crowded = (
             self.step_tokens[1] >= MAX_TOKENS_PER_STEP and self.step_tokens[0] == self.grammar.step
         )
-        if not (opening or room < 100 or crowded):
-            return None
-        import torch
+        return turn_mask(
+            opening=first_note and not self.turn_started,
+            room_steps=end - self.session_step(),
+            crowded=crowded,
+            notes_left=self.notes_left,
+        )
 
-        allowed = torch.ones(VOCAB_SIZE, dtype=torch.bool)
-        if opening:
-            allowed[TIME_SHIFT:VELOCITY] = False
-        if room < 100:
-            allowed[TIME_SHIFT + max(1, room) : VELOCITY] = False
-        if crowded:  # enough at this instant: time must move on
-            allowed[:TIME_SHIFT] = False
-            allowed[VELOCITY:] = False
-        return allowed
+    def _follower(self) -> tuple[Follower, int] | None:
+        """Controls that follow what the player played in the context the worker remembers
+        (models/follow.py): the player's notes, on the context's time line."""
+        if self.follow is None or not self.follow.active:
+            return None
+        from livegen.models.follow import Follower
+
+        tokens = [t for t, owner, _ in self.meta if owner == PLAYER or TIME_SHIFT <= t < VELOCITY]
+        shown = GrammarState()
+        shown.extend(tokens, PLAYER)
+        offset = self.grammar.step - shown.step  # context step of the tokens' time 0
+        return Follower(tokens, shown.step, self.params, self.follow), offset
 
     def _emit_note(self, on: bool, pitch: int, position: int) -> None:
         velocity = bin_to_velocity(self.grammar.velocity_bin) if self.grammar.velocity_bin else 64
@@ -465,6 +481,9 @@ def build_core(spec: WorkerSpec, emit) -> WorkerCore:  # noqa: ANN001
     decoder.append([280, 281, 282])  # a player's note: the short-append path
     decoder.rollback(8)
     core = WorkerCore(decoder, params, spec, emit)
+    from livegen.models.follow import FollowSettings
+
+    core.follow = FollowSettings.from_defaults(preset.sampling)
     gc.collect()  # then freeze what stays (the model, the loaded modules): full collections
     gc.freeze()  # stay short; in thread mode this is the engine's process, which is fine too
     emit(("ready", {"device": loaded.describe(), "context": decoder.N, "latents": decoder.L}))

@@ -641,7 +641,8 @@ class JamEngine:
             self._tell(("plan", None, None, False))
             self.first_note_due = None
             return
-        self._tell(("plan", round(turn.start * 100), round(turn.end * 100), turn.first_note))
+        start, end = round(turn.start * 100), round(turn.end * 100)
+        self._tell(("plan", start, end, turn.first_note, turn.max_notes))
         if previous is None or previous.start != turn.start:
             self.first_note_due = turn.decided
 

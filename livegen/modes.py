@@ -8,9 +8,11 @@ phrase end: silence, a bar line) is generated ahead; if the player plays first, 
 
 - continue: when the player has released every key and stays silent for silence_seconds, the
   model plays for response_seconds; a note from the player ends its turn at once.
-- call: answers each phrase, as long as the phrase was (at most response_seconds). A phrase
-  ends after silence, at the phrase controller (a pedal), or at the first bar line after the
-  player stops. The player interrupts an answer as in continue mode.
+- call: answers each phrase, as long as the phrase was (at most response_seconds) and with
+  no more notes than it had (models/turns.py: the rules `livegen-train eval-continuations
+  --call` measures). A phrase ends after silence, at the phrase controller (a pedal), or at
+  the first bar line after the player stops. The player interrupts an answer as in continue
+  mode.
 - accompany: plays along from the player's first note until response_seconds after their last
   one; the player's notes never silence it, they only make it rethink its future.
 """
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 
 from livegen.clock import BeatClock
 from livegen.controls import Controls, Mode, PhraseEnd
+from livegen.models.turns import answer_notes, answer_seconds
 
 
 @dataclass(frozen=True)
@@ -30,12 +33,14 @@ class Turn:
     end: float
     first_note: bool  # open the turn with a note, not a rest
     decided: float  # when the phrase end is decided (reaction is measured from here)
+    max_notes: int | None = None  # call mode: the answer's note budget
 
 
 class TurnPlanner:
     def __init__(self) -> None:
         self.held = 0  # keys the player holds
         self.phrase_start: float | None = None
+        self.phrase_notes = 0  # note-ons in the current phrase
         self.last_activity: float | None = None
         self.last_release: float | None = None
         self.turn: Turn | None = None
@@ -62,6 +67,8 @@ class TurnPlanner:
         self.held = held
         if self.phrase_start is None:
             self.phrase_start = t
+            self.phrase_notes = 0
+        self.phrase_notes += 1
         self.last_activity = t
         self.cc_end = None
         return action
@@ -120,14 +127,15 @@ class TurnPlanner:
             decided = start = self.last_release + controls.silence_seconds
             if controls.mode == Mode.CALL and controls.phrase_end == PhraseEnd.BAR:
                 start = decided = clock.next_bar(self.last_release + 0.05)
-        length = controls.response_seconds
+        length, budget = controls.response_seconds, None
         if controls.mode == Mode.CALL:
-            phrase = max(0.5, (self.last_release or start) - self.phrase_start)
-            length = min(length, phrase)
+            phrase = (self.last_release or start) - self.phrase_start
+            length = answer_seconds(phrase, controls.response_seconds)
+            budget = answer_notes(self.phrase_notes)
             if controls.phrase_end == PhraseEnd.BAR and clock.valid:
                 bar = clock.seconds_per_beat * clock.beats_per_bar
                 length = max(1, math.ceil(length / bar - 1e-6)) * bar
-        self.turn = Turn(start, start + length, True, decided)
+        self.turn = Turn(start, start + length, True, decided, budget)
         return self.turn
 
     def _accompany(self, controls: Controls) -> Turn | None:

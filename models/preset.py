@@ -62,6 +62,12 @@ class SamplingDefaults:
     high_pitch: int = 108
     max_polyphony: int = 10
     max_note_seconds: float = 4.0
+    # Follow the player (models/follow.py): controls taken from what was just played.
+    follow_density: float = 0.0  # gain steering notes/s to the player's (0: off)
+    follow_polyphony: bool = False  # at most as many sounding notes as the player's
+    follow_note_length: bool = False  # notes no longer than the player's
+    follow_register: int = -1  # semitones around the player's range (-1: off)
+    follow_key: bool = False  # note-ons only in the pitch classes the player used
 
 
 @dataclass
@@ -103,8 +109,11 @@ def _section(cls: type, table: Any, where: str) -> Any:
 def _check_types(obj: Any, where: str) -> None:
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name)
-        expected = {"float": (int, float), "int": (int,), "str": (str,)}.get(str(f.type))
-        if expected and (not isinstance(value, expected) or isinstance(value, bool)):
+        expected = {"float": (int, float), "int": (int,), "str": (str,), "bool": (bool,)}.get(
+            str(f.type)
+        )
+        boolean = isinstance(value, bool) and f.type != "bool"
+        if expected and (not isinstance(value, expected) or boolean):
             raise PresetError(f"{where}.{f.name}: expected {f.type}, got {value!r}")
 
 

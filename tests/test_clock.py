@@ -98,10 +98,12 @@ def test_engine_follows_jack_midi_clock(jack: JackServer, tmp_path: Path) -> Non
         transport = jack.run_tool("bash", "-c", "echo play | jack_transport")
         assert transport.returncode == 0, transport.stderr
         time.sleep(0.3)
-        keyboard.phrase([60, 64, 67], length=0.1, gap=0.05)
+        # Eight notes: an answer gets no more notes than its phrase, and the grid check below
+        # needs six onsets or more.
+        keyboard.phrase([60, 62, 64, 65, 67, 69, 71, 72], length=0.1, gap=0.05)
         time.sleep(1.0)
         tempo, asked = engine.stats().tempo_bpm, time.perf_counter()  # after a second of ticks
-        time.sleep(1.0)
+        time.sleep(2.0)  # the answer starts at the next bar line (up to 1.2 s) and lasts a bar
     finally:
         engine.stop()
         jack.run_tool("bash", "-c", "echo stop | jack_transport")

@@ -62,6 +62,39 @@ def test_worker_turn_opens_with_a_note_at_its_start_and_closes_every_note(model)
     assert out[-1][0] == "turn_over" or ("turn_over", 0, 250) in out
 
 
+def test_worker_answer_keeps_to_its_note_budget_and_ends_early(model) -> None:  # noqa: ANN001
+    clock = ManualClock()
+    core, out = _core(model, clock, density=3.0)  # a busy model: it would play many notes
+    core.handle(("player", [(50, "on", 60, 20, 0.0), (80, "off", 60, 0, 0.0)], 85, []))
+    core.handle(("plan", 150, 750, True, 3))
+    _run(core, clock, 8.0)
+    events = [m for m in out if m[0] == "event"]
+    assert sum(1 for e in events if e[4]) == 3  # three notes, then no more
+    over = [m for m in out if m[0] == "turn_over"]
+    assert len(over) == 1 and over[0][2] == max(e[3] for e in events) < 750  # ended early
+    assert not core.grammar.owned(MODEL)
+
+
+def test_worker_follows_the_players_register_and_polyphony(model) -> None:  # noqa: ANN001
+    from livegen.models.follow import FollowSettings
+
+    clock = ManualClock()
+    core, out = _core(model, clock, density=3.0)
+    core.follow = FollowSettings(polyphony=True, register_margin=1)
+    played = [(50, "on", 60, 20, 0.0), (50, "on", 64, 20, 0.0)]
+    played += [(80, "off", 60, 0, 0.0), (80, "off", 64, 0, 0.0)]
+    core.handle(("player", played, 85, []))
+    core.handle(("plan", 150, 550, True))
+    _run(core, clock, 6.0)
+    events = [m for m in out if m[0] == "event"]
+    assert events and all(59 <= e[5] <= 65 for e in events)  # the player's range +- 1
+    sounding, most = set(), 0
+    for _, _, _, _, on, pitch, _ in events:
+        (sounding.add if on else sounding.discard)(pitch)
+        most = max(most, len(sounding))
+    assert most <= 2  # the player played two notes at once
+
+
 def test_worker_reports_its_token_rate_over_each_stats_interval(model) -> None:  # noqa: ANN001
     clock = ManualClock()
     core, _ = _core(model, clock, density=2.0)
@@ -163,8 +196,12 @@ def test_planner_continue_call_accompany() -> None:
     call = Controls(mode=Mode.CALL, silence_seconds=0.5, response_seconds=3.0)
     planner = TurnPlanner()
     planner.note_on(1.0, call, 1)
+    planner.note_on(1.5, call, 2)
+    planner.note_off(1.8, call, 1)
     planner.note_off(2.0, call, 0)
-    assert planner.plan(2.0, call, clock).end == pytest.approx(2.5 + 1.0)  # as long as the call
+    turn = planner.plan(2.0, call, clock)
+    assert turn.end == pytest.approx(2.5 + 1.0)  # as long as the call
+    assert turn.max_notes == 2  # and no more notes than it had
     bars = Controls(mode=Mode.CALL, phrase_end=PhraseEnd.BAR, response_seconds=3.0)
     planner = TurnPlanner()
     planner.note_on(1.0, bars, 1)

@@ -5,6 +5,7 @@ livegen-train data --music21 [COLLECTION ...] --out DATA
 livegen-train ar --config FILE | --preset P --data DATA --out RUN [--steps N] [--resume]
 torchrun --nproc-per-node K -m livegen.training ar ...
 livegen-train eval RUN --data DATA [--json]
+livegen-train eval-continuations [MIDI_DIR ...] [--preset P | --run RUN] [--call] [--json]
 livegen-train export RUN --name NAME
 livegen-train codec | eval-codec | export-codec ...   (the audio codec: see codec_cli.py)
 """
@@ -30,6 +31,11 @@ from livegen.kernels.values import (
     UsageError,
 )
 from livegen.training.codec_cli import COMMANDS as CODEC_COMMANDS
+from livegen.training.continuation_cli import (
+    CONT_HELP,
+    add_continuation_arguments,
+    run_continuations,
+)
 
 PROG = "livegen-train"
 
@@ -337,6 +343,7 @@ COMMANDS = {
     "data": (DATA_HELP, add_data_arguments, run_data),
     "ar": (AR_HELP, add_ar_arguments, run_ar),
     "eval": (EVAL_HELP, add_eval_arguments, run_eval),
+    "eval-continuations": (CONT_HELP, add_continuation_arguments, run_continuations),
     "export": (EXPORT_HELP, add_export_arguments, run_export),
 }
 COMMANDS.update(CODEC_COMMANDS)

@@ -63,6 +63,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--force", action="store_true", help="replace output files that already exist"
     )
     parser.add_argument(
+        "--no-follow",
+        action="store_true",
+        help="ignore the preset's follow_* settings (controls taken from the prompt)",
+    )
+    parser.add_argument(
         "--device", default="auto", help="auto (default: cuda, then mps, then cpu), cpu, cuda, mps"
     )
     parser.add_argument(
@@ -117,9 +122,11 @@ def run(args: argparse.Namespace) -> int:
     loaded = load_preset_model(preset, args.device)
     decoder = StreamingDecoder(loaded.model)
 
-    from livegen.continuation import continue_tokens
+    from livegen.models.continuation import continue_tokens
+    from livegen.models.follow import FollowSettings
 
-    result = continue_tokens(decoder, prompt, params, args.seconds, seed=args.seed)
+    follow = None if args.no_follow else FollowSettings.from_defaults(preset.sampling)
+    result = continue_tokens(decoder, prompt, params, args.seconds, seed=args.seed, follow=follow)
     _, generated_notes = split_notes([*result.prompt, *result.generated], result.prompt_seconds)
     prompt_notes = sustained_notes(performance).sorted()  # the user's own timing, pedal applied
     _write_outputs(args, preset, prompt_notes, generated_notes)

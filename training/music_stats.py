@@ -1,0 +1,139 @@
+"""Statistics that say whether a continuation fits the music it continues.
+
+Each compares a candidate (the model's continuation, or a reference such as the loop floor)
+with what the real music did next, over the same span, the way MusPy / MGEval-style
+statistics do (no learned model, so it runs offline):
+
+- density: log2 of the ratio of notes per second (0: as busy as the real music);
+- polyphony: log2 of the ratio of mean sounding notes, counted only where something sounds;
+- register: difference of mean pitch, in semitones;
+- key: 1 - overlap of the pitch-class histograms (each normalised to sum 1);
+- rhythm: 1 - overlap of the inter-onset-interval histograms (log-spaced bins, 10 ms to 8 s);
+- novelty: the share of the candidate's 1-second windows whose onset pattern on a 50 ms grid
+  is not a copy of any 1-second stretch of the prompt (compared at every 50 ms offset).
+
+Onsets are quantised to the token grid (10 ms) before rhythm and novelty, so a real file's
+unquantised chord (three onsets a millisecond apart) and the model's chord (one step) agree.
+An empty candidate counts as one note for density, one voice for polyphony, and shares no
+histogram mass (key and rhythm distance 1); its register and novelty are undefined (NaN).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from livegen.kernels.tokenizer import Notes
+from livegen.kernels.vocab import STEPS_PER_SECOND
+
+IOI_EDGES = np.geomspace(0.01, 8.0, 25)  # 24 bins, ~1.32x apart
+GRID_STEPS = 5  # novelty grid: 5 token steps = 50 ms
+WINDOW_SLOTS = 20  # 1 s of 50 ms slots
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One candidate against the real continuation (signed values: candidate over real)."""
+
+    density: float  # log2(notes/s ratio), signed
+    polyphony: float  # log2(mean polyphony ratio), signed
+    register: float  # candidate mean pitch - real mean pitch, signed
+    key: float  # 1 - pitch-class overlap
+    rhythm: float  # 1 - IOI overlap
+    novelty: float  # share of new 1-s onset patterns (vs the prompt)
+
+
+def onset_steps(notes: Notes) -> np.ndarray:
+    """Distinct onsets on the 10 ms token grid, sorted."""
+    return np.unique((notes.start * STEPS_PER_SECOND + 0.5).astype(np.int64))
+
+
+def notes_per_second(notes: Notes, seconds: float) -> float:
+    """Notes per second over `seconds`; an empty part counts as one note (log stays finite)."""
+    return max(len(notes), 1) / seconds
+
+
+def mean_polyphony(notes: Notes) -> float:
+    """Mean number of sounding notes over the time where at least one sounds (>= 1; an empty
+    part counts as one voice)."""
+    if len(notes) == 0:
+        return 1.0
+    ends = np.maximum(notes.end, notes.start + 1.0 / STEPS_PER_SECOND)
+    times = np.concatenate([notes.start, ends])
+    change = np.concatenate([np.ones(len(notes)), -np.ones(len(notes))])
+    order = np.lexsort((change, times))  # at equal times an end before a start
+    times, counts = times[order], np.cumsum(change[order])
+    spans = np.diff(times)
+    sounding = counts[:-1]
+    covered = spans[sounding > 0].sum()
+    if covered <= 0:
+        return 1.0
+    return float((spans * sounding).sum() / covered)
+
+
+def mean_pitch(notes: Notes) -> float:
+    return float(notes.pitch.mean()) if len(notes) else math.nan
+
+
+def normalised(counts: np.ndarray) -> np.ndarray:
+    total = counts.sum()
+    return counts / total if total > 0 else counts.astype(np.float64)
+
+
+def pitch_class_histogram(notes: Notes) -> np.ndarray:
+    """12 bins, one per pitch class, counted by notes, summing to 1 (all zero if empty)."""
+    return normalised(np.bincount(notes.pitch % 12, minlength=12).astype(np.float64))
+
+
+def ioi_histogram(notes: Notes) -> np.ndarray:
+    """Inter-onset intervals between distinct onsets, in log-spaced bins from 10 ms to 8 s
+    (longer gaps land in the last bin), summing to 1 (all zero with fewer than two onsets)."""
+    intervals = np.diff(onset_steps(notes)) / STEPS_PER_SECOND
+    intervals = np.clip(intervals, IOI_EDGES[0], IOI_EDGES[-1])
+    counts, _ = np.histogram(intervals, bins=IOI_EDGES)
+    return normalised(counts.astype(np.float64))
+
+
+def overlap(p: np.ndarray, q: np.ndarray) -> float:
+    """Shared mass of two normalised histograms: 1 identical, 0 disjoint (or one empty)."""
+    return float(np.minimum(p, q).sum())
+
+
+def _slots(notes: Notes) -> np.ndarray:
+    return np.unique(onset_steps(notes) // GRID_STEPS)
+
+
+def _pattern(slots: np.ndarray, first: int) -> int:
+    """Bit i set when slot first + i holds an onset (i < WINDOW_SLOTS)."""
+    inside = slots[(slots >= first) & (slots < first + WINDOW_SLOTS)] - first
+    return int(np.bitwise_or.reduce(np.left_shift(1, inside), initial=0))
+
+
+def novelty(candidate: Notes, prompt: Notes, prompt_seconds: float, seconds: float) -> float:
+    """Share of the candidate's non-silent 1-s windows whose onset pattern is not one the
+    prompt has at any 50 ms offset (NaN when every window is silent)."""
+    prompt_slots = _slots(prompt)
+    last = round(prompt_seconds * STEPS_PER_SECOND) // GRID_STEPS - WINDOW_SLOTS
+    known = {_pattern(prompt_slots, first) for first in range(0, max(last, 0) + 1)}
+    slots = _slots(candidate)
+    patterns = [_pattern(slots, w * WINDOW_SLOTS) for w in range(int(seconds + 1e-9))]
+    heard = [p for p in patterns if p]
+    if not heard:
+        return math.nan
+    return sum(p not in known for p in heard) / len(heard)
+
+
+def compare(
+    candidate: Notes, real: Notes, prompt: Notes, prompt_seconds: float, seconds: float
+) -> Comparison:
+    """The candidate's statistics against the real continuation's (both `seconds` long)."""
+    return Comparison(
+        density=math.log2(notes_per_second(candidate, seconds) / notes_per_second(real, seconds)),
+        polyphony=math.log2(mean_polyphony(candidate) / mean_polyphony(real)),
+        register=mean_pitch(candidate) - mean_pitch(real),
+        key=1.0 - overlap(pitch_class_histogram(candidate), pitch_class_histogram(real)),
+        rhythm=1.0 - overlap(ioi_histogram(candidate), ioi_histogram(real)),
+        novelty=novelty(candidate, prompt, prompt_seconds, seconds),
+    )
