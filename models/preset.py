@@ -43,6 +43,8 @@ SAMPLING_BOUNDS = {
     "max_note_seconds": Bound(0.01, 3600.0),
     "density": Bound(-20.0, 20.0),
 }
+# The preset's follow-the-player numbers (its flags are checked by type).
+FOLLOW_BOUNDS = {"follow_density": Bound(0.0, 10.0), "follow_register": Bound(-1, 48, integer=True)}
 SOUND_BOUNDS = {"program": MIDI_BYTE, "channel": MIDI_CHANNEL}
 
 
@@ -141,7 +143,10 @@ def parse_preset(text: str, source: Path | None = None) -> Preset:
     for part in ("model", "sampling", "sound"):
         _check_types(getattr(preset, part), f"{where} [{part}]")
     try:
-        check_fields(preset.sampling, {k: SAMPLING_BOUNDS[k] for k in _fields(SamplingDefaults)})
+        bounds = {**SAMPLING_BOUNDS, **FOLLOW_BOUNDS}
+        check_fields(
+            preset.sampling, {k: bounds[k] for k in _fields(SamplingDefaults) if k in bounds}
+        )
         check_fields(preset.sound, SOUND_BOUNDS)
     except BadValueError as error:
         raise PresetError(f"{where}: {error}") from None
