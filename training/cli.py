@@ -2,10 +2,11 @@
 
 livegen-train data --midi DIR [DIR ...] --out DATA
 livegen-train data --music21 [COLLECTION ...] --out DATA
-livegen-train ar --config FILE | --preset P --data DATA --out RUN [--steps N] [--resume]
+livegen-train ar --config FILE | --preset P --data DATA --out RUN [--steps N] [--resume] [--init P]
 torchrun --nproc-per-node K -m livegen.training ar ...
 livegen-train eval RUN --data DATA [--json]
 livegen-train export RUN --name NAME
+livegen-train finetune --preset P --midi DIR [DIR ...] --out RUN [--tracks player|all]
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from livegen.kernels.errors import LivegenError
+from livegen.training.finetune_command import FINETUNE_HELP, add_finetune_arguments, run_finetune
 
 PROG = "livegen-train"
 
@@ -138,6 +140,12 @@ def add_ar_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1")
     parser.add_argument("--threads", type=int, help="torch intra-op threads (CPU)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--init",
+        metavar="SOURCE",
+        help="start from these weights instead of random ones: a preset, a run folder or a "
+        "model folder (same dim/heads/layers; context, latents, dropout may differ)",
+    )
 
 
 def _run_config(args: argparse.Namespace):
@@ -176,6 +184,12 @@ def run_ar(args: argparse.Namespace) -> int:
     if args.steps is not None:
         run.train.steps = args.steps
         run.train.validate()
+    init = None
+    if args.init is not None:
+        from livegen.training.warm_start import check_compatible, resolve_init, source_config
+
+        init = resolve_init(args.init)
+        check_compatible(source_config(init), run.model, args.init)  # before any data is read
     result = train(
         args.out,
         run,
@@ -184,6 +198,7 @@ def run_ar(args: argparse.Namespace) -> int:
         device=args.device,
         progress=not args.no_progress,
         stop_after=args.stop_after,
+        init=init,
     )
     s = result.state
     val = f", val NLL {s.val_nll:.4f} nats/token" if s.val_nll is not None else ""
@@ -274,11 +289,18 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", type=Path, metavar="RUN", help="run folder")
     parser.add_argument("--name", required=True, help="preset name")
     parser.add_argument(
-        "--dir", type=Path, help="where presets go (default: livegen's shipped presets folder)"
+        "--dir",
+        type=Path,
+        help="where presets go (default: your presets folder for a fine-tune, where --preset "
+        "NAME and the jam find it; livegen's shipped presets folder for other runs)",
     )
     parser.add_argument("--description", default="", help="one line for the preset list")
     parser.add_argument("--soundfont", help="SoundFont file the preset plays through")
-    parser.add_argument("--program", type=int, default=0, help="General MIDI program (0 piano)")
+    parser.add_argument(
+        "--program",
+        type=int,
+        help="General MIDI program (default: the base preset's for a warm-started run, else 0)",
+    )
     parser.add_argument("--quantize", choices=["none", "int8"], default="none")
     parser.add_argument(
         "--weights",
@@ -289,15 +311,15 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from livegen.models.preset import SHIPPED_DIR
-    from livegen.training.export import ExportOptions, export_preset
+    from livegen.training.export import ExportOptions, default_presets_dir, export_preset
 
-    if not 0 <= args.program <= 127:
+    if args.program is not None and not 0 <= args.program <= 127:
         raise LivegenError(f"--program must be 0..127, got {args.program}")
     options = ExportOptions(
         args.description, args.soundfont, args.program, args.quantize, args.weights
     )
-    path = export_preset(args.run_dir, args.name, args.dir or SHIPPED_DIR, options)
+    folder = args.dir or default_presets_dir(args.run_dir)
+    path = export_preset(args.run_dir, args.name, folder, options)
     print(f"wrote {path} and {path.with_suffix('')}/")
     return 0
 
@@ -309,6 +331,7 @@ COMMANDS = {
     "ar": (AR_HELP, add_ar_arguments, run_ar),
     "eval": (EVAL_HELP, add_eval_arguments, run_eval),
     "export": (EXPORT_HELP, add_export_arguments, run_export),
+    "finetune": (FINETUNE_HELP, add_finetune_arguments, run_finetune),
 }
 
 

@@ -7,6 +7,7 @@ a shipped preset can be reproduced with `livegen-train ar --preset NAME`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,16 @@ import torch
 
 from livegen.kernels.errors import LivegenError
 from livegen.models.checkpoint import load_model, save_model
-from livegen.models.preset import ModelSpec, Preset, SamplingDefaults, Sound, save_preset
+from livegen.models.preset import (
+    SHIPPED_DIR,
+    ModelSpec,
+    Preset,
+    SamplingDefaults,
+    Sound,
+    load_preset,
+    save_preset,
+    user_presets_dir,
+)
 from livegen.training.checkpointing import read_state, require_checkpoint
 from livegen.training.train import read_run_file
 
@@ -28,7 +38,7 @@ WEIGHT_DTYPES = {"float32": torch.float32, "float16": torch.float16}
 class ExportOptions:
     description: str = ""
     soundfont: str | None = None
-    program: int = 0
+    program: int | None = None  # None: the base preset's, else 0 (piano)
     quantize: str = "none"
     weights: str = "float32"  # storage precision of the shipped weights: float32 or float16
 
@@ -56,7 +66,13 @@ def training_table(run_dir: Path, checkpoint: Path) -> dict[str, Any]:
         "tokens_seen": state.tokens_seen,
         "val_nll": state.val_nll,
         "config": run.get("config"),
+        "init": run.get("init"),  # a warm start: the weights it began from
     }
+    tuned = Path(run_dir) / "finetune.json"
+    if tuned.is_file():
+        info = json.loads(tuned.read_text(encoding="utf-8"))
+        keys = ("midi", "tracks", "staged", "val_nll_before")
+        table["finetune"] = {k: info[k] for k in keys if k in info}
     eval_path = Path(run_dir) / EVAL_FILE
     if eval_path.is_file():
         table["eval"] = json.loads(eval_path.read_text(encoding="utf-8"))
@@ -86,25 +102,48 @@ def export_preset(
         metadata={"preset": name, **_meta(training)},
         dtype=WEIGHT_DTYPES[options.weights],
     )
-    sound = Sound(program=options.program)
+    base = base_preset(Path(run_dir))
+    sound = dataclasses.replace(base.sound) if base else Sound()
+    if options.program is not None:
+        sound.program = options.program
     if options.soundfont:
         sound.soundfont = options.soundfont
     c = model.config
     description = options.description or (
         f"Perceiver AR, {params / 1e6:.2f}M parameters, context {c.context}, "
         f"{c.latents} latents; trained {training['steps']} steps"
+        + (f" from preset {base.name}" if base else "")
     )
     preset = Preset(
         name=name,
         description=description,
         model=ModelSpec(path=name, quantize=options.quantize),
-        sampling=SamplingDefaults(),
+        sampling=dataclasses.replace(base.sampling) if base else SamplingDefaults(),
         sound=sound,
         training=training,
     )
     path = presets_dir / f"{name}.toml"
     save_preset(preset, path)
     return path
+
+
+def base_preset(run_dir: Path) -> Preset | None:
+    """The preset a warm-started run began from (its sampling and sound carry over), if any."""
+    init = read_run_file(run_dir).get("init") or {}
+    source = init.get("preset_file")
+    if not source or not Path(source).is_file():
+        return None
+    try:
+        return load_preset(source)
+    except LivegenError:
+        return None  # a base preset edited into nonsense since: fall back to the defaults
+
+
+def default_presets_dir(run_dir: Path) -> Path:
+    """A fine-tune is the user's own preset; any other run is one this package ships."""
+    from livegen.training.finetune import INFO_FILE
+
+    return user_presets_dir() if (Path(run_dir) / INFO_FILE).is_file() else SHIPPED_DIR
 
 
 def _meta(training: dict[str, Any]) -> dict[str, Any]:
