@@ -214,7 +214,9 @@ EVAL_HELP = "test-set NLL (nats/token) of a run, also through the streaming deco
 
 
 def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_dir", type=Path, metavar="RUN", help="run folder")
+    parser.add_argument(
+        "run_dir", type=Path, metavar="RUN", help="run folder (or a preset: name or .toml)"
+    )
     parser.add_argument("--data", type=Path, required=True, help="folder from `data`")
     parser.add_argument("--split", default="test", choices=["train", "val", "test"])
     parser.add_argument("--windows", type=int, default=256, help="max windows (256)")
@@ -239,15 +241,24 @@ def run_eval(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    checkpoint = require_checkpoint(args.run_dir)
-    model = load_model(checkpoint / "model", device="cpu")
+    is_run = args.run_dir.is_dir()
+    if is_run:
+        checkpoint = require_checkpoint(args.run_dir)
+        model_dir, step = checkpoint / "model", read_state(checkpoint).step
+    else:  # a preset: what a user plays, measured on any data (e.g. held-out MIDI)
+        from livegen.models.preset import load_preset
+
+        preset = load_preset(str(args.run_dir))
+        checkpoint, model_dir = preset.model_dir, preset.model_dir
+        step = preset.training.get("steps")
+    model = load_model(model_dir, device="cpu")
     shards = TokenShards(args.data, args.split)
     if shards.total_tokens == 0:
         raise LivegenError(f"{args.data}: the {args.split} split is empty")
     nll, count = split_nll(model, shards, limit=args.windows)
     report = {
         "checkpoint": str(checkpoint),
-        "step": read_state(checkpoint).step,
+        "step": step,
         "split": args.split,
         "nll": round(nll, 5),
         "tokens": count,
@@ -264,7 +275,8 @@ def run_eval(args: argparse.Namespace) -> int:
             "tokens": streamed.tokens,
             "agrees": agrees,
         }
-    (args.run_dir / EVAL_FILE).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    if is_run:
+        (args.run_dir / EVAL_FILE).write_text(json.dumps(report, indent=2) + "\n", "utf-8")
     if args.json:
         print(json.dumps(report))
     else:
