@@ -198,3 +198,21 @@ def test_eval_measures_a_preset_on_any_data(tmp_path, capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["tokens"] > 0 and 4.0 < report["nll"] < 8.0  # random weights: ~ln(391)
     assert report["stream"]["agrees"]
+
+
+def test_a_run_resumed_on_rebuilt_data_records_what_it_trains_on(tmp_path):
+    from livegen.training.config import load_run_config
+    from livegen.training.data import DataOptions, build_data
+    from livegen.training.train import read_run_file, train
+    from tests.training_fixtures import midi_folder, tiny_config
+
+    options = DataOptions(val_fraction=0.2, test_fraction=0.0, progress=False)
+    small, full = tmp_path / "small", tmp_path / "full"
+    build_data([midi_folder(tmp_path / "a", pieces=4, bad=False)], small, options)
+    build_data([midi_folder(tmp_path / "b", pieces=8, bad=False)], full, options)
+    config = load_run_config(tiny_config(tmp_path / "c.toml", steps=6))
+    train(tmp_path / "run", config, small, progress=False, stop_after=3)
+    train(tmp_path / "run", config, full, progress=False, resume=True)
+    info = read_run_file(tmp_path / "run")
+    assert info["data"] == str(full.resolve()) and info["data_summary"]["files"] == 8
+    assert info["data_history"] == [{"until_step": 3, "data": str(small.resolve()), "files": 4}]

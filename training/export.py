@@ -67,6 +67,7 @@ def training_table(run_dir: Path, checkpoint: Path) -> dict[str, Any]:
         "val_nll": state.val_nll,
         "config": run.get("config"),
         "init": run.get("init"),  # a warm start: the weights it began from
+        "data_history": run.get("data_history"),  # earlier data of a run resumed on new data
     }
     tuned = Path(run_dir) / "finetune.json"
     if tuned.is_file():

@@ -187,6 +187,25 @@ def write_run_file(run_dir: Path, run: RunConfig, data_dir: Path, extra: dict[st
     tmp.replace(run_dir / RUN_FILE)
 
 
+def note_data_change(run_dir: Path, data_dir: Path, summary: dict[str, Any], step: int) -> None:
+    """A run resumed on other data (e.g. a rebuilt corpus): run.json says what it trains on
+    now, and from which step, so an exported preset records the right data."""
+    info = read_run_file(run_dir)
+    data = str(Path(data_dir).resolve())
+    if info.get("data") == data and info.get("data_summary") == summary:
+        return
+    history = info.setdefault("data_history", [])
+    history.append({"until_step": step, "data": info.get("data"), "files": _files(info)})
+    info["data"], info["data_summary"] = data, summary
+    tmp = run_dir / (RUN_FILE + ".tmp")
+    tmp.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(run_dir / RUN_FILE)
+
+
+def _files(info: dict[str, Any]) -> Any:
+    return (info.get("data_summary") or {}).get("files")
+
+
 def read_run_file(run_dir: Path) -> dict[str, Any]:
     path = Path(run_dir) / RUN_FILE
     try:
@@ -242,6 +261,8 @@ def _train(run_dir, run, data_dir, context, resume, progress, stop_after, init) 
         state = load_checkpoint(found, model, optimizer)
         if context.active:  # each rank's dropout stream, not rank 0's copy
             torch.manual_seed(cfg.seed + context.rank + 7919 * state.step)
+        if context.is_main:
+            note_data_change(run_dir, data_dir, index.summary, state.step)
     else:
         if init is not None:  # every rank loads the same weights: no broadcast needed
             load_init_weights(model, init)
