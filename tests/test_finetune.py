@@ -149,6 +149,16 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, takes, capsys, extra, messag
     assert message in err and len(err.splitlines()) == 1
 
 
+def test_too_little_playing_for_the_context_is_an_error(tmp_path, capsys):
+    short = tmp_path / "short"
+    short.mkdir()
+    record_take(short / "livegen-20261201-100000.mid", seed=0, seconds=5.0)
+    args = ["finetune", "--preset", "piano", "--midi", str(short), "--out", str(tmp_path / "r")]
+    assert main([*args, "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "the model reads 1,025 at a time" in err and len(err.strip().splitlines()) == 1
+
+
 def test_a_folder_without_midi_is_an_error(tmp_path, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()

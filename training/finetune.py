@@ -197,6 +197,19 @@ def prepare(
     return init, info
 
 
+def check_enough(info: dict[str, Any], run: RunConfig) -> None:
+    """Training windows are N + 1 tokens with the loss on the last L: fewer training tokens
+    than that would train on padding only, silently. Say so instead."""
+    have = int(info["data_summary"]["tokens_per_split"]["train"])
+    need = run.model.context + 1
+    if have < need:
+        raise LivegenError(
+            f"the recordings hold {have:,} tokens for training; the model reads {need:,} at a "
+            "time (a few minutes of playing): record more, or fine-tune a shorter context with "
+            "--config (a [model] table with context and latents)"
+        )
+
+
 def write_info(run_dir: Path, info: dict[str, Any]) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / INFO_FILE

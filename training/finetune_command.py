@@ -88,6 +88,7 @@ def run_finetune(args: argparse.Namespace) -> int:
     else:
         init, info = finetune.prepare(args.out, args.preset, args.midi, options)
         run = finetune.finetune_config(init, options, args.config)
+        finetune.check_enough(info, run)
         staged = info["staged"]
         print(
             f"{staged['files']} MIDI files: {staged['takes']} livegen takes "
