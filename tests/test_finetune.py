@@ -118,6 +118,10 @@ def test_finetune_learns_the_takes_and_exports_a_preset_found_by_name(tmp_path, 
     assert mine.sampling == piano.sampling and mine.sound == piano.sound
     assert mine.training["init"]["preset"] == "piano"
     assert mine.training["finetune"]["tracks"] == "player"
+    # what the weights had seen before the takes
+    base_seen = piano.training.get("tokens_seen_total", piano.training["tokens_seen"])
+    assert mine.training["base"]["preset"] == "piano"
+    assert mine.training["tokens_seen_total"] == mine.training["tokens_seen"] + base_seen
     loaded = load_preset_model(mine, "cpu")
     weights = dict(loaded.model.state_dict())
     for name, tensor in tuned.state_dict().items():

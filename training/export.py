@@ -97,13 +97,16 @@ def export_preset(
             f"weights must be one of {sorted(WEIGHT_DTYPES)}, not {options.weights!r}"
         )
     training["weights"] = options.weights
+    base = base_preset(Path(run_dir))  # read before an export over it replaces it
+    if base is not None:
+        training["base"] = record = base_record(base)
+        training["tokens_seen_total"] = training["tokens_seen"] + record["tokens_seen_total"]
     save_model(
         model,
         presets_dir / name,
         metadata={"preset": name, **_meta(training)},
         dtype=WEIGHT_DTYPES[options.weights],
     )
-    base = base_preset(Path(run_dir))
     sound = dataclasses.replace(base.sound) if base else Sound()
     if options.program is not None:
         sound.program = options.program
@@ -138,6 +141,19 @@ def base_preset(run_dir: Path) -> Preset | None:
         return load_preset(source)
     except LivegenError:
         return None  # a base preset edited into nonsense since: fall back to the defaults
+
+
+def base_record(base: Preset) -> dict[str, Any]:
+    """What the weights a warm start began from had been trained on, for the new preset's
+    [training.base] (kept when the base preset file is later replaced)."""
+    t = base.training
+    seen = int(t.get("tokens_seen_total", t.get("tokens_seen", 0)))
+    keys = ("steps", "tokens_seen", "data_files", "data_tokens", "val_nll")
+    record = {"preset": base.name, **{k: t[k] for k in keys if k in t}}
+    record["tokens_seen_total"] = seen
+    if "eval" in t and "nll" in t["eval"]:
+        record["test_nll"] = t["eval"]["nll"]
+    return record
 
 
 def default_presets_dir(run_dir: Path) -> Path:
