@@ -93,6 +93,7 @@ def test_finetune_learns_the_takes_and_exports_a_preset_found_by_name(tmp_path, 
     assert read_state(latest_checkpoint(run)).step == 6
     assert main([*args, "--no-progress", "--threads", "1", "--resume"]) == 0
     assert read_state(latest_checkpoint(run)).step == 12
+    assert main([*args, "--no-progress"]) == 2  # not over a run without --resume
     assert [int(r["step"]) for r in read_log(run)] == list(range(1, 13))
 
     info = json.loads((run / "finetune.json").read_text())

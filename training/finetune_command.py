@@ -86,6 +86,11 @@ def run_finetune(args: argparse.Namespace) -> int:
             run.train.steps = args.steps
         info = finetune.read_info(args.out) or {}
     else:
+        if (args.out / RUN_FILE).exists():  # before the recordings are staged over its data
+            raise LivegenError(
+                f"{args.out}: already holds a training run; --resume continues it, or give "
+                "--out a new folder (nothing was changed)"
+            )
         init, info = finetune.prepare(args.out, args.preset, args.midi, options)
         run = finetune.finetune_config(init, options, args.config)
         finetune.check_enough(info, run)
