@@ -192,6 +192,13 @@ def test_ar_init_starts_from_a_presets_weights_and_refuses_another_shape(tmp_pat
         np.testing.assert_allclose(trained[name].numpy(), tensor.numpy(), atol=1e-6)
     assert json.loads((run / "run.json").read_text())["init"]["preset"] == "tiny"
 
+    # A run warm-started from that run exports with the preset's sampling and sound.
+    from livegen.training.export import base_preset
+
+    chained = tmp_path / "run2"
+    assert main([*args[:-1], str(chained), "--init", str(run), "--no-progress"]) == 0
+    assert base_preset(chained).name == "tiny"
+
     wide = tiny_preset(tmp_path / "presets", name="wide", dim=64)
     assert main([*args[:-1], str(tmp_path / "r2"), "--init", str(wide)]) == 2
     err = capsys.readouterr().err

@@ -131,16 +131,20 @@ def export_preset(
     return path
 
 
-def base_preset(run_dir: Path) -> Preset | None:
-    """The preset a warm-started run began from (its sampling and sound carry over), if any."""
+def base_preset(run_dir: Path, depth: int = 8) -> Preset | None:
+    """The preset a warm-started run began from (its sampling and sound carry over), if any:
+    through a chain of runs warm-started from runs (a long run, then an anneal of it)."""
     init = read_run_file(run_dir).get("init") or {}
     source = init.get("preset_file")
-    if not source or not Path(source).is_file():
-        return None
-    try:
-        return load_preset(source)
-    except LivegenError:
-        return None  # a base preset edited into nonsense since: fall back to the defaults
+    if source and Path(source).is_file():
+        try:
+            return load_preset(source)
+        except LivegenError:
+            return None  # a base preset edited into nonsense since: fall back to the defaults
+    parent = Path(init.get("source", ""))
+    if depth > 0 and init.get("source") and (parent / "run.json").is_file():
+        return base_preset(parent, depth - 1)
+    return None
 
 
 def base_record(base: Preset) -> dict[str, Any]:
