@@ -198,6 +198,7 @@ def test_ar_init_starts_from_a_presets_weights_and_refuses_another_shape(tmp_pat
     chained = tmp_path / "run2"
     assert main([*args[:-1], str(chained), "--init", str(run), "--no-progress"]) == 0
     assert base_preset(chained).name == "tiny"
+    assert json.loads((chained / "run.json").read_text())["init"]["tokens_seen"] == 4 * 16
 
     wide = tiny_preset(tmp_path / "presets", name="wide", dim=64)
     assert main([*args[:-1], str(tmp_path / "r2"), "--init", str(wide)]) == 2

@@ -100,7 +100,10 @@ def export_preset(
     base = base_preset(Path(run_dir))  # read before an export over it replaces it
     if base is not None:
         training["base"] = record = base_record(base)
-        training["tokens_seen_total"] = training["tokens_seen"] + record["tokens_seen_total"]
+        between = tokens_between(Path(run_dir))  # runs in the chain between preset and run
+        training["tokens_seen_total"] = (
+            training["tokens_seen"] + between + record["tokens_seen_total"]
+        )
     save_model(
         model,
         presets_dir / name,
@@ -145,6 +148,19 @@ def base_preset(run_dir: Path, depth: int = 8) -> Preset | None:
     if depth > 0 and init.get("source") and (parent / "run.json").is_file():
         return base_preset(parent, depth - 1)
     return None
+
+
+def tokens_between(run_dir: Path, depth: int = 8) -> int:
+    """Target tokens trained by the runs a run was warm-started from, back to the preset."""
+    init = read_run_file(run_dir).get("init") or {}
+    parent = Path(init.get("source", ""))
+    if init.get("preset_file") or depth <= 0 or not (parent / "run.json").is_file():
+        return 0
+    checkpoint = Path(init.get("model", "")).parent
+    seen = init.get("tokens_seen")  # recorded at the warm start: checkpoints get pruned
+    if seen is None:
+        seen = read_state(checkpoint).tokens_seen if (checkpoint / "state.json").is_file() else 0
+    return seen + tokens_between(parent, depth - 1)
 
 
 def base_record(base: Preset) -> dict[str, Any]:

@@ -44,9 +44,12 @@ class InitSource:
     model_dir: Path
     label: str  # what the user named, for run.json and messages
     preset: Preset | None = None  # set when the source is a preset
+    tokens_seen: int | None = None  # what a run's checkpoint had trained on (a run source)
 
     def to_dict(self) -> dict[str, Any]:
         info: dict[str, Any] = {"source": self.label, "model": str(self.model_dir)}
+        if self.tokens_seen is not None:
+            info["tokens_seen"] = self.tokens_seen
         if self.preset is not None:
             info["preset"] = self.preset.name
             if self.preset.source is not None:
@@ -56,14 +59,14 @@ class InitSource:
 
 def resolve_init(source: str | Path) -> InitSource:
     """A preset name/path, a run folder or a model folder -> the model folder to start from."""
-    from livegen.training.checkpointing import CHECKPOINTS, latest_checkpoint
+    from livegen.training.checkpointing import CHECKPOINTS, latest_checkpoint, read_state
 
     path = Path(source)
     if path.is_dir() and (path / CHECKPOINTS).is_dir():
         found = latest_checkpoint(path)
         if found is None:
             raise LivegenError(f"--init {source}: that run has no checkpoint yet")
-        return InitSource(found / "model", str(source))
+        return InitSource(found / "model", str(source), tokens_seen=read_state(found).tokens_seen)
     if path.is_dir() and (path / CONFIG_FILE).is_file():
         return InitSource(path, str(source))
     preset = load_preset(source)  # a PresetError names the presets there are
