@@ -28,6 +28,11 @@ from livegen.kernels.values import (
 )
 
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "presets"
+# The user's own presets (e.g. `livegen-train finetune` + `export`) live beside the jam's
+# settings: platformdirs' user_config_dir("livegen")/presets, or $LIVEGEN_CONFIG_DIR/presets
+# (the same folder the TUI lists). Shipped names come first, so none is shadowed silently.
+CONFIG_DIR_ENV = "LIVEGEN_CONFIG_DIR"
+USER_PRESETS = "presets"
 DEFAULT_SOUNDFONT = "/usr/share/sounds/sf2/TimGM6mb.sf2"
 
 # What each sampling control may be: presets, `continue`'s options and the decoder's
@@ -159,18 +164,35 @@ def _fields(cls: type) -> list[str]:
     return [f.name for f in dataclasses.fields(cls)]
 
 
+def user_presets_dir() -> Path:
+    """Where a user's own presets go (and are found by name)."""
+    import os
+
+    override = os.environ.get(CONFIG_DIR_ENV)
+    if override:
+        return Path(override) / USER_PRESETS
+    from platformdirs import user_config_dir
+
+    return Path(user_config_dir("livegen")) / USER_PRESETS
+
+
 def find_preset(name_or_path: str | Path) -> Path:
-    """A preset by file path, or by name among the shipped presets."""
+    """A preset by file path, or by name among the shipped presets, then the user's."""
     path = Path(name_or_path)
     if path.suffix == ".toml" or path.exists():
         if not path.is_file():
             raise PresetError(f"{path}: no such preset file")
         return path
-    shipped = SHIPPED_DIR / f"{name_or_path}.toml"
-    if shipped.is_file():
-        return shipped
+    for folder in (SHIPPED_DIR, user_presets_dir()):
+        found = folder / f"{name_or_path}.toml"
+        if found.is_file():
+            return found
     names = ", ".join(list_presets()) or "none"
-    raise PresetError(f"no preset named {str(name_or_path)!r}; shipped presets: {names}")
+    mine = ", ".join(list_presets(user_presets_dir())) or "none"
+    raise PresetError(
+        f"no preset named {str(name_or_path)!r}; shipped presets: {names}; "
+        f"yours ({user_presets_dir()}): {mine}"
+    )
 
 
 def load_preset(name_or_path: str | Path) -> Preset:

@@ -2,12 +2,13 @@
 
 livegen-train data --midi DIR [DIR ...] --out DATA
 livegen-train data --music21 [COLLECTION ...] --out DATA
-livegen-train ar --config FILE | --preset P --data DATA --out RUN [--steps N] [--resume]
+livegen-train ar --config FILE | --preset P --data DATA --out RUN [--steps N] [--resume] [--init P]
 torchrun --nproc-per-node K -m livegen.training ar ...
 livegen-train eval RUN --data DATA [--json]
 livegen-train eval-continuations [MIDI_DIR ...] [--preset P | --run RUN] [--call] [--json]
 livegen-train export RUN --name NAME
 livegen-train codec | eval-codec | export-codec ...   (the audio codec: see codec_cli.py)
+livegen-train finetune --preset P --midi DIR [DIR ...] --out RUN [--tracks player|all]
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from livegen.training.continuation_cli import (
     add_continuation_arguments,
     run_continuations,
 )
+from livegen.training.finetune_command import FINETUNE_HELP, add_finetune_arguments, run_finetune
 
 PROG = "livegen-train"
 
@@ -173,6 +175,12 @@ def add_ar_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1")
     parser.add_argument("--threads", type=THREADS.option(), help="torch intra-op threads (CPU)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--init",
+        metavar="SOURCE",
+        help="start from these weights instead of random ones: a preset, a run folder or a "
+        "model folder (same dim/heads/layers; context, latents, dropout may differ)",
+    )
 
 
 def _run_config(args: argparse.Namespace):
@@ -211,6 +219,12 @@ def run_ar(args: argparse.Namespace) -> int:
     if args.steps is not None:
         run.train.steps = args.steps
         run.train.validate()
+    init = None
+    if args.init is not None:
+        from livegen.training.warm_start import check_compatible, resolve_init, source_config
+
+        init = resolve_init(args.init)
+        check_compatible(source_config(init), run.model, args.init)  # before any data is read
     result = train(
         args.out,
         run,
@@ -219,6 +233,7 @@ def run_ar(args: argparse.Namespace) -> int:
         device=args.device,
         progress=not args.no_progress,
         stop_after=args.stop_after,
+        init=init,
     )
     s = result.state
     val = f", val NLL {s.val_nll:.4f} nats/token" if s.val_nll is not None else ""
@@ -234,7 +249,9 @@ EVAL_HELP = "test-set NLL (nats/token) of a run, also through the streaming deco
 
 
 def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_dir", type=Path, metavar="RUN", help="run folder")
+    parser.add_argument(
+        "run_dir", type=Path, metavar="RUN", help="run folder (or a preset: name or .toml)"
+    )
     parser.add_argument("--data", type=Path, required=True, help="folder from `data`")
     parser.add_argument("--split", default="test", choices=["train", "val", "test"])
     parser.add_argument("--windows", type=COUNT.option(), default=256, help="max windows (256)")
@@ -259,15 +276,24 @@ def run_eval(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    checkpoint = require_checkpoint(args.run_dir)
-    model = load_model(checkpoint / "model", device="cpu")
+    is_run = args.run_dir.is_dir()
+    if is_run:
+        checkpoint = require_checkpoint(args.run_dir)
+        model_dir, step = checkpoint / "model", read_state(checkpoint).step
+    else:  # a preset: what a user plays, measured on any data (e.g. held-out MIDI)
+        from livegen.models.preset import load_preset
+
+        preset = load_preset(str(args.run_dir))
+        checkpoint, model_dir = preset.model_dir, preset.model_dir
+        step = preset.training.get("steps")
+    model = load_model(model_dir, device="cpu")
     shards = TokenShards(args.data, args.split)
     if shards.total_tokens == 0:
         raise LivegenError(f"{args.data}: the {args.split} split is empty")
     nll, count = split_nll(model, shards, limit=args.windows)
     report = {
         "checkpoint": str(checkpoint),
-        "step": read_state(checkpoint).step,
+        "step": step,
         "split": args.split,
         "nll": round(nll, 5),
         "tokens": count,
@@ -284,7 +310,8 @@ def run_eval(args: argparse.Namespace) -> int:
             "tokens": streamed.tokens,
             "agrees": agrees,
         }
-    write_text(args.run_dir / EVAL_FILE, json.dumps(report, indent=2) + "\n")
+    if is_run:
+        write_text(args.run_dir / EVAL_FILE, json.dumps(report, indent=2) + "\n")
     if args.json:
         print(json.dumps(report))
     else:
@@ -309,12 +336,17 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", type=Path, metavar="RUN", help="run folder")
     parser.add_argument("--name", required=True, help="preset name")
     parser.add_argument(
-        "--dir", type=Path, help="where presets go (default: livegen's shipped presets folder)"
+        "--dir",
+        type=Path,
+        help="where presets go (default: your presets folder for a fine-tune, where --preset "
+        "NAME and the jam find it; livegen's shipped presets folder for other runs)",
     )
     parser.add_argument("--description", default="", help="one line for the preset list")
     parser.add_argument("--soundfont", help="SoundFont file the preset plays through")
     parser.add_argument(
-        "--program", type=MIDI_BYTE.option(), default=0, help="General MIDI program (0 piano)"
+        "--program",
+        type=MIDI_BYTE.option(),
+        help="General MIDI program (default: the base preset's for a warm-started run, else 0)",
     )
     parser.add_argument("--quantize", choices=["none", "int8"], default="none")
     parser.add_argument(
@@ -326,13 +358,13 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from livegen.models.preset import SHIPPED_DIR
-    from livegen.training.export import ExportOptions, export_preset
+    from livegen.training.export import ExportOptions, default_presets_dir, export_preset
 
     options = ExportOptions(
         args.description, args.soundfont, args.program, args.quantize, args.weights
     )
-    path = export_preset(args.run_dir, args.name, args.dir or SHIPPED_DIR, options)
+    folder = args.dir or default_presets_dir(args.run_dir)
+    path = export_preset(args.run_dir, args.name, folder, options)
     print(f"wrote {path} and {path.with_suffix('')}/")
     return 0
 
@@ -345,6 +377,7 @@ COMMANDS = {
     "eval": (EVAL_HELP, add_eval_arguments, run_eval),
     "eval-continuations": (CONT_HELP, add_continuation_arguments, run_continuations),
     "export": (EXPORT_HELP, add_export_arguments, run_export),
+    "finetune": (FINETUNE_HELP, add_finetune_arguments, run_finetune),
 }
 COMMANDS.update(CODEC_COMMANDS)
 

@@ -27,7 +27,10 @@ from livegen.kernels.errors import LivegenError
 ESSEN = "essenFolksong"
 MARKERS = ".done"
 # music21 loops forever on a few scores (e.g. airdsAirs book1 "Yanky Doodle"); a piece that
-# takes this long is given up and reported. Normal pieces take well under a second.
+# takes this long is given up and reported. Normal pieces take well under a second. The limit
+# counts the process's CPU time, not the wall clock: on a busy machine a wall-clock limit gave
+# up on pieces that convert fine on an idle one, so the data (and its splits) depended on the
+# load at the time of the build.
 PIECE_SECONDS = 10
 
 
@@ -37,21 +40,22 @@ class _TimeUp(Exception):
 
 @contextmanager
 def _time_limit(seconds: int) -> Iterator[None]:
-    """Interrupt pure-Python work after `seconds` (SIGALRM: main thread of a process only)."""
+    """Interrupt pure-Python work after `seconds` of this process's CPU time (SIGPROF: the
+    main thread of a process only)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def alarm(signum: int, frame: object) -> None:
-        raise _TimeUp(f"gave up after {seconds} s")
+        raise _TimeUp(f"gave up after {seconds} s of CPU time")
 
-    previous = signal.signal(signal.SIGALRM, alarm)
-    signal.alarm(seconds)
+    previous = signal.signal(signal.SIGPROF, alarm)
+    signal.setitimer(signal.ITIMER_PROF, seconds)
     try:
         yield
     finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, previous)
 
 
 @dataclass

@@ -42,6 +42,7 @@ from livegen.training.config import RunConfig, TrainConfig
 from livegen.training.evaluate import latent_loss, window_nll
 from livegen.training.sampler import WindowSampler, eval_windows
 from livegen.training.shards import TokenShards, read_index
+from livegen.training.warm_start import InitSource, load_init_weights
 
 RUN_FILE = "run.json"
 LOG_FILE = "log.csv"
@@ -197,6 +198,25 @@ def write_run_file(run_dir: Path, run: RunConfig, data_dir: Path, extra: dict[st
     write_text(run_dir / RUN_FILE, json.dumps(info, indent=2) + "\n")
 
 
+def note_data_change(run_dir: Path, data_dir: Path, summary: dict[str, Any], step: int) -> None:
+    """A run resumed on other data (e.g. a rebuilt corpus): run.json says what it trains on
+    now, and from which step, so an exported preset records the right data."""
+    info = read_run_file(run_dir)
+    data = str(Path(data_dir).resolve())
+    if info.get("data") == data and info.get("data_summary") == summary:
+        return
+    history = info.setdefault("data_history", [])
+    history.append({"until_step": step, "data": info.get("data"), "files": _files(info)})
+    info["data"], info["data_summary"] = data, summary
+    tmp = run_dir / (RUN_FILE + ".tmp")
+    tmp.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(run_dir / RUN_FILE)
+
+
+def _files(info: dict[str, Any]) -> Any:
+    return (info.get("data_summary") or {}).get("files")
+
+
 def read_run_file(run_dir: Path) -> dict[str, Any]:
     path = Path(run_dir) / RUN_FILE
     try:
@@ -214,16 +234,23 @@ def train(
     device: str | None = None,
     progress: bool = True,
     stop_after: int | None = None,
+    init: InitSource | None = None,
 ) -> TrainResult:
-    """Train (or continue) a run; returns where it stopped. Under torchrun, call on every rank."""
+    """Train (or continue) a run; returns where it stopped. Under torchrun, call on every rank.
+
+    init: weights to start from (a warm start) when the run has no checkpoint yet; a resumed
+    run continues from its own checkpoint and ignores it.
+    """
     context = distributed.setup(device)
     try:
-        return _train(Path(run_dir), run, Path(data_dir), context, resume, progress, stop_after)
+        return _train(
+            Path(run_dir), run, Path(data_dir), context, resume, progress, stop_after, init
+        )
     finally:
         distributed.teardown(context)
 
 
-def _train(run_dir, run, data_dir, context, resume, progress, stop_after) -> TrainResult:
+def _train(run_dir, run, data_dir, context, resume, progress, stop_after, init) -> TrainResult:
     cfg, model_cfg = run.train, run.model
     index = read_index(data_dir)
     train_shards = TokenShards(data_dir, "train", index)
@@ -253,14 +280,21 @@ def _train(run_dir, run, data_dir, context, resume, progress, stop_after) -> Tra
             _say_changes(run_dir, cfg, state.step)
         if context.active:  # each rank's dropout stream, not rank 0's copy
             torch.manual_seed(cfg.seed + context.rank + 7919 * state.step)
-    elif context.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        extra = {
-            "world": context.world,
-            "device": str(context.device),
-            "data_summary": index.summary,
-        }
-        write_run_file(run_dir, run, data_dir, extra)
+        if context.is_main:
+            note_data_change(run_dir, data_dir, index.summary, state.step)
+    else:
+        if init is not None:  # every rank loads the same weights: no broadcast needed
+            load_init_weights(model, init)
+        if context.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            extra = {
+                "world": context.world,
+                "device": str(context.device),
+                "data_summary": index.summary,
+            }
+            if init is not None:
+                extra["init"] = init.to_dict()
+            write_run_file(run_dir, run, data_dir, extra)
     distributed.barrier(context)
 
     sampler = WindowSampler(train_shards, N + 1, cfg.seed, cfg.augment)
