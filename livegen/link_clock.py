@@ -66,8 +66,13 @@ class LinkClock(BeatClock):
 
     def __init__(self, tempo_bpm: float, t0: float, enable_delay: float = ENABLE_DELAY) -> None:
         super().__init__(tempo_bpm)
-        self._link = load_link().Link(tempo_bpm)
-        self._clock = self._link.clock()
+        # The Link object is made when it is enabled, not before: a Link object founds its own
+        # session the moment it exists, and a session that has run longer than the band's can
+        # win when they meet (measured: a clock made 0.5 s before enabling took over a
+        # running peer's session in most joins).
+        self._binding = load_link()
+        self._link = None
+        self._clock = None
         self.t0 = t0
         self._enable_at = time.perf_counter() + enable_delay
         self._offset = 0.0  # Link's clock minus perf_counter, seconds
@@ -83,14 +88,18 @@ class LinkClock(BeatClock):
 
     @property
     def enabled(self) -> bool:
-        return bool(self._link.enabled)
+        return self._link is not None and bool(self._link.enabled)
 
     def refresh(self, now: float, nudge: float = 0.0) -> None:
         """Re-draw the beat line from Link's session state at session time `now`."""
         if self.closed:
             return
         wall = now + self.t0
-        if not self._link.enabled and wall >= self._enable_at:
+        if self._link is None:
+            if wall < self._enable_at:
+                return  # the internal beat line until then
+            self._link = self._binding.Link(self.tempo)
+            self._clock = self._link.clock()
             self._link.enabled = True
         if wall - self._offset_at > OFFSET_REFRESH:
             self._measure_offset()
@@ -112,6 +121,9 @@ class LinkClock(BeatClock):
         Link app, every peer may change the shared tempo)."""
         if self.closed:
             return
+        if self._link is None:  # not in the session yet: it joins at this tempo
+            self.tempo, self.seconds_per_beat = tempo_bpm, 60.0 / tempo_bpm
+            return
         state = self._link.captureAppSessionState()
         state.setTempo(tempo_bpm, self._micros(now))
         self._link.commitAppSessionState(state)
@@ -120,7 +132,8 @@ class LinkClock(BeatClock):
     def close(self) -> None:
         """Leave the session (a peer that is not following should not stay in it)."""
         if not self.closed:
-            self._link.enabled = False
+            if self._link is not None:
+                self._link.enabled = False
             self.closed = True
 
     def _micros(self, t: float) -> int:

@@ -96,9 +96,9 @@ def _serve(tempo: float, enable_delay: float) -> None:
 
     import link
 
+    time.sleep(enable_delay)  # as livegen does: the Link object is made when it is enabled
     session = link.Link(tempo)
     clock = session.clock()
-    time.sleep(enable_delay)
     session.enabled = True
     commands: queue.Queue[str] = queue.Queue()
     threading.Thread(target=_read_commands, args=(commands,), daemon=True).start()

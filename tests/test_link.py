@@ -67,7 +67,8 @@ def test_link_clock_follows_a_peer(peers: list[LinkPeer]) -> None:
     t0 = time.perf_counter()
     clock = LinkClock(120.0, t0)
     try:
-        assert _follow(clock, t0, lambda: clock.peers == 1 and abs(clock.tempo - 97.0) < 0.01, 3)
+        # peers >= 1: a peer of the previous test may still be leaving the session.
+        assert _follow(clock, t0, lambda: clock.peers >= 1 and abs(clock.tempo - 97.0) < 0.01, 5)
         assert abs(60 / clock.seconds_per_beat - 97.0) < 0.05
         at = time.perf_counter()
         clock.refresh(at - t0)
@@ -100,17 +101,20 @@ def test_alone_livegen_starts_the_session(peers: list[LinkPeer]) -> None:
 
         def joined() -> bool:
             latest = peer.latest()
-            return latest is not None and latest.peers == 1 and abs(latest.tempo - 123.0) < 0.01
+            return latest is not None and latest.peers >= 1 and abs(latest.tempo - 123.0) < 0.01
 
-        assert _follow(clock, t0, joined, 5.0), peer.latest()
-        assert clock.peers == 1 and abs(clock.tempo - 123.0) < 0.01
+        # Each side sees the other in its own time: wait for both (it failed 1 in 4 runs when
+        # livegen's side was read the instant the peer's side had joined).
+        assert _follow(clock, t0, lambda: joined() and clock.peers >= 1, 5.0), peer.latest()
+        assert abs(clock.tempo - 123.0) < 0.01
     finally:
         clock.close()
 
 
 def _answer(keyboard: Keyboard, engine: JamEngine) -> None:
-    """Play a phrase and wait for the model's call-mode answer (on the next bar, a bar long)."""
-    keyboard.phrase([60, 64, 67], length=0.1, gap=0.05)
+    """Play a phrase and wait for the model's call-mode answer (on the next bar, a bar long).
+    Eight notes: an answer has no more notes than its phrase, and the grid check needs four."""
+    keyboard.phrase([60, 62, 64, 65, 67, 69, 71, 72], length=0.1, gap=0.05)
     assert wait_until(lambda: engine.stats().model_speaking, 6.0)
     assert wait_until(lambda: not engine.stats().model_speaking, 8.0)
 
