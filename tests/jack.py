@@ -72,7 +72,9 @@ def _start(command: list[str], log) -> subprocess.Popen:  # noqa: ANN001
 
 
 @contextmanager
-def jack_server(sample_rate: int = 48000, period: int = 128) -> Iterator[JackServer]:
+def jack_server(
+    sample_rate: int = 48000, period: int = 128, realtime: bool = False
+) -> Iterator[JackServer]:
     if shutil.which("jackd") is None:
         raise JackUnavailable("jackd is not installed (the set-up installs Debian's jackd2)")
     # jackd logs every xrun to stderr: into a file, never an undrained pipe (a full pipe
@@ -87,8 +89,9 @@ def jack_server(sample_rate: int = 48000, period: int = 128) -> Iterator[JackSer
         running = subprocess.run(["jack_wait", "-c"], env=env, capture_output=True, text=True)
         if "running" in running.stdout and "not" not in running.stdout:
             continue  # another test's server has this name now
-        command = ["jackd", "-n", name, "--no-realtime", "-d", "dummy", "-r", str(sample_rate)]
-        command += ["-p", str(period)]
+        command = ["jackd", "-n", name]
+        command += [] if realtime else ["--no-realtime"]
+        command += ["-d", "dummy", "-r", str(sample_rate), "-p", str(period)]
         process = _start(command, log)
         server = JackServer(name, sample_rate, period, process, log)
         ready = server.run_tool("jack_wait", "-w", "-t", "10", timeout=15)
@@ -118,10 +121,10 @@ def jack_server(sample_rate: int = 48000, period: int = 128) -> Iterator[JackSer
 
 
 @contextmanager
-def jack_session(period: int = 128) -> Iterator[JackServer]:
+def jack_session(period: int = 128, realtime: bool = False) -> Iterator[JackServer]:
     """A private server that this process's JACK clients (python-rtmidi, sounddevice) reach
     through JACK_DEFAULT_SERVER while it runs; the environment is restored after."""
-    with jack_server(period=period) as server:
+    with jack_server(period=period, realtime=realtime) as server:
         previous = os.environ.get("JACK_DEFAULT_SERVER")
         os.environ["JACK_DEFAULT_SERVER"] = server.name
         os.environ["JACK_NO_START_SERVER"] = "1"

@@ -33,6 +33,18 @@ from tests.jam_peers import (
 )
 
 
+def late_clients(jack: JackServer) -> dict[str, int]:
+    """Which clients jackd found not finished in time, and how often: a late client's MIDI
+    for that period is dropped by JACK, which tells a lost message from a livegen bug."""
+    late: dict[str, int] = {}
+    for line in jack.log_text()[0].splitlines():
+        if "was not finished" in line:
+            name = line.split("client = ")[-1].split(" was not finished")[0]
+            late[name] = late.get(name, 0) + 1
+    timer = jack.log_text()[0].count("XRun")
+    return {**late, "server xruns": timer}
+
+
 def _rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -46,7 +58,7 @@ def _rss_mb(pid: int) -> float:
     ids=["junk-17k-per-s-all-channels", "well-formed-loop-37k-per-s"],
 )
 def test_a_flood_leaves_no_note_on_and_it_playing(
-    jack512: JackServer, tmp_path: Path, capfd: pytest.CaptureFixture, kind: str, rate: int
+    jack512_rt: JackServer, tmp_path: Path, capfd: pytest.CaptureFixture, kind: str, rate: int
 ) -> None:
     """5 s of a MIDI flood, then the player's panic (all-notes-off on every channel, a note-off
     for every key), then a fresh phrase: nothing is left sounding on "livegen out" (checked
@@ -60,11 +72,11 @@ def test_a_flood_leaves_no_note_on_and_it_playing(
         engine.start()
         # The witness: a listener with a deep queue (jack_midi_dump's ring buffer overflows
         # at the ~1,000 messages/s livegen passes on during the flood).
-        listener = Listener(jack512)
+        listener = Listener(jack512_rt)
         listener.connect(LIVEGEN_OUT)
         worker_pid = engine.worker.pid
         before = _rss_mb(os.getpid()), _rss_mb(worker_pid)
-        sender = flood_process(jack512, LIVEGEN_IN, seconds=5.0, rate=rate, kind=kind)
+        sender = flood_process(jack512_rt, LIVEGEN_IN, seconds=5.0, rate=rate, kind=kind)
         sent = int(sender.communicate(timeout=60)[0].split()[-1])
         assert sent >= 4.5 * rate
         after = _rss_mb(os.getpid()), _rss_mb(worker_pid)
@@ -73,7 +85,7 @@ def test_a_flood_leaves_no_note_on_and_it_playing(
         assert stats.dropped_messages > 10_000, stats  # junk, notes past the rate, stray offs
         assert after[0] - before[0] < 60 and after[1] - before[1] < 60, (before, after)
         time.sleep(1.5)  # the model's turn after the flood ends
-        keyboard = Keyboard(jack512)
+        keyboard = Keyboard(jack512_rt)
         keyboard.connect()
         mark = engine.now()
         keyboard.phrase([60, 64, 67])
@@ -88,15 +100,23 @@ def test_a_flood_leaves_no_note_on_and_it_playing(
         assert release + 0.3 - 0.02 <= answered[0].start <= release + 0.3 + 0.05
         assert engine.stats().input_to_context_ms < 30  # the last two seconds: these notes
         assert wait_until(lambda: not engine.stats().model_speaking, timeout=5.0)
-        time.sleep(0.3)  # what livegen sent last reaches the listener
-        sounding = strictly_unmatched([Captured(t, data) for t, data in list(listener.events)])
-        assert sounding == {}, f"still sounding on livegen out, before any stop: {sounding}"
+
+        def heard() -> dict[tuple[int, int], int]:
+            return strictly_unmatched([Captured(t, data) for t, data in list(listener.events)])
+
+        wait_until(lambda: heard() == {}, timeout=2.0)  # what livegen sent last arrives
+        sounding = heard()
+        assert sounding == {}, (
+            f"still sounding on livegen out, before any stop: {sounding}; "
+            f"late JACK clients: {late_clients(jack512_rt)}"
+        )
         assert engine.stats().input_overflows == 0
     finally:
         stop_session(engine, keyboard)
     events = [Captured(t, data) for t, data in listener.close()]
     assert len(events) > 2000  # it did pass the flood's notes on (up to its rate)
-    assert strictly_unmatched(events) == {}  # every note livegen sent was ended
+    # every note livegen sent was ended
+    assert strictly_unmatched(events) == {}, f"late JACK clients: {late_clients(jack512_rt)}"
     # rtmidi reports a full input queue only on stderr: nothing may be lost below livegen.
     assert "queue limit" not in capfd.readouterr().err
 
