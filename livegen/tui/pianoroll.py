@@ -127,12 +127,12 @@ class RollFrame:
     An empty roll looks the same at any time, so an empty frame carries no time: one empty
     frame equals the next, and a reactive attribute holding them does not fire while idle."""
 
+    now: float = 0.0  # first: frames are compared field by field, and time moves most
     notes: tuple[RollNote, ...] = ()
-    now: float = 0.0
 
     @classmethod
     def of(cls, notes: Sequence[RollNote], now: float) -> RollFrame:
-        return cls(tuple(notes), now) if notes else cls()
+        return cls(now=now, notes=tuple(notes)) if notes else cls()
 
 
 class PianoRoll(Widget):
