@@ -1,5 +1,6 @@
-"""What one poll of the jam UI costs on the UI thread: idle (the same snapshot every time) and
-busy (bench_tui's BusyEngine: notes at 12/s, meters that move), in CPU time.
+"""What one poll of the jam UI costs on the UI thread: idle (the same snapshot every time),
+ticking (idle, but the stats move as a real engine's do) and busy (bench_tui's BusyEngine:
+notes at 12/s, meters that move), in CPU time.
 
     .venv/bin/python benchmarks/bench_tui_poll.py [--polls 3000] [--frames 300]
 
@@ -8,8 +9,10 @@ script, run from an older checkout with that checkout's .venv, gives the before 
 
 The real JamApp, headless (Textual's run_test, 120x40), polled by this script instead of its
 timer so each poll's snapshot is known. "idle poll": the snapshot read into the stage, with no
-redraw due (issue 20: an idle UI must cost the sound nothing). "busy poll": the same with a
-moving roll and meters; "busy poll + draw": that poll and the frame Textual then draws. Only
+redraw due (issue 20: an idle UI must cost the sound nothing). "ticking poll": nobody plays,
+but the recording's length and the CPU figure change at every poll, as a real idle engine's
+do (the meters' text, m:ss, changes once a second), each poll drawn. "busy poll": a moving
+roll and meters; "busy poll + draw": that poll and the frame Textual then draws. Only
 public names of the app are used, so the script runs unchanged on older checkouts. Prints
 figures, then one JSON line.
 """
@@ -50,6 +53,20 @@ class IdleEngine(SilentEngine):
         return []
 
 
+class TickingEngine(IdleEngine):
+    """Idle, but its stats change at every poll, as a real engine's do."""
+
+    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003 - SilentEngine's
+        super().__init__(*args, **kwargs)
+        self.polls = 0
+
+    def stats(self) -> Stats:
+        self.polls += 1
+        cpu = 3.0 + 0.1 * (self.polls % 3)
+        take, seconds = "/recordings/take.mid", self.polls / 15
+        return Stats(running=True, cpu_percent=cpu, recording_path=take, recording_seconds=seconds)
+
+
 def make_app(engine_factory) -> JamApp:  # noqa: ANN001 - an engine class
     return JamApp(
         SavedSettings(),
@@ -87,13 +104,18 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=300, help="busy polls, each drawn")
     args = parser.parse_args()
     idle_ms, _ = asyncio.run(measure(IdleEngine, args.polls, draw=False))
+    tick_ms, tick_drawn_ms = asyncio.run(measure(TickingEngine, args.frames, draw=True))
     busy_ms, busy_drawn_ms = asyncio.run(measure(BusyEngine, args.frames, draw=True))
     print(f"idle poll            {1e3 * idle_ms:8.1f} us CPU  (mean of {args.polls})")
+    print(f"ticking poll         {1e3 * tick_ms:8.1f} us CPU  (mean of {args.frames})")
+    print(f"ticking poll + draw  {1e3 * tick_drawn_ms:8.1f} us CPU")
     print(f"busy poll            {1e3 * busy_ms:8.1f} us CPU  (mean of {args.frames})")
     print(f"busy poll + draw     {1e3 * busy_drawn_ms:8.1f} us CPU")
     result = {
         "bench": "tui_poll",
         "idle_poll_us": round(1e3 * idle_ms, 1),
+        "ticking_poll_us": round(1e3 * tick_ms, 1),
+        "ticking_poll_and_draw_us": round(1e3 * tick_drawn_ms, 1),
         "busy_poll_us": round(1e3 * busy_ms, 1),
         "busy_poll_and_draw_us": round(1e3 * busy_drawn_ms, 1),
         "polls": args.polls,
