@@ -21,9 +21,11 @@ from livegen.controls import ClockSource, Controls, Mode
 from livegen.midi_ports import forget_midi_clients
 from livegen.settings_file import SavedSettings, load_settings
 from livegen.tui.app import JamApp
+from livegen.tui.controls_panel import ControlsPanel
 from livegen.tui.engine_host import EngineProcess
-from livegen.tui.pianoroll import PLAYER_COLOUR
+from livegen.tui.pianoroll import PLAYER_COLOUR, PianoRoll
 from livegen.tui.screens import SetupScreen
+from livegen.tui.status import Legend, ProblemsBanner
 from tests.jam_peers import jack_settings
 from tests.presets import tiny_preset
 
@@ -75,6 +77,11 @@ async def wait_for(pilot, condition: Callable[[], bool], timeout: float, what: s
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await pilot.pause(0.05)
+
+
+def shown(app: JamApp, widget: type) -> str:
+    """The text a widget of the stage shows now."""
+    return app.jam_screen.query_one(widget).render().plain
 
 
 async def running(pilot, app: JamApp) -> EngineProcess:
@@ -138,7 +145,7 @@ async def _every_control_key(tmp_path: Path, preset: str) -> None:
             for name, value in effect.items():
                 assert getattr(engine.controls, name) == value, (key, name)
         assert app.controls == engine.controls
-        panel = app.jam_screen.controls_panel.content.plain  # the panel shows the engine's
+        panel = shown(app, ControlsPanel)  # the panel shows the engine's
         assert "A0–C8" in panel and "quantise    on" in panel and "passthrough off" in panel
         # panic reaches the engine (its log says so) and the UI says it too
         await pilot.press("escape")
@@ -176,10 +183,10 @@ async def _keys_played(tmp_path: Path, preset: str) -> None:
     async with app.run_test(size=SIZE) as pilot:
         engine = await running(pilot, app)
         t0 = engine.now()
-        for key in ("a", "D", "g"):  # C4 E4 G4 (Caps Lock or Shift plays too)
+        for key, pitch in (("a", 60), ("D", 64), ("g", 67)):  # Caps Lock or Shift plays too
             await pilot.press(key)
-            await pilot.pause(0.05)
-        roll = app.jam_screen.roll
+            await wait_for(pilot, lambda p=pitch: app.last_pitch == p, 2.0, f"key {key} played")
+        roll = app.jam_screen.query_one(PianoRoll)
 
         def played() -> set[int]:
             return {n.pitch for n in roll.notes if n.owner == "player" and n.start >= t0}
@@ -211,7 +218,7 @@ async def _keys_played(tmp_path: Path, preset: str) -> None:
         )
         lengths = [n.end - n.start for n in engine.roll(t0) if n.owner == "player"]
         assert all(0.25 <= length <= 0.6 for length in lengths), lengths
-        assert "last key G4" in app.jam_screen.legend.content.plain
+        assert "last key G4" in shown(app, Legend)
         await quit_and_wait(pilot, app)
 
 
@@ -219,12 +226,8 @@ def test_pickers_list_jack_ports_and_setup_restarts(jack, tmp_path: Path, preset
     asyncio.run(_pickers(jack, tmp_path, preset))
 
 
-def _options(select: Select) -> list[str]:
-    return [str(value) for _, value in select._options]
-
-
-def _labels(select: Select) -> list[str]:
-    return [str(label) for label, _ in select._options]
+def _options(screen: SetupScreen, picker: str) -> list[str]:
+    return [value for _, value in screen.choices(picker)]
 
 
 async def _pickers(jack, tmp_path: Path, preset: str) -> None:
@@ -239,31 +242,28 @@ async def _pickers(jack, tmp_path: Path, preset: str) -> None:
             await pilot.press("f2")
             assert isinstance(app.screen, SetupScreen)
             screen = app.screen
-            inputs, outputs = (
-                screen.query_one("#input", Select),
-                screen.query_one("#output", Select),
-            )
+            inputs = screen.query_one("#input", Select)
             await wait_for(
                 pilot,
-                lambda: any("keys out" in o for o in _options(inputs)),
+                lambda: any("keys out" in o for o in _options(screen, "input")),
                 10.0,
                 "the input picker to list the JACK port",
             )
-            assert any("synth in" in o for o in _options(outputs))
-            assert not any(o.startswith("livegen") for o in _options(inputs))  # not itself
+            assert any("synth in" in o for o in _options(screen, "output"))
+            assert not any(o.startswith("livegen") for o in _options(screen, "input"))  # itself
             # a port that appears while the set-up is open shows up
             late = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, "test-late")
             late.open_virtual_port("late out")
             await wait_for(
                 pilot,
-                lambda: any("late out" in o for o in _options(inputs)),
+                lambda: any("late out" in o for o in _options(screen, "input")),
                 10.0,
                 "a new port to appear in the picker",
             )
             late.delete()
             await wait_for(
                 pilot,
-                lambda: not any("late out" in o for o in _options(inputs)),
+                lambda: not any("late out" in o for o in _options(screen, "input")),
                 10.0,
                 "a vanished port to leave the picker",
             )
@@ -272,19 +272,20 @@ async def _pickers(jack, tmp_path: Path, preset: str) -> None:
             await wait_for(
                 pilot,
                 lambda: any(
-                    label.endswith("(JACK Audio Connection Kit)") for label in _labels(audio)
+                    label.endswith("(JACK Audio Connection Kit)")
+                    for label, _ in screen.choices("audio")
                 ),
                 10.0,
                 "the audio picker to list JACK",
             )
             # pick the keyboard, JACK's sound and call-and-response, then Jam: the engine
             # restarts with them
-            (port,) = [o for o in _options(inputs) if "keys out" in o]
+            (port,) = [o for o in _options(screen, "input") if "keys out" in o]
             inputs.value = port
             (jack_audio,) = [
                 value
-                for label, value in audio._options
-                if str(label).endswith("(JACK Audio Connection Kit)")
+                for label, value in screen.choices("audio")
+                if label.endswith("(JACK Audio Connection Kit)")
             ]
             audio.value = jack_audio
             screen.query_one("#mode", Select).value = "call"
@@ -316,7 +317,8 @@ async def _pickers(jack, tmp_path: Path, preset: str) -> None:
             t0 = engine.now()
 
             def heard() -> bool:
-                return any(n.pitch == 72 for n in app.jam_screen.roll.notes if n.start >= t0)
+                roll = app.jam_screen.query_one(PianoRoll)
+                return any(n.pitch == 72 for n in roll.notes if n.start >= t0)
 
             for _ in range(5):
                 keys.send_message([0x90, 72, 100])
@@ -342,7 +344,7 @@ async def _missing_preset(tmp_path: Path) -> None:
     app = make_app(tmp_path, str(tmp_path / "nowhere.toml"))
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.engine_state == "failed", 20.0, "the start to fail")
-        banner = app.jam_screen.problems.content.plain
+        banner = shown(app, ProblemsBanner)
         assert "nowhere.toml" in banner and "F2" in banner
         await pilot.press("a", "2")  # playing and controls do not crash without an engine
         assert app.controls.temperature == 1.05
@@ -350,7 +352,7 @@ async def _missing_preset(tmp_path: Path) -> None:
         screen = app.screen
         assert isinstance(screen, SetupScreen)
         preset = screen.query_one("#preset", Select)
-        assert good in _options(preset)
+        assert good in _options(screen, "preset")
         preset.value = good
         await wait_for(
             pilot,
@@ -366,6 +368,6 @@ async def _missing_preset(tmp_path: Path) -> None:
         engine = await running(pilot, app)
         assert engine.settings.preset == good and engine.settings.program == 5
         assert engine.controls.temperature == 1.05  # what was changed meanwhile carried over
-        assert "nowhere.toml" not in app.jam_screen.problems.content.plain
+        assert "nowhere.toml" not in shown(app, ProblemsBanner)
         await quit_and_wait(pilot, app)
     assert app.return_code == 0

@@ -15,14 +15,18 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from textual.widgets import Static
 
 from livegen.controls import Controls, JamSettings, RollNote, Stats
 from livegen.settings_file import SavedSettings
-from livegen.tui.app import JamApp, JamScreen
+from livegen.tui.app import JamApp
 from livegen.tui.devices import DeviceLists
+from livegen.tui.jam_screen import JamScreen
 from livegen.tui.preset_info import PresetInfo
 from livegen.tui.screens import HelpScreen, SetupScreen
 from tests.tui_doubles import SilentEngine
@@ -120,10 +124,31 @@ def check_snapshot(svg: str, name: str, tmp_path: Path) -> None:
         )
 
 
+async def wait_until(pilot, condition: Callable[[], bool], what: str) -> None:
+    """Let the app run until `condition` holds (checked every 20 ms, for up to 10 s)."""
+    deadline = time.monotonic() + 10.0
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"never came: {what}")
+        await pilot.pause(0.02)
+
+
+def drawn(app: JamApp) -> bool:
+    """What every shot waits for: the engine started and polled (the stage shows the frozen
+    engine's figures), and on a set-up screen its device lists and preset bench are in."""
+    if not (app.engine_state == "running" and app.roll.notes and app.stats.running):
+        return False
+    screen = app.screen
+    if isinstance(screen, SetupScreen):
+        info = str(screen.query_one("#preset-info", Static).content)
+        return screen.devices == fixed_devices(None) and "keeps up" in info
+    return True
+
+
 async def settle(pilot) -> None:
     await pilot.app.workers.wait_for_complete()
-    await pilot.pause(0.2)
-    await pilot.app.workers.wait_for_complete()
+    await wait_until(pilot, lambda: drawn(pilot.app), "the screen's data")
+    await pilot.wait_for_scheduled_animations()
     await pilot.pause()
 
 

@@ -112,10 +112,9 @@ def test_livegen_in_a_terminal_jams_with_the_computer_keyboard(jack, tmux, tmp_p
     # MIDI out exists for a DAW to take: a real JACK port
     assert any("livegen out" in port for port in jack.ports())
 
-    for key in ("a", "d", "g"):  # C4 E4 G4
+    for key, name in (("a", "C4"), ("d", "E4"), ("g", "G4")):  # each played before the next
         tmux.keys(key)
-        time.sleep(0.15)
-    screen = tmux.wait_for(lambda s: "last key G4" in s, 10.0, "the keys to be played")
+        screen = tmux.wait_for(lambda s, n=name: f"last key {n}" in s, 10.0, f"{name} played")
     roll = [line for line in screen.splitlines() if line.startswith("│") and "│" in line[1:]]
     assert any(("▀" in line or "▄" in line) for line in roll), screen  # notes on the roll
     assert "● REC livegen-" in screen  # recording, with its file named on screen
@@ -173,9 +172,9 @@ def test_closing_the_terminal_ends_the_jam_like_quitting(jack, tmux, tmp_path: P
     tmux.run("resize-window", "-t", "jam", "-x", "120", "-y", "40")
     tmux.wait_for(lambda s: " running" in s.split("╭")[0], START_TIMEOUT, "the engine to run")
     pid = int(pid_file.read_text())
-    for key in ("a", "d"):  # C4 E4
+    for key, name in (("a", "C4"), ("d", "E4")):  # each played before the next
         tmux.keys(key)
-        time.sleep(0.15)
+        tmux.wait_for(lambda s, n=name: f"last key {n}" in s, 10.0, f"{name} played")
     tmux.keys("2")  # temperature up: saved on the way out
     tmux.wait_for(lambda s: "temperature 1.05" in s, 5.0, "the temperature to change")
     tmux.kill()  # the terminal is gone: SIGHUP

@@ -220,7 +220,7 @@ def test_meters_say_what_is_wrong() -> None:
 
 
 def test_the_key_table_makes_unique_bindings_to_real_actions() -> None:
-    from livegen.tui.app import JamScreen
+    from livegen.tui.jam_screen import JamScreen
 
     keys = [binding.key for binding in JamScreen.BINDINGS]
     assert len(keys) == len(set(keys))
@@ -234,4 +234,4 @@ def test_the_key_table_makes_unique_bindings_to_real_actions() -> None:
             setting = binding.action.split("'")[1]
             assert callable(getattr(ComputerKeyboard, f"shift_{setting}", None)), binding.action
     # Every panel row shows its keys: a row name misspelt in the table would leave it blank.
-    assert all(keys for _, _, keys in control_rows(Controls(), ComputerKeyboard()))
+    assert all(keys for _, _, keys in control_rows(Controls(), KeyboardSettings()))

@@ -1,4 +1,4 @@
-"""The jam's Textual app: one screen to play on, a set-up screen, a help screen.
+"""The jam's Textual app: it runs the session and holds its state; the stage shows it.
 
 The app drives an engine it is given (`engine_factory(settings, controls)`, in production
 livegen.engine.JamEngine -- the same engine `livegen jam --headless` runs). It reads the
@@ -6,6 +6,10 @@ engine's snapshots (stats, roll, log) about 15 times a second and calls its sett
 is pressed; starting and stopping the engine (loading a model, opening ports, finishing the
 recording) happen in worker threads. Nothing here waits on the decode worker or the audio
 callback, so a slow redraw can never make the music late.
+
+The session's state (settings, controls, engine state, stats, roll, problems, the computer
+keyboard) lives in reactive attributes. The stage (jam_screen.py) is bound to them: setting
+one is all it takes to update what shows it, and a value equal to the last fires nothing.
 """
 
 from __future__ import annotations
@@ -17,35 +21,31 @@ from pathlib import Path
 from typing import Protocol
 
 import mido
-from rich.text import Text
-from textual import events, work
-from textual.app import App, ComposeResult
+from textual import work
+from textual.app import App
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.reactive import var
 from textual.screen import Screen
-from textual.widgets import Log, Static
 
 from livegen.controls import Controls, JamSettings, RollNote, Stats
 from livegen.kernels.errors import LivegenError
 from livegen.settings_file import (
+    KeyboardSettings,
     SavedSettings,
     back_up_settings,
     save_settings,
     settings_path,
 )
-from livegen.tui.controls_panel import CONTROL_KEYS, MODE_NAMES, ControlsPanel, nudged
+from livegen.tui.controls_panel import nudged
 from livegen.tui.devices import Lister, list_devices
-from livegen.tui.keyboard import KEY_OFFSETS, ComputerKeyboard, note_name
-from livegen.tui.meters import Meters
-from livegen.tui.pianoroll import MODEL_COLOUR, PLAYER_COLOUR, PianoRoll
+from livegen.tui.jam_screen import ROLL_SECONDS, JamScreen
+from livegen.tui.keyboard import ComputerKeyboard
+from livegen.tui.pianoroll import RollFrame
 from livegen.tui.preset_info import PresetInfo, available_presets, describe_preset, short_bench
-from livegen.tui.screens import HelpScreen, SetupResult, SetupScreen
+from livegen.tui.screens import SetupResult, SetupScreen
 
-POLL_HZ = 15  # redraws per second: smooth enough for a roll, cheap for the UI thread
-ROLL_SECONDS = 8.0
-LOG_LINES = 500
-NARROW_COLUMNS = 100  # below this the controls panel drops its key column
-SHORT_ROWS = 32  # below this the log pane shrinks
+POLL_HZ = 15  # snapshots per second: smooth enough for a roll, cheap for the UI thread
+QUIET_STATES = ("starting", "failed")  # no engine: its last problems are not shown
 
 
 class Engine(Protocol):
@@ -71,161 +71,6 @@ class Engine(Protocol):
 EngineFactory = Callable[[JamSettings, Controls], Engine]
 
 
-def describe_port(value: str | None, kind: str) -> str:
-    if value in (None, "none"):
-        return "computer keyboard" if kind == "in" else "none"
-    if value == "virtual":
-        return f"livegen {kind} (virtual)"
-    return value
-
-
-class JamScreen(Screen):
-    """The stage: piano roll, meters, controls, log. Every control is one key."""
-
-    DEFAULT_CSS = """
-    #status { height: 1; background: $panel; padding: 0 1; }
-    #problems { height: auto; color: $warning; padding: 0 1; display: none; }
-    #problems.shown { display: block; }
-    #main { height: 1fr; }
-    #left { width: 1fr; }
-    #legend { height: 1; padding: 0 1; }
-    PianoRoll { border: round $panel-lighten-2; }
-    ControlsPanel { border: round $panel-lighten-2; }
-    #log { height: 7; border: round $panel-lighten-2; }
-    #hint { height: 1; background: $panel; padding: 0 1; color: $text-muted; }
-    """
-
-    BINDINGS = [
-        Binding(key, action, show=False) for k in CONTROL_KEYS for key, action in k.bindings
-    ]
-
-    app: JamApp
-
-    def __init__(self) -> None:
-        super().__init__()
-        # Kept as attributes: the poll draws on them 15 times a second without a query.
-        self.status = Static("", id="status")
-        self.problems = Static("", id="problems")
-        self.roll = PianoRoll(ROLL_SECONDS, id="roll")
-        self.legend = Static("", id="legend")
-        self.meters = Meters(id="meters")
-        self.controls_panel = ControlsPanel(id="controls")
-        self.log_pane = Log(max_lines=LOG_LINES, id="log")
-
-    def compose(self) -> ComposeResult:
-        yield self.status
-        yield self.problems
-        with Horizontal(id="main"):
-            with Vertical(id="left"):
-                yield self.roll
-                yield self.legend
-                yield self.meters
-            yield self.controls_panel
-        yield self.log_pane
-        yield Static(
-            "keys a–' play · F1 help · F2 set-up · Esc panic · r record · Ctrl+Q quit",
-            id="hint",
-        )
-
-    def _legend(self) -> Text:
-        text = Text()
-        text.append("■ you", style=PLAYER_COLOUR)
-        text.append("   ")
-        text.append("■ model", style=MODEL_COLOUR)
-        last = self.app.keyboard.last_pitch
-        if last is not None:
-            text.append("   last key ", style="dim")
-            text.append(note_name(last), style="bold")
-        return text
-
-    def on_mount(self) -> None:
-        self.roll.border_title = "piano roll"
-        self.controls_panel.border_title = "controls"
-        self.log_pane.border_title = "log"
-        self.show_controls()
-        self.show_status()
-        self.app.begin()
-
-    def on_resize(self, event: events.Resize) -> None:
-        # a short terminal: a shorter log, so the piano roll keeps its room
-        self.log_pane.styles.height = 4 if event.size.height < SHORT_ROWS else 7
-        narrow = event.size.width < NARROW_COLUMNS
-        if narrow != self.controls_panel.has_class("narrow"):
-            self.controls_panel.set_class(narrow, "narrow")
-            self.show_controls()
-
-    def on_unmount(self) -> None:
-        self.app.stage_gone = True
-
-    # drawing -------------------------------------------------------------------------------
-    def show_controls(self) -> None:
-        self.controls_panel.show(self.app.controls, self.app.keyboard)
-
-    def show_status(self) -> None:
-        app = self.app
-        s = app.settings
-        audio = s.audio_device or "default"
-        text = Text()
-        text.append("livegen ", style="bold")
-        # the engine's state first: a narrow terminal cuts the end of the line, not this
-        style = {"running": "bold green", "failed": "bold red"}.get(app.engine_state, "bold yellow")
-        text.append(f"● {app.engine_state}", style=style)
-        for label, value in (
-            ("preset", Path(s.preset).stem if s.preset.endswith(".toml") else s.preset),
-            ("mode", MODE_NAMES[app.controls.mode]),
-            ("in", describe_port(s.input, "in")),
-            ("out", describe_port(s.output, "out")),
-            ("audio", audio),
-        ):
-            text.append(f"  {label} ", style="dim")
-            text.append(value)
-        self.status.update(text)
-        self.legend.update(self._legend())
-
-    def show_problems(self, problems: Sequence[str]) -> None:
-        banner = self.problems
-        banner.set_class(bool(problems), "shown")
-        banner.update(Text("\n".join(f"⚠ {p}" for p in problems)))
-
-    def show_engine(self, stats: Stats, roll: list[RollNote], now: float, log: list[str]) -> None:
-        self.roll.show(roll, now)
-        self.meters.show(stats, self.app.controls)
-        if log:
-            self.log_pane.write_lines(log)
-
-    def write_log(self, line: str) -> None:
-        self.log_pane.write_line(line)
-
-    # the computer keyboard -----------------------------------------------------------------
-    def on_key(self, event: events.Key) -> None:
-        char = event.character
-        if char is not None and char.isalpha():
-            char = char.lower()  # Caps Lock on stage must not silence the keyboard
-        if char is None or char not in KEY_OFFSETS:
-            return
-        event.stop()
-        event.prevent_default()
-        self.app.press_key(char)
-
-    # actions -------------------------------------------------------------------------------
-    def action_nudge(self, name: str, direction: int) -> None:
-        changes = nudged(self.app.controls, name, direction, self.app.last_stats.tempo_bpm)
-        if changes:
-            self.app.change_controls(**changes)
-
-    def action_panic(self) -> None:
-        self.app.panic()
-
-    def action_keyboard(self, what: str, step: int) -> None:
-        self.app.keyboard_change(what, step)
-
-    def action_help(self) -> None:
-        self.app.push_screen(HelpScreen())
-
-    def action_setup(self) -> None:
-        self.app.open_setup()
-
-
 class JamApp(App):
     """`livegen`: the jam. Give it the settings and a way to make an engine."""
 
@@ -234,6 +79,17 @@ class JamApp(App):
         Binding("ctrl+q", "quit", "quit", priority=True),
         Binding("ctrl+c", "quit", "quit", priority=True, show=False),
     ]
+
+    # The session's state; JamScreen binds its own attributes of the same names to these.
+    settings: var[JamSettings] = var(JamSettings)  # this session's wiring
+    controls: var[Controls] = var(Controls)
+    engine_state: var[str] = var("starting")
+    start_problem: var[str | None] = var(None)  # why the engine did not start
+    stats: var[Stats] = var(Stats)  # the engine's, as of the last poll
+    roll: var[RollFrame] = var(RollFrame)
+    keyboard_settings: var[KeyboardSettings] = var(KeyboardSettings)
+    last_pitch: var[int | None] = var(None)  # the computer keyboard's last key
+    problems: var[tuple[str, ...]] = var(tuple)  # computed: the banner's lines
 
     def __init__(
         self,
@@ -256,15 +112,14 @@ class JamApp(App):
         # print capture (fileno -1), and the engine's first spawned process would fail to
         # pass that to the tracker ("bad value(s) in fds_to_keep").
         resource_tracker.ensure_running()
+        self.notes = list(notes)  # settings-file messages, shown until the session ends
         self.saved = saved  # what the settings file says (command-line overrides excluded)
-        self.settings = settings or saved.jam  # this session's wiring
-        self.controls = controls or saved.controls
         self.keyboard = ComputerKeyboard(dataclasses.replace(saved.keyboard))
+        self.set_reactive(JamApp.settings, settings or saved.jam)
+        self.set_reactive(JamApp.controls, controls or saved.controls)
+        self.set_reactive(JamApp.keyboard_settings, dataclasses.replace(saved.keyboard))
         self.engine_factory = engine_factory
         self.engine: Engine | None = None
-        self.engine_state = "starting"
-        self.notes = list(notes)  # settings-file messages, shown until the session ends
-        self.start_problem: str | None = None
         self.lister = lister
         self.describe = describe
         self.bench = bench
@@ -273,13 +128,35 @@ class JamApp(App):
         self.poll_hz = poll_hz
         self.process_log = process_log  # where the engine's processes print (launch.py)
         self.mode_touched = False
-        self.last_stats = Stats()
         self.stage_gone = False
         self.bench_cache: dict[str, str] = {}
         self.settings_kept = False  # the unreadable settings file was copied aside
 
+    def compute_problems(self) -> tuple[str, ...]:
+        """The banner: why the engine did not start, the settings file's notes, the engine's
+        problems, and why xruns may come (a sound server without real-time scheduling),
+        rather than a silent count."""
+        problems = list(self.notes)
+        if self.start_problem:
+            problems.insert(0, f"{self.start_problem} — press F2 to pick another set-up")
+        if self.engine_state not in QUIET_STATES:
+            problems += self.stats.problems
+            if self.stats.scheduling:
+                problems.append(self.stats.scheduling)
+        return tuple(problems)
+
     def get_default_screen(self) -> Screen:
-        return JamScreen()
+        app = JamApp
+        return JamScreen().data_bind(
+            app.engine_state,
+            app.settings,
+            app.controls,
+            app.stats,
+            app.keyboard_settings,
+            app.last_pitch,
+            app.problems,
+            app.roll,
+        )
 
     @property
     def jam_screen(self) -> JamScreen:
@@ -291,13 +168,15 @@ class JamApp(App):
         stack = self.screen_stack
         return not self.stage_gone and bool(stack) and isinstance(stack[0], JamScreen)
 
+    def write_log(self, *lines: str) -> None:
+        if self.stage_up():
+            self.jam_screen.write_log(lines)
+
     def begin(self) -> None:
         """Called once the stage screen is up: show the notes, start the engine, poll."""
-        for note in self.notes:
-            self.jam_screen.write_log(note)
+        self.write_log(*self.notes)
         if self.process_log is not None:
-            self.jam_screen.write_log(f"messages from the model and sound: {self.process_log}")
-        self.show_problems([])
+            self.write_log(f"messages from the model and sound: {self.process_log}")
         self.start_engine(self.settings)
         self.set_interval(1.0 / self.poll_hz, self.poll)
 
@@ -305,61 +184,48 @@ class JamApp(App):
     @work(thread=True, exclusive=True, group="engine")
     def start_engine(self, settings: JamSettings) -> None:
         old, self.engine = self.engine, None
-        self.call_from_thread(self._engine_state, "starting", None)
+        self.call_from_thread(self.engine_changed, "starting", None)
         if old is not None:
             old.stop()
         try:
             engine = self.engine_factory(settings, self.controls)
             engine.start()
         except (LivegenError, ValueError, OSError) as error:
-            self.call_from_thread(self._engine_state, "failed", str(error))
+            self.call_from_thread(self.engine_changed, "failed", str(error))
             return
         self.engine = engine
-        self.call_from_thread(self._engine_state, "running", None)
+        self.call_from_thread(self.engine_changed, "running", None)
 
-    def _engine_state(self, state: str, problem: str | None) -> None:
-        self.engine_state = state
-        self.start_problem = problem
-        if not self.stage_up():
-            return
+    def engine_changed(self, state: str, problem: str | None) -> None:
+        """On the UI thread: the engine started, failed or is starting."""
         if problem:
-            self.jam_screen.write_log(f"engine did not start: {problem}")
+            self.write_log(f"engine did not start: {problem}")
             self.notify(f"{problem}\nF2 opens the set-up.", severity="error", timeout=10)
         if self.engine is not None:
             self.controls = self.engine.controls
-            self.jam_screen.show_controls()
-        self.jam_screen.show_status()
-        if self.engine is not None:
-            self.show_problems(self.last_stats.problems, self.last_stats.scheduling)
-        else:
-            self.show_problems([])
-
-    def show_problems(self, engine_problems: Sequence[str], scheduling: str | None = None) -> None:
-        """The banner: the settings file's notes, the engine's problems, and why xruns may
-        come (a sound server without real-time scheduling), rather than a silent count."""
-        problems = self.notes + list(engine_problems) + ([scheduling] if scheduling else [])
-        if self.start_problem:
-            problems.insert(0, f"{self.start_problem} — press F2 to pick another set-up")
-        self.jam_screen.show_problems(problems)
+        self.start_problem = problem
+        self.engine_state = state
 
     def poll(self) -> None:
-        """Read the engine's snapshots and redraw (the UI thread's only regular work)."""
+        """Read the engine's snapshot into the reactive state (the UI thread's only regular
+        work); the stage redraws what changed, and only that."""
         engine = self.engine
         if engine is None or not self.stage_up():
             return
         stats, now, roll, log, controls = engine.snapshot(ROLL_SECONDS)
-        screen = self.jam_screen
-        if controls != self.controls:
-            self.controls = controls
-            screen.show_controls()
-            screen.show_status()
-        last = self.last_stats
-        if (stats.problems, stats.scheduling) != (last.problems, last.scheduling):
-            self.show_problems(stats.problems, stats.scheduling)
-        self.last_stats = stats
-        screen.show_engine(stats, roll, now, log)
+        self.controls = controls
+        self.stats = stats
+        self.roll = RollFrame.of(roll, now)
+        if log:
+            self.write_log(*log)
 
     # controls ------------------------------------------------------------------------------
+    def nudge(self, name: str, direction: int) -> None:
+        """One press of control `name`'s key (see controls_panel.nudged)."""
+        changes = nudged(self.controls, name, direction, self.stats.tempo_bpm)
+        if changes:
+            self.change_controls(**changes)
+
     def change_controls(self, **changes) -> None:
         if "mode" in changes:
             self.mode_touched = True
@@ -370,20 +236,17 @@ class JamApp(App):
                 self.controls = self.controls.changed(**changes)
         except ValueError as error:
             self.notify(str(error), severity="warning")
-            return
-        self.jam_screen.show_controls()
-        if "mode" in changes:
-            self.jam_screen.show_status()
 
     def panic(self) -> None:
         self.keyboard.release_all()  # the engine's panic silences them
         if self.engine is not None:
             self.engine.panic()
-        self.jam_screen.write_log("panic: all notes off")
+        self.write_log("panic: all notes off")
 
     def keyboard_change(self, what: str, step: int) -> None:
         getattr(self.keyboard, f"shift_{what}")(step)  # octave, velocity, length
-        self.jam_screen.show_controls()
+        # a copy: the keyboard changes its settings in place, the reactive needs a new value
+        self.keyboard_settings = dataclasses.replace(self.keyboard.settings)
 
     # the computer keyboard -----------------------------------------------------------------
     def press_key(self, char: str) -> None:
@@ -397,7 +260,7 @@ class JamApp(App):
             engine.play(message)
         if messages:
             self.set_timer(self.keyboard.settings.note_seconds, self.release_due)
-            self.jam_screen.show_status()
+            self.last_pitch = self.keyboard.last_pitch
 
     def release_due(self) -> None:
         engine = self.engine
@@ -436,9 +299,8 @@ class JamApp(App):
         self.save()
         if result.settings != self.settings or self.engine is None:
             self.settings = result.settings
-            self.jam_screen.write_log("set-up changed: restarting the engine")
+            self.write_log("set-up changed: restarting the engine")
             self.start_engine(result.settings)
-        self.jam_screen.show_status()
 
     # leaving -------------------------------------------------------------------------------
     def persisted_controls(self) -> Controls:
@@ -470,23 +332,22 @@ class JamApp(App):
         kept = back_up_settings(self.settings_file)
         if kept is not None:
             line = f"your settings file had problems; it is kept as {kept}"
-            if self.stage_up():
-                self.jam_screen.write_log(line)
+            self.write_log(line)
             self.notify(line, severity="warning", timeout=10)
 
     async def action_quit(self) -> None:
-        self.jam_screen.write_log("stopping: finishing the recording…")
+        self.write_log("stopping: finishing the recording…")
         self.stop_and_exit()
 
     @work(thread=True, exclusive=True, group="engine")
     def stop_and_exit(self) -> None:
-        self.engine_state = "stopping"
-        self.call_from_thread(self.jam_screen.show_status)  # it can take a while: say so
+        # it can take a while: say so (reactive attributes are set on the UI thread)
+        self.call_from_thread(setattr, self, "engine_state", "stopping")
         # Let go of the engine before stopping it: stop() holds the engine's lock for as long
         # as finishing the recording takes, and a poll on the UI thread would wait for it.
         engine, self.engine = self.engine, None
         if engine is not None:
             engine.stop()
         self.call_from_thread(self.save)
-        self.engine_state = "stopped"
+        self.call_from_thread(setattr, self, "engine_state", "stopped")
         self.call_from_thread(self.exit)

@@ -10,11 +10,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from rich.text import Text
-from textual.widgets import Static
+from textual.reactive import reactive
+from textual.widget import Widget
 
 from livegen.controls import ClockSource, Controls, Mode
 from livegen.link_clock import link_available
-from livegen.tui.keyboard import ComputerKeyboard, note_name
+from livegen.settings_file import KeyboardSettings
+from livegen.tui.keyboard import note_name
 
 RESPONSE_SECONDS = (0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0, 60.0)
 MODES = (Mode.CONTINUE, Mode.CALL, Mode.ACCOMPANY)
@@ -173,7 +175,7 @@ def _on_off(flag: bool) -> str:
     return "on" if flag else "off"
 
 
-def control_rows(controls: Controls, keyboard: ComputerKeyboard) -> list[tuple[str, str, str]]:
+def control_rows(controls: Controls, keyboard: KeyboardSettings) -> list[tuple[str, str, str]]:
     c = controls
     register = f"{note_name(c.low_pitch)}–{note_name(c.high_pitch)}"
     values = [
@@ -189,14 +191,14 @@ def control_rows(controls: Controls, keyboard: ComputerKeyboard) -> list[tuple[s
         ("clock", c.clock.value),
         ("record", _on_off(c.recording)),
         ("panic", "all notes off"),
-        ("octave", f"A = {note_name(12 * (keyboard.settings.octave + 1))}"),
-        ("velocity", str(keyboard.settings.velocity)),
-        ("note length", f"{keyboard.settings.note_seconds:g} s"),
+        ("octave", f"A = {note_name(12 * (keyboard.octave + 1))}"),
+        ("velocity", str(keyboard.velocity)),
+        ("note length", f"{keyboard.note_seconds:g} s"),
     ]
     return [(name, value, panel_keys(name)) for name, value in values]
 
 
-def controls_text(controls: Controls, keyboard: ComputerKeyboard, keys: bool = True) -> Text:
+def controls_text(controls: Controls, keyboard: KeyboardSettings, keys: bool = True) -> Text:
     text = Text()
     for i, (name, value, key) in enumerate(control_rows(controls, keyboard)):
         if i:
@@ -209,14 +211,18 @@ def controls_text(controls: Controls, keyboard: ComputerKeyboard, keys: bool = T
     return text
 
 
-class ControlsPanel(Static):
-    """The controls' values beside their keys; in a narrow terminal, the values only (the
-    help screen, F1, still lists the keys)."""
+class ControlsPanel(Widget):
+    """The controls' values beside their keys; `narrow` (a narrow terminal): the values only
+    (the help screen, F1, still lists the keys). Redrawn when one of the three changes."""
 
     DEFAULT_CSS = """
     ControlsPanel { width: 42; height: auto; padding: 0 1; }
     ControlsPanel.narrow { width: 32; }
     """
 
-    def show(self, controls: Controls, keyboard: ComputerKeyboard) -> None:
-        self.update(controls_text(controls, keyboard, keys=not self.has_class("narrow")))
+    controls: reactive[Controls] = reactive(Controls)
+    keyboard: reactive[KeyboardSettings] = reactive(KeyboardSettings)
+    narrow: reactive[bool] = reactive(False, layout=True, toggle_class="narrow")
+
+    def render(self) -> Text:
+        return controls_text(self.controls, self.keyboard, keys=not self.narrow)

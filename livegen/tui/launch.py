@@ -127,7 +127,7 @@ def launch(
         finally:
             if app.engine is not None:  # quit mid-start, or the UI died: still finish the take
                 app.engine.stop()
-    return final_word(app.last_stats.problems, app.return_code or 0)
+    return final_word(app.stats.problems, app.return_code or 0)
 
 
 def final_word(problems: list[str], code: int) -> int:

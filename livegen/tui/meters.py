@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.text import Text
+from textual.reactive import var
 from textual.widgets import Static
 
 from livegen.controls import ClockSource, Controls, Stats
@@ -91,14 +92,21 @@ def meters_text(stats: Stats, controls: Controls) -> Text:
 
 
 class Meters(Static):
+    """The meters of `stats` under `controls` (reactive attributes, set every poll while the
+    engine's figures move). The text they make is a computed attribute: most new stats read
+    the same as the last at the precision shown (idle above all), and an unchanged text is
+    not redrawn."""
+
     DEFAULT_CSS = """
     Meters { height: 5; padding: 0 1; }
     """
 
-    _shown: Text | None = None
+    stats: var[Stats] = var(Stats)
+    controls: var[Controls] = var(Controls)
+    shown: var[Text] = var(Text)
 
-    def show(self, stats: Stats, controls: Controls) -> None:
-        text = meters_text(stats, controls)
-        if text != self._shown:  # unchanged meters (most polls while idle): no redraw
-            self._shown = text
-            self.update(text, layout=False)  # always 5 lines
+    def compute_shown(self) -> Text:
+        return meters_text(self.stats, self.controls)
+
+    def watch_shown(self, text: Text) -> None:
+        self.update(text, layout=False)  # always 5 lines

@@ -8,10 +8,12 @@ outside it, so the picture does not jump about while you play in one place.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 
 from rich.segment import Segment
 from rich.style import Style
+from textual.reactive import reactive
 from textual.strip import Strip
 from textual.widget import Widget
 
@@ -118,43 +120,55 @@ def draw_roll(
     return strips
 
 
+@dataclass(frozen=True)
+class RollFrame:
+    """What the roll shows: the notes of its window and the session time at its right edge.
+
+    An empty roll looks the same at any time, so an empty frame carries no time: one empty
+    frame equals the next, and a reactive attribute holding them does not fire while idle."""
+
+    now: float = 0.0  # first: frames are compared field by field, and time moves most
+    notes: tuple[RollNote, ...] = ()
+
+    @classmethod
+    def of(cls, notes: Sequence[RollNote], now: float) -> RollFrame:
+        return cls(now=now, notes=tuple(notes)) if notes else cls()
+
+
 class PianoRoll(Widget):
-    """Shows the notes given to `show`; the app feeds it the engine's roll about 15 times/s.
+    """Draws its `frame` (a reactive attribute: a new frame repaints, an equal one does not).
     Drawn with the line API from strips made once per frame (no rich Text in between)."""
 
     DEFAULT_CSS = """
     PianoRoll { height: 1fr; min-height: 6; }
     """
 
+    frame: reactive[RollFrame] = reactive(RollFrame)
+
     def __init__(self, seconds: float = 8.0, **kwargs) -> None:
         super().__init__(**kwargs)
         self.seconds = seconds
-        self.notes: list[RollNote] = []
-        self.now = 0.0
         self.bottom = 48  # C3 at the bottom until notes say otherwise
-        self._strips: list[Strip] | None = None
-        self._drawn_size = (0, 0)
+        self._strips: list[Strip] = []
+        self._drawn: tuple[RollFrame, int, int] | None = None  # what _strips show
 
-    def show(self, notes: Sequence[RollNote], now: float) -> None:
-        if not notes and not self.notes and self._strips is not None:
-            self.now = now  # an empty roll looks the same at any time: no redraw
-            return
-        self.notes = list(notes)
-        self.now = now
-        self._strips = None
-        self.refresh()
+    @property
+    def notes(self) -> tuple[RollNote, ...]:
+        return self.frame.notes
 
     def lines(self) -> list[Strip]:
-        width, height = self.size.width, self.size.height
-        if self._strips is None or self._drawn_size != (width, height):
+        """The frame as strips, made once per frame and size (render_line asks per row)."""
+        frame, width, height = self.frame, self.size.width, self.size.height
+        drawn = self._drawn
+        if drawn is None or drawn[0] is not frame or drawn[1:] != (width, height):
             if width <= GUTTER or height <= 0:
                 self._strips = []
             else:
-                self.bottom = choose_bottom(self.notes, 2 * height, self.bottom)
+                self.bottom = choose_bottom(frame.notes, 2 * height, self.bottom)
                 self._strips = draw_roll(
-                    self.notes, self.now, width, height, self.seconds, self.bottom
+                    frame.notes, frame.now, width, height, self.seconds, self.bottom
                 )
-            self._drawn_size = (width, height)
+            self._drawn = (frame, width, height)
         return self._strips
 
     def render_line(self, y: int) -> Strip:

@@ -91,6 +91,7 @@ class SetupScreen(ModalScreen[SetupResult | None]):
         self.describe = describe
         self.bench = bench
         self.devices = DeviceLists()
+        self.offered: dict[str, list[tuple[str, str]]] = {}  # by picker id: (label, value)
         # verdicts by preset, kept by the app: a bench runs once per preset per session
         self.benched: dict[str, str] = {} if bench_cache is None else bench_cache
 
@@ -105,14 +106,10 @@ class SetupScreen(ModalScreen[SetupResult | None]):
             preset_options = [(name, name) for name in self.presets] or [(s.preset, s.preset)]
             if s.preset not in {v for _, v in preset_options}:
                 preset_options.insert(0, (s.preset, s.preset))
-            preset = Select(
-                preset_options, value=s.preset, allow_blank=False, id="preset", compact=True
-            )
-            yield self._row("preset", preset)
+            yield self._row("preset", self._picker("preset", preset_options, s.preset))
             yield Static("", id="preset-info")
             modes = [(MODE_NAMES[m], m.value) for m in MODES]
-            mode = Select(modes, value=self.mode.value, allow_blank=False, id="mode", compact=True)
-            yield self._row("mode", mode)
+            yield self._row("mode", self._picker("mode", modes, self.mode.value))
             soundfont = Input(
                 s.soundfont or "",
                 placeholder="the preset's soundfont",
@@ -139,8 +136,16 @@ class SetupScreen(ModalScreen[SetupResult | None]):
         return Horizontal(Label(name, classes="name"), widget, classes="row")
 
     def _select(self, widget_id, special, found, current) -> Select:
-        options = picker_options(special, found, current)
+        return self._picker(widget_id, picker_options(special, found, current), current)
+
+    def _picker(self, widget_id: str, options: list[tuple[str, str]], current: str) -> Select:
+        self.offered[widget_id] = options
         return Select(options, value=current, allow_blank=False, id=widget_id, compact=True)
+
+    def choices(self, picker_id: str) -> list[tuple[str, str]]:
+        """What picker `picker_id` (input, output, audio, preset, mode) offers now, as
+        (label, value) pairs."""
+        return list(self.offered[picker_id])
 
     def on_mount(self) -> None:
         self._poll_devices()
@@ -164,7 +169,9 @@ class SetupScreen(ModalScreen[SetupResult | None]):
         ):
             select = self.query_one(f"#{widget_id}", Select)
             current = select.value
-            select.set_options(picker_options(special, found, str(current), value_of))
+            options = picker_options(special, found, str(current), value_of)
+            self.offered[widget_id] = options
+            select.set_options(options)
             select.value = current
         self.query_one("#device-problems", Static).update(Text("\n".join(devices.problems)))
 
