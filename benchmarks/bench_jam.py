@@ -286,8 +286,8 @@ def jack_xruns(log: Path, start: float, end: float) -> tuple[dict[str, int], lis
 
 
 def pct(values: list[float], q: float) -> float | None:
-    """The q-th percentile (models/streaming.percentile), None for no values."""
-    from livegen.models.streaming import percentile
+    """The q-th percentile (livegen.benchmark.percentile), None for no values."""
+    from livegen.benchmark import percentile
 
     return percentile(sorted(values), q) if values else None
 

@@ -20,11 +20,11 @@ import time
 
 import torch
 
-from livegen.benchmark import random_context
+from livegen.benchmark import percentile, random_context
 from livegen.kernels.vocab import NOTE_ON, NUM_EVENTS, TIME_SHIFT, VELOCITY
 from livegen.models.loading import load_preset_model
 from livegen.models.preset import find_preset, load_preset
-from livegen.models.streaming import StreamingDecoder, percentile
+from livegen.models.streaming import StreamingDecoder
 
 PATHS = {  # name -> (quantize, cpu_kernels)
     "fp32": ("none", True),
