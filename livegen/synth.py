@@ -47,8 +47,10 @@ def _load_fluidsynth():  # noqa: ANN202 - the module has no types
 
 
 def _write_float_function(fluidsynth):  # noqa: ANN001, ANN202
-    # pyfluidsynth wraps only the int16 writer; fluid_synth_write_float is in the same library.
-    function = fluidsynth._fl.fluid_synth_write_float
+    # pyfluidsynth wraps only the int16 writer; fluid_synth_write_float is in the library it
+    # loaded (`fluidsynth.lib`, its path). Our own handle (the same loaded library) keeps the
+    # prototype below off pyfluidsynth's.
+    function = ctypes.CDLL(fluidsynth.lib).fluid_synth_write_float
     function.argtypes = [ctypes.c_void_p, ctypes.c_int] + [
         ctypes.c_void_p,
         ctypes.c_int,
