@@ -30,7 +30,6 @@ from livegen.kernels.midi_codes import (
 from livegen.kernels.midi_scan import unclosed_notes
 from livegen.kernels.time_steps import MICROSECONDS, TempoMap
 
-__all__ = ["DRUM_CHANNEL", "SUSTAIN_CC"]  # re-exported: older callers import them from here
 # write_midi's resolution: 1000 ticks per quarter at 120 bpm is 0.5 ms a tick, so a 10 ms
 # step is 20 ticks and the decoder's 0.5 ms sub-step slots survive a trip through a file.
 WRITE_TICKS_PER_BEAT = 1000
@@ -186,13 +185,19 @@ def read_midi(path: str | os.PathLike, *, include_drums: bool = False) -> Perfor
     except OSError as error:
         raise MidiFileError(path, f"cannot read ({error.strerror or error})") from None
     _check_structure(data, path)
-    score = _parse(data, path)
-    try:
-        performance = _performance_from_score(score, include_drums=include_drums)
-    except (ValueError, OverflowError, IndexError) as error:
-        raise MidiFileError(path, f"corrupt MIDI file ({error})") from None
+    performance = parse_performance(data, path, include_drums=include_drums)
     performance.unclosed_notes = unclosed_notes(data, include_drums=include_drums)
     return performance
+
+
+def parse_performance(data: bytes, path: object, *, include_drums: bool = False) -> Performance:
+    """The Performance of a MIDI file's bytes (symusic's parse, no structure check or count of
+    unclosed notes: read_midi adds those); raises MidiFileError naming `path`."""
+    score = _parse(data, path)
+    try:
+        return _performance_from_score(score, include_drums=include_drums)
+    except (ValueError, OverflowError, IndexError) as error:
+        raise MidiFileError(path, f"corrupt MIDI file ({error})") from None
 
 
 def _performance_from_score(score, include_drums: bool = False) -> Performance:

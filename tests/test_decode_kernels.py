@@ -113,9 +113,13 @@ def test_row_kernel_view_shares_weights_and_leaves_the_model_alone():
         torch.testing.assert_close(view.cross.q(many), model.cross.q(many), atol=1e-6, rtol=0)
     # The view's containers are its own: what is registered on it stays off the model.
     view.norm.register_buffer("extra", torch.zeros(1))
-    view.embed.register_forward_hook(lambda *args: None)
+    calls = []
+    view.embed.register_forward_hook(lambda *args: calls.append(1))
     assert "norm.extra" not in model.state_dict()
-    assert not model.embed._forward_hooks
+    model.embed(torch.tensor([1]))
+    assert not calls  # the hook is the view's alone
+    view.embed(torch.tensor([1]))
+    assert calls == [1]
 
 
 def test_which_models_get_the_numba_step():
