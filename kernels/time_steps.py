@@ -3,10 +3,10 @@
 - A time becomes the step nearest to it; a time exactly on a half step rounds UP (note_seq's
   quantize_to_step, cutoff 0.5). Float seconds cannot always say "exactly": 0.285 s is stored
   as 0.28499999999999998 and would round down. So ``seconds_to_step`` counts a time within
-  TIE_TOLERANCE of a half step as on it (float64 error stays below 1e-8 steps for a day-long
-  session; a clock or a MIDI file cannot place two distinct times that close to a half step in
-  float seconds anyway). Where a time is exact (MIDI ticks and a tempo map), ``TempoMap``
-  computes steps with integers and needs no tolerance.
+  TIE_TOLERANCE (1e-6 step, 10 ns) below a half step as on it: far above float64's error over
+  a day-long session (below 1e-8 steps), far below any timing a player or a clock can mean.
+  A file's tick can lie closer than that to a half step without being on it, so a file's
+  steps come from ``TempoMap``, in integers, with no tolerance at all.
 - A gap of n steps is written as TIME_SHIFTs of at most MAX_SHIFT_STEPS each, the full ones
   first (``write_time_shifts``: plain Python that the numba kernels compile as well, so the
   offline encoder, the live encoder and the decode worker share one definition).
@@ -90,8 +90,9 @@ class TempoMap:
     Exact time is an integer count of units of 1 / (10^6 * ticks_per_quarter) s: tempos are
     whole microseconds per quarter, so the time of every tick is a whole number of units, and
     the step of a time is integer arithmetic with no float in between (a half step rounds up,
-    always). Bounds: ticks fit 32 bits and tempos 24 bits (the file format), so units stay
-    below 2^55 and 100 x units below 2^62: int64 holds every intermediate.
+    always). Bounds: a tick (a note's end included: symusic's int32 onset plus duration) stays
+    below 2^32 and a tempo below 2^24 (three bytes in the file), so units stay below 2^56 and
+    100 x units below 2^63: int64 holds every intermediate.
     """
 
     def __init__(self, ticks_per_quarter: int, change_ticks=(), tempo_us=()) -> None:  # noqa: ANN001
