@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from livegen.benchmark import BenchResult, run_bench
+from livegen.kernels.time_steps import seconds_to_step
 from livegen.kernels.vocab import BEGIN, TIME_SHIFT, VELOCITY
 from livegen.models.config import PerceiverARConfig
 from livegen.models.loading import quantize_int8
@@ -145,7 +146,7 @@ def token_rate(folder: Path, window_s: float = 1.0) -> dict[str, float]:
     from livegen.kernels.errors import MidiFileError
     from livegen.kernels.tokenizer import encode_file
 
-    steps = round(window_s * 100)
+    steps = seconds_to_step(window_s)
     counts, files = [], 0
     for path in sorted(folder.rglob("*.mid")):
         try:

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from livegen.kernels.midi_scan import unclosed_notes
-from livegen.kernels.tokenizer import _parse, _performance_from_score, encode_performance
+from livegen.kernels.tokenizer import encode_performance, parse_performance
 from livegen.training.repair import cap_gaps
 
 
@@ -37,14 +37,14 @@ def main() -> None:
     args = parser.parse_args()
     paths = sorted(args.midi.rglob("*.mid"))[: args.files]
     blobs = [p.read_bytes() for p in paths]
-    tokens = [encode_performance(_performance_from_score(_parse(b, "x"))) for b in blobs]
+    tokens = [encode_performance(parse_performance(b, "x")) for b in blobs]
     counts = [unclosed_notes(b) for b in blobs]  # the warm-up pass compiles the kernels
     unclosed, with_unclosed = sum(counts), sum(1 for c in counts if c)
     capped = sum(cap_gaps(t, 30.0)[1] for t in tokens)
 
     def parse_encode() -> None:
         for b in blobs:
-            encode_performance(_performance_from_score(_parse(b, "x")))
+            encode_performance(parse_performance(b, "x"))
 
     def scan() -> None:
         for b in blobs:

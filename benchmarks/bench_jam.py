@@ -68,6 +68,7 @@ def peer(seconds: float, silence: float, response: float, engine: bool = True) -
     import rtmidi
 
     from livegen import realtime
+    from livegen.kernels.midi_codes import NOTE_OFF_STATUS, NOTE_ON_STATUS
 
     # On a server without real-time scheduling, the peer's JACK threads are raised as
     # livegen raises its own: the harness must not be the graph's weak link.
@@ -100,9 +101,9 @@ def peer(seconds: float, silence: float, response: float, engine: bool = True) -
     releases, start = [], time.perf_counter()
     while time.perf_counter() - start < seconds:
         for pitch in PHRASE:
-            player.send_message([0x90, pitch, 90])
+            player.send_message([NOTE_ON_STATUS, pitch, 90])
             time.sleep(NOTE)
-            player.send_message([0x80, pitch, 0])
+            player.send_message([NOTE_OFF_STATUS, pitch, 0])
             released = time.perf_counter()
             time.sleep(GAP)
         releases.append(released)
@@ -285,8 +286,8 @@ def jack_xruns(log: Path, start: float, end: float) -> tuple[dict[str, int], lis
 
 
 def pct(values: list[float], q: float) -> float | None:
-    """The q-th percentile (models/streaming.percentile), None for no values."""
-    from livegen.models.streaming import percentile
+    """The q-th percentile (livegen.benchmark.percentile), None for no values."""
+    from livegen.benchmark import percentile
 
     return percentile(sorted(values), q) if values else None
 

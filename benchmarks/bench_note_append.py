@@ -1,7 +1,7 @@
 """What a player's note costs the decoder: one token, and a 3-token note (VELOCITY, NOTE_ON and
 a TIME_SHIFT) appended at once, on a preset's model, for each decode path side by side.
 
-    .venv/bin/python benchmarks/bench_note_append.py [--preset piano] [--repeats 300]
+    .venv/bin/python benchmarks/bench_note_append.py [--preset piano] [--repeats 300] [--clock cpu]
 
 After `--context` tokens of random context, each repeat appends one token, then a 3-token note,
 and rolls the note back (the context grows by one token a repeat: 1000 to 1300 by default,
@@ -20,11 +20,11 @@ import time
 
 import torch
 
-from livegen.benchmark import random_context
+from livegen.benchmark import percentile, random_context
 from livegen.kernels.vocab import NOTE_ON, NUM_EVENTS, TIME_SHIFT, VELOCITY
 from livegen.models.loading import load_preset_model
 from livegen.models.preset import find_preset, load_preset
-from livegen.models.streaming import StreamingDecoder, percentile
+from livegen.models.streaming import StreamingDecoder
 
 PATHS = {  # name -> (quantize, cpu_kernels)
     "fp32": ("none", True),
@@ -33,19 +33,21 @@ PATHS = {  # name -> (quantize, cpu_kernels)
 }
 
 
-def measure(decoder: StreamingDecoder, context: int, repeats: int) -> dict[str, float]:
+def measure(
+    decoder: StreamingDecoder, context: int, repeats: int, clock=time.perf_counter
+) -> dict[str, float]:  # noqa: ANN001
     rng = random.Random(0)
     decoder.append(random_context(context))
     one, note = [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0 = clock()
         decoder.append([rng.randrange(NUM_EVENTS)])
-        one.append((time.perf_counter() - t0) * 1e3)
+        one.append((clock() - t0) * 1e3)
         position = decoder.position
-        t0 = time.perf_counter()
+        t0 = clock()
         velocity, pitch, shift = rng.randrange(32), rng.randrange(128), rng.randrange(100)
         decoder.append([VELOCITY + velocity, NOTE_ON + pitch, TIME_SHIFT + shift])
-        note.append((time.perf_counter() - t0) * 1e3)
+        note.append((clock() - t0) * 1e3)
         decoder.rollback(position)
     one.sort()
     note.sort()
@@ -63,18 +65,26 @@ def main() -> int:
     parser.add_argument("--context", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=300)
     parser.add_argument("--paths", default=",".join(PATHS), help=f"of {', '.join(PATHS)}")
+    parser.add_argument(
+        "--clock",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="wall: perf_counter; cpu: this thread's CPU time (steadier on a loaded machine, "
+        "blind to waiting)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     preset = load_preset(find_preset(args.preset))
     report: dict = {"preset": args.preset, "load_average": os.getloadavg()[0], "paths": {}}
+    report["clock"] = args.clock
     for name in args.paths.split(","):
         if name not in PATHS:
             parser.error(f"unknown path {name!r}: {', '.join(PATHS)}")
         quantize, cpu_kernels = PATHS[name]
         model = load_preset_model(preset, "cpu", quantize=quantize).model
-        figures = measure(
-            StreamingDecoder(model, cpu_kernels=cpu_kernels), args.context, args.repeats
-        )
+        clock = time.thread_time if args.clock == "cpu" else time.perf_counter
+        decoder = StreamingDecoder(model, cpu_kernels=cpu_kernels)
+        figures = measure(decoder, args.context, args.repeats, clock)
         report["paths"][name] = figures
         print(
             f"{name:10s} one token p50 {figures['one_token_p50']:.2f} ms (p90 "

@@ -26,8 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from livegen.benchmark import percentile  # noqa: E402
 from livegen.controls import Controls, JamSettings, RollNote, Stats  # noqa: E402
-from livegen.models.streaming import percentile  # noqa: E402
 from livegen.settings_file import SavedSettings  # noqa: E402
 from livegen.tui.app import JamApp  # noqa: E402
 from livegen.tui.devices import DeviceLists  # noqa: E402

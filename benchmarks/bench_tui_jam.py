@@ -53,6 +53,7 @@ from benchmarks.bench_jam import (  # noqa: E402
     start_probe,
 )
 from livegen import realtime  # noqa: E402
+from livegen.kernels.midi_codes import KIND_MASK, NOTE_ON_STATUS  # noqa: E402
 
 LIVEGEN = Path(sys.executable).parent / "livegen"
 OWN_CLIENTS = ("PortAudio", "livegen in", "livegen out")
@@ -271,7 +272,7 @@ def measure(livegen: Livegen, setup: Setup, phase: str, seconds: float) -> dict:
         if gaps is None
         else sum(ms > period_ms for _, ms, _ in gaps),
         "machine_gap_longest_ms": None if gaps is None else max((g[1] for g in gaps), default=0),
-        "model_notes": sum(m[0] & 0xF0 == 0x90 and m[2] > 0 for _, m in heard),
+        "model_notes": sum(m[0] & KIND_MASK == NOTE_ON_STATUS and m[2] > 0 for _, m in heard),
         "cpu_s": cpu,
         "cpu_percent": round(100 * sum(cpu.values()) / max(end - start, 1e-9), 1),
         "loadavg_1min": round(os.getloadavg()[0], 2),

@@ -35,9 +35,10 @@ from pathlib import Path
 
 import torch
 
+from livegen.benchmark import percentile
 from livegen.models.config import PerceiverARConfig
 from livegen.models.perceiver_ar import PerceiverAR
-from livegen.models.streaming import StreamingDecoder, percentile
+from livegen.models.streaming import StreamingDecoder
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_PIO_PYTHON = Path(os.environ.get("PIO_VENV", "/work/venv-pio")) / "bin" / "python"

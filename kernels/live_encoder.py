@@ -3,16 +3,16 @@
 LiveEncoder applies the same rules as livegen.kernels.tokenizer (note_seq's sustain walk,
 10 ms quantisation, note_seq's event order) incrementally. It looks only backwards and holds
 back one 10 ms step: step s is final once the clock reaches the time that quantises to s+1,
-i.e. (s + 0.5) / 100 s, because by then every event that rounds to s is known. A note's end
-is known at the event that ends it (its note-off, the pedal release, a re-strike), so
-finality never waits for the future.
+i.e. step_to_seconds(s + 0.5), because by then every event that rounds to s is known. A
+note's end is known at the event that ends it (its note-off, the pedal release, a re-strike),
+so finality never waits for the future.
 
 Messages become notes as in read_midi: a note-off (or note-on with velocity 0) closes the
 OLDEST open note-on of the same (channel, pitch); a note-off with nothing open is ignored.
 Sustain (CC64 >= 64 down) acts per channel; channel 10 (drums) is left out unless asked for.
 Messages dated before the last finalised step are clamped to the first open step
-(``(final_step + 1) / 100`` s) and counted; within the open step, messages are reordered by
-time. ``performance_from_messages`` builds the offline Performance of a message stream, so
+(``step_to_seconds(final_step + 1)``) and counted; within the open step, messages are
+reordered by time. ``performance_from_messages`` builds the offline Performance of a message stream, so
 ``encode_performance(performance_from_messages(stream))`` is what the live encoder emits
 (given the same clamped times); the tests check exactly that.
 """
@@ -28,16 +28,10 @@ from dataclasses import dataclass
 import mido
 import numpy as np
 
-from livegen.kernels.tokenizer import DRUM_CHANNEL, SUSTAIN_CC, Notes, Performance
-from livegen.kernels.vocab import (
-    MAX_SHIFT_STEPS,
-    NOTE_OFF,
-    NOTE_ON,
-    STEPS_PER_SECOND,
-    TIME_SHIFT,
-    VELOCITY,
-    velocity_to_bin,
-)
+from livegen.kernels.midi_codes import DRUM_CHANNEL, SUSTAIN_CC, pedal_down
+from livegen.kernels.time_steps import seconds_to_step, step_to_seconds, time_shift_tokens
+from livegen.kernels.tokenizer import Notes, Performance
+from livegen.kernels.vocab import NOTE_OFF, NOTE_ON, VELOCITY, velocity_to_bin
 
 # Kinds of the sustain walk, in the order note_seq processes equal times.
 _PEDAL_DOWN, _PEDAL_UP, _ONSET, _OFFSET = 0, 1, 2, 3
@@ -47,9 +41,7 @@ _PEDAL_DOWN, _PEDAL_UP, _ONSET, _OFFSET = 0, 1, 2, 3
 MAX_OPEN_PER_KEY = 1024
 
 
-def quantize(seconds: float) -> int:
-    """Seconds to a 10 ms step, as the offline kernel rounds (half up)."""
-    return int(seconds * STEPS_PER_SECOND + 0.5)
+quantize = seconds_to_step  # the offline kernel's rounding rule (kernels/time_steps.py)
 
 
 def classify(message: mido.Message, include_drums: bool = False) -> tuple | None:
@@ -181,7 +173,7 @@ class LiveEncoder:
             self.stats.ignored += 1
         else:
             if quantize(time) <= self.final_step:
-                time = (self.final_step + 1) / STEPS_PER_SECOND
+                time = step_to_seconds(self.final_step + 1)
                 self.stats.clamped += 1
             self._insert(time, classified)
         return self.advance(time)
@@ -240,6 +232,21 @@ class LiveEncoder:
         than a step): advance() still has tokens to give even with no message pending."""
         return bool(self._offs)
 
+    @property
+    def scheduled_offsets(self) -> int:
+        """Note endings waiting for their step (bounded by the notes sounding)."""
+        return sum(len(notes) for notes in self._offs.values())
+
+    @property
+    def tracked_notes(self) -> int:
+        """Notes the sustain walk still follows (sounding, or held by a pedal)."""
+        return sum(len(notes) for notes in self._active.values())
+
+    @property
+    def open_keys(self) -> int:
+        """(channel, pitch) keys with a strike waiting for its note-off."""
+        return len(self._open)
+
     # ------------------------------------------------------------ processing
 
     def _insert(self, time: float, classified: tuple) -> None:
@@ -269,7 +276,9 @@ class LiveEncoder:
         events = []
         for time, _, (kind, channel, number, value) in batch:
             if kind == "pedal":
-                events.append((time, _PEDAL_DOWN if value >= 64 else _PEDAL_UP, 0, 0, channel))
+                events.append(
+                    (time, _PEDAL_DOWN if pedal_down(value) else _PEDAL_UP, 0, 0, channel)
+                )
             elif kind == "on":
                 note = _Note(time, number, value, channel, self._notes_made)
                 self._notes_made += 1
@@ -345,12 +354,7 @@ class LiveEncoder:
         steps = sorted({s for s in self._offs if s <= target} | set(ons_by_step))
         tokens: list[int] = []
         for step in steps:
-            gap = step - self._step
-            while gap > MAX_SHIFT_STEPS:
-                tokens.append(TIME_SHIFT + MAX_SHIFT_STEPS - 1)
-                gap -= MAX_SHIFT_STEPS
-            if gap > 0:
-                tokens.append(TIME_SHIFT + gap - 1)
+            tokens += time_shift_tokens(step - self._step)
             self._step = step
             # Every offset in a step belongs to a note that started in an earlier step, so
             # it sorts before every onset of the step; within each group, by (start, pitch).

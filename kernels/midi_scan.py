@@ -12,7 +12,16 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-DRUM_CHANNEL = 9
+from livegen.kernels.midi_codes import (
+    CHANNEL_PRESSURE_STATUS,
+    CHANNELS,
+    DRUM_CHANNEL,
+    NOTE_OFF_STATUS,
+    NOTE_ON_STATUS,
+    PROGRAM_CHANGE_STATUS,
+)
+
+# The MIDI numbers are module globals numba freezes into the compiled loop.
 
 
 @njit(cache=True)
@@ -32,7 +41,7 @@ def _varlen(data, i, end):
 
 @njit(cache=True)
 def _track_unclosed(data, i, end, include_drums):
-    open_notes = np.zeros(16 * 128, dtype=np.int64)
+    open_notes = np.zeros(CHANNELS * 128, dtype=np.int64)
     running = 0
     while i < end:
         _, i = _varlen(data, i, end)  # delta time
@@ -54,15 +63,15 @@ def _track_unclosed(data, i, end, include_drums):
         elif running == 0:
             break
         kind = running & 0xF0
-        size = 1 if kind == 0xC0 or kind == 0xD0 else 2
+        size = 1 if kind == PROGRAM_CHANGE_STATUS or kind == CHANNEL_PRESSURE_STATUS else 2  # noqa: SIM109 (numba)
         if i + size > end:
             break
         channel = running & 0x0F
         if channel != DRUM_CHANNEL or include_drums:
             key = channel * 128 + (data[i] & 0x7F)
-            if kind == 0x90 and data[i + 1] > 0:
+            if kind == NOTE_ON_STATUS and data[i + 1] > 0:
                 open_notes[key] += 1
-            elif (kind == 0x80 or kind == 0x90) and open_notes[key] > 0:
+            elif (kind == NOTE_OFF_STATUS or kind == NOTE_ON_STATUS) and open_notes[key] > 0:  # noqa: SIM109
                 open_notes[key] -= 1
         i += size
     return open_notes.sum()

@@ -18,6 +18,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from livegen.kernels.midi_codes import PEDAL_DOWN
+from livegen.kernels.time_steps import seconds_to_step, write_time_shifts
 from livegen.kernels.vocab import (
     MAX_SHIFT_STEPS,
     NOTE_OFF,
@@ -48,10 +50,9 @@ SUBSTEP_SECONDS = 0.0005
 MAX_SUBSTEP_SLOTS = 9
 
 
-@njit(cache=True)
-def quantize(seconds: float) -> int:
-    """Seconds to a 10 ms step, rounding half up (note_seq's quantize_to_step, cutoff 0.5)."""
-    return int(seconds * STEPS_PER_SECOND + 0.5)
+# The rounding rule and the TIME_SHIFT code of kernels/time_steps.py, compiled here.
+quantize = njit(cache=True)(seconds_to_step)
+_write_time_shifts = njit(cache=True)(write_time_shifts)
 
 
 @njit(cache=True)
@@ -71,7 +72,8 @@ def apply_sustain(start, end, pitch, group, pedal_time, pedal_group, pedal_value
     """Sustain pedal (CC64) applied per group: returns (new_end, keep).
 
     Notes are given in list order (that order breaks ties between equal events, as in
-    note_seq); ``group`` is the pedal group of each note (note_seq: the instrument).
+    note_seq); ``group`` is the pedal group of each note (note_seq: the instrument). Times
+    are float seconds or exact integers (a file's TempoMap units): all of one dtype.
     ``keep`` is False for notes a re-strike at their own start time wiped out.
     """
     n = start.shape[0]
@@ -80,7 +82,7 @@ def apply_sustain(start, end, pitch, group, pedal_time, pedal_group, pedal_value
     keep = np.ones(n, dtype=np.bool_)
     any_down = False
     for j in range(m):
-        if pedal_value[j] >= 64:
+        if pedal_value[j] >= PEDAL_DOWN:
             any_down = True
             break
     # Without a pedal-down event the walk provably changes nothing.
@@ -96,13 +98,13 @@ def apply_sustain(start, end, pitch, group, pedal_time, pedal_group, pedal_value
     # Events laid out by kind (pedal-on, pedal-off, onsets, offsets), each kind in list
     # order; a stable sort on time then yields note_seq's order (time, kind, list order).
     total = 2 * n + m
-    ev_time = np.empty(total, dtype=np.float64)
+    ev_time = np.empty(total, dtype=start.dtype)
     ev_kind = np.empty(total, dtype=np.int8)
     ev_ref = np.empty(total, dtype=np.int64)
     k = 0
     for want in (SUSTAIN_ON, SUSTAIN_OFF):
         for j in range(m):
-            down = pedal_value[j] >= 64
+            down = pedal_value[j] >= PEDAL_DOWN
             if (want == SUSTAIN_ON) == down:
                 ev_time[k] = pedal_time[j]
                 ev_kind[k] = want
@@ -125,7 +127,7 @@ def apply_sustain(start, end, pitch, group, pedal_time, pedal_group, pedal_value
     slot = np.full(n, -1, dtype=np.int64)
     n_active = 0
     held = np.zeros(n_groups, dtype=np.bool_)
-    t = 0.0
+    t = start[0]  # of the times' own dtype; the walk sets it before it is read
     for e in order:
         t = ev_time[e]
         kind = ev_kind[e]
@@ -172,12 +174,26 @@ def apply_sustain(start, end, pitch, group, pedal_time, pedal_group, pedal_value
 
 @njit(cache=True)
 def encode_notes(start, end, pitch, velocity, keep):
-    """Token ids (int16) of notes sorted by (start, pitch); notes with keep False are skipped.
+    """Token ids (int16) of notes sorted by (start, pitch), times in float seconds (quantised
+    by the one rounding rule); notes with keep False are skipped."""
+    n = start.shape[0]
+    on_step = np.empty(n, dtype=np.int64)
+    off_step = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        on_step[i] = quantize(start[i])
+        off_step[i] = quantize(end[i])
+    return encode_steps(on_step, off_step, pitch, velocity, keep)
+
+
+@njit(cache=True)
+def encode_steps(start_step, end_step, pitch, velocity, keep):
+    """Token ids (int16) of notes sorted by (start, pitch), times already in steps; notes
+    with keep False are skipped.
 
     Onsets and offsets are ordered as note_seq orders them: by step, then by note index, an
     onset before the offset of the same note. Time shifts come only before an event.
     """
-    n_all = start.shape[0]
+    n_all = start_step.shape[0]
     n = 0
     for i in range(n_all):
         if keep[i]:
@@ -191,8 +207,8 @@ def encode_notes(start, end, pitch, velocity, keep):
     for i in range(n_all):
         if not keep[i]:
             continue
-        s = quantize(start[i])
-        e = quantize(end[i])
+        s = start_step[i]
+        e = end_step[i]
         if e <= s:
             # note_seq: a note lasts at least one step (end == start there; end < start
             # cannot come out of the sustain walk, but garbage input should not crash).
@@ -221,14 +237,7 @@ def encode_notes(start, end, pitch, velocity, keep):
         rest = key >> 1
         step = rest // n
         i = rest - step * n
-        gap = step - current
-        while gap > MAX_SHIFT_STEPS:
-            out[k] = TIME_SHIFT + MAX_SHIFT_STEPS - 1
-            k += 1
-            gap -= MAX_SHIFT_STEPS
-        if gap > 0:
-            out[k] = TIME_SHIFT + gap - 1
-            k += 1
+        k = _write_time_shifts(out, k, step - current)
         current = step
         if is_off:
             out[k] = NOTE_OFF + note_pitch[i]

@@ -1,8 +1,11 @@
 """MIDI files <-> notes <-> token ids: the public face of the performance encoding.
 
-read_midi parses with symusic (in ticks; seconds are computed here in float64 from the tempo
-map, so quantisation does not suffer from symusic's float32 seconds), encode_performance runs
-the numba kernels of livegen.kernels.performance, decode_tokens and write_midi go back.
+read_midi parses with symusic (in ticks) and keeps each time exact: an integer of the file's
+TempoMap (kernels/time_steps.py), so the sustain walk compares ticks and a note on a half step
+rounds up, always (float seconds, symusic's float32 or even float64, sometimes round such a
+tie down). encode_performance runs the numba kernels of livegen.kernels.performance on those
+exact times when a file gave them, on float seconds otherwise; decode_tokens and write_midi go
+back.
 docs/TOKENS.md states the rules and where livegen differs from Magenta's note_seq.
 """
 
@@ -17,15 +20,20 @@ import numpy as np
 
 from livegen.kernels import performance as kernels
 from livegen.kernels.errors import MidiFileError
+from livegen.kernels.midi_codes import (
+    CHANNELS,
+    DATA_MASK,
+    DEFAULT_TEMPO,
+    DRUM_CHANNEL,
+    SUSTAIN_CC,
+)
 from livegen.kernels.midi_scan import unclosed_notes
+from livegen.kernels.time_steps import MICROSECONDS, TempoMap
 
-SUSTAIN_CC = 64
-DRUM_CHANNEL = 9  # channel 10 counted from 1
-DEFAULT_TEMPO = 500_000  # microseconds per quarter note (120 bpm), the MIDI default
 # write_midi's resolution: 1000 ticks per quarter at 120 bpm is 0.5 ms a tick, so a 10 ms
 # step is 20 ticks and the decoder's 0.5 ms sub-step slots survive a trip through a file.
 WRITE_TICKS_PER_BEAT = 1000
-WRITE_TICKS_PER_SECOND = WRITE_TICKS_PER_BEAT * 1_000_000 // DEFAULT_TEMPO  # 2000
+WRITE_TICKS_PER_SECOND = WRITE_TICKS_PER_BEAT * MICROSECONDS // DEFAULT_TEMPO  # 2000
 
 
 def _array(values: object, dtype: type) -> np.ndarray:
@@ -80,10 +88,23 @@ class Notes:
 
 
 @dataclass
+class ExactTimes:
+    """A file's times as exact integers (TempoMap units), aligned with its Performance's
+    notes and pedal events: what the encoder quantises, so that ties round up."""
+
+    tempo_map: TempoMap
+    start: np.ndarray  # int64 units, one per note
+    end: np.ndarray
+    pedal: np.ndarray  # int64 units, one per pedal event
+
+
+@dataclass
 class Performance:
     """What a MIDI file holds for the encoding: notes and sustain-pedal (CC64) events.
 
     Pedal events are in time order; ``pedal_channel`` uses the same groups as Notes.channel.
+    ``exact`` (from read_midi) holds the same times as integers; whoever changes the notes'
+    times must drop it (then the float seconds are quantised).
     """
 
     notes: Notes
@@ -91,6 +112,7 @@ class Performance:
     pedal_channel: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     pedal_value: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     unclosed_notes: int = 0  # note-ons with no note-off: dropped (kernels/midi_scan.py)
+    exact: ExactTimes | None = None
 
     def __post_init__(self) -> None:
         self.pedal_time = _array(self.pedal_time, np.float64)
@@ -136,24 +158,6 @@ def _check_structure(data: bytes, path: object) -> None:
         raise MidiFileError(path, f"truncated MIDI file ({found} of {n_tracks} tracks)")
 
 
-def _tick_to_seconds(ticks: np.ndarray, tempo_ticks: np.ndarray, tempo_us: np.ndarray, tpq: int):
-    """Seconds (float64) of tick positions under a tempo map, as pretty_midi computes them."""
-    # The tempo in force at tick 0 is the MIDI default until a tempo event says otherwise;
-    # of several tempo events on one tick, the last one counts.
-    keep = np.ones(tempo_ticks.shape[0], dtype=bool)
-    keep[:-1] = tempo_ticks[1:] != tempo_ticks[:-1]
-    tempo_ticks, tempo_us = tempo_ticks[keep], tempo_us[keep]
-    if tempo_ticks.shape[0] == 0 or tempo_ticks[0] != 0:
-        tempo_ticks = np.concatenate(([0], tempo_ticks))
-        tempo_us = np.concatenate(([DEFAULT_TEMPO], tempo_us))
-    seconds_per_tick = tempo_us.astype(np.float64) / 1e6 / tpq
-    segment_seconds = np.diff(tempo_ticks).astype(np.float64) * seconds_per_tick[:-1]
-    segment_start = np.concatenate(([0.0], np.cumsum(segment_seconds)))
-    index = np.searchsorted(tempo_ticks, ticks, side="right") - 1
-    index = np.maximum(index, 0)
-    return segment_start[index] + (ticks - tempo_ticks[index]) * seconds_per_tick[index]
-
-
 def _parse(data: bytes, path: object):
     import symusic  # the C++ parser; imported here so `import tokenizer` stays light
 
@@ -181,13 +185,19 @@ def read_midi(path: str | os.PathLike, *, include_drums: bool = False) -> Perfor
     except OSError as error:
         raise MidiFileError(path, f"cannot read ({error.strerror or error})") from None
     _check_structure(data, path)
-    score = _parse(data, path)
-    try:
-        performance = _performance_from_score(score, include_drums=include_drums)
-    except (ValueError, OverflowError, IndexError) as error:
-        raise MidiFileError(path, f"corrupt MIDI file ({error})") from None
+    performance = parse_performance(data, path, include_drums=include_drums)
     performance.unclosed_notes = unclosed_notes(data, include_drums=include_drums)
     return performance
+
+
+def parse_performance(data: bytes, path: object, *, include_drums: bool = False) -> Performance:
+    """The Performance of a MIDI file's bytes (symusic's parse, no structure check or count of
+    unclosed notes: read_midi adds those); raises MidiFileError naming `path`."""
+    score = _parse(data, path)
+    try:
+        return _performance_from_score(score, include_drums=include_drums)
+    except (ValueError, OverflowError, IndexError) as error:
+        raise MidiFileError(path, f"corrupt MIDI file ({error})") from None
 
 
 def _performance_from_score(score, include_drums: bool = False) -> Performance:
@@ -195,10 +205,7 @@ def _performance_from_score(score, include_drums: bool = False) -> Performance:
     if tpq <= 0:
         raise ValueError(f"ticks per quarter {tpq}")
     tempos = score.tempos.numpy() if len(score.tempos) else {"time": [], "mspq": []}
-    tempo_ticks = np.asarray(tempos["time"], dtype=np.int64)
-    tempo_us = np.asarray(tempos["mspq"], dtype=np.int64)
-    order = np.argsort(tempo_ticks, kind="stable")
-    tempo_ticks, tempo_us = tempo_ticks[order], tempo_us[order]
+    tempo_map = TempoMap(tpq, tempos["time"], tempos["mspq"])
 
     starts, ends, pitches, velocities, groups = [], [], [], [], []
     pedal_ticks, pedal_groups, pedal_values = [], [], []
@@ -227,21 +234,22 @@ def _performance_from_score(score, include_drums: bool = False) -> Performance:
     pitch, velocity = joined(pitches), joined(velocities)
     # Notes a MIDI byte cannot hold only come from corrupt data; velocity 0 is a note-off.
     valid = (pitch <= 127) & (velocity >= 1) & (velocity <= 127)
-    to_seconds = lambda ticks: _tick_to_seconds(ticks, tempo_ticks, tempo_us, tpq)  # noqa: E731
-    notes = Notes(
-        to_seconds(joined(starts)[valid]),
-        to_seconds(joined(ends)[valid]),
-        pitch[valid],
-        velocity[valid],
-        joined(groups)[valid],
-    ).sorted()
-    pedal_time = to_seconds(joined(pedal_ticks))
-    pedal_order = np.argsort(pedal_time, kind="stable")
+    start = tempo_map.units(joined(starts)[valid])
+    end = tempo_map.units(joined(ends)[valid])
+    pitch, velocity, group = pitch[valid], velocity[valid], joined(groups)[valid]
+    order = np.lexsort((pitch, start))  # (start, pitch), ties in file order
+    start, end = start[order], end[order]
+    seconds = tempo_map.seconds_of_units
+    notes = Notes(seconds(start), seconds(end), pitch[order], velocity[order], group[order])
+    pedal = tempo_map.units(joined(pedal_ticks))
+    pedal_order = np.argsort(pedal, kind="stable")
+    pedal = pedal[pedal_order]
     return Performance(
         notes,
-        pedal_time[pedal_order],
+        seconds(pedal),
         joined(pedal_groups)[pedal_order],
         joined(pedal_values)[pedal_order],
+        exact=ExactTimes(tempo_map, start, end, pedal),
     )
 
 
@@ -249,7 +257,7 @@ def _performance_from_score(score, include_drums: bool = False) -> Performance:
 
 
 def _sustain(perf: Performance, notes: Notes) -> tuple[np.ndarray, np.ndarray]:
-    """(new ends, kept) of `notes` (perf's, maybe reordered) under perf's pedal."""
+    """(new ends, kept) of `notes` (perf's, maybe reordered) under perf's pedal (seconds)."""
     return kernels.apply_sustain(
         notes.start,
         notes.end,
@@ -261,19 +269,46 @@ def _sustain(perf: Performance, notes: Notes) -> tuple[np.ndarray, np.ndarray]:
     )
 
 
+def _sustain_exact(perf: Performance, exact: ExactTimes) -> tuple[np.ndarray, np.ndarray]:
+    """(new ends in units, kept) of perf's notes under its pedal, on the exact times."""
+    notes = perf.notes
+    return kernels.apply_sustain(
+        exact.start,
+        exact.end,
+        notes.pitch,
+        notes.channel,
+        exact.pedal,
+        perf.pedal_channel,
+        perf.pedal_value,
+    )
+
+
 def sustained_notes(perf: Performance) -> Notes:
     """The notes as the encoding sees them: pedal applied, wiped-out notes removed."""
     notes = perf.notes
-    new_end, keep = _sustain(perf, notes)
+    if perf.exact is not None:
+        new_units, keep = _sustain_exact(perf, perf.exact)
+        new_end = perf.exact.tempo_map.seconds_of_units(new_units)
+    else:
+        new_end, keep = _sustain(perf, notes)
     result = Notes(notes.start, new_end, notes.pitch, notes.velocity, notes.channel)
     return result.take(np.flatnonzero(keep))
 
 
 def encode_performance(perf: Performance) -> np.ndarray:
-    """Token ids (int16, no BEGIN/END) of a performance; equals note_seq's encoding."""
+    """Token ids (int16, no BEGIN/END) of a performance; equals note_seq's encoding, except
+    that a file's time exactly on a half step always rounds up (note_seq's float seconds
+    sometimes round it down)."""
     notes = perf.notes
     if len(notes) == 0:
         return np.zeros(0, dtype=np.int16)
+    exact = perf.exact
+    if exact is not None:  # read_midi's notes, already in (start, pitch) order of exact times
+        new_units, keep = _sustain_exact(perf, exact)
+        steps = exact.tempo_map.steps_of_units
+        return kernels.encode_steps(
+            steps(exact.start), steps(new_units), notes.pitch, notes.velocity, keep
+        )
     order = np.lexsort((notes.pitch, notes.start))
     if not np.array_equal(order, np.arange(len(notes))):
         notes = notes.take(order)
@@ -311,7 +346,7 @@ def decode_tokens(tokens: Iterable[int] | np.ndarray) -> Notes:
 
 def _track_channel(index: int) -> int:
     """Track i plays on channel i, skipping the drum channel, wrapping after 15."""
-    melodic = [c for c in range(16) if c != DRUM_CHANNEL]
+    melodic = [c for c in range(CHANNELS) if c != DRUM_CHANNEL]
     return melodic[index % len(melodic)]
 
 
@@ -358,7 +393,7 @@ def write_midi(
             track.append(
                 mido.Message(
                     kind,
-                    note=int(notes.pitch[i]) & 0x7F,
+                    note=int(notes.pitch[i]) & DATA_MASK,
                     velocity=velocity,
                     channel=channel,
                     time=int(ticks[e] - now),

@@ -8,6 +8,10 @@ size and the special ids so that a future change here cannot silently reinterpre
 
 from __future__ import annotations
 
+# Bumped whenever the tokens of some file change (caches of tokens keep one folder per revision).
+# 2: a file's time exactly on a half step rounds up (exact tick arithmetic; issue 12).
+ENCODING_REVISION = 2
+
 STEPS_PER_SECOND = 100
 NUM_PITCHES = 128
 MAX_SHIFT_STEPS = 100

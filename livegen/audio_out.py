@@ -196,6 +196,7 @@ class WavRing:
         self.overflows = 0
         self._running = False
         self._file = None
+        self._handle = None  # the file under the wave writer: its header is patched live
         self._thread: threading.Thread | None = None
 
     def write(self, block: np.ndarray) -> None:
@@ -209,7 +210,8 @@ class WavRing:
 
     def start(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = wave.open(str(self.path), "wb")  # noqa: SIM115 - open for the session
+        self._handle = open(self.path, "wb")  # noqa: SIM115 - open for the session
+        self._file = wave.open(self._handle, "wb")  # noqa: SIM115
         self._file.setnchannels(2)
         self._file.setsampwidth(2)
         self._file.setframerate(self.sample_rate)
@@ -240,7 +242,7 @@ class WavRing:
 
     def _patch_header(self) -> None:
         # wave writes the true sizes only on close; patch them so a killed session is readable.
-        handle = self._file._file
+        handle = self._handle
         handle.flush()
         data_bytes = self.saved * 4
         end = handle.tell()
@@ -257,8 +259,9 @@ class WavRing:
             self._thread.join(timeout=2)
         if self._file is not None:
             self._drain()
-            self._file.close()
-            self._file = None
+            self._file.close()  # wave leaves a handle it was given open
+            self._handle.close()
+            self._file = self._handle = None
 
 
 # ---- the audio process -------------------------------------------------------------------

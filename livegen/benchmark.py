@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -27,7 +28,7 @@ from livegen.kernels.vocab import NUM_EVENTS
 from livegen.models.grammar import GrammarState
 from livegen.models.perceiver_ar import PerceiverAR
 from livegen.models.sampling import SamplingParams, sample_token
-from livegen.models.streaming import measure_decode, percentile
+from livegen.models.streaming import StreamingDecoder
 
 # Tokens per second that dense piano playing asks for, derived from data by
 # `benchmarks/bench_decode.py --token-rate DIR` over the whole music21 corpus converted to MIDI
@@ -37,6 +38,77 @@ from livegen.models.streaming import measure_decode, percentile
 # above the 99.9th percentile with that headroom, rounded: 100 tokens/s (3x the 99th percentile).
 CORPUS_P99_TOKENS_PER_S = 32
 NEEDED_TOKENS_PER_S = 100
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    """The q-th percentile (nearest rank) of an ascending list."""
+    index = min(len(sorted_values) - 1, max(0, round(q / 100 * (len(sorted_values) - 1))))
+    return sorted_values[index]
+
+
+@torch.no_grad()
+def measure_decode(
+    model: PerceiverAR,
+    context_tokens: Sequence[int],
+    n_tokens: int,
+    *,
+    refill: int | None = None,
+    seed: int = 0,
+    warmup: int = 8,
+    cuda_graph: bool = False,
+    cpu_kernels: bool = True,
+) -> dict[str, float | str]:
+    """Prefill context_tokens, then decode n_tokens (sampled, temperature 1) one at a time.
+
+    Returns milliseconds: prefill_ms, ms_per_token_p50/p90/p99/max/mean, tokens_per_s, and
+    refill_ms (one burst refill of R latents, which the streaming step itself never pays).
+    Every step is timed (window changes included); on CUDA each time waits for the device.
+    """
+    decoder = StreamingDecoder(model, refill=refill, cuda_graph=cuda_graph, cpu_kernels=cpu_kernels)
+    cuda = decoder.device.type == "cuda"
+    sync = (lambda: torch.cuda.synchronize(decoder.device)) if cuda else (lambda: None)
+    generator = torch.Generator().manual_seed(seed)
+    context = list(context_tokens)
+    t0 = time.perf_counter()
+    logits = decoder.append(context)
+    sync()
+    prefill_ms = (time.perf_counter() - t0) * 1e3
+    times: list[float] = []
+    for i in range(warmup + n_tokens):
+        probs = torch.softmax(logits.float().cpu(), -1)
+        token = int(torch.multinomial(probs, 1, generator=generator))
+        t0 = time.perf_counter()
+        logits = decoder.append([token])
+        sync()
+        if i >= warmup:
+            times.append((time.perf_counter() - t0) * 1e3)
+    ordered = sorted(times)
+    return {
+        "prefill_tokens": len(context),
+        "prefill_ms": prefill_ms,
+        "ms_per_token_p50": percentile(ordered, 50),
+        "ms_per_token_p90": percentile(ordered, 90),
+        "ms_per_token_p99": percentile(ordered, 99),
+        "ms_per_token_max": ordered[-1],
+        "ms_per_token_mean": sum(times) / len(times),
+        "tokens_per_s": 1e3 * len(times) / sum(times),
+        "refill_ms": measure_refill(decoder),
+        "refill_latents": decoder.R,
+        "windows_per_step": decoder.M,
+        "dtype": str(decoder.dtype).removeprefix("torch."),
+    }
+
+
+def measure_refill(decoder: StreamingDecoder, repeats: int = 3) -> float:
+    """Best milliseconds of one burst refill (StreamingDecoder.refill_latents)."""
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        decoder.refill_latents()
+        if decoder.device.type == "cuda":
+            torch.cuda.synchronize(decoder.device)
+        best = min(best, (time.perf_counter() - t0) * 1e3)
+    return best
 
 
 @dataclass

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from livegen.kernels.midi_codes import SUSTAIN_CC
 from livegen.kernels.values import MIDI_BYTE, MIDI_CHANNEL, SEED, Bound, check_fields
 
 # What each number may be: the command line (argparse types), the settings file and the UI
@@ -127,7 +128,7 @@ class Controls:
         checks = {
             "low_pitch": self.low_pitch <= self.high_pitch,
             "quantize_division": self.quantize_division in (1, 2, 3, 4, 6, 8, 12, 16),
-            "phrase_cc": self.phrase_cc != 64,
+            "phrase_cc": self.phrase_cc != SUSTAIN_CC,
         }
         for name, ok in checks.items():
             if not ok:

@@ -2,8 +2,7 @@
 
 - `list_midi_inputs(api)`, `list_midi_outputs(api)`: port names, cached per API; livegen's own
   ports ("livegen in", "livegen out") are left out so nobody wires livegen into itself.
-- `list_audio_devices()`: PortAudio output devices, probed in a child process (PortAudio
-  initialised in this process would tie it to a JACK server that may go away) and cached.
+- `prefetch_device_lists()`: warms those lists and the audio devices' (livegen/audio_devices.py).
 - `resolve_port(wanted, available)`: exact name, else a unique (case-insensitive) substring;
   otherwise a PortError that lists what exists.
 - MidiInput / MidiOutput: one port each, virtual or connected to a named port, that notice when
@@ -16,13 +15,14 @@ stall the whole JACK cycle (audio included).
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 
+# audio_probe_error is re-exported: livegen/tui/devices.py imports it from here until the tui
+# branch imports it from livegen.audio_devices.
+from livegen.audio_devices import audio_probe_error, list_audio_devices  # noqa: F401
 from livegen.kernels.errors import LivegenError
 
 APIS = {"alsa": "API_LINUX_ALSA", "jack": "API_UNIX_JACK", "coremidi": "API_MACOSX_CORE"}
@@ -183,78 +183,13 @@ def resolve_port(wanted: str, available: list[str], what: str) -> str:
     raise PortError(f"no {what} matches {wanted!r}. Available {what}s:\n  {listing}")
 
 
-# ---- audio devices: probed in a child process, cached ----------------------------------------
-
-_AUDIO_PROBE = """
-import json, sys
-try:
-    import sounddevice as sd
-    apis = sd.query_hostapis()
-    out = [f"{d['name']} ({apis[d['hostapi']]['name']})" for d in sd.query_devices()
-           if d['max_output_channels'] > 0]
-    print(json.dumps({"devices": out}))
-except Exception as error:
-    print(json.dumps({"error": f"{type(error).__name__}: {error}"}))
-"""
-
-
-class _AudioDevices:
-    def __init__(self) -> None:
-        self.devices: list[str] | None = None
-        self.error: str | None = None
-        self.checked = 0.0
-        self._refreshing = threading.Lock()
-
-    def probe(self) -> None:
-        import json
-
-        with self._refreshing:
-            try:
-                done = subprocess.run(
-                    [sys.executable, "-c", _AUDIO_PROBE],
-                    capture_output=True,
-                    text=True,
-                    timeout=20,
-                    check=False,
-                )
-                lines = done.stdout.strip().splitlines()
-                result = json.loads(lines[-1]) if lines else {"error": done.stderr.strip()}
-            except (OSError, subprocess.TimeoutExpired, ValueError) as error:
-                result = {"error": str(error)}
-            self.devices = result.get("devices", [])
-            self.error = result.get("error")
-            self.checked = time.monotonic()
-
-    def get(self, max_age: float = 5.0) -> list[str]:
-        if self.devices is None:
-            self.probe()  # the first time only: ~0.3 s in a child process
-        elif time.monotonic() - self.checked > max_age and not self._refreshing.locked():
-            threading.Thread(target=self.probe, name="livegen-audio-probe", daemon=True).start()
-        return list(self.devices or [])
-
-
-_AUDIO = _AudioDevices()
-
-
-def list_audio_devices() -> list[str]:
-    """Audio output devices as "name (host API)". The first call probes PortAudio in a child
-    process (~0.3 s); later calls return the cached list at once and refresh it in the
-    background when it is older than 5 s (call prefetch_device_lists() early to warm it)."""
-    return _AUDIO.get()
-
-
-def audio_probe_error() -> str | None:
-    """Why the last audio probe found nothing (PortAudio missing, ...), if it failed."""
-    return _AUDIO.error
-
-
 def prefetch_device_lists(api: str | None = None) -> threading.Thread:
     """Warm the MIDI and audio lists in a background thread (a UI calls this at start-up)."""
 
     def warm() -> None:
         list_midi_inputs(api)
         list_midi_outputs(api)
-        _AUDIO.get()
+        list_audio_devices()
 
     thread = threading.Thread(target=warm, name="livegen-prefetch", daemon=True)
     thread.start()

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from livegen.clock import BeatClock
 from livegen.controls import Controls, Mode, PhraseEnd
+from livegen.kernels.midi_codes import pedal_down
 from livegen.models.turns import answer_notes, answer_seconds
 
 
@@ -95,7 +96,7 @@ class TurnPlanner:
             controls.mode == Mode.CALL
             and controls.phrase_end == PhraseEnd.CC
             and number == controls.phrase_cc
-            and value >= 64
+            and pedal_down(value)
             and self.phrase_start is not None
             and self.turn is None
         ):

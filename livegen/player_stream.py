@@ -16,7 +16,8 @@ import copy
 
 import mido
 
-from livegen.kernels.live_encoder import LiveEncoder, quantize
+from livegen.kernels.live_encoder import LiveEncoder
+from livegen.kernels.time_steps import seconds_to_step, shift_steps, step_to_seconds
 from livegen.kernels.vocab import NOTE_OFF, NOTE_ON, TIME_SHIFT, VELOCITY
 
 Event = tuple[int, str, int, int, float]  # session_step, "on"/"off", pitch, velocity bin, arrival
@@ -49,7 +50,8 @@ class PlayerStream:
     def preview(self, t: float) -> list[Event]:
         """Events the current step (the one t falls in) will hold if nothing else comes."""
         ahead = copy.deepcopy(self.encoder)
-        return self._events(ahead.advance((quantize(t) + 0.6) / 100.0), commit=False)
+        # Just past the middle of the step: everything of it is final, nothing of the next.
+        return self._events(ahead.advance(step_to_seconds(seconds_to_step(t) + 0.6)), commit=False)
 
     def _events(self, tokens: list[int], commit: bool) -> list[Event]:
         step, velocity_bin, events = self.step, self.velocity_bin, []
@@ -57,7 +59,7 @@ class PlayerStream:
             if token >= VELOCITY:
                 velocity_bin = token - VELOCITY + 1
             elif token >= TIME_SHIFT:
-                step += token - TIME_SHIFT + 1
+                step += shift_steps(token)
             elif token >= NOTE_OFF:
                 events.append((step, "off", token - NOTE_OFF, 0, 0.0))
             else:

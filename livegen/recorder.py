@@ -22,6 +22,13 @@ from pathlib import Path
 
 from livegen.kernels.atomic_write import ensure_writable_folder, write_bytes
 from livegen.kernels.errors import LivegenError, WriteError
+from livegen.kernels.midi_codes import (
+    CHANNEL_MASK,
+    KIND_MASK,
+    NOTE_OFF_STATUS,
+    NOTE_ON_STATUS,
+    SYSTEM_STATUS,
+)
 
 PPQ = 960  # ticks per beat
 PLAYER_TRACK = 0
@@ -51,11 +58,11 @@ class _Track:
     def add(self, tick: int, message: bytes) -> None:
         self.data += _varlen(max(0, tick - self.tick)) + message
         self.tick = max(self.tick, tick)
-        status = message[0] & 0xF0
-        key = (message[0] & 0x0F, message[1]) if len(message) > 1 else None
-        if status == 0x90 and message[2] > 0:
+        status = message[0] & KIND_MASK
+        key = (message[0] & CHANNEL_MASK, message[1]) if len(message) > 1 else None
+        if status == NOTE_ON_STATUS and message[2] > 0:
             self.sounding[key] = self.sounding.get(key, 0) + 1
-        elif status in (0x80, 0x90) and key in self.sounding:
+        elif status in (NOTE_OFF_STATUS, NOTE_ON_STATUS) and key in self.sounding:
             self.sounding[key] -= 1
             if not self.sounding[key]:
                 del self.sounding[key]
@@ -66,7 +73,9 @@ class _Track:
         tick = self.tick
         for (channel, pitch), count in sorted(self.sounding.items()):
             for _ in range(count):
-                tail += _varlen(max(0, end_tick - tick)) + bytes([0x80 | channel, pitch, 0])
+                tail += _varlen(max(0, end_tick - tick)) + bytes(
+                    [NOTE_OFF_STATUS | channel, pitch, 0]
+                )
                 tick = max(tick, end_tick)
         tail += b"\x00" + _meta(0x2F, b"")
         body = bytes(self.data) + bytes(tail)
@@ -114,7 +123,7 @@ class Recorder:
     def add(self, track: int, time_s: float, message: bytes | list[int]) -> None:
         """One channel message (note, CC, program...) at session time `time_s`."""
         data = bytes(message)
-        if not data or data[0] < 0x80 or data[0] >= 0xF0:
+        if not data or data[0] < NOTE_OFF_STATUS or data[0] >= SYSTEM_STATUS:
             return  # only channel messages go into a standard MIDI file track
         tick = round(max(0.0, time_s) * self._ticks_per_second)
         with self._lock:

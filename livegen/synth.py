@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from livegen.kernels.errors import LivegenError
+from livegen.kernels.midi_codes import CHANNELS, DRUM_BANK, DRUM_CHANNEL, SUSTAIN_CC
 
 
 class SynthError(LivegenError):
@@ -46,8 +47,10 @@ def _load_fluidsynth():  # noqa: ANN202 - the module has no types
 
 
 def _write_float_function(fluidsynth):  # noqa: ANN001, ANN202
-    # pyfluidsynth wraps only the int16 writer; fluid_synth_write_float is in the same library.
-    function = fluidsynth._fl.fluid_synth_write_float
+    # pyfluidsynth wraps only the int16 writer; fluid_synth_write_float is in the library it
+    # loaded (`fluidsynth.lib`, its path). Our own handle (the same loaded library) keeps the
+    # prototype below off pyfluidsynth's.
+    function = ctypes.CDLL(fluidsynth.lib).fluid_synth_write_float
     function.argtypes = [ctypes.c_void_p, ctypes.c_int] + [
         ctypes.c_void_p,
         ctypes.c_int,
@@ -77,13 +80,13 @@ class FluidSynthRenderer:
         self.frame = 0  # frames rendered so far
 
     def set_program(self, channel: int, program: int) -> None:
-        bank = 128 if channel == 9 else 0
+        bank = DRUM_BANK if channel == DRUM_CHANNEL else 0
         self._synth.program_select(channel, self._sfid, bank, program)
 
     def silence(self) -> None:
         """Panic: pedal up and every voice released, on every channel."""
-        for channel in range(16):
-            self._synth.cc(channel, 64, 0)
+        for channel in range(CHANNELS):
+            self._synth.cc(channel, SUSTAIN_CC, 0)
             self._synth.all_notes_off(channel)
 
     def _apply(self, event: SynthEvent) -> None:

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 
 import torch
 
+from livegen.kernels.time_steps import seconds_to_step, step_to_seconds
 from livegen.kernels.vocab import (
     BEGIN,
     MAX_SHIFT_STEPS,
     NOTE_OFF,
     NOTE_ON,
-    STEPS_PER_SECOND,
     TIME_SHIFT,
 )
 from livegen.models.follow import Follower, FollowSettings
@@ -64,7 +64,7 @@ def continue_tokens(
     state = GrammarState()
     state.extend(prompt, PLAYER)
     start_step = state.step
-    end_step = start_step + round(seconds * STEPS_PER_SECOND)
+    end_step = start_step + seconds_to_step(seconds)
     limit = max_tokens if max_tokens is not None else int(seconds * TOKENS_PER_SECOND_CAP) + 256
     generator = torch.Generator().manual_seed(seed)
 
@@ -87,8 +87,8 @@ def continue_tokens(
     return Continuation(
         prompt=list(prompt),
         generated=generated,
-        prompt_seconds=start_step / STEPS_PER_SECOND,
-        seconds=(state.step - start_step) / STEPS_PER_SECOND,
+        prompt_seconds=step_to_seconds(start_step),
+        seconds=step_to_seconds(state.step - start_step),
         elapsed=time.perf_counter() - t0,
         prefill_seconds=prefill,
         capped=capped,

@@ -11,6 +11,7 @@ torch, which is faster there. int8 models keep the torch step, with the numba at
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -72,10 +73,8 @@ def with_row_kernels(model: nn.Module) -> nn.Module:
     for name, value in vars(model).items():
         if isinstance(value, dict | set | list):
             setattr(clone, name, copy.copy(value))
-    clone._modules = {
-        name: RowsLinear(child) if _plain(child) else with_row_kernels(child)
-        for name, child in model._modules.items()
-    }
+    for name, child in model.named_children():  # into the copy's own _modules dict
+        clone.add_module(name, RowsLinear(child) if _plain(child) else with_row_kernels(child))
     return clone
 
 
@@ -146,12 +145,18 @@ def step_supported(model: nn.Module) -> bool:
     )
 
 
+Windows = list[tuple[int, int]]  # (self-attention row, window start) of each window holding a token
+
+
 class CpuStep:
     """StreamingDecoder's step for a float32 model on a CPU: a few consecutive tokens (one, or
     a player's 2-3 token note) as ~15 numba calls per layer over the decoder's own caches
     (numpy views of its tensors). The same math as the torch step, without its ~300 small
     torch ops (1.4 ms of dispatch per token on this CPU, whatever the model size). A batch row
-    is one (token, window) pair: only the windows that hold each token, no static shapes."""
+    is one (token, window) pair: only the windows that hold each token, no static shapes.
+    `windows_of(position)` says which windows hold a position (the decoder's geometry)."""
+
+    name = "cpu-kernels"
 
     def __init__(
         self,
@@ -161,7 +166,9 @@ class CpuStep:
         slot_pos: torch.Tensor,
         self_k: list[torch.Tensor],
         self_v: list[torch.Tensor],
+        windows_of: Callable[[int], Windows],
     ) -> None:
+        self.windows_of = windows_of
         c = model.config
         self.N, self.L, self.H, self.hd, self.D = c.context, c.latents, c.heads, c.head_dim, c.dim
         self.scale = np.float32(c.head_dim**-0.5)
@@ -184,9 +191,11 @@ class CpuStep:
     def _mlp(mlp: nn.Module) -> tuple:
         return _norm(mlp.norm), _array(mlp.fc.weight), _array(mlp.proj.weight)
 
-    def __call__(
-        self, tokens: list[int], start: int, windows: list[list[tuple[int, int]]]
-    ) -> torch.Tensor:
+    def decode_one_token(self, token: int, position: int) -> torch.Tensor:
+        """Logits [V] after `token` at `position` (every window holding it, one call)."""
+        return self.decode_tokens([token], position, [self.windows_of(position)])
+
+    def decode_tokens(self, tokens: list[int], start: int, windows: list[Windows]) -> torch.Tensor:
         """Decode tokens at positions start, start + 1, ...; windows[t] lists (self-attention
         row, window start) of every window holding token t, its owner first. Every window must
         hold its latents up to `start` - 1 (StreamingDecoder's invariant between calls), and no

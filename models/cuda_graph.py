@@ -1,8 +1,8 @@
 """One decode step (and one sample-then-decode step) as a captured CUDA graph.
 
 Why: a small Perceiver AR step is ~100 tiny kernels; on a GPU each launch costs a few
-microseconds of CPU time, so an eager step is launch-bound (DESIGN.md). StreamingDecoder.step
-is written for capture: static shapes, every index computed on the device from a 0-d `pos`
+microseconds of CPU time, so an eager step is launch-bound (DESIGN.md). TorchStep.step
+(models/torch_step.py) is written for capture: static shapes, every index computed on the device from a 0-d `pos`
 tensor, caches written in place. GraphStep records it once and replays it.
 
 Sampling lives inside the graph too (`sample_on_device`): the masks the grammar computes on the
@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from livegen.kernels.vocab import NOTE_OFF, NOTE_ON
+from livegen.models.torch_step import TorchStep
 
 if TYPE_CHECKING:
     from livegen.models.sampling import SamplingParams
@@ -98,13 +99,17 @@ def knob_values(params: SamplingParams) -> list[float]:
 
 
 class GraphStep:
-    """decode(token, pos) -> logits and sample(...) -> token for one StreamingDecoder, each a
-    replay of a captured CUDA graph (capture=True, CUDA only) or the same code run eagerly."""
+    """decode_one_token(token, pos) -> logits and sample(...) -> token for one
+    StreamingDecoder, each a replay of a captured CUDA graph (capture=True, CUDA only) or the
+    same code run eagerly."""
+
+    name = "cuda-graph"
 
     def __init__(
         self, decoder: StreamingDecoder, *, capture: bool | None = None, warmup: int = 3
     ) -> None:
         self.decoder = decoder
+        self.torch_step = TorchStep(decoder)
         device = decoder.device
         self.capture = device.type == "cuda" if capture is None else capture
         if self.capture and device.type != "cuda":
@@ -130,7 +135,7 @@ class GraphStep:
     # ---- the bodies: exactly what the graphs hold --------------------------------------------
 
     def _decode_body(self) -> None:
-        self.logits.copy_(self.decoder.step(self.token, self.pos))
+        self.logits.copy_(self.torch_step.step(self.token, self.pos))
 
     def _sample_body(self) -> None:
         v = self.vocab
@@ -181,7 +186,7 @@ class GraphStep:
     # ---- the decoder's calls ------------------------------------------------------------------
 
     @torch.no_grad()
-    def step(self, token: int, pos: int) -> torch.Tensor:
+    def decode_one_token(self, token: int, pos: int) -> torch.Tensor:
         """Logits [V] (a copy: the static buffer changes at the next replay) after `token`."""
         self.token.fill_(token)
         self.pos.fill_(pos)

@@ -26,8 +26,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from livegen.kernels.time_steps import STEP_SECONDS, seconds_to_step, step_to_seconds
 from livegen.kernels.tokenizer import Notes, decode_tokens
-from livegen.kernels.vocab import NOTE_OFF, NOTE_ON, STEPS_PER_SECOND, VOCAB_SIZE
+from livegen.kernels.vocab import NOTE_OFF, NOTE_ON, VOCAB_SIZE
 from livegen.models.sampling import SamplingParams
 
 DENSITY_LIMIT = 6.0  # nats either way
@@ -68,8 +69,8 @@ class FollowSettings:
 
 def _sounding_counts(notes: Notes, start: float, stop: float) -> np.ndarray:
     """Sounding notes at each 10 ms step of [start, stop) where any sound."""
-    steps = np.arange(round(start * STEPS_PER_SECOND), round(stop * STEPS_PER_SECOND))
-    times = steps / STEPS_PER_SECOND
+    steps = np.arange(seconds_to_step(start), seconds_to_step(stop))
+    times = steps * STEP_SECONDS
     counts = ((notes.start[:, None] <= times) & (notes.end[:, None] > times)).sum(0)
     return counts[counts > 0]
 
@@ -83,11 +84,11 @@ class Follower:
     ) -> None:
         self.settings = settings
         self.start_step = prompt_step
-        end = prompt_step / STEPS_PER_SECOND
+        end = step_to_seconds(prompt_step)
         begin = max(0.0, end - settings.window_seconds)
         notes = decode_tokens(prompt)
         recent = notes.take(np.flatnonzero(notes.start >= begin))
-        self.target_rate = len(recent) / max(end - begin, 1.0 / STEPS_PER_SECOND)
+        self.target_rate = len(recent) / max(end - begin, STEP_SECONDS)
         self.base = base.replace(**self._static(recent, notes, begin, end, base))
         self.onsets: deque[int] = deque()
         self.mask = self._key_mask(recent) if settings.key else None
@@ -143,7 +144,7 @@ class Follower:
         while self.onsets and self.onsets[0] <= step - RATE_WINDOW_STEPS:
             self.onsets.popleft()
         span = min(max(step - self.start_step, 0), RATE_WINDOW_STEPS) + 50  # +0.5 s: no 0/0
-        expected = self.target_rate * span / STEPS_PER_SECOND
+        expected = self.target_rate * step_to_seconds(span)
         bias = gain * math.log2((expected + 1) / (len(self.onsets) + 1))
         bias = max(-DENSITY_LIMIT, min(DENSITY_LIMIT, self.base.density + bias))
         return self.base.replace(density=bias)

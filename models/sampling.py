@@ -20,13 +20,13 @@ from dataclasses import dataclass
 import torch
 
 from livegen.kernels.errors import BadValueError
+from livegen.kernels.time_steps import seconds_to_step
 from livegen.kernels.values import check_fields
 from livegen.kernels.vocab import (
     MAX_SHIFT_STEPS,
     NOTE_OFF,
     NOTE_ON,
     NUM_EVENTS,
-    STEPS_PER_SECOND,
     TIME_SHIFT,
     VELOCITY,
     VOCAB_SIZE,
@@ -60,7 +60,7 @@ class SamplingParams:
 
     @property
     def max_note_steps(self) -> int:
-        return max(1, round(self.max_note_seconds * STEPS_PER_SECOND))
+        return max(1, seconds_to_step(self.max_note_seconds))
 
     def replace(self, **changes: object) -> SamplingParams:
         return dataclasses.replace(self, **changes)

@@ -16,7 +16,13 @@ M = ceil(L / S) of them, 2 for R = L / 2) as one batch of M rows: when window k 
 window k + 1 already holds its latents, so no token ever pays for a refill. On a CPU the
 matrix products read each weight once for all rows, so M = 2 rows cost little more than one.
 An explicit burst refill (all of a window's latents in one batch) happens only after a
-rollback or a long prefill, where it is needed; `measure_refill` times it.
+rollback or a long prefill, where it is needed; `refill_latents` runs one (what livegen
+bench times).
+
+The decode step itself, one token in and logits out, is `decode_one_token` here, and one plain
+function per backend behind it: TorchStep.decode_one_token (models/torch_step.py: a GPU, int8
+and bfloat16), CpuStep.decode_one_token (models/cpu_decode.py: a float32 model on a CPU) and
+GraphStep.decode_one_token (models/cuda_graph.py: the torch step as a captured CUDA graph).
 
 Caches (preallocated, written in place, never concatenated)
 -----------------------------------------------------------
@@ -30,23 +36,16 @@ Caches (preallocated, written in place, never concatenated)
 from __future__ import annotations
 
 import copy
-import time
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 
-from livegen.models.cpu_decode import (
-    CpuStep,
-    applies,
-    ring_attention,
-    slot_attention,
-    step_supported,
-    with_row_kernels,
-)
+from livegen.models.cpu_decode import CpuStep, Windows, applies, step_supported, with_row_kernels
 from livegen.models.grammar import MODEL, GrammarState
 from livegen.models.perceiver_ar import PerceiverAR
 from livegen.models.sampling import SamplingParams, allowed_mask, forced_token, sample_token
+from livegen.models.torch_step import TorchStep
 
 # Appends up to this many tokens run as one CpuStep call (a player's note is 2-3 tokens); longer
 # ones (prefills) take the batched torch path, whose big matrix products are faster there.
@@ -65,12 +64,15 @@ class StreamingDecoder:
         device_sampling: bool = False,
         history: int | None = None,
         cpu_kernels: bool = True,
+        numba_step: bool = True,
     ) -> None:
         """cuda_graph: replay each decode step (and each sample + decode) as a captured CUDA
         graph (models/cuda_graph.py; CUDA only). device_sampling: sample with the graph's
         on-device code without capturing (any device; what the CPU tests run). cpu_kernels:
         run a float32 model's few-row products on the CPU with numba (models/cpu_decode.py);
-        False keeps torch's ops everywhere (the same math, slower on a CPU)."""
+        False keeps torch's ops everywhere (the same math, slower on a CPU). numba_step=False
+        keeps the torch step where the all-numba CpuStep would serve (its attention still
+        numba's with cpu_kernels: the path int8 models take)."""
         config = model.config
         self.config = config
         self.N, self.L = config.context, config.latents
@@ -97,12 +99,19 @@ class StreamingDecoder:
             raise ValueError(f"history must be >= context ({self.N})")
         self._allocate()
         self.reset()
-        self._cpu_step = None
+        self._cpu_step: CpuStep | None = None
         if self.cpu_kernels and step_supported(self.model):
             self.model = with_row_kernels(self.model)  # the torch paths' few-row products
-            self._cpu_step = CpuStep(
-                self.model, self.ring_k, self.ring_v, self.slot_pos, self.self_k, self.self_v
-            )
+            if numba_step:
+                self._cpu_step = CpuStep(
+                    self.model,
+                    self.ring_k,
+                    self.ring_v,
+                    self.slot_pos,
+                    self.self_k,
+                    self.self_v,
+                    self.windows_holding,
+                )
         self._graph = None
         if cuda_graph or device_sampling:
             from livegen.models.cuda_graph import GraphStep
@@ -110,6 +119,15 @@ class StreamingDecoder:
             if cuda_graph and self.device.type != "cuda":
                 raise ValueError("cuda_graph=True needs a CUDA device")
             self._graph = GraphStep(self, capture=cuda_graph)
+        # The one-token step: the graph, else the numba step, else torch's.
+        self.backend: GraphStep | CpuStep | TorchStep = (
+            self._graph or self._cpu_step or TorchStep(self)
+        )
+
+    @property
+    def backend_name(self) -> str:
+        """Which decode step runs: "cuda-graph", "cpu-kernels" or "torch"."""
+        return self.backend.name
 
     # ---- state -------------------------------------------------------------------------------
 
@@ -123,8 +141,7 @@ class StreamingDecoder:
         self.self_k = [torch.zeros(shape, device=dev, dtype=dt) for _ in range(c.layers)]
         self.self_v = [torch.zeros(shape, device=dev, dtype=dt) for _ in range(c.layers)]
         self.tokens = torch.zeros(self.history_size, dtype=torch.long)  # CPU ring of ids
-        # Constants of the batched step.
-        self._rows = torch.arange(self.M, device=dev)
+        # Constants of the burst refill.
         self._heads = torch.arange(H, device=dev)
         self._self_slots = torch.arange(self.L + 1, device=dev)
 
@@ -163,7 +180,7 @@ class StreamingDecoder:
         if int(ids.min()) < 0 or int(ids.max()) >= self.config.vocab_size:
             raise ValueError(f"token ids must be in 0..{self.config.vocab_size - 1}")
         if ids.numel() == 1:
-            self._append_one(int(ids[0]))
+            self.decode_one_token(int(ids[0]))
         elif self._cpu_step is not None and ids.numel() <= SHORT_APPEND:
             self._append_short(ids)
         else:
@@ -266,7 +283,7 @@ class StreamingDecoder:
             self._ensure_ring(max(0, low), p)
             rows = [(k % self.M, self.window_start(k)) for k, _ in todo]
             token = int(self.tokens[p % self.history_size])
-            self._logits = self._cpu_step([token], p, [rows])
+            self._logits = self._cpu_step.decode_tokens([token], p, [rows])
         else:
             # Windows that need the same latents go in one batched pass (a short append lands
             # in every window at once): the weights are read once for all of them.
@@ -345,21 +362,16 @@ class StreamingDecoder:
 
     # ---- the hot path: one token, every window that contains it, one batch ------------------
 
-    def _append_one(self, token: int) -> None:
+    def decode_one_token(self, token: int) -> torch.Tensor:
+        """THE decode step: append one token, return the logits [V] for the next one."""
         p = self.position
         self.tokens[p % self.history_size] = token
         self._advance(p)
-        if self._graph is not None:
-            self._logits = self._graph.step(token, p)
-            return
-        if self._cpu_step is not None:
-            self._logits = self._cpu_step([token], p, [self._rows_of(p)])
-            return
-        token_t = torch.tensor([token], device=self.device)
-        pos_t = torch.tensor(p, device=self.device)
-        self._logits = self.step(token_t, pos_t).flatten()
+        self._logits = self.backend.decode_one_token(token, p)
+        self.written_end = max(self.written_end, self.position)
+        return self._logits
 
-    def _rows_of(self, p: int) -> list[tuple[int, int]]:
+    def windows_holding(self, p: int) -> Windows:
         """(self-attention row, window start) of each window holding p, the owner first."""
         return [(k % self.M, self.window_start(k)) for k in self.active_windows(p)]
 
@@ -372,14 +384,14 @@ class StreamingDecoder:
             start, rows = self.position, {}
             windows: list[list[tuple[int, int]]] = []
             for t in range(len(tokens)):
-                held = self._rows_of(start + t)
+                held = self.windows_holding(start + t)
                 if any(rows.setdefault(m, w) != w for m, w in held):
                     break
                 windows.append(held)
             for t in range(len(windows)):
                 self.tokens[(start + t) % self.history_size] = tokens[t]
                 self._advance(start + t)
-            self._logits = self._cpu_step(tokens[: len(windows)], start, windows)
+            self._logits = self._cpu_step.decode_tokens(tokens[: len(windows)], start, windows)
             tokens = tokens[len(windows) :]
 
     def _advance(self, p: int) -> None:
@@ -394,146 +406,11 @@ class StreamingDecoder:
         self.position = p + 1
 
     @torch.no_grad()
-    def step(self, token: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-        """Decode token [1] at position pos (0-d tensor): logits [1, V] (float32).
-
-        Every shape is static and every index lives on the device, so this function can be
-        captured in a CUDA graph; the eager path runs exactly the same code.
-        """
-        model, N, L, S, M = self.model, self.N, self.L, self.S, self.M
-        c = self.config
-        # Which window each of the M rows holds at pos, and where its latent goes.
-        k_hi = torch.div(pos, S, rounding_mode="floor")
-        k_rows = k_hi - torch.remainder(k_hi - self._rows, M)
-        k_lo = torch.div(pos - L + S, S, rounding_mode="floor").clamp_min(0)
-        active = k_rows >= k_lo
-        w_rows = k_rows * S
-        self_slot = torch.where(active, pos - w_rows, L)
-        lo_rows = torch.where(active, (w_rows - (N - L)).clamp_min(0), 0)
-
-        x = model.embed(token)  # [1, D]
-        normed = model.cross.norm(x)[None]  # [1, 1, D]
-        cos, sin = model.rotary(pos[None], self.dtype)  # [1, hd]
-        k, v = model.cross.keys_values(normed, cos, sin)  # [1, H, 1, hd]
-        ring_slot = torch.remainder(pos, N)[None]
-        self.ring_k.index_copy_(1, ring_slot, k[0])
-        self.ring_v.index_copy_(1, ring_slot, v[0])
-        self.slot_pos.index_copy_(0, ring_slot, pos[None])
-
-        # Cross-attention: the query is the same for every window, only the visible range
-        # differs, so score once and mask per row.
-        q = model.cross.queries(normed, cos, sin)[0]  # [H, 1, hd]
-        if self.cpu_kernels:
-            y = ring_attention(q, self.ring_k, self.ring_v, self.slot_pos, lo_rows, int(pos))
-        else:
-            scores = torch.matmul(q, self.ring_k.transpose(1, 2)) * (c.head_dim**-0.5)
-            sp = self.slot_pos[None, :]
-            visible = (sp >= lo_rows[:, None]) & (sp <= pos)  # [M, N]
-            bias = torch.zeros(visible.shape, device=self.device, dtype=scores.dtype)
-            bias.masked_fill_(~visible, float("-inf"))
-            probs = torch.softmax(scores + bias, dim=-1)  # [H, M, N]
-            y = torch.matmul(probs, self.ring_v).transpose(0, 1)[:, :, None]  # [M, H, 1, hd]
-        x = model.cross.finish(x.expand(M, -1)[:, None], y)
-
-        # Self-attention: row m writes slot self_slot[m] of its window and sees slots <= it.
-        if self.cpu_kernels:  # as slot ranges
-            seen_lo, seen_hi = torch.where(active, 0, L), torch.where(active, self_slot, L)
-        else:  # as a mask
-            seen = torch.where(
-                active[:, None],
-                self._self_slots[None, :] <= self_slot[:, None],
-                self._self_slots[None, :] == L,
-            )[:, None, None, :]  # [M, 1, 1, L + 1]
-        rows, heads, slots = self._rows[:, None], self._heads[None, :], self_slot[:, None]
-        for block, kbuf, vbuf in zip(model.blocks, self.self_k, self.self_v):
-            q, kk, vv = block.attn.project(block.norm(x), cos, sin)  # [M, H, 1, hd]
-            kbuf.index_put_((rows, heads, slots), kk[:, :, 0])
-            vbuf.index_put_((rows, heads, slots), vv[:, :, 0])
-            if self.cpu_kernels:
-                y = slot_attention(q, kbuf, vbuf, seen_lo, seen_hi)
-            else:
-                y = F.scaled_dot_product_attention(q, kbuf, vbuf, attn_mask=seen)
-            x = x + block.attn.output(y)
-            x = x + block.mlp(x)
-        owner = torch.remainder(k_lo, M)[None]  # the oldest window owns the logits
-        hidden = x[:, 0].index_select(0, owner)  # [1, D]
-        return model.head(model.norm(hidden)).float()
-
-
-# ---- measurements (used by benchmarks/bench_decode.py and `livegen bench`) -------------------
-
-
-def percentile(sorted_values: list[float], q: float) -> float:
-    """The q-th percentile (nearest rank) of an ascending list."""
-    index = min(len(sorted_values) - 1, max(0, round(q / 100 * (len(sorted_values) - 1))))
-    return sorted_values[index]
-
-
-@torch.no_grad()
-def measure_decode(
-    model: PerceiverAR,
-    context_tokens: Sequence[int],
-    n_tokens: int,
-    *,
-    refill: int | None = None,
-    seed: int = 0,
-    warmup: int = 8,
-    cuda_graph: bool = False,
-    cpu_kernels: bool = True,
-) -> dict[str, float | str]:
-    """Prefill context_tokens, then decode n_tokens (sampled, temperature 1) one at a time.
-
-    Returns milliseconds: prefill_ms, ms_per_token_p50/p90/p99/max/mean, tokens_per_s, and
-    refill_ms (one burst refill of R latents, which the streaming step itself never pays).
-    Every step is timed (window changes included); on CUDA each time waits for the device.
-    """
-    decoder = StreamingDecoder(model, refill=refill, cuda_graph=cuda_graph, cpu_kernels=cpu_kernels)
-    cuda = decoder.device.type == "cuda"
-    sync = (lambda: torch.cuda.synchronize(decoder.device)) if cuda else (lambda: None)
-    generator = torch.Generator().manual_seed(seed)
-    context = list(context_tokens)
-    t0 = time.perf_counter()
-    logits = decoder.append(context)
-    sync()
-    prefill_ms = (time.perf_counter() - t0) * 1e3
-    times: list[float] = []
-    for i in range(warmup + n_tokens):
-        probs = torch.softmax(logits.float().cpu(), -1)
-        token = int(torch.multinomial(probs, 1, generator=generator))
-        t0 = time.perf_counter()
-        logits = decoder.append([token])
-        sync()
-        if i >= warmup:
-            times.append((time.perf_counter() - t0) * 1e3)
-    ordered = sorted(times)
-    return {
-        "prefill_tokens": len(context),
-        "prefill_ms": prefill_ms,
-        "ms_per_token_p50": percentile(ordered, 50),
-        "ms_per_token_p90": percentile(ordered, 90),
-        "ms_per_token_p99": percentile(ordered, 99),
-        "ms_per_token_max": ordered[-1],
-        "ms_per_token_mean": sum(times) / len(times),
-        "tokens_per_s": 1e3 * len(times) / sum(times),
-        "refill_ms": measure_refill(decoder),
-        "refill_latents": decoder.R,
-        "windows_per_step": decoder.M,
-        "dtype": str(decoder.dtype).removeprefix("torch."),
-    }
-
-
-@torch.no_grad()
-def measure_refill(decoder: StreamingDecoder, repeats: int = 3) -> float:
-    """Milliseconds to recompute R latents of the current window from the cached cross K/V
-    (what a burst refill, or a rollback past the window start, costs). Leaves state as is."""
-    p = decoder.position - 1
-    k = decoder.active_windows(p)[0]
-    first = max(decoder.window_start(k), p - decoder.R + 1)
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        decoder._compute_latents([k], first, p)
-        if decoder.device.type == "cuda":
-            torch.cuda.synchronize(decoder.device)
-        best = min(best, (time.perf_counter() - t0) * 1e3)
-    return best
+    def refill_latents(self) -> None:
+        """One burst refill: recompute the last R latents of the window that owns the last
+        position from the cached cross-attention K/V (what a rollback past a window start
+        costs). The results equal what the caches hold, so the state stays as it was."""
+        p = self.position - 1
+        k = self.active_windows(p)[0]
+        first = max(self.window_start(k), p - self.R + 1)
+        self._compute_latents([k], first, p)

@@ -94,7 +94,7 @@ def _snapshot(root: Path) -> dict[str, str]:
     return {str(p.relative_to(root)): hashlib.sha1(p.read_bytes()).hexdigest() for p in files}
 
 
-def _nothing_in(folder: Path) -> None:
+def nothing_in(folder: Path) -> None:
     assert not folder.exists() or not [p for p in folder.rglob("*") if p.is_file()], folder
 
 

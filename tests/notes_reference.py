@@ -3,11 +3,19 @@
 Written from note_seq's algorithm (sequences_lib.apply_sustain_control_changes,
 quantize_note_sequence_absolute, performance_lib.Performance) with Python objects and
 Python sorts, deliberately unlike the numba kernels it checks.
+
+note_seq quantises float seconds (``note_seq_step``), which rounds some times that lie exactly
+on a half step down (0.285 s is 28.499999... steps). livegen rounds every such tie up; the
+oracle does too when given ``exact_step``, which reads a time as the exact value it stands for
+(a Fraction, or the nearest fraction with a denominator up to 10^6 for a float).
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 
 from livegen.kernels.vocab import NOTE_OFF, NOTE_ON, TIME_SHIFT, VELOCITY, velocity_to_bin
 
@@ -72,12 +80,34 @@ def apply_sustain(notes: list[RefNote], pedals: list[tuple[float, int, int]]) ->
     return [n for n in notes if not any(n is d for d in deleted)]
 
 
-def quantize(seconds: float) -> int:
+def note_seq_step(seconds: float) -> int:
+    """note_seq's quantize_to_step (cutoff 0.5) on float seconds."""
     return int(seconds * 100 + 0.5)
 
 
-def encode(notes: list[RefNote], pedals: list[tuple[float, int, int]] = ()) -> list[int]:
-    """Token ids of notes (in list order) and pedal events, as note_seq produces them."""
+def exact_value(seconds: float | Fraction) -> Fraction:
+    if isinstance(seconds, Fraction):
+        return seconds
+    return Fraction(seconds).limit_denominator(1_000_000)
+
+
+def exact_step(seconds: float | Fraction) -> int:
+    """The step of the exact time: nearest, a half step up."""
+    return math.floor(exact_value(seconds) * 100 + Fraction(1, 2))
+
+
+def is_tie(seconds: float | Fraction) -> bool:
+    """Whether the exact time lies on a half step."""
+    return (exact_value(seconds) * 100 - Fraction(1, 2)).denominator == 1
+
+
+def encode(
+    notes: list[RefNote],
+    pedals: list[tuple[float, int, int]] = (),
+    quantize: Callable[[float], int] = note_seq_step,
+) -> list[int]:
+    """Token ids of notes (in list order) and pedal events, as note_seq produces them (with
+    another rounding of times to steps, if given)."""
     sustained = apply_sustain(notes, list(pedals))
     steps = []
     for note in sustained:

@@ -174,7 +174,7 @@ def test_a_listed_audio_device_name_picks_that_device(jack):
     script = (
         "import sounddevice as sd\n"
         "from livegen.audio_out import _pick_device\n"
-        "from livegen.midi_ports import list_audio_devices\n"
+        "from livegen.audio_devices import list_audio_devices\n"
         "names = list_audio_devices()\n"
         "assert names, 'no audio devices listed'\n"
         "import json\n"

@@ -19,8 +19,8 @@ from livegen.training.cli import main as train_main
 from tests.bad_input_world import (
     Case,
     World,
-    _nothing_in,
     absurd_gap_midi,
+    nothing_in,
     phrase,
     run_case,
     unclosed_midi,
@@ -303,7 +303,7 @@ CASES = [
             ],
         )[1],
         "weights are not finite",
-        check=lambda w: _nothing_in(w.root / "presets-out"),
+        check=lambda w: nothing_in(w.root / "presets-out"),
     ),
     Case(
         "resume with a damaged optimizer.pt",
@@ -397,7 +397,7 @@ CASES = [
         ],
         "cannot write",
         fault="full",
-        check=lambda w: _nothing_in(w.root / "presets-out"),
+        check=lambda w: nothing_in(w.root / "presets-out"),
     ),
     Case(
         "data --out a read-only folder",

@@ -204,13 +204,13 @@ def test_eval_against_opus_and_export_a_codec_preset(tmp_path, capsys) -> None:
         load_codec_preset(tmp_path / "nothing.toml")
 
 
-def test_visqol_scores_a_clean_copy_above_a_noisy_one() -> None:
-    from livegen.training.codec_eval import _visqol_score
+def testvisqol_scores_a_clean_copy_above_a_noisy_one() -> None:
+    from livegen.training.codec_eval import visqol_score
 
     rng = np.random.default_rng(0)
     t = np.arange(24000) / 24000
     tone = 0.3 * np.sin(2 * np.pi * 440 * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))
     ref = (tone + 0.01 * rng.standard_normal(len(t))).astype(np.float32)
     noisy = ref + (0.05 * rng.standard_normal(len(t))).astype(np.float32)
-    clean, degraded = _visqol_score((ref, ref, 24000)), _visqol_score((ref, noisy, 24000))
+    clean, degraded = visqol_score((ref, ref, 24000)), visqol_score((ref, noisy, 24000))
     assert clean > 4.0 and degraded < clean - 0.5

@@ -113,27 +113,34 @@ def test_row_kernel_view_shares_weights_and_leaves_the_model_alone():
         torch.testing.assert_close(view.cross.q(many), model.cross.q(many), atol=1e-6, rtol=0)
     # The view's containers are its own: what is registered on it stays off the model.
     view.norm.register_buffer("extra", torch.zeros(1))
-    view.embed.register_forward_hook(lambda *args: None)
+    calls = []
+    view.embed.register_forward_hook(lambda *args: calls.append(1))
     assert "norm.extra" not in model.state_dict()
-    assert not model.embed._forward_hooks
+    model.embed(torch.tensor([1]))
+    assert not calls  # the hook is the view's alone
+    view.embed(torch.tensor([1]))
+    assert calls == [1]
 
 
 def test_which_models_get_the_numba_step():
     model = tiny_model()
     assert step_supported(model)
     assert not step_supported(quantize_int8(model))  # int8 Linears: the torch step
-    assert StreamingDecoder(model)._cpu_step is not None
-    assert StreamingDecoder(model, cpu_kernels=False)._cpu_step is None
-    assert StreamingDecoder(quantize_int8(model))._cpu_step is None
-    assert StreamingDecoder(model, dtype=torch.bfloat16)._cpu_step is None
+    assert StreamingDecoder(model).backend_name == "cpu-kernels"
+    assert StreamingDecoder(model, cpu_kernels=False).backend_name == "torch"
+    assert StreamingDecoder(quantize_int8(model)).backend_name == "torch"
+    assert StreamingDecoder(model, dtype=torch.bfloat16).backend_name == "torch"
+    assert StreamingDecoder(model, device_sampling=True).backend_name == "cuda-graph"
 
 
 def test_the_torch_step_with_numba_attention_is_exact():
     """The path int8 models take (the torch step with the numba attention), checked here on
     float weights (RowsLinear serves too) against the plain torch step at a float tolerance."""
     model = tiny_model()
-    kernels, plain = StreamingDecoder(model), StreamingDecoder(model, cpu_kernels=False)
-    kernels._cpu_step = None  # keep the torch step, with the kernels inside it
+    # numba_step=False: the torch step, with the kernels inside it.
+    kernels = StreamingDecoder(model, numba_step=False)
+    plain = StreamingDecoder(model, cpu_kernels=False)
+    assert kernels.backend_name == "torch" and kernels.cpu_kernels
     generator = torch.Generator().manual_seed(3)
     for token in torch.randint(0, 388, (200,), generator=generator).tolist():  # wraps the ring
         got, expected = kernels.append([token]), plain.append([token])

@@ -204,9 +204,9 @@ def test_memory_stays_bounded_over_a_long_session() -> None:
         produced += len(encoder.feed(on(40 + k % 40), t))
         produced += len(encoder.feed(off(40 + k % 40), t + 0.3))
         assert encoder.pending <= 2
-        assert sum(len(v) for v in encoder._offs.values()) <= 64
-        assert sum(len(v) for v in encoder._active.values()) <= 64
-        assert len(encoder._open) <= 2
+        assert encoder.scheduled_offsets <= 64
+        assert encoder.tracked_notes <= 64
+        assert encoder.open_keys <= 2
     assert produced > 3 * 3000
 
 

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from livegen.kernels.time_steps import TempoMap, seconds_to_step
 from livegen.kernels.tokenizer import (
     Notes,
     Performance,
@@ -31,7 +32,7 @@ from livegen.kernels.vocab import (
     token_from_name,
     token_name,
 )
-from tests.notes_reference import RefNote
+from tests.notes_reference import RefNote, exact_step, is_tie, note_seq_step
 from tests.notes_reference import encode as reference_encode
 
 # ---------------------------------------------------------------- strategies
@@ -78,7 +79,9 @@ def performances(draw, max_notes: int = 30, groups: int = 3) -> Performance:
     )
 
 
-def reference_tokens(perf: Performance) -> list[int]:
+def reference_tokens(perf: Performance, quantize=exact_step) -> list[int]:
+    """The oracle's tokens: note_seq's algorithm with livegen's rounding (exact ties up) by
+    default, or note_seq's own float rounding (quantize=note_seq_step)."""
     notes = perf.notes
     refs = [
         RefNote(
@@ -94,7 +97,12 @@ def reference_tokens(perf: Performance) -> list[int]:
         (float(t), int(g), int(v))
         for t, g, v in zip(perf.pedal_time, perf.pedal_channel, perf.pedal_value)
     ]
-    return reference_encode(refs, pedals)
+    return reference_encode(refs, pedals, quantize)
+
+
+def all_times(perf: Performance) -> list[float]:
+    notes = perf.notes
+    return [*notes.start.tolist(), *notes.end.tolist(), *perf.pedal_time.tolist()]
 
 
 def names(tokens) -> list[str]:
@@ -131,6 +139,22 @@ def test_kernel_matches_note_seq_reference(perf: Performance) -> None:
 @given(performances(max_notes=60, groups=1))
 def test_kernel_matches_reference_dense_single_channel(perf: Performance) -> None:
     assert encode_performance(perf).tolist() == reference_tokens(perf)
+
+
+@given(performances())
+def test_only_exact_ties_differ_from_note_seq_rounding(perf: Performance) -> None:
+    # note_seq rounds float seconds; where no time lies exactly on a half step, livegen's
+    # tokens are note_seq's, token for token.
+    if not any(is_tie(t) for t in all_times(perf)):
+        assert encode_performance(perf).tolist() == reference_tokens(perf, note_seq_step)
+
+
+def test_a_float_tie_that_note_seq_rounds_down_rounds_up() -> None:
+    # 0.285 s is 28.499999999999996 steps in float64: note_seq's rule gives 28.
+    assert note_seq_step(0.285) == 28 and seconds_to_step(0.285) == 29
+    perf = perf_of([(0.285, 0.5, 60, 80, 0)])
+    assert names(encode_performance(perf))[0] == "TIME_SHIFT_29"
+    assert reference_tokens(perf, note_seq_step) != encode_performance(perf).tolist()
 
 
 def test_encoding_of_a_small_phrase_by_hand() -> None:
@@ -305,6 +329,42 @@ def test_read_midi_pairs_note_offs_first_in_first_out(tmp_path) -> None:
     assert len(read_midi(path, include_drums=True).notes) == 4
 
 
+def test_tempo_map_steps_are_exact_and_ties_round_up() -> None:
+    # 96 ticks a quarter at 0.5 s, then at tick 96 a tempo of 0.3 s a quarter: tick 96 + 5
+    # is 0.5 + 5 * 0.003125 = 0.515625 s, not a tie; tick 96 + 8 is 0.525 s, a tie -> step 53.
+    tempo = TempoMap(96, [0, 96], [500_000, 300_000])
+    units = tempo.units(np.array([0, 96, 101, 104, 192]))
+    assert tempo.steps_of_units(units).tolist() == [0, 50, 52, 53, 80]
+    assert tempo.seconds_of_units(units).tolist() == [0.0, 0.5, 0.515625, 0.525, 0.8]
+
+
+def test_a_tie_in_a_midi_file_with_a_tempo_change_rounds_up(tmp_path) -> None:
+    # 480 ticks a quarter at 1 s a quarter; from tick 480 (1 s), 0.7 s a quarter. 24 ticks
+    # later is 1 + 24 * 0.7 / 480 = 1.035 s exactly: 103.5 steps, a tie. Float seconds make
+    # it 103.49999999999999 steps, which note_seq's rule rounds down.
+    midi = mido.MidiFile(ticks_per_beat=480)
+    track = mido.MidiTrack()
+    midi.tracks.append(track)
+    track.append(mido.MetaMessage("set_tempo", tempo=1_000_000, time=0))
+    track.append(mido.Message("note_on", note=60, velocity=64, time=0))
+    track.append(mido.Message("note_off", note=60, time=480))  # 1.0 s: step 100
+    track.append(mido.MetaMessage("set_tempo", tempo=700_000, time=0))
+    track.append(mido.Message("note_on", note=62, velocity=64, time=24))  # 1.035 s: a tie
+    track.append(mido.Message("note_off", note=62, time=216))  # 1.35 s
+    path = tmp_path / "tie.mid"
+    midi.save(path)
+    perf = read_midi(path)
+    start = float(perf.notes.start[1])
+    assert is_tie(start) and note_seq_step(start) == 103
+    tokens = encode_performance(perf)
+    assert names(tokens)[3:6] == ["NOTE_OFF_60", "TIME_SHIFT_4", "NOTE_ON_62"]  # step 104
+    assert tokens.tolist() == reference_tokens(perf)
+    # note_seq's float rounding differs there, and only there.
+    floats = reference_tokens(perf, note_seq_step)
+    assert [token_name(t) for t in floats][3:6] == ["NOTE_OFF_60", "TIME_SHIFT_3", "NOTE_ON_62"]
+    assert len(floats) == len(tokens) and sum(a != b for a, b in zip(floats, tokens)) == 2
+
+
 def test_read_midi_follows_tempo_changes_and_pedal(tmp_path) -> None:
     midi = mido.MidiFile(ticks_per_beat=100)
     track = mido.MidiTrack()
@@ -368,9 +428,8 @@ def test_real_piece_encodes_and_round_trips_through_a_file(chorale_midi, tmp_pat
     # Four voices, each note has one on and one off.
     n_on = int(np.sum(tokens < NOTE_OFF))
     assert n_on == int(np.sum((tokens >= NOTE_OFF) & (tokens < TIME_SHIFT))) > 100
-    assert encode_performance(read_midi(chorale_midi)).tolist() == reference_tokens(
-        read_midi(chorale_midi)
-    )
+    perf = read_midi(chorale_midi)
+    assert encode_performance(perf).tolist() == reference_tokens(perf)
     out = tmp_path / "again.mid"
     tokens_to_midi(tokens, out)
     assert encode_file(out).tolist() == tokens.tolist()

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from livegen.kernels.errors import LivegenError
+from livegen.kernels.time_steps import seconds_to_step, step_to_seconds
 from livegen.kernels.tokenizer import Notes, decode_tokens, encode_notes
-from livegen.kernels.vocab import STEPS_PER_SECOND
 from livegen.training.continuations import merged_notes, window
 from livegen.training.music_stats import mean_pitch, overlap, pitch_class_histogram
 
@@ -101,13 +101,13 @@ def answer_phrase(decoder, params, phrase: Notes, options: CallOptions, seed: in
         decoder,
         tokens,
         params,
-        gap_steps=round(options.silence_seconds * STEPS_PER_SECOND),
-        length_steps=round(length * STEPS_PER_SECOND),
+        gap_steps=seconds_to_step(options.silence_seconds),
+        length_steps=seconds_to_step(length),
         max_notes=answer_notes(len(phrase)) if options.budget else None,
         seed=seed,
         follow=options.follow,
     )
-    start = answer.start_step / STEPS_PER_SECOND
+    start = step_to_seconds(answer.start_step)
     notes = decode_tokens([*tokens, *answer.tokens])
     return window(notes, start - 1e-9, math.inf)
 

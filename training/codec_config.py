@@ -24,7 +24,7 @@ from typing import Any
 
 from livegen.kernels.errors import LivegenError
 from livegen.models.codec_config import CodecConfig
-from livegen.training.config import _build
+from livegen.training.config import build_section
 
 # General MIDI programs that sound different from each other: pianos, organ, guitars, bass,
 # strings, brass, reeds, flute, synth lead and pad.
@@ -109,9 +109,9 @@ class CodecTrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "[train]") -> CodecTrainConfig:
         data = dict(data)
-        loss = _build(LossConfig, data.pop("loss", {}), f"{where}.loss")
-        sources = _build(DataConfig, data.pop("data", {}), f"{where}.data")
-        config = _build(cls, data, where, loss=loss, data=sources)
+        loss = build_section(LossConfig, data.pop("loss", {}), f"{where}.loss")
+        sources = build_section(DataConfig, data.pop("data", {}), f"{where}.data")
+        config = build_section(cls, data, where, loss=loss, data=sources)
         config.validate()
         return config
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from livegen.kernels.errors import LivegenError
+from livegen.kernels.midi_codes import CHANNELS, DRUM_CHANNEL
 from livegen.training.audio_io import AudioFileError, audio_info, list_audio, read_audio
 from livegen.training.codec_config import DataConfig
 
@@ -157,7 +158,7 @@ class MidiRenderer:
 
 def _channels(instruments: np.ndarray) -> np.ndarray:
     """Instrument index -> a melodic MIDI channel (0-15 without 9, the drum channel)."""
-    melodic = np.array([c for c in range(16) if c != 9])
+    melodic = np.array([c for c in range(CHANNELS) if c != DRUM_CHANNEL])
     return melodic[instruments % len(melodic)]
 
 

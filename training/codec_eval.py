@@ -113,7 +113,7 @@ def _distances(ref: np.ndarray, deg: np.ndarray, losses: SpectralLosses) -> dict
 _VISQOL = None
 
 
-def _visqol_score(pair: tuple[np.ndarray, np.ndarray, int]) -> float:
+def visqol_score(pair: tuple[np.ndarray, np.ndarray, int]) -> float:
     global _VISQOL
     ref, deg, rate = pair
     if _VISQOL is None:
@@ -128,11 +128,11 @@ def _visqol_score(pair: tuple[np.ndarray, np.ndarray, int]) -> float:
 
 def _visqol_all(pairs: list, workers: int) -> list[float]:
     if workers <= 1:
-        return [_visqol_score(p) for p in pairs]
+        return [visqol_score(p) for p in pairs]
     from multiprocessing import get_context
 
     with get_context("spawn").Pool(workers) as pool:
-        return pool.map(_visqol_score, pairs, chunksize=1)
+        return pool.map(visqol_score, pairs, chunksize=1)
 
 
 def evaluate_codec(spec: str | Path, options: EvalOptions) -> dict[str, Any]:

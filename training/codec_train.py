@@ -35,10 +35,10 @@ from livegen.training.train import (
     MetricsLog,
     TrainingState,
     TrainResult,
-    _progress_bar,
-    _seed_everything,
     catch_interrupts,
     lr_at,
+    progress_bar,
+    seed_everything,
 )
 
 SKIPPED_FILE = "skipped.txt"
@@ -181,7 +181,7 @@ def _train(run_dir, run, data, context, resume, progress, stop_after, init) -> T
         )
     micro = cfg.batch_size // context.world
 
-    _seed_everything(cfg.seed)
+    seed_everything(cfg.seed)
     model = Codec(mcfg).to(context.device)
     optimizers = Optimizers(model, run, context.device)
     state = TrainingState()
@@ -213,7 +213,7 @@ def _train(run_dir, run, data, context, resume, progress, stop_after, init) -> T
     fields = BASE_FIELDS + [f"ppl_{i}" for i in range(mcfg.levels)]
     log = MetricsLog(run_dir, state.step, context.is_main, fields)
     end_step = cfg.steps if stop_after is None else min(cfg.steps, state.step + stop_after)
-    bar = _progress_bar(cfg.steps, state.step, progress and context.is_main)
+    bar = progress_bar(cfg.steps, state.step, progress and context.is_main)
     saved: Path | None = None
 
     def checkpoint() -> Path | None:

@@ -102,8 +102,8 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "[train]") -> TrainConfig:
         data = dict(data)
-        augment = _build(AugmentConfig, data.pop("augment", {}), f"{where}.augment")
-        config = _build(cls, data, where, augment=augment)
+        augment = build_section(AugmentConfig, data.pop("augment", {}), f"{where}.augment")
+        config = build_section(cls, data, where, augment=augment)
         config.validate()
         return config
 
@@ -128,7 +128,7 @@ class RunConfig:
         return cls(model, TrainConfig.from_dict(data.get("train", {}), f"{where} [train]"))
 
 
-def _build(cls: type, table: Any, where: str, **extra: Any) -> Any:
+def build_section(cls: type, table: Any, where: str, **extra: Any) -> Any:
     if not isinstance(table, dict):
         raise LivegenError(f"{where}: expected a table")
     known = {f.name for f in dataclasses.fields(cls)}

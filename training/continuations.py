@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from livegen.kernels.errors import LivegenError
+from livegen.kernels.time_steps import seconds_to_step
 from livegen.kernels.tokenizer import Notes, encode_notes, read_midi, sustained_notes
-from livegen.kernels.vocab import STEPS_PER_SECOND
 from livegen.training.music_stats import (
     Comparison,
     compare,
@@ -130,7 +130,7 @@ def prompt_tokens(prompt: Notes, prompt_seconds: float) -> list[int]:
     tokens = [int(t) for t in encode_notes(prompt)]
     decoded = decode_tokens(tokens)
     last = float(decoded.end.max()) if len(decoded) else 0.0
-    gap = round(prompt_seconds * STEPS_PER_SECOND) - round(last * STEPS_PER_SECOND)
+    gap = seconds_to_step(prompt_seconds) - seconds_to_step(last)
     return tokens + time_shift_tokens(gap)
 
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from livegen.kernels.atomic_write import atomic_path, ensure_writable_folder, write_text
 from livegen.kernels.errors import LivegenError, MidiFileError
+from livegen.kernels.vocab import ENCODING_REVISION
 from livegen.training.repair import (
     DEFAULT_MAX_GAP_SECONDS,
     REPAIRED_FILE,
@@ -84,7 +85,8 @@ def find_midi_files(folders: Iterable[Path]) -> list[tuple[str, Path]]:
 
 
 def _cache_path(cache: Path, digest: str, suffix: str) -> Path:
-    return cache / digest[:2] / f"{digest}{suffix}"
+    # One folder per encoding revision: tokens cached by an older encoder are not reused.
+    return cache / f"rev{ENCODING_REVISION}" / digest[:2] / f"{digest}{suffix}"
 
 
 def _read_cached(cache: Path, name: str, digest: str) -> Encoded | None:

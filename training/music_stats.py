@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from livegen.kernels.time_steps import STEP_SECONDS, seconds_to_step, seconds_to_steps
 from livegen.kernels.tokenizer import Notes
-from livegen.kernels.vocab import STEPS_PER_SECOND
 
 IOI_EDGES = np.geomspace(0.01, 8.0, 25)  # 24 bins, ~1.32x apart
 GRID_STEPS = 5  # novelty grid: 5 token steps = 50 ms
@@ -47,7 +47,7 @@ class Comparison:
 
 def onset_steps(notes: Notes) -> np.ndarray:
     """Distinct onsets on the 10 ms token grid, sorted."""
-    return np.unique((notes.start * STEPS_PER_SECOND + 0.5).astype(np.int64))
+    return np.unique(seconds_to_steps(notes.start))
 
 
 def notes_per_second(notes: Notes, seconds: float) -> float:
@@ -60,7 +60,7 @@ def mean_polyphony(notes: Notes) -> float:
     part counts as one voice)."""
     if len(notes) == 0:
         return 1.0
-    ends = np.maximum(notes.end, notes.start + 1.0 / STEPS_PER_SECOND)
+    ends = np.maximum(notes.end, notes.start + STEP_SECONDS)
     times = np.concatenate([notes.start, ends])
     change = np.concatenate([np.ones(len(notes)), -np.ones(len(notes))])
     order = np.lexsort((change, times))  # at equal times an end before a start
@@ -90,7 +90,7 @@ def pitch_class_histogram(notes: Notes) -> np.ndarray:
 def ioi_histogram(notes: Notes) -> np.ndarray:
     """Inter-onset intervals between distinct onsets, in log-spaced bins from 10 ms to 8 s
     (longer gaps land in the last bin), summing to 1 (all zero with fewer than two onsets)."""
-    intervals = np.diff(onset_steps(notes)) / STEPS_PER_SECOND
+    intervals = np.diff(onset_steps(notes)) * STEP_SECONDS
     intervals = np.clip(intervals, IOI_EDGES[0], IOI_EDGES[-1])
     counts, _ = np.histogram(intervals, bins=IOI_EDGES)
     return normalised(counts.astype(np.float64))
@@ -115,7 +115,7 @@ def novelty(candidate: Notes, prompt: Notes, prompt_seconds: float, seconds: flo
     """Share of the candidate's non-silent 1-s windows whose onset pattern is not one the
     prompt has at any 50 ms offset (NaN when every window is silent)."""
     prompt_slots = _slots(prompt)
-    last = round(prompt_seconds * STEPS_PER_SECOND) // GRID_STEPS - WINDOW_SLOTS
+    last = seconds_to_step(prompt_seconds) // GRID_STEPS - WINDOW_SLOTS
     known = {_pattern(prompt_slots, first) for first in range(0, max(last, 0) + 1)}
     slots = _slots(candidate)
     patterns = [_pattern(slots, w * WINDOW_SLOTS) for w in range(int(seconds + 1e-9))]

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from livegen.kernels.vocab import MAX_SHIFT_STEPS, STEPS_PER_SECOND, TIME_SHIFT, VELOCITY
+from livegen.kernels.time_steps import seconds_to_step, step_to_seconds
+from livegen.kernels.vocab import MAX_SHIFT_STEPS, TIME_SHIFT, VELOCITY
 
 REPAIRED_FILE = "repaired.txt"
 DEFAULT_MAX_GAP_SECONDS = 30.0
@@ -68,7 +69,7 @@ def _longest_shift_run(tokens: np.ndarray) -> int:
 def cap_gaps(tokens: np.ndarray, max_gap_seconds: float) -> tuple[np.ndarray, int, float]:
     """(tokens with every run of TIME_SHIFTs longer than the cap shortened to it, how many
     runs were shortened, the longest run's seconds before)."""
-    max_steps = max(1, round(max_gap_seconds * STEPS_PER_SECOND))
+    max_steps = max(1, seconds_to_step(max_gap_seconds))
     if tokens.size == 0 or _longest_shift_run(tokens) <= max_steps:
         return tokens, 0, 0.0
     values = tokens.astype(np.int64)
@@ -89,7 +90,7 @@ def cap_gaps(tokens: np.ndarray, max_gap_seconds: float) -> tuple[np.ndarray, in
         previous = ends[run]
     parts.append(values[previous:])
     capped = np.concatenate(parts).astype(tokens.dtype)
-    return capped, int(long.size), float(lengths[long].max()) / STEPS_PER_SECOND
+    return capped, int(long.size), step_to_seconds(float(lengths[long].max()))
 
 
 def repair_report(repairs: list[tuple[str, Repair]], max_gap_seconds: float) -> str:

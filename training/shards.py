@@ -23,6 +23,7 @@ import numpy as np
 
 from livegen.kernels.atomic_write import write_failed, write_text
 from livegen.kernels.errors import LivegenError
+from livegen.kernels.time_steps import step_to_seconds
 from livegen.kernels.vocab import BEGIN, END, NOTE_OFF, NOTE_ON, TIME_SHIFT, VELOCITY
 
 INDEX_FILE = "index.json"
@@ -92,7 +93,7 @@ def token_stats(tokens: np.ndarray) -> tuple[int, float]:
     """(notes, seconds) of a piece's tokens."""
     notes = int(np.count_nonzero((tokens >= NOTE_ON) & (tokens < NOTE_OFF)))
     shifts = tokens[(tokens >= TIME_SHIFT) & (tokens < VELOCITY)].astype(np.int64)
-    seconds = float((shifts - TIME_SHIFT + 1).sum()) / 100.0
+    seconds = step_to_seconds(float((shifts - TIME_SHIFT + 1).sum()))
     return notes, seconds
 
 

@@ -176,7 +176,7 @@ class TrainResult:
     checkpoint: Path | None
 
 
-def _seed_everything(seed: int) -> None:
+def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (1 << 32))
     torch.manual_seed(seed)
@@ -260,7 +260,7 @@ def _train(run_dir, run, data_dir, context, resume, progress, stop_after, init) 
     prefix = N - L
     keep = round(cfg.prefix_keep * prefix) if cfg.prefix_keep < 1.0 else None
 
-    _seed_everything(cfg.seed)
+    seed_everything(cfg.seed)
     torch.manual_seed(cfg.seed + context.rank)  # dropout differs per rank, as it should
     model = PerceiverAR(model_cfg).to(context.device)
     optimizer = make_optimizer(model, cfg)
@@ -304,7 +304,7 @@ def _train(run_dir, run, data_dir, context, resume, progress, stop_after, init) 
     autocast = cfg.bf16 and context.device.type == "cuda"
     log = MetricsLog(run_dir, state.step, context.is_main)
     end_step = cfg.steps if stop_after is None else min(cfg.steps, state.step + stop_after)
-    bar = _progress_bar(cfg.steps, state.step, progress and context.is_main)
+    bar = progress_bar(cfg.steps, state.step, progress and context.is_main)
     saved: Path | None = None
 
     def checkpoint() -> Path | None:
@@ -419,7 +419,7 @@ def _step(net, optimizer, sampler, cfg, context, step, micro, keep, prefix, auto
     return float(loss_sum) / max(global_count, 1.0), float(norm)
 
 
-def _progress_bar(total: int, initial: int, enabled: bool):
+def progress_bar(total: int, initial: int, enabled: bool):
     from tqdm import tqdm
 
     return tqdm(

@@ -20,14 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from livegen.midi_ports import (
-        MidiUnavailable,
-        PortError,
-        api_names,
-        audio_probe_error,
-        list_audio_devices,
-        list_ports,
-    )
+    from livegen.audio_devices import audio_probe_error, list_audio_devices
+    from livegen.midi_ports import MidiUnavailable, PortError, api_names, list_ports
 
     apis = [args.api] if args.api else api_names()
     midi: dict[str, dict[str, list[str]]] = {}
