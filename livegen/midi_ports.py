@@ -20,9 +20,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-# audio_probe_error is re-exported: livegen/tui/devices.py imports it from here until the tui
-# branch imports it from livegen.audio_devices.
-from livegen.audio_devices import audio_probe_error, list_audio_devices  # noqa: F401
+from livegen.audio_devices import list_audio_devices
 from livegen.kernels.errors import LivegenError
 
 APIS = {"alsa": "API_LINUX_ALSA", "jack": "API_UNIX_JACK", "coremidi": "API_MACOSX_CORE"}

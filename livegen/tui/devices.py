@@ -32,12 +32,8 @@ def audio_device_name(listed: str) -> str:
 
 def list_devices(api: str | None = None) -> DeviceLists:
     """Every MIDI input, MIDI output and audio output device present now."""
-    from livegen.midi_ports import (
-        audio_probe_error,
-        list_audio_devices,
-        list_midi_inputs,
-        list_midi_outputs,
-    )
+    from livegen.audio_devices import audio_probe_error, list_audio_devices
+    from livegen.midi_ports import list_midi_inputs, list_midi_outputs
 
     problems: list[str] = []
 
