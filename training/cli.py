@@ -2,6 +2,7 @@
 
 livegen-train data --midi DIR [DIR ...] --out DATA
 livegen-train data --music21 [COLLECTION ...] --out DATA
+livegen-train data --audio DIR [DIR ...] [--midi DIR ... --render SF] --codec P --out DATA
 livegen-train ar --config FILE | --preset P --data DATA --out RUN [--steps N] [--resume] [--init P]
 torchrun --nproc-per-node K -m livegen.training ar ...
 livegen-train eval RUN --data DATA [--json]
@@ -31,6 +32,7 @@ from livegen.kernels.values import (
     OptionParser,
     UsageError,
 )
+from livegen.training.audio_data_cli import add_audio_data_arguments, run_audio_data
 from livegen.training.codec_cli import COMMANDS as CODEC_COMMANDS
 from livegen.training.continuation_cli import (
     CONT_HELP,
@@ -53,11 +55,14 @@ def _version() -> str:
 
 # ---------------------------------------------------------------- data
 
-DATA_HELP = "turn MIDI folders or the music21 corpus into token shards (train/val/test)"
+DATA_HELP = (
+    "turn MIDI folders or the music21 corpus into token shards (train/val/test); with --codec, "
+    "audio (or MIDI rendered through FluidSynth) into codec token shards"
+)
 
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
-    source = parser.add_mutually_exclusive_group(required=True)
+    source = parser.add_mutually_exclusive_group()
     source.add_argument("--midi", nargs="+", type=Path, metavar="DIR", help="MIDI folders")
     source.add_argument(
         "--music21",
@@ -94,6 +99,7 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_audio_data_arguments(parser)
 
 
 def run_data(args: argparse.Namespace) -> int:
@@ -101,6 +107,10 @@ def run_data(args: argparse.Namespace) -> int:
 
     if not (0 <= args.val < 1 and 0 <= args.test < 1 and args.val + args.test < 1):
         raise LivegenError("--val and --test must be fractions that leave some training data")
+    if args.audio or args.codec or args.render:
+        return run_audio_data(args)
+    if args.midi is None and args.music21 is None:
+        raise LivegenError("give --midi DIR ..., --music21 or --audio DIR ... (with --codec)")
     options = DataOptions(
         val_fraction=args.val,
         test_fraction=args.test,
