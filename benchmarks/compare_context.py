@@ -39,7 +39,7 @@ def nll_on_targets(model: PerceiverAR, windows: np.ndarray, targets: int, batch:
     for i in range(0, len(windows), batch):
         rows = torch.from_numpy(windows[i : i + batch, -(n + 1) :].astype(np.int64))
         logits = model(rows[:, :-1])[:, -targets:]
-        loss, k = latent_loss(logits, rows)
+        loss, k = latent_loss(logits, rows, model.config.pad_id)
         total, count = total + float(loss), count + int(k)
     return total / max(count, 1)
 
@@ -74,12 +74,22 @@ def main() -> None:
         "long": {"run": str(args.long_run), "context": lc.context, "latents": lc.latents},
         "short": {"run": str(args.short_run), "context": sc.context, "latents": sc.latents},
     }
+    if lc.tokens == "audio":  # how much sound each context covers
+        from livegen.training.shards import read_index
+
+        rate = read_index(args.data).summary["tokens_kind"]["frame_rate"] * lc.levels
+        for side, c in (("long", lc), ("short", sc)):
+            result[side]["seconds"] = round(c.context / rate, 3)
+            result[side]["latent_seconds"] = round(c.latents / rate, 3)
     result["long"]["nll"] = nll_on_targets(long_model, windows, targets, args.batch)
     result["short"]["nll"] = nll_on_targets(short_model, windows, targets, args.batch)
     result["long_minus_short"] = result["long"]["nll"] - result["short"]["nll"]
     for side in ("long", "short"):
         r = result[side]
-        print(f"{side:5s} N={r['context']:5d} L={r['latents']:4d}: {r['nll']:.4f} nats/token")
+        covers = f" ({r['seconds']:.1f} s of audio)" if "seconds" in r else ""
+        print(
+            f"{side:5s} N={r['context']:5d}{covers} L={r['latents']:4d}: {r['nll']:.4f} nats/token"
+        )
     print(f"same {result['targets']} {args.split} targets; long - short = "
           f"{result['long_minus_short']:+.4f} nats/token")  # fmt: skip
     print(json.dumps(result))
