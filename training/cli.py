@@ -279,10 +279,11 @@ def run_eval(args: argparse.Namespace) -> int:
     import torch
 
     from livegen.models.checkpoint import load_model
+    from livegen.training.audio_data import check_data_matches
     from livegen.training.checkpointing import read_state, require_checkpoint
     from livegen.training.evaluate import split_nll, stream_nll
     from livegen.training.export import EVAL_FILE
-    from livegen.training.shards import TokenShards
+    from livegen.training.shards import TokenShards, read_index
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -291,13 +292,17 @@ def run_eval(args: argparse.Namespace) -> int:
         checkpoint = require_checkpoint(args.run_dir)
         model_dir, step = checkpoint / "model", read_state(checkpoint).step
     else:  # a preset: what a user plays, measured on any data (e.g. held-out MIDI)
-        from livegen.models.preset import load_preset
+        from livegen.models.audio_preset import load_audio_preset
+        from livegen.models.preset import find_preset, load_preset, preset_kind
 
-        preset = load_preset(str(args.run_dir))
+        audio = preset_kind(find_preset(str(args.run_dir))) == "audio"
+        preset = (load_audio_preset if audio else load_preset)(str(args.run_dir))
         checkpoint, model_dir = preset.model_dir, preset.model_dir
         step = preset.training.get("steps")
     model = load_model(model_dir, device="cpu")
-    shards = TokenShards(args.data, args.split)
+    index = read_index(args.data)
+    check_data_matches(index, model.config, args.data)  # the same token language
+    shards = TokenShards(args.data, args.split, index)
     if shards.total_tokens == 0:
         raise LivegenError(f"{args.data}: the {args.split} split is empty")
     nll, count = split_nll(model, shards, limit=args.windows)
