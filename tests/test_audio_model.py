@@ -218,3 +218,23 @@ def test_bench_reports_the_codec_and_the_rate_needed(tiny_preset, capsys) -> Non
     assert report["needed_tokens_per_s"] == 62.5 * LEVELS
     assert report["codec_ms_per_frame_mean"] > 0 and report["realtime_factor"] > 0
     assert report["context_seconds"] == pytest.approx(32 / (62.5 * LEVELS))
+
+
+def test_eval_scores_an_audio_preset_through_the_streaming_decoder(
+    tiny_preset, audio_data, tmp_path, capsys
+) -> None:
+    args = ["eval", str(tiny_preset), "--data", str(audio_data), "--split", "train"]
+    assert train_main([*args, "--windows", "2", "--stream-tokens", "24", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["stream"]["agrees"] and report["tokens"] > 0
+    midi = tmp_path / "midi-data"
+    (tmp_path / "m").mkdir()
+    write_midi(tmp_path / "m" / "a.mid", [("piano", melody(1))])
+    write_midi(tmp_path / "m" / "b.mid", [("piano", melody(2))])
+    assert (
+        train_main(["data", "--midi", str(tmp_path / "m"), "--out", str(midi), "--no-progress"])
+        == 0
+    )
+    capsys.readouterr()
+    assert train_main(["eval", str(tiny_preset), "--data", str(midi)]) == 2
+    assert "midi tokens" in capsys.readouterr().err
