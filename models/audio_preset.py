@@ -137,12 +137,16 @@ def save_audio_preset(preset: AudioPreset, path: Path) -> None:
     write_text(path, tomli_w.dumps(data))
 
 
-def load_audio_models(preset: AudioPreset, device: str | None = None):  # noqa: ANN201
-    """(the preset's Perceiver AR as a LoadedModel, its codec on the CPU), checked to agree."""
+def load_audio_models(  # noqa: ANN201
+    preset: AudioPreset, device: str | None = None, quantize: str | None = None
+):
+    """(the preset's Perceiver AR as a LoadedModel, its codec on the CPU), checked to agree;
+    `quantize` overrides the preset's [model].quantize."""
     from livegen.models.codec_preset import open_codec
     from livegen.models.loading import load_model_for
 
-    loaded = load_model_for(preset.model_dir, device=device, quantize=preset.quantize)
+    how = preset.quantize if quantize is None else quantize
+    loaded = load_model_for(preset.model_dir, device=device, quantize=how)
     config = loaded.model.config
     codec, _ = open_codec(preset.codec_spec)
     if config.tokens != "audio":

@@ -132,11 +132,9 @@ def _run_audio(args: argparse.Namespace) -> int:
     from livegen.models.audio_preset import load_audio_models, load_audio_preset
     from livegen.models.sampling import SamplingParams
 
-    if args.quantize is not None:
-        raise BenchError("--quantize is for MIDI presets (an audio preset names its own)")
     preset = load_audio_preset(args.preset)
     torch.set_num_threads(args.threads)
-    loaded, codec = load_audio_models(preset, args.device)
+    loaded, codec = load_audio_models(preset, args.device, args.quantize)
     config = loaded.model.config
     frames = (args.context or config.context) // config.levels
     rng = np.random.default_rng(args.seed)
