@@ -44,6 +44,26 @@ def nll_on_targets(model: PerceiverAR, windows: np.ndarray, targets: int, batch:
     return total / max(count, 1)
 
 
+@torch.no_grad()
+def nll_per_level(model: PerceiverAR, windows: np.ndarray, targets: int, batch: int) -> list:
+    """An audio model's mean NLL of the same targets, per codec level of the target."""
+    c = model.config
+    sums, counts = np.zeros(c.levels), np.zeros(c.levels)
+    for i in range(0, len(windows), batch):
+        rows = torch.from_numpy(windows[i : i + batch, -(c.context + 1) :].astype(np.int64))
+        logits = model(rows[:, :-1])[:, -targets:].float()
+        goal = rows[:, -targets:]
+        nll = torch.nn.functional.cross_entropy(
+            logits.flatten(0, 1), goal.flatten(), reduction="none"
+        )
+        level = goal.flatten() // c.codebook_size
+        for k in range(c.levels):
+            picked = level == k
+            sums[k] += float(nll[picked].sum())
+            counts[k] += int(picked.sum())
+    return [round(float(s / max(n, 1)), 4) for s, n in zip(sums, counts)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("long_run", type=Path)
@@ -84,6 +104,10 @@ def main() -> None:
     result["long"]["nll"] = nll_on_targets(long_model, windows, targets, args.batch)
     result["short"]["nll"] = nll_on_targets(short_model, windows, targets, args.batch)
     result["long_minus_short"] = result["long"]["nll"] - result["short"]["nll"]
+    if lc.tokens == "audio":
+        for side, model in (("long", long_model), ("short", short_model)):
+            result[side]["nll_per_level"] = nll_per_level(model, windows, targets, args.batch)
+            print(f"{side:5s} NLL per codec level: {result[side]['nll_per_level']}")
     for side in ("long", "short"):
         r = result[side]
         covers = f" ({r['seconds']:.1f} s of audio)" if "seconds" in r else ""
