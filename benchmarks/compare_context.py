@@ -45,6 +45,23 @@ def nll_on_targets(model: PerceiverAR, windows: np.ndarray, targets: int, batch:
 
 
 @torch.no_grad()
+def nll_by_quarter(model: PerceiverAR, windows: np.ndarray, targets: int, batch: int) -> list:
+    """Mean NLL of the same targets in four blocks by position (first quarter of the targets
+    first): a Perceiver AR's first latents see their nearest past only through the
+    cross-attention, its last ones through the self-attention too."""
+    n = model.config.context
+    sums, count = np.zeros(targets), 0
+    for i in range(0, len(windows), batch):
+        rows = torch.from_numpy(windows[i : i + batch, -(n + 1) :].astype(np.int64))
+        logits = model(rows[:, :-1])[:, -targets:].float()
+        goal = rows[:, -targets:]
+        nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), goal, reduction="none")
+        sums += nll.sum(0).numpy()
+        count += rows.shape[0]
+    return [round(float(q.mean() / max(count, 1)), 4) for q in np.array_split(sums, 4)]
+
+
+@torch.no_grad()
 def nll_per_level(model: PerceiverAR, windows: np.ndarray, targets: int, batch: int) -> list:
     """An audio model's mean NLL of the same targets, per codec level of the target."""
     c = model.config
@@ -108,6 +125,9 @@ def main() -> None:
         for side, model in (("long", long_model), ("short", short_model)):
             result[side]["nll_per_level"] = nll_per_level(model, windows, targets, args.batch)
             print(f"{side:5s} NLL per codec level: {result[side]['nll_per_level']}")
+    for side, model in (("long", long_model), ("short", short_model)):
+        result[side]["nll_by_quarter"] = nll_by_quarter(model, windows, targets, args.batch)
+        print(f"{side:5s} NLL by quarter of the targets: {result[side]['nll_by_quarter']}")
     for side in ("long", "short"):
         r = result[side]
         covers = f" ({r['seconds']:.1f} s of audio)" if "seconds" in r else ""
