@@ -13,7 +13,9 @@ For each MIDI file: render it (the preset's [render] soundfont and program), tak
 Per segment: loudness (RMS dB), spectral flatness over 50 Hz - 8 kHz with a -60 dB floor (0 =
 pure tones, 1 = white noise), spectral
 centroid, the cosine between its chroma (energy per pitch class) and the prompt's (does it stay
-in the prompt's key), and the fraction of 16 ms frames that are silent (< -50 dB).
+in the prompt's key), the fraction of 16 ms frames that are silent (< -50 dB), and onsets per
+second (peaks of the spectral flux: new energy, on average over the band, of more than e^0.5 in
+log power from one 16 ms frame to the next: a struck note, not a held one).
 
     .venv/bin/python benchmarks/audio_continuations.py --preset audio-piano FILE.mid ...
 
@@ -54,6 +56,9 @@ def stats(audio: np.ndarray, prompt_chroma: np.ndarray, rate: int) -> dict[str, 
     flat = np.exp(np.mean(np.log(band), axis=1)) / np.mean(band, axis=1)
     centroid = (power * freqs).sum(axis=1) / power.sum(axis=1)
     frame_db = 10 * np.log10(np.mean(audio[: len(audio) // 384 * 384].reshape(-1, 384) ** 2, 1))
+    log_power = np.log(band)
+    flux = np.maximum(np.diff(log_power, axis=0), 0).mean(axis=1)  # new energy per frame
+    peaks = (flux[1:-1] > flux[:-2]) & (flux[1:-1] >= flux[2:]) & (flux[1:-1] > 0.5)
     c = chroma(audio, rate)
     cosine = float(c @ prompt_chroma / (np.linalg.norm(c) * np.linalg.norm(prompt_chroma)))
     return {
@@ -62,6 +67,7 @@ def stats(audio: np.ndarray, prompt_chroma: np.ndarray, rate: int) -> dict[str, 
         "centroid_hz": float(np.median(centroid)),
         "chroma_cosine": cosine,
         "silent_frames": float(np.mean(frame_db < -50)),
+        "onsets_per_s": float(peaks.sum() / (len(audio) / rate)),
     }
 
 
@@ -115,7 +121,7 @@ def main() -> None:
 
                 args.out.mkdir(parents=True, exist_ok=True)
                 write_audio(args.out / f"{path.stem}-{name}.wav", segment, rate)
-    keys = ["rms_db", "flatness", "centroid_hz", "chroma_cosine", "silent_frames"]
+    keys = ["rms_db", "flatness", "centroid_hz", "chroma_cosine", "silent_frames", "onsets_per_s"]
     summary = {
         name: {k: round(float(np.mean([r[k] for r in rs])), 4) for k in keys}
         for name, rs in rows.items()
