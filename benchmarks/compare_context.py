@@ -39,9 +39,46 @@ def nll_on_targets(model: PerceiverAR, windows: np.ndarray, targets: int, batch:
     for i in range(0, len(windows), batch):
         rows = torch.from_numpy(windows[i : i + batch, -(n + 1) :].astype(np.int64))
         logits = model(rows[:, :-1])[:, -targets:]
-        loss, k = latent_loss(logits, rows)
+        loss, k = latent_loss(logits, rows, model.config.pad_id)
         total, count = total + float(loss), count + int(k)
     return total / max(count, 1)
+
+
+@torch.no_grad()
+def nll_by_quarter(model: PerceiverAR, windows: np.ndarray, targets: int, batch: int) -> list:
+    """Mean NLL of the same targets in four blocks by position (first quarter of the targets
+    first): a Perceiver AR's first latents see their nearest past only through the
+    cross-attention, its last ones through the self-attention too."""
+    n = model.config.context
+    sums, count = np.zeros(targets), 0
+    for i in range(0, len(windows), batch):
+        rows = torch.from_numpy(windows[i : i + batch, -(n + 1) :].astype(np.int64))
+        logits = model(rows[:, :-1])[:, -targets:].float()
+        goal = rows[:, -targets:]
+        nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), goal, reduction="none")
+        sums += nll.sum(0).numpy()
+        count += rows.shape[0]
+    return [round(float(q.mean() / max(count, 1)), 4) for q in np.array_split(sums, 4)]
+
+
+@torch.no_grad()
+def nll_per_level(model: PerceiverAR, windows: np.ndarray, targets: int, batch: int) -> list:
+    """An audio model's mean NLL of the same targets, per codec level of the target."""
+    c = model.config
+    sums, counts = np.zeros(c.levels), np.zeros(c.levels)
+    for i in range(0, len(windows), batch):
+        rows = torch.from_numpy(windows[i : i + batch, -(c.context + 1) :].astype(np.int64))
+        logits = model(rows[:, :-1])[:, -targets:].float()
+        goal = rows[:, -targets:]
+        nll = torch.nn.functional.cross_entropy(
+            logits.flatten(0, 1), goal.flatten(), reduction="none"
+        )
+        level = goal.flatten() // c.codebook_size
+        for k in range(c.levels):
+            picked = level == k
+            sums[k] += float(nll[picked].sum())
+            counts[k] += int(picked.sum())
+    return [round(float(s / max(n, 1)), 4) for s, n in zip(sums, counts)]
 
 
 def main() -> None:
@@ -74,12 +111,29 @@ def main() -> None:
         "long": {"run": str(args.long_run), "context": lc.context, "latents": lc.latents},
         "short": {"run": str(args.short_run), "context": sc.context, "latents": sc.latents},
     }
+    if lc.tokens == "audio":  # how much sound each context covers
+        from livegen.training.shards import read_index
+
+        rate = read_index(args.data).summary["tokens_kind"]["frame_rate"] * lc.levels
+        for side, c in (("long", lc), ("short", sc)):
+            result[side]["seconds"] = round(c.context / rate, 3)
+            result[side]["latent_seconds"] = round(c.latents / rate, 3)
     result["long"]["nll"] = nll_on_targets(long_model, windows, targets, args.batch)
     result["short"]["nll"] = nll_on_targets(short_model, windows, targets, args.batch)
     result["long_minus_short"] = result["long"]["nll"] - result["short"]["nll"]
+    if lc.tokens == "audio":
+        for side, model in (("long", long_model), ("short", short_model)):
+            result[side]["nll_per_level"] = nll_per_level(model, windows, targets, args.batch)
+            print(f"{side:5s} NLL per codec level: {result[side]['nll_per_level']}")
+    for side, model in (("long", long_model), ("short", short_model)):
+        result[side]["nll_by_quarter"] = nll_by_quarter(model, windows, targets, args.batch)
+        print(f"{side:5s} NLL by quarter of the targets: {result[side]['nll_by_quarter']}")
     for side in ("long", "short"):
         r = result[side]
-        print(f"{side:5s} N={r['context']:5d} L={r['latents']:4d}: {r['nll']:.4f} nats/token")
+        covers = f" ({r['seconds']:.1f} s of audio)" if "seconds" in r else ""
+        print(
+            f"{side:5s} N={r['context']:5d}{covers} L={r['latents']:4d}: {r['nll']:.4f} nats/token"
+        )
     print(f"same {result['targets']} {args.split} targets; long - short = "
           f"{result['long_minus_short']:+.4f} nats/token")  # fmt: skip
     print(json.dumps(result))

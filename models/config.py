@@ -2,6 +2,9 @@
 
 context (N) tokens go in; the last `latents` (L) positions are the latents that get logits.
 latents == context gives a plain causal transformer from the same code (the baseline).
+tokens = "audio" makes it a model of codec tokens (kernels/audio_vocab.py): `levels` codes per
+frame of the codec preset `codec`, `codebook_size` codes per level; its vocabulary and special
+ids follow from those when they are left at the MIDI defaults.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from livegen.kernels.audio_vocab import AudioVocab
 from livegen.kernels.errors import ModelFileError
 from livegen.kernels.values import FRACTION, Bound, check_fields
 from livegen.kernels.vocab import BEGIN, END, PAD, VOCAB_SIZE
@@ -36,9 +40,25 @@ class PerceiverARConfig:
     pad_id: int = PAD
     begin_id: int = BEGIN
     end_id: int = END
+    # What the ids mean: "midi" (kernels/vocab.py) or "audio" (codec codes).
+    tokens: str = "midi"
+    levels: int = 0  # audio: codec levels per frame, flattened into the sequence
+    codebook_size: int = 0  # audio: codes per level
+    codec: str = ""  # audio: the codec preset that makes and decodes the codes
 
     def __post_init__(self) -> None:
+        midi_ids = (self.vocab_size, self.pad_id, self.begin_id, self.end_id)
+        if self.tokens == "audio" and midi_ids == (VOCAB_SIZE, PAD, BEGIN, END):
+            vocab = self.audio_vocab()
+            self.vocab_size, self.pad_id = vocab.size, vocab.pad
+            self.begin_id, self.end_id = vocab.begin, vocab.end
         self.validate()
+
+    def audio_vocab(self) -> AudioVocab:
+        """The codec vocabulary of an audio model (ValueError for a MIDI model)."""
+        if self.tokens != "audio":
+            raise ValueError("a MIDI model has no codec vocabulary")
+        return AudioVocab(self.levels, self.codebook_size)
 
     @property
     def head_dim(self) -> int:
@@ -63,10 +83,26 @@ class PerceiverARConfig:
         if self.head_dim % 2:
             raise ValueError(f"head dim ({self.head_dim}) must be even for rotary embeddings")
         check_fields(self, REAL_BOUNDS)
+        self._validate_tokens()
         for name in ("pad_id", "begin_id", "end_id"):
             value = getattr(self, name)
             if not isinstance(value, int) or not 0 <= value < self.vocab_size:
                 raise ValueError(f"{name} must be a token id in 0..{self.vocab_size - 1}")
+
+    def _validate_tokens(self) -> None:
+        if self.tokens not in ("midi", "audio"):
+            raise ValueError(f"tokens must be 'midi' or 'audio', got {self.tokens!r}")
+        if self.tokens == "midi":
+            return
+        if not self.codec or not isinstance(self.codec, str):
+            raise ValueError("an audio model must name its codec preset (codec = ...)")
+        vocab = self.audio_vocab()
+        ids = (self.vocab_size, self.pad_id, self.begin_id, self.end_id)
+        if ids != (vocab.size, vocab.pad, vocab.begin, vocab.end):
+            raise ValueError(
+                f"vocab_size and special ids must be {vocab.size} and "
+                f"{vocab.pad}/{vocab.begin}/{vocab.end} for {self.levels} x {self.codebook_size}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

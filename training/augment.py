@@ -96,8 +96,8 @@ def augment_tokens(
     return np.concatenate(out) if out else tokens[:0].astype(np.int64)
 
 
-def fit_length(tokens: np.ndarray, length: int) -> np.ndarray:
+def fit_length(tokens: np.ndarray, length: int, pad: int = PAD) -> np.ndarray:
     """The first `length` ids, padded with PAD (never a target) when there are fewer."""
     if tokens.shape[0] >= length:
         return tokens[:length]
-    return np.concatenate((tokens, np.full(length - tokens.shape[0], PAD, dtype=tokens.dtype)))
+    return np.concatenate((tokens, np.full(length - tokens.shape[0], pad, dtype=tokens.dtype)))

@@ -2,6 +2,7 @@
 
 livegen-train data --midi DIR [DIR ...] --out DATA
 livegen-train data --music21 [COLLECTION ...] --out DATA
+livegen-train data --audio DIR [DIR ...] [--midi DIR ... --render SF] --codec P --out DATA
 livegen-train ar --config FILE | --preset P --data DATA --out RUN [--steps N] [--resume] [--init P]
 torchrun --nproc-per-node K -m livegen.training ar ...
 livegen-train eval RUN --data DATA [--json]
@@ -31,6 +32,7 @@ from livegen.kernels.values import (
     OptionParser,
     UsageError,
 )
+from livegen.training.audio_data_cli import add_audio_data_arguments, run_audio_data
 from livegen.training.codec_cli import COMMANDS as CODEC_COMMANDS
 from livegen.training.continuation_cli import (
     CONT_HELP,
@@ -53,11 +55,14 @@ def _version() -> str:
 
 # ---------------------------------------------------------------- data
 
-DATA_HELP = "turn MIDI folders or the music21 corpus into token shards (train/val/test)"
+DATA_HELP = (
+    "turn MIDI folders or the music21 corpus into token shards (train/val/test); with --codec, "
+    "audio (or MIDI rendered through FluidSynth) into codec token shards"
+)
 
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
-    source = parser.add_mutually_exclusive_group(required=True)
+    source = parser.add_mutually_exclusive_group()
     source.add_argument("--midi", nargs="+", type=Path, metavar="DIR", help="MIDI folders")
     source.add_argument(
         "--music21",
@@ -94,6 +99,7 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_audio_data_arguments(parser)
 
 
 def run_data(args: argparse.Namespace) -> int:
@@ -101,6 +107,10 @@ def run_data(args: argparse.Namespace) -> int:
 
     if not (0 <= args.val < 1 and 0 <= args.test < 1 and args.val + args.test < 1):
         raise LivegenError("--val and --test must be fractions that leave some training data")
+    if args.audio or args.codec or args.render:
+        return run_audio_data(args)
+    if args.midi is None and args.music21 is None:
+        raise LivegenError("give --midi DIR ..., --music21 or --audio DIR ... (with --codec)")
     options = DataOptions(
         val_fraction=args.val,
         test_fraction=args.test,
@@ -269,10 +279,11 @@ def run_eval(args: argparse.Namespace) -> int:
     import torch
 
     from livegen.models.checkpoint import load_model
+    from livegen.training.audio_data import check_data_matches
     from livegen.training.checkpointing import read_state, require_checkpoint
     from livegen.training.evaluate import split_nll, stream_nll
     from livegen.training.export import EVAL_FILE
-    from livegen.training.shards import TokenShards
+    from livegen.training.shards import TokenShards, read_index
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -281,13 +292,17 @@ def run_eval(args: argparse.Namespace) -> int:
         checkpoint = require_checkpoint(args.run_dir)
         model_dir, step = checkpoint / "model", read_state(checkpoint).step
     else:  # a preset: what a user plays, measured on any data (e.g. held-out MIDI)
-        from livegen.models.preset import load_preset
+        from livegen.models.audio_preset import load_audio_preset
+        from livegen.models.preset import find_preset, load_preset, preset_kind
 
-        preset = load_preset(str(args.run_dir))
+        audio = preset_kind(find_preset(str(args.run_dir))) == "audio"
+        preset = (load_audio_preset if audio else load_preset)(str(args.run_dir))
         checkpoint, model_dir = preset.model_dir, preset.model_dir
         step = preset.training.get("steps")
     model = load_model(model_dir, device="cpu")
-    shards = TokenShards(args.data, args.split)
+    index = read_index(args.data)
+    check_data_matches(index, model.config, args.data)  # the same token language
+    shards = TokenShards(args.data, args.split, index)
     if shards.total_tokens == 0:
         raise LivegenError(f"{args.data}: the {args.split} split is empty")
     nll, count = split_nll(model, shards, limit=args.windows)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +68,11 @@ class Encoded:
 
 def find_midi_files(folders: Iterable[Path]) -> list[tuple[str, Path]]:
     """(name, path) of every MIDI file under the folders; name = folder name / relative path."""
+    return find_files(folders, MIDI_SUFFIXES)
+
+
+def find_files(folders: Iterable[Path], suffixes: set[str]) -> list[tuple[str, Path]]:
+    """(name, path) of every file with one of the suffixes under the folders."""
     found: list[tuple[str, Path]] = []
     seen_names: set[str] = set()
     for number, folder in enumerate(folders):
@@ -79,7 +84,7 @@ def find_midi_files(folders: Iterable[Path]) -> list[tuple[str, Path]]:
             label = f"{label}#{number}"
         seen_names.add(label)
         for path in sorted(folder.rglob("*")):
-            if path.suffix.lower() in MIDI_SUFFIXES and path.is_file():
+            if path.suffix.lower() in suffixes and path.is_file():
                 found.append((f"{label}/{path.relative_to(folder).as_posix()}", path))
     return found
 
@@ -89,24 +94,24 @@ def _cache_path(cache: Path, digest: str, suffix: str) -> Path:
     return cache / f"rev{ENCODING_REVISION}" / digest[:2] / f"{digest}{suffix}"
 
 
-def _read_cached(cache: Path, name: str, digest: str) -> Encoded | None:
+def _read_cached(cache: Path, name: str, digest: str, key: str) -> Encoded | None:
     # .npz: the tokens and what the encoding dropped (older caches' .npy are encoded again)
-    tokens_file = _cache_path(cache, digest, ".npz")
+    tokens_file = _cache_path(cache, key, ".npz")
     if tokens_file.is_file():
         try:
             with np.load(tokens_file) as saved:
                 return Encoded(name, digest, saved["tokens"], unclosed=int(saved["unclosed"]))
         except (OSError, ValueError, KeyError, EOFError):
             return None  # a damaged cache entry is encoded again
-    skip_file = _cache_path(cache, digest, ".skip")
+    skip_file = _cache_path(cache, key, ".skip")
     if skip_file.is_file():
         return Encoded(name, digest, None, skip_file.read_text(encoding="utf-8"))
     return None
 
 
-def _write_cached(cache: Path, result: Encoded) -> None:
+def _write_cached(cache: Path, result: Encoded, key: str) -> None:
     suffix = ".npz" if result.tokens is not None else ".skip"
-    target = _cache_path(cache, result.digest, suffix)
+    target = _cache_path(cache, key, suffix)
     target.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(target, durable=False) as tmp, open(tmp, "wb") as handle:
         if result.tokens is not None:
@@ -116,7 +121,8 @@ def _write_cached(cache: Path, result: Encoded) -> None:
 
 
 def encode_one(job: tuple[str, str, str, bool]) -> Encoded:
-    """Encode one file; a bad file is an Encoded with a reason, never an exception."""
+    """Encode one MIDI file (job: name, path, digest, include drums); a bad file is an
+    Encoded with a reason, never an exception."""
     from livegen.kernels.tokenizer import encode_performance, read_midi
 
     name, path, digest, include_drums = job
@@ -137,12 +143,15 @@ def encode_one(job: tuple[str, str, str, bool]) -> Encoded:
     )
 
 
-def _encode_all(jobs: list[tuple[str, str, str, bool]], workers: int) -> Iterator[Encoded]:
+Encoder = Callable[[tuple], Encoded]
+
+
+def _encode_all(jobs: list[tuple], workers: int, encode: Encoder) -> Iterator[Encoded]:
     if workers <= 1 or len(jobs) < 2:
-        yield from map(encode_one, jobs)
+        yield from map(encode, jobs)
         return
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        yield from pool.map(encode_one, jobs, chunksize=16)
+        yield from pool.map(encode, jobs, chunksize=1 if encode is not encode_one else 16)
 
 
 def _progress(items: Iterator, total: int, desc: str, enabled: bool) -> Iterator:
@@ -153,10 +162,24 @@ def _progress(items: Iterator, total: int, desc: str, enabled: bool) -> Iterator
     return tqdm(items, total=total, desc=desc, unit="file", dynamic_ncols=True)
 
 
-def encode_files(files: list[tuple[str, Path]], out: Path, options: DataOptions) -> list[Encoded]:
-    """Encode every file, from the cache where possible; returns results in file order."""
+def encode_files(
+    files: list[tuple[str, Path]],
+    out: Path,
+    options: DataOptions,
+    encode: Encoder = encode_one,
+    recipe: object = None,
+    salt: str = "",
+) -> list[Encoded]:
+    """Encode every file, from the cache where possible; returns results in file order.
+
+    encode(job) with job = (name, path, digest, recipe) (recipe: the include-drums flag by
+    default). salt names how the files are encoded (e.g. the codec and its levels): the cache
+    keeps each recipe's tokens apart, while a piece's digest, which decides its split, stays
+    the hash of the file's bytes alone."""
     cache = out / CACHE_DIR
+    recipe = options.include_drums if recipe is None else recipe
     results: dict[str, Encoded] = {}
+    keys: dict[str, str] = {}
     jobs = []
     for name, path in files:
         try:
@@ -165,14 +188,16 @@ def encode_files(files: list[tuple[str, Path]], out: Path, options: DataOptions)
             results[name] = Encoded(name, "", None, f"cannot read: {error.strerror or error}")
             continue
         digest = hashlib.sha1(data).hexdigest()
-        cached = _read_cached(cache, name, digest)
+        key = hashlib.sha1((digest + salt).encode()).hexdigest() if salt else digest
+        keys[name] = key
+        cached = _read_cached(cache, name, digest, key)
         if cached is not None:
             results[name] = cached
         else:
-            jobs.append((name, str(path), digest, options.include_drums))
-    fresh = _progress(_encode_all(jobs, options.workers), len(jobs), "encode", options.progress)
-    for result in fresh:
-        _write_cached(cache, result)
+            jobs.append((name, str(path), digest, recipe))
+    encoded = _encode_all(jobs, options.workers, encode)
+    for result in _progress(encoded, len(jobs), "encode", options.progress):
+        _write_cached(cache, result, keys[result.name])
         results[result.name] = result
     return [results[name] for name, _ in files]
 
@@ -210,24 +235,24 @@ def build_data(folders: list[Path], out: Path, options: DataOptions | None = Non
     shards = write_shards(
         out, pieces, lambda p: tokens_by_digest[p.hash], max_shard_tokens=options.max_shard_tokens
     )
-    _remove_stale_shards(out, {s.file for s in shards})
+    remove_stale_shards(out, {s.file for s in shards})
     index = DataIndex(pieces, shards, summarize(pieces, len(skipped), duplicates), skipped)
     index.summary["inputs"] = [str(Path(f).resolve()) for f in folders]
     index.summary["repaired"] = len(repairs)
     write_index(out, index)
-    _write_skipped(out, skipped)
+    write_skipped(out, skipped)
     write_text(out / REPAIRED_FILE, repair_report(repairs, options.max_gap_seconds))
     return index
 
 
-def _remove_stale_shards(out: Path, keep: set[str]) -> None:
+def remove_stale_shards(out: Path, keep: set[str]) -> None:
     # A re-run with fewer files may need fewer shards; old ones would confuse a reader.
     for path in out.glob("*-[0-9][0-9][0-9].tokens"):
         if path.name not in keep:
             path.unlink()
 
 
-def _write_skipped(out: Path, skipped: list[dict[str, str]]) -> None:
+def write_skipped(out: Path, skipped: list[dict[str, str]]) -> None:
     lines = [f"{item['file']}: {item['reason']}" for item in skipped]
     write_text(out / SKIPPED_FILE, "".join(line + "\n" for line in lines))
 

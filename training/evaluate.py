@@ -25,17 +25,19 @@ from livegen.training.shards import TokenShards
 STREAM_TOLERANCE = 1e-3  # nats/token between the streamed and the parallel figure
 
 
-def latent_loss(logits: torch.Tensor, window: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def latent_loss(
+    logits: torch.Tensor, window: torch.Tensor, pad: int = PAD
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(sum of NLL, number of targets) of logits [B, L', V] for window [B, n + 1].
 
     Logits are for the last L' input positions; their targets are the last L' tokens. PAD
-    targets (short windows) do not count.
+    targets (short windows) do not count (`pad`: the model's own pad id).
     """
     targets = window[:, -logits.shape[1] :]
     total = F.cross_entropy(
-        logits.float().flatten(0, 1), targets.flatten(), ignore_index=PAD, reduction="sum"
+        logits.float().flatten(0, 1), targets.flatten(), ignore_index=pad, reduction="sum"
     )
-    return total, (targets != PAD).sum()
+    return total, (targets != pad).sum()
 
 
 @torch.no_grad()
@@ -62,7 +64,7 @@ def window_nll(
         window = torch.from_numpy(np.stack(batch)).to(device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
             logits = model(window[:, :-1])
-        loss, n = latent_loss(logits, window)
+        loss, n = latent_loss(logits, window, model.config.pad_id)
         total += float(loss)
         count += int(n)
     model.train(was_training)
@@ -109,7 +111,7 @@ def reference_logits(model: PerceiverAR, tokens: torch.Tensor, refill: int) -> t
         chunk = tokens[lo : w + L]
         # Past the end, pad: causal masks keep later positions out of earlier logits.
         if chunk.shape[0] < w + L - lo:
-            pad = torch.full((w + L - lo - chunk.shape[0],), PAD, dtype=tokens.dtype)
+            pad = torch.full((w + L - lo - chunk.shape[0],), c.pad_id, dtype=tokens.dtype)
             chunk = torch.cat((chunk, pad))
         logits = model(chunk[None], positions_offset=lo)[0].float()  # [L, V] for [w, w + L)
         out[owned] = logits[torch.tensor(owned) - w]
@@ -127,7 +129,7 @@ def stream_nll(model: PerceiverAR, tokens: np.ndarray, refill: int | None = None
     streamed = torch.stack([decoder.append([int(t)]).clone() for t in ids[:-1]])
     reference = reference_logits(model, ids[:-1], decoder.R)
     targets = ids[1:]
-    keep = targets != PAD
+    keep = targets != model.config.pad_id
     nll = F.cross_entropy(streamed[keep], targets[keep]).item()
     ref = F.cross_entropy(reference[keep], targets[keep]).item()
     diff = float((streamed - reference).abs().max())

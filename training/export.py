@@ -110,6 +110,8 @@ def export_preset(
         metadata={"preset": name, **_meta(training)},
         dtype=WEIGHT_DTYPES[options.weights],
     )
+    if model.config.tokens == "audio":
+        return _save_audio_preset(model.config, name, presets_dir, options, training)
     sound = dataclasses.replace(base.sound) if base else Sound()
     if options.program is not None:
         sound.program = options.program
@@ -132,6 +134,45 @@ def export_preset(
     path = presets_dir / f"{name}.toml"
     save_preset(preset, path)
     return path
+
+
+def _save_audio_preset(config, name, presets_dir, options, training) -> Path:  # noqa: ANN001
+    """An audio model's preset names the codec preset that makes and decodes its tokens."""
+    from livegen.models.audio_preset import AudioPreset, Render, save_audio_preset
+
+    render = Render()
+    if options.soundfont:
+        render.soundfont = options.soundfont
+    if options.program is not None:
+        render.program = options.program
+    seconds = config.context / (config.levels * _frame_rate(config.codec))
+    description = options.description or (
+        f"Perceiver AR over {config.codec} tokens ({config.levels} levels), "
+        f"{training['parameters'] / 1e6:.2f}M parameters, context {config.context} tokens "
+        f"({seconds:.1f} s), {config.latents} latents; trained {training['steps']} steps"
+    )
+    preset = AudioPreset(
+        name=name,
+        description=description,
+        model_path=name,
+        codec=config.codec,
+        render=render,
+        quantize=options.quantize,
+        training=training,
+    )
+    path = presets_dir / f"{name}.toml"
+    save_audio_preset(preset, path)
+    return path
+
+
+def _frame_rate(codec: str) -> float:
+    from livegen.models.codec_files import load_codec_config
+    from livegen.models.codec_preset import load_codec_preset
+
+    try:
+        return load_codec_config(load_codec_preset(codec).model_dir)[0].frame_rate
+    except LivegenError as error:
+        raise LivegenError(f"the model's codec {codec!r}: {error}") from None
 
 
 def base_preset(run_dir: Path, depth: int = 8) -> Preset | None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from livegen.kernels.vocab import PAD
 from livegen.training.augment import AugmentConfig, augment_tokens, fit_length
 from livegen.training.shards import TokenShards
 
@@ -39,12 +40,14 @@ class WindowSampler:
         length: int,
         seed: int,
         augment: AugmentConfig | None = None,
+        pad: int = PAD,
     ) -> None:
         if shards.total_tokens == 0:
             raise ValueError(f"the {shards.split} split holds no tokens")
         self.shards = shards
         self.length = length  # tokens per sample: inputs + 1 shifted target
         self.seed = seed
+        self.pad = pad  # fills a window past the end of a short split
         self.augment = augment or AugmentConfig(enabled=False)
         self.raw_length = int(np.ceil(length * self.augment.growth))
         self.state = SamplerState()
@@ -88,7 +91,7 @@ class WindowSampler:
         if self.augment.enabled:
             rng = np.random.default_rng([self.seed, sample.epoch, sample.index, 1])
             raw = augment_tokens(raw, rng, self.augment)
-        return fit_length(raw, self.length)
+        return fit_length(raw, self.length, self.pad)
 
     def batch(self, samples: list[Sample]) -> torch.Tensor:
         return torch.from_numpy(np.stack([self.tokens(s) for s in samples]))

@@ -102,22 +102,23 @@ def write_shards(
     pieces: list[Piece],
     token_of: Any,
     max_shard_tokens: int = DEFAULT_SHARD_TOKENS,
+    frame: tuple[int, int] = (BEGIN, END),
 ) -> list[Shard]:
     """Write each split's pieces (in name order) as BEGIN tokens END into shard files.
 
-    token_of(piece) -> int16 array. Sets piece.shard / piece.offset. Files are written under
+    token_of(piece) -> int16 array; frame: the (begin, end) ids of the token language. Sets piece.shard / piece.offset. Files are written under
     temporary names and renamed, so a half-written shard is never taken for a finished one;
     a failed write (disk full) removes them and raises a WriteError.
     """
     try:
-        return _write_shards(out_dir, pieces, token_of, max_shard_tokens)
+        return _write_shards(out_dir, pieces, token_of, max_shard_tokens, frame)
     except OSError as error:
         for tmp in Path(out_dir).glob("*.tokens.tmp"):
             tmp.unlink(missing_ok=True)
         raise write_failed(out_dir, error, "cannot write the token shards") from None
 
 
-def _write_shards(out_dir: Path, pieces: list[Piece], token_of: Any, max_shard_tokens: int):
+def _write_shards(out_dir: Path, pieces: list[Piece], token_of: Any, max_shard_tokens: int, frame):
     shards: list[Shard] = []
     for split in SPLITS:
         members = sorted((p for p in pieces if p.split == split), key=lambda p: p.name)
@@ -132,7 +133,7 @@ def _write_shards(out_dir: Path, pieces: list[Piece], token_of: Any, max_shard_t
                 handle, written = open(tmp, "wb"), 0  # noqa: SIM115 - closed in _finish
             piece.shard, piece.offset = f"{split}-{number:03d}.tokens", written
             body = np.asarray(token_of(piece), dtype=TOKEN_DTYPE)
-            framed = np.concatenate(([BEGIN], body, [END])).astype(TOKEN_DTYPE)
+            framed = np.concatenate(([frame[0]], body, [frame[1]])).astype(TOKEN_DTYPE)
             handle.write(framed.tobytes())
             written += size
         if handle is not None:

@@ -29,9 +29,9 @@ from torch.nn.parallel import DistributedDataParallel
 
 from livegen.kernels.atomic_write import ensure_writable_folder, write_text
 from livegen.kernels.errors import LivegenError
-from livegen.kernels.vocab import PAD
 from livegen.models.perceiver_ar import PerceiverAR
 from livegen.training import distributed, guards
+from livegen.training.audio_data import check_data_matches
 from livegen.training.checkpointing import (
     TrainingState,
     latest_checkpoint,
@@ -253,6 +253,11 @@ def train(
 def _train(run_dir, run, data_dir, context, resume, progress, stop_after, init) -> TrainResult:
     cfg, model_cfg = run.train, run.model
     index = read_index(data_dir)
+    check_data_matches(index, model_cfg, data_dir)
+    if model_cfg.tokens == "audio" and cfg.augment.enabled:
+        raise LivegenError(
+            "[train.augment] transposes MIDI; an audio model needs [train.augment] enabled = false"
+        )
     train_shards = TokenShards(data_dir, "train", index)
     val_shards = TokenShards(data_dir, "val", index)
     micro = _batch_layout(cfg, context.world)
@@ -297,7 +302,7 @@ def _train(run_dir, run, data_dir, context, resume, progress, stop_after, init) 
             write_run_file(run_dir, run, data_dir, extra)
     distributed.barrier(context)
 
-    sampler = WindowSampler(train_shards, N + 1, cfg.seed, cfg.augment)
+    sampler = WindowSampler(train_shards, N + 1, cfg.seed, cfg.augment, model_cfg.pad_id)
     sampler.state.epoch, sampler.state.position = state.epoch, state.position
     val_windows = eval_windows(val_shards, N + 1, cfg.eval_windows)
     net = DistributedDataParallel(model) if context.active else model
@@ -394,7 +399,7 @@ def _step(net, optimizer, sampler, cfg, context, step, micro, keep, prefix, auto
     ]
     L = sampler.length - 1 - prefix
     counts = torch.tensor(
-        [float(sum(int((b[:, -L:] != PAD).sum()) for b in batches))],
+        [float(sum(int((b[:, -L:] != sampler.pad).sum()) for b in batches))],
         device=context.device,
     )
     global_count = float(distributed.all_reduce_sum(context, counts).item())
@@ -408,7 +413,7 @@ def _step(net, optimizer, sampler, cfg, context, step, micro, keep, prefix, auto
             torch.autocast(context.device.type, dtype=torch.bfloat16, enabled=autocast),
         ):
             logits = net(window[:, :-1], prefix_keep=keep, generator=generator)
-            total, _ = latent_loss(logits, window)
+            total, _ = latent_loss(logits, window, sampler.pad)
         (total * scale).backward()
         loss_sum += total.detach()
     norm = torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip or float("inf"))

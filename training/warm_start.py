@@ -34,6 +34,10 @@ SHAPE_FIELDS = (
     "pad_id",
     "begin_id",
     "end_id",
+    "tokens",  # what the ids mean: MIDI events, or which codec's codes at how many levels
+    "levels",
+    "codebook_size",
+    "codec",
 )
 
 

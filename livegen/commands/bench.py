@@ -14,7 +14,10 @@ import json
 from livegen.kernels.errors import LivegenError
 from livegen.kernels.values import COUNT, SEED, THREADS
 
-HELP = "measure whether this machine decodes a preset in real time (latency, tokens/s)"
+HELP = (
+    "measure whether this machine decodes a preset in real time (latency, tokens/s; for an "
+    "audio preset, the codec's decoder too)"
+)
 
 
 class BenchError(LivegenError):
@@ -68,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
     from livegen.models.preset import load_preset
     from livegen.models.sampling import SamplingParams
 
+    if _is_audio_preset(args.preset):
+        return _run_audio(args)
     preset = load_preset(args.preset)
     torch.set_num_threads(args.threads)
     loaded = load_preset_model(preset, args.device, quantize=args.quantize)
@@ -106,5 +111,60 @@ def run(args: argparse.Namespace) -> int:
     )
     if r.note:
         print(f"note: {r.note}")
+    print(r.verdict())
+    return 0
+
+
+def _is_audio_preset(name: str) -> bool:
+    from livegen.models.preset import find_preset, preset_kind
+
+    try:
+        return preset_kind(find_preset(name)) == "audio"
+    except LivegenError:
+        return False  # load_preset says what is wrong with the name
+
+
+def _run_audio(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from livegen.audio_bench import run_audio_bench
+    from livegen.models.audio_preset import load_audio_models, load_audio_preset
+    from livegen.models.sampling import SamplingParams
+
+    preset = load_audio_preset(args.preset)
+    torch.set_num_threads(args.threads)
+    loaded, codec = load_audio_models(preset, args.device, args.quantize)
+    config = loaded.model.config
+    frames = (args.context or config.context) // config.levels
+    rng = np.random.default_rng(args.seed)
+    prompt = rng.integers(0, config.codebook_size, size=(frames, config.levels))
+    r = run_audio_bench(
+        loaded.model,
+        codec,
+        prompt,
+        preset=preset.name,
+        device_label=loaded.describe(),
+        tokens=args.tokens,
+        params=SamplingParams.from_defaults(preset.sampling),
+        seed=args.seed,
+    )
+    if args.json:
+        print(json.dumps(r.to_dict()))
+        return 0
+    print(
+        f"audio preset {r.preset}: {r.parameters / 1e6:.1f} M parameters, N={r.context} "
+        f"({r.context_seconds:.1f} s of audio), L={r.latents}, codec {preset.codec}"
+    )
+    print(f"prefill of {r.prefill_tokens} tokens: {r.prefill_ms:.1f} ms")
+    print(
+        f"decode: p50 {r.ms_per_token_p50:.2f} ms, p99 {r.ms_per_token_p99:.2f} ms per token, "
+        f"level mask + sampling {r.sample_ms_mean:.3f} ms; {r.delivered_tokens_per_s:.0f} "
+        f"tokens/s (needed: {r.needed_tokens_per_s:.0f})"
+    )
+    print(
+        f"codec decoder: {r.codec_ms_per_frame_mean:.2f} ms per frame (p99 "
+        f"{r.codec_ms_per_frame_p99:.2f}), {1000 / r.frame_rate:.0f} ms of audio each"
+    )
     print(r.verdict())
     return 0

@@ -19,7 +19,10 @@ from livegen.kernels.errors import LivegenError
 from livegen.kernels.values import SECONDS, SEED, THREADS
 from livegen.models.preset import SAMPLING_BOUNDS
 
-HELP = "continue a MIDI file with a preset's model (MIDI out; optional WAV and piano roll)"
+HELP = (
+    "continue a MIDI file with a preset's model (MIDI out; optional WAV and piano roll), or, "
+    "with an audio preset, a WAV or MIDI prompt as audio (WAV out)"
+)
 
 PROMPT_COLOUR = "#4a7ab5"
 CONTINUATION_COLOUR = "#e07b39"
@@ -30,9 +33,19 @@ class ContinueError(LivegenError):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("prompt", type=Path, metavar="PROMPT.mid", help="the MIDI file to continue")
     parser.add_argument(
-        "-o", "--output", type=Path, required=True, metavar="OUT.mid", help="MIDI file to write"
+        "prompt",
+        type=Path,
+        metavar="PROMPT.mid",
+        help="the MIDI file to continue (an audio preset also takes a WAV)",
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        required=True,
+        metavar="OUT.mid",
+        help="MIDI file to write (an audio preset writes OUT.wav)",
     )
     parser.add_argument(
         "--seconds", type=SECONDS.option(), default=20.0, help="model time to generate (default 20)"
@@ -98,6 +111,10 @@ def run(args: argparse.Namespace) -> int:
     from livegen.models.sampling import SamplingParams
     from livegen.models.streaming import StreamingDecoder
 
+    if _is_audio_preset(args.preset):
+        from livegen.commands import continue_audio
+
+        return continue_audio.run(args)
     check_outputs(args.prompt, [args.output, args.wav, args.png], force=args.force)
     preset = load_preset(args.preset)
     performance = read_midi(args.prompt)
@@ -145,6 +162,15 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 0
+
+
+def _is_audio_preset(name: str) -> bool:
+    from livegen.models.preset import find_preset, preset_kind
+
+    try:
+        return preset_kind(find_preset(name)) == "audio"
+    except LivegenError:
+        return False  # load_preset says what is wrong with the name
 
 
 def _write_outputs(args: argparse.Namespace, preset, prompt_notes, generated_notes) -> None:  # noqa: ANN001
