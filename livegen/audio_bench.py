@@ -22,9 +22,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from livegen.benchmark import percentile
 from livegen.models.audio_continuation import prompt_ids, sample_level
 from livegen.models.sampling import SamplingParams
-from livegen.models.streaming import StreamingDecoder, percentile
+from livegen.models.streaming import StreamingDecoder
 
 GOAL_REALTIME = 1.5  # generation speed / real time the live path asks for
 

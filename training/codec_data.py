@@ -156,7 +156,7 @@ class MidiRenderer:
         self.synth.delete()
 
 
-def _channels(instruments: np.ndarray) -> np.ndarray:
+def midi_channels(instruments: np.ndarray) -> np.ndarray:
     """Instrument index -> a melodic MIDI channel (0-15 without 9, the drum channel)."""
     melodic = np.array([c for c in range(CHANNELS) if c != DRUM_CHANNEL])
     return melodic[instruments % len(melodic)]
@@ -247,7 +247,7 @@ class CropSampler:
         start, end = notes.start * stretch, notes.end * stretch
         pick = (start >= base) & (start < t0 + seconds) & (notes.pitch + shift >= 0)
         pick &= notes.pitch + shift < 128
-        channels = _channels(notes.channel[pick])
+        channels = midi_channels(notes.channel[pick])
         programs = {int(c): int(rng.choice(cfg.programs)) for c in np.unique(channels)}
         velocity = np.clip(notes.velocity[pick] + rng.integers(-24, 25), 1, 127)
         velocity = np.clip(velocity + rng.normal(0, 6, len(velocity)), 1, 127).astype(int)

@@ -19,11 +19,11 @@ TAIL_SECONDS = 1.0  # after the last note-off: the release rings out
 
 def midi_events(notes, sample_rate: int, max_seconds: float | None):
     """(frame, channel, pitch, velocity; 0 = off) sorted, and the frames to render."""
-    from livegen.training.codec_data import _channels
+    from livegen.training.codec_data import midi_channels
 
     start, end = np.asarray(notes.start, float), np.asarray(notes.end, float)
     keep = start < max_seconds if max_seconds is not None else np.ones(len(start), bool)
-    channels = _channels(np.asarray(notes.channel)[keep])
+    channels = midi_channels(np.asarray(notes.channel)[keep])
     events = []
     for s, e, c, p, v in zip(
         start[keep], end[keep], channels, np.asarray(notes.pitch)[keep], notes.velocity[keep]
