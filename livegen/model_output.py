@@ -167,8 +167,6 @@ class ModelOutput:
 
     def _note_on(self, event: ModelEvent, now: float) -> None:
         note = event.note
-        self.fanout.note(MODEL, self.channel, note.pitch, note.velocity, event.due, synth=False)
-        self.sounding.setdefault(note.pitch, [event.due, 0])[1] += 1
         if self.awaiting is not None:  # the turn's first note: how fast we answered
             decided, end = self.awaiting
             self.reaction_ms = max(0.0, now - decided) * 1e3
@@ -176,6 +174,8 @@ class ModelOutput:
             if self.measured is not None:
                 self.measured["reaction_ms"].append(self.reaction_ms)
             self.awaiting = None
+        self.fanout.note(MODEL, self.channel, note.pitch, note.velocity, event.due, synth=False)
+        self.sounding.setdefault(note.pitch, [event.due, 0])[1] += 1
 
     def _note_off(self, event: ModelEvent) -> None:
         """One note-off per note-on, also for a re-struck pitch (a DAW pairs them up)."""

@@ -266,9 +266,10 @@ def test_engine_without_ports_or_sound_plays_from_the_computer_keyboard(tmp_path
     try:
         for pitch in (60, 64, 67):
             engine.play(mido.Message("note_on", note=pitch, velocity=90))
-            time.sleep(0.08)
+            assert wait_until(lambda p=pitch: any(n.pitch == p for n in engine.roll(0.0)))
             engine.play(mido.Message("note_off", note=pitch))
-        time.sleep(0.2 + 0.4)
+        # The model's turn after the silence: its first note.
+        assert wait_until(lambda: any(n.owner == "model" for n in engine.roll(0.0)), 5.0)
         started = time.perf_counter()
         stats, roll, log = engine.stats(), engine.roll(0.0), engine.drain_log()
         assert time.perf_counter() - started < 0.005  # cheap enough for a 20 Hz UI
@@ -281,13 +282,14 @@ def test_engine_without_ports_or_sound_plays_from_the_computer_keyboard(tmp_path
         engine.set_controls(mode=Mode.ACCOMPANY, temperature=0.8)
         assert engine.controls.mode == Mode.ACCOMPANY
         engine.set_controls(recording=False)
-        time.sleep(0.1)
-        assert engine.stats().recording_path is None
+        assert wait_until(lambda: engine.stats().recording_path is None)
         # Paused, a note is heard but not recorded (the take below holds only the three).
         engine.play(mido.Message("note_on", note=72, velocity=90))
-        time.sleep(0.05)
-        engine.play(mido.Message("note_off", note=72))
         assert wait_until(lambda: any(n.pitch == 72 for n in engine.roll(0.0)), timeout=2)
+        engine.play(mido.Message("note_off", note=72))
+        assert wait_until(
+            lambda: any(n.pitch == 72 and n.end is not None for n in engine.roll(0.0)), 2.0
+        )
     finally:
         engine.stop()
         engine.stop()

@@ -7,7 +7,6 @@ through on channel 0 and the model's on channel 1. Times below are jack_midi_dum
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from livegen.controls import Controls, Mode
@@ -20,6 +19,7 @@ from tests.jam_peers import (
     jack_settings,
     stop_session,
     strictly_unmatched,
+    wait_until,
 )
 
 MODEL_CHANNEL = 1
@@ -36,8 +36,7 @@ def _session(jack: JackServer, tmp_path: Path, controls: Controls, play) -> list
         dump = MidiDump(jack)
         dump.connect(LIVEGEN_OUT)
         keyboard = Keyboard(jack)
-        keyboard.connect()
-        time.sleep(0.2)
+        keyboard.connect()  # jack_connect returns once the ports are connected
         play(keyboard, engine)
     finally:
         stop_session(engine, keyboard)
@@ -45,6 +44,13 @@ def _session(jack: JackServer, tmp_path: Path, controls: Controls, play) -> list
     assert stats.late_events == 0, stats
     assert not stats.problems, stats.problems
     return dump.stop()
+
+
+def _model_playing(engine: JamEngine, since: float) -> bool:
+    """Wait until a model note starts after `since` (the player's phrase)."""
+    return wait_until(
+        lambda: any(n.owner == "model" and n.start > since for n in engine.roll(since)), 5.0
+    )
 
 
 def _model_ons(events: list) -> list:
@@ -62,9 +68,9 @@ def test_continue_takes_over_after_silence_and_yields_at_once(
 
     def play(keyboard: Keyboard, engine: JamEngine) -> None:
         keyboard.phrase([60, 62, 64, 65])
-        time.sleep(0.3 + 0.5)  # silence, then the model plays a while
+        assert _model_playing(engine, engine.now())  # after the silence, the model plays
         keyboard.phrase([67], length=0.2)  # the player comes back: the model stops at once
-        time.sleep(0.3 + 0.6)  # and takes over again after the silence
+        assert _model_playing(engine, engine.now())  # and takes over again after the silence
         assert engine.stats().model_speaking
 
     events = _session(jack512, tmp_path, controls, play)
@@ -95,7 +101,8 @@ def test_call_answers_each_phrase_as_long_as_it_was(jack512: JackServer, tmp_pat
 
     def play(keyboard: Keyboard, engine: JamEngine) -> None:
         keyboard.phrase([60, 64, 67], length=0.15, gap=0.05)  # a 0.6 s phrase
-        time.sleep(0.25 + 0.6 + 0.3)
+        assert _model_playing(engine, engine.now())
+        assert wait_until(lambda: not engine.stats().model_speaking, 5.0)  # the answer ended
 
     events = _session(jack512, tmp_path, controls, play)
     offs, ons = _player(events, on=False), _player(events, on=True)
@@ -118,7 +125,7 @@ def test_accompany_plays_along_in_its_register(jack512: JackServer, tmp_path: Pa
 
     def play(keyboard: Keyboard, engine: JamEngine) -> None:
         keyboard.phrase([72, 74, 76, 77, 79, 77, 76, 74, 72, 71, 72], length=0.12, gap=0.08)
-        time.sleep(0.8)
+        assert wait_until(lambda: not engine.stats().model_speaking, 5.0)  # it stopped along
 
     events = _session(jack512, tmp_path, controls, play)
     ons, offs = _player(events, on=True), _player(events, on=False)
