@@ -28,9 +28,11 @@ from livegen.kernels.errors import LivegenError
 from livegen.messages import (
     Cut,
     Failed,
+    Handover,
     NoPlan,
     Plan,
     PlayerEvents,
+    Prime,
     Sampling,
     SetLookahead,
     SetSampling,
@@ -59,6 +61,7 @@ class WorkerSpec:
     lookahead_steps: int = 20
     sampling: Sampling | None = None  # None: the preset's own
     threads: int = 1
+    takes_over: bool = False  # a preset swap: hold every message until Prime comes
 
 
 class WorkerCore:
@@ -81,6 +84,7 @@ class WorkerCore:
         self.transit_ms: deque[float] = deque(maxlen=64)  # the part before the worker had it
         self._stats_due = 0.0
         self._rate_mark: tuple[int, float] | None = None  # (tokens made, clock) at last stats
+        self.held: list[object] | None = [] if spec.takes_over else None  # until Prime
 
     def now_step(self) -> float:
         return (self.clock() - self.spec.t0) * 100.0
@@ -88,8 +92,11 @@ class WorkerCore:
     # ---- messages ----------------------------------------------------------------------------
 
     def handle(self, message: object) -> bool:
-        """Apply one message; False for Stop."""
+        """Apply one message; False for Stop, and after a Handover."""
         turns = self.turns
+        if self.held is not None and not isinstance(message, Prime | Stop):
+            self.held.append(message)  # they follow the context this worker takes over
+            return True
         match message:
             case PlayerEvents():
                 self._player(message)
@@ -103,6 +110,15 @@ class WorkerCore:
                 turns.set_params(turns.params.replace(**sampling.fields()))
             case SetLookahead(steps):
                 turns.lookahead_steps = int(steps)
+            case Prime(dump, epoch):
+                self.ledger.prime(dump)
+                turns.epoch = epoch
+                self._final(dump.final_step)
+                held, self.held = self.held or [], None
+                return all([self.handle(m) for m in held])
+            case Handover():
+                self.emit(self.ledger.dump(self.final_step))
+                return False
             case Stop():
                 return False
         return True
@@ -146,7 +162,7 @@ class WorkerCore:
     def work(self) -> bool:
         """Write one model token if the plan and the lookahead allow; True if it did."""
         now_step = self.now_step()
-        if not self.turns.wants_to_write(now_step):
+        if self.held is not None or not self.turns.wants_to_write(now_step):
             return False
         self.turns.write_one(now_step)
         return True

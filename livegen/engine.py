@@ -38,6 +38,7 @@ from livegen.controls import ClockSource, Controls, JamSettings, RollNote, Stats
 from livegen.engine_parts import EngineError, PartsMixin
 from livegen.fanout import NoteFanout
 from livegen.messages import (
+    ContextDump,
     ControlsChanged,
     Failed,
     Log,
@@ -52,6 +53,8 @@ from livegen.messages import (
     SetSampling,
     Silence,
     Stop,
+    SwapLoaded,
+    SwapPreset,
     TurnOver,
     WorkerExited,
     WorkerStats,
@@ -134,6 +137,13 @@ class JamEngine(PartsMixin):
 
     def panic(self) -> None:
         self._put(Panic())
+
+    def swap_preset(self, name: str) -> None:
+        """Another preset (a name or a TOML path) loads in a fresh decode worker while this one
+        plays, primed with the jam so far; it takes over at the next turn boundary. stats():
+        preset, preset_swap (while it is on its way), preset_swap_seconds; the log says how it
+        went. A bad name or a model that fails to load: said there, the old model plays on."""
+        self._put(SwapPreset(name))
 
     def now(self) -> float:
         return 0.0 if self.t0 is None else time.perf_counter() - self.t0
@@ -251,7 +261,8 @@ class JamEngine(PartsMixin):
     def on_input_change(self, change: str) -> None:
         self._put(PortChange("input", change), force=True)
 
-    def on_worker(self, message: object) -> None:
+    def deliver(self, message: object) -> None:
+        """A message for the conductor from another thread (a worker's reader, ...)."""
         self._put(message, force=True)
 
     # ---- the conductor -------------------------------------------------------------------
@@ -332,6 +343,13 @@ class JamEngine(PartsMixin):
                 self.clock.propose_tempo(bpm, self.now())
             case PortChange(which, change):
                 self._port_change(which, change)
+            case SwapPreset(name):
+                self.swap_worker(name)
+            case SwapLoaded(generation) if self.swap and self.swap.generation == generation:
+                self.swap.loaded(item)
+                self.swap.at_boundary(self.now())
+            case ContextDump() if self.swap is not None:
+                self.swap.handed_over(item)
             case Stop():
                 return False
         return True

@@ -14,9 +14,10 @@ from livegen import realtime
 from livegen.controls import Controls
 from livegen.engine_meters import Meters, Readings
 from livegen.kernels.errors import LivegenError
-from livegen.messages import ResetCounters, Sampling, WorkerStats
+from livegen.messages import CancelAfter, ContextDump, ResetCounters, Sampling, WorkerStats
 from livegen.recorder import MODEL_TRACK
 from livegen.session_clock import SessionClock
+from livegen.worker_swap import WorkerSwap
 
 PORT_CHECK = 0.5  # seconds between checks that the output port is still there
 _CLOSE_ORDER = (  # the parts the engine opens: (attribute, method that ends it)
@@ -37,6 +38,9 @@ class PartsMixin:
     HOUSEKEEPING = 0.05  # seconds between meter updates, turn checks and port checks
     meters: Meters | None = None
     clock: SessionClock | None = None
+    swap: WorkerSwap | None = None
+    generation = 0  # which decode worker the engine talks to (a preset swap makes a new one)
+    swap_seconds: float | None = None  # the last preset swap: request -> the new model's turn
 
     def open_parts(self) -> None:
         from livegen.midi_ports import VIRTUAL_CLOCK, MidiInput, MidiOutput, MidiUnavailable
@@ -162,7 +166,7 @@ class PartsMixin:
         from livegen.decode_worker import DecodeWorker
 
         spec = self.worker_spec(str(self.preset.source))
-        self.worker = DecodeWorker(spec, self.on_worker, mode=self.worker_mode)
+        self.worker = DecodeWorker(spec, self.worker_messages(0), mode=self.worker_mode)
         self.worker.launch()
         return self.worker
 
@@ -172,6 +176,8 @@ class PartsMixin:
 
     def close_parts(self) -> None:
         # Inputs first (nothing new arrives), the recorder last (it hears everything sent).
+        if self.swap is not None:
+            self.swap.abandon()
         if self.clock is not None:
             self.clock.close()
         for name, ending in _CLOSE_ORDER:
@@ -191,6 +197,35 @@ class PartsMixin:
             self.measured.setdefault("transit_ms", []).extend(stats.transit_ms)
             self.measured["ms_per_token"].append(stats.ms_per_token_p50)
 
+    def worker_messages(self, generation: int):  # noqa: ANN201
+        """The callback a decode worker's reader thread gives its messages to: they reach the
+        conductor while that worker is the one the engine talks to (its context, always)."""
+
+        def deliver(message: object) -> None:
+            if generation == self.generation or isinstance(message, ContextDump):
+                self.deliver(message)
+
+        return deliver
+
+    def swap_worker(self, name: str) -> None:
+        """Start loading another preset beside the playing one (livegen/worker_swap.py)."""
+        if self.swap is not None and self.swap.busy:
+            self.say(f"preset {self.swap.name!r} is still on its way; {name!r} not started")
+            return
+        self.swap = WorkerSwap(self, name, self.generation + 1)
+        self.swap.begin()
+
+    def use_worker(self, worker, generation: int, preset) -> None:  # noqa: ANN001
+        """From now on the engine talks to `worker` (a preset swap, at a turn boundary)."""
+        now = self.now()
+        self.output.cut()  # notes still in flight from the old worker are dropped
+        self.output.scheduler.last_sent = 0  # the new worker numbers its notes from 1
+        self.fanout.synth(CancelAfter(now))
+        self.output.silence(now)
+        self.worker, self.generation, self.preset = worker, generation, preset
+        self.output.max_note_seconds = preset.sampling.max_note_seconds
+        self.problems.pop("worker", None)
+
     def worker_lost(self, reason: str) -> None:
         self.problems["worker"] = f"the model stopped: {reason.strip().splitlines()[-1]}"
         self.meters.worker_gone()
@@ -205,6 +240,8 @@ class PartsMixin:
         self.output.guard(now)
         self._guard_player_notes(now)
         self._count_overflows()
+        if self.swap is not None:
+            self.swap.at_boundary(now)
         if self.midi_out is not None and now - self.port_checked > PORT_CHECK:
             self.port_checked = now
             change = self.midi_out.check()
@@ -274,4 +311,9 @@ class PartsMixin:
             scheduling=self.scheduling_said,
             process_worker=self.worker_mode == "process",
         )
-        return self.meters.stats(now, readings)
+        stats = self.meters.stats(now, readings)
+        stats.preset = self.preset.name
+        stats.preset_swap_seconds = self.swap_seconds
+        if self.swap is not None and self.swap.busy:
+            stats.preset_swap = f"{self.swap.state} {self.swap.name}"
+        return stats

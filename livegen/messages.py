@@ -194,6 +194,31 @@ class WorkerStats:
 
 
 @message
+class Handover:
+    """A preset swap: the worker sends its context (ContextDump) and ends."""
+
+
+@message
+class ContextDump:
+    """A worker's context, final tokens only: each token and its author (models.grammar's
+    PLAYER or MODEL), the session step after the last, how far the player is final."""
+
+    tokens: tuple[int, ...]
+    owners: tuple[int, ...]
+    session_step: int
+    final_step: int
+
+
+@message
+class Prime:
+    """A fresh worker's first context (the one it takes over from); its notes carry `epoch`.
+    A worker started to take over holds every other message until this one comes."""
+
+    dump: ContextDump
+    epoch: int
+
+
+@message
 class WorkerExited:
     """Said by the engine's handle when the worker's pipe closed."""
 
@@ -315,6 +340,14 @@ class SwapPreset:
     """Load this preset in a fresh decode worker; it takes over at the next turn boundary."""
 
     name: str
+
+
+@message
+class SwapLoaded:
+    """The new preset's worker is ready (or, with `reason`, could not load)."""
+
+    generation: int
+    reason: str | None = None
 
 
 # ---- the UI host <-> the engine process -------------------------------------------------------

@@ -20,7 +20,7 @@ from typing import Any
 
 from livegen.kernels.errors import LivegenError
 from livegen.kernels.vocab import BEGIN, MAX_SHIFT_STEPS, NOTE_OFF, NOTE_ON, TIME_SHIFT, VELOCITY
-from livegen.messages import PlayerEvent
+from livegen.messages import ContextDump, PlayerEvent
 from livegen.models.grammar import PLAYER, GrammarState
 
 MAX_GAP_STEPS = 300  # silences longer than 3 s are shortened to 3 s in the context
@@ -194,6 +194,33 @@ class ContextLedger:
         kept = self.note_positions.get(last_sent, 0 if not last_sent else self.base - 1)
         self.rollback(max(kept + 1, self.player_end))
         self.note_positions = {n: p for n, p in self.note_positions.items() if n <= last_sent}
+
+    # ---- handing over to another model ----------------------------------------------------
+
+    def dump(self, final_step: int) -> ContextDump:
+        """The final context (a preview is dropped: the player's next message brings it)."""
+        if self.tentative_start is not None:
+            self.rollback(self.tentative_start)
+            self.tentative_start = None
+        tokens = tuple(t for t, _, _ in self.meta)
+        owners = tuple(o for _, o, _ in self.meta)
+        return ContextDump(tokens, owners, self.session_step(), final_step)
+
+    def prime(self, dump: ContextDump) -> None:
+        """Start from another model's context: as much of its end as this model's context
+        holds, from a time shift on (not in the middle of a note's tokens), on the same
+        session time line."""
+        start = max(0, len(dump.tokens) - (self.decoder.N - 1))
+        while start < len(dump.tokens) and not TIME_SHIFT <= dump.tokens[start] < VELOCITY:
+            start += 1
+        tokens: list[int] = []
+        for token, owner in zip(dump.tokens[start:], dump.owners[start:], strict=True):
+            tokens += self.write([token], owner)
+        if tokens:
+            self.decoder.append(tokens)
+        self.offset = dump.session_step - self.grammar.step
+        self.player_end = self.position
+        self.snapshot()
 
     def player_tokens(self) -> list[int]:
         """The player's tokens and all time shifts the ledger remembers (models/follow.py)."""

@@ -47,6 +47,14 @@ def test_calls_reach_the_engine_and_errors_come_back(jack, tmp_path: Path) -> No
         stats, now, roll, _log, controls = engine.snapshot(30.0)
         assert stats.running and now >= t0 and controls.top_p == 0.5
         assert any(n.owner == "player" and n.pitch == 62 for n in roll)
+        # A preset swap goes through too; a wrong name is said, the model plays on.
+        engine.swap_preset("no such preset")
+        lines: list[str] = []
+        assert wait_until(
+            lambda: lines.extend(engine.drain_log()) or any("swap" in x for x in lines), 5
+        )
+        assert any("'no such preset' failed" in x for x in lines), lines
+        assert engine.stats().running and engine.stats().preset == "tiny"
     finally:
         engine.stop()
     assert not engine.stats().running
