@@ -342,7 +342,7 @@ class JamEngine(PartsMixin):
             case ProposeTempo(bpm):
                 self.clock.propose_tempo(bpm, self.now())
             case PortChange(which, change):
-                self._port_change(which, change)
+                self.port_change(which, change)
             case SwapPreset(name):
                 self.swap_worker(name)
             case SwapLoaded(generation) if self.swap and self.swap.generation == generation:
@@ -398,7 +398,7 @@ class JamEngine(PartsMixin):
         self.fanout.synth(Silence())
         self.say(f"all notes off ({why})")
 
-    def _port_change(self, which: str, change: str) -> None:
+    def port_change(self, which: str, change: str) -> None:
         now = self.now()
         port = self.midi_in if which == "input" else self.midi_out
         name = port.name if port is not None else which

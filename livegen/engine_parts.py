@@ -246,7 +246,7 @@ class PartsMixin:
             self.port_checked = now
             change = self.midi_out.check()
             if change:
-                self._port_change("output", change)
+                self.port_change("output", change)
         if self.recorder is not None:
             if self.controls.recording:
                 self.recorder.mark(now)
