@@ -40,6 +40,7 @@ class PartsMixin:
     clock: SessionClock | None = None
     swap: WorkerSwap | None = None
     generation = 0  # which decode worker the engine talks to (a preset swap makes a new one)
+    swaps = 0  # preset swaps asked for
     swap_seconds: float | None = None  # the last preset swap: request -> the new model's turn
 
     def open_parts(self) -> None:
@@ -212,7 +213,8 @@ class PartsMixin:
         if self.swap is not None and self.swap.busy:
             self.say(f"preset {self.swap.name!r} is still on its way; {name!r} not started")
             return
-        self.swap = WorkerSwap(self, name, self.generation + 1)
+        self.swaps += 1  # a generation of its own, even if an earlier swap failed
+        self.swap = WorkerSwap(self, name, self.swaps)
         self.swap.begin()
 
     def use_worker(self, worker, generation: int, preset) -> None:  # noqa: ANN001
