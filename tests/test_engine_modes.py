@@ -7,6 +7,7 @@ through on channel 0 and the model's on channel 1. Times below are jack_midi_dum
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from livegen.controls import Controls, Mode
@@ -37,7 +38,11 @@ def _session(jack: JackServer, tmp_path: Path, controls: Controls, play) -> list
         dump = MidiDump(jack)
         dump.connect(LIVEGEN_OUT)
         keyboard = Keyboard(jack)
-        keyboard.connect()  # jack_connect returns once the ports are connected
+        keyboard.connect()
+        # Not a condition to wait on: a new JACK connection carries events only from a later
+        # graph cycle, and jack_midi_dump gives no sign when it does (without this pause its
+        # capture missed a phrase's first notes under load).
+        time.sleep(0.2)
         play(keyboard, engine)
     finally:
         stop_session(engine, keyboard)
@@ -69,10 +74,18 @@ def test_continue_takes_over_after_silence_and_yields_at_once(
 
     def play(keyboard: Keyboard, engine: JamEngine) -> None:
         keyboard.phrase([60, 62, 64, 65])
-        assert _model_playing(engine, engine.now())  # after the silence, the model plays
+        since = engine.now()
+        # After the silence the model plays, a while (half a second of its turn).
+        assert wait_until(
+            lambda: any(
+                n.owner == "model" and n.start > since and engine.now() - n.start >= 0.5
+                for n in engine.roll(since)
+            ),
+            5.0,
+        )
         keyboard.phrase([67], length=0.2)  # the player comes back: the model stops at once
         assert _model_playing(engine, engine.now())  # and takes over again after the silence
-        assert engine.stats().model_speaking
+        assert wait_until(lambda: engine.stats().model_speaking)  # the meters lag the roll
 
     events = _session(jack512, tmp_path, controls, play)
     offs, ons = _player(events, on=False), _player(events, on=True)
