@@ -37,6 +37,7 @@ piano music (random weights rest a lot). Prints figures, then one JSON line.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import signal
@@ -326,7 +327,7 @@ def session(bench: Bench, worker: str) -> dict:
         engine.measured = {"input_ms": [], "reaction_ms": [], "ms_per_token": []}
         engine.start()
         problems = engine.stats().problems
-        tokens_before = engine.worker_stats.get("tokens", 0)
+        tokens_before = engine.worker_stats.tokens
     probe = start_probe()
     begin, stolen = time.perf_counter(), stolen_ms()
     call = f"peer({seconds}, {silence}, {response}, {engine is not None})"
@@ -388,8 +389,9 @@ def session(bench: Bench, worker: str) -> dict:
     if engine is None:
         return common
     stats = engine.stats()
-    audio = dict(engine.audio.latest) if engine.audio is not None else {}
-    tokens = engine.worker_stats.get("tokens", 0) - tokens_before
+    latest = engine.audio.latest if engine.audio is not None else None
+    audio = dataclasses.asdict(latest) if latest is not None else {}
+    tokens = engine.worker_stats.tokens - tokens_before
     engine.stop()
     reactions_jack = []
     for release in result["releases"]:

@@ -32,6 +32,19 @@ import numpy as np
 
 from livegen import realtime
 from livegen.child import Child
+from livegen.messages import (
+    AudioReady,
+    AudioStats,
+    CancelAfter,
+    Failed,
+    ResetCounters,
+    SetProgram,
+    Silence,
+    Stop,
+    Stopped,
+    SynthControl,
+    SynthNote,
+)
 from livegen.synth import FluidSynthRenderer, SynthEvent
 
 STATS_INTERVAL = 0.25
@@ -75,10 +88,10 @@ class CallbackRenderer:
             self.synth.set_program(channel, program)
         self.sr = spec.sample_rate
         self.latency_frames = spec.latency_blocks * spec.blocksize
-        self.inbox: deque[tuple] = deque()
+        self.inbox: deque[object] = deque()  # messages.Synth*, CancelAfter, ...
         self._pending: list[
             tuple
-        ] = []  # heap: (frame, order, seq, kind, channel, a, b, cancellable, t)
+        ] = []  # heap: (frame, order, seq, control, channel, a, b, cancellable, t)
         self._seq = 0
         self.anchor: float | None = None
         self._window_min = self._previous_min = float("inf")
@@ -138,48 +151,49 @@ class CallbackRenderer:
         inbox, pending = self.inbox, self._pending
         while inbox:
             message = inbox.popleft()
-            kind = message[0]
-            if kind == "note" or kind == "cc":
-                _, t, channel, a, b, cancellable = message
-                frame = self.frame_of(t)
-                if frame < block_start:
-                    self.late += 1
-                order = 1 if (kind == "cc" or b > 0) else 0  # offs first at one frame
-                self._seq += 1
-                heapq.heappush(
-                    pending, (frame, order, self._seq, kind, channel, a, b, cancellable, t)
-                )
-            elif kind == "cancel":  # drop the model's events after session time message[1]
-                after = message[1]
-                kept = [e for e in pending if not (e[7] and e[8] > after)]
-                heapq.heapify(kept)
-                self._pending = pending = kept
-            elif kind == "silence":  # panic: drop everything pending, stop every voice
-                pending.clear()
-                self.synth.silence()
-            elif kind == "program":
-                self.synth.set_program(message[1], message[2])
-            elif kind == "reset_counters":  # the jam begins: loading's hiccups do not count
-                self.xruns = self.late = self.slow_callbacks = 0
-                self.max_callback_ms = self.max_gap_ms = 0.0
+            match message:
+                case SynthNote(t, channel, pitch, velocity, cancellable):
+                    self._queue(t, channel, pitch, velocity, cancellable, False, block_start)
+                case SynthControl(t, channel, number, value):
+                    self._queue(t, channel, number, value, False, True, block_start)
+                case CancelAfter(after):  # drop the model's events after session time `after`
+                    kept = [e for e in pending if not (e[7] and e[8] > after)]
+                    heapq.heapify(kept)
+                    self._pending = pending = kept
+                case Silence():  # panic: drop everything pending, stop every voice
+                    pending.clear()
+                    self.synth.silence()
+                case SetProgram(channel, program):
+                    self.synth.set_program(channel, program)
+                case ResetCounters():  # the jam begins: loading's hiccups do not count
+                    self.xruns = self.late = self.slow_callbacks = 0
+                    self.max_callback_ms = self.max_gap_ms = 0.0
+
+    def _queue(self, t, channel, a, b, cancellable, control, block_start) -> None:  # noqa: ANN001
+        frame = self.frame_of(t)
+        self.late += frame < block_start
+        self._seq += 1
+        order = 1 if (control or b > 0) else 0  # offs first at one frame
+        entry = (frame, order, self._seq, control, channel, a, b, cancellable, t)
+        heapq.heappush(self._pending, entry)
 
     def _render(self, outdata: np.ndarray, frames: int, block_start: int) -> None:
         end, pending, events = block_start + frames, self._pending, []
         while pending and pending[0][0] < end:
-            frame, order, _, kind, channel, a, b, _, _ = heapq.heappop(pending)
-            events.append(SynthEvent(frame, order, channel, a, b, controller=kind == "cc"))
+            frame, order, _, control, channel, a, b, _, _ = heapq.heappop(pending)
+            events.append(SynthEvent(frame, order, channel, a, b, controller=control))
         self.synth.render_into(outdata, events)
 
-    def stats(self) -> dict[str, Any]:
-        return {
-            "xruns": self.xruns,
-            "late": self.late,
-            "max_callback_ms": self.max_callback_ms,
-            "slow_callbacks": self.slow_callbacks,
-            "max_gap_ms": self.max_gap_ms,
-            "cpu_s": time.process_time(),
-            "scheduling": self.scheduling,
-        }
+    def stats(self) -> AudioStats:
+        return AudioStats(
+            xruns=self.xruns,
+            late=self.late,
+            max_callback_ms=self.max_callback_ms,
+            slow_callbacks=self.slow_callbacks,
+            max_gap_ms=self.max_gap_ms,
+            cpu_s=time.process_time(),
+            scheduling=self.scheduling,
+        )
 
 
 class WavRing:
@@ -344,9 +358,9 @@ def _audio_process(conn, spec: AudioSpec) -> None:  # noqa: ANN001
         stream.start()
         info = sd.query_devices(stream.device)
         api = sd.query_hostapis(info["hostapi"])["name"]
-        conn.send(("ready", {"device": f"{info['name']} ({api})", "latency": stream.latency}))
+        conn.send(AudioReady(f"{info['name']} ({api})", float(stream.latency)))
     except Exception as error:  # no PortAudio, no device, no soundfont: a problem, not a crash
-        conn.send(("problem", f"no sound: {type(error).__name__}: {error}. {NO_SOUND_HINT}"))
+        conn.send(Failed(f"no sound: {type(error).__name__}: {error}. {NO_SOUND_HINT}"))
         stream = None
     parent = os.getppid()
     try:
@@ -356,14 +370,14 @@ def _audio_process(conn, spec: AudioSpec) -> None:  # noqa: ANN001
                 break
             if conn.poll(max(0.0, next_stats - time.monotonic())):
                 message = conn.recv()
-                if message[0] == "stop":
+                if isinstance(message, Stop):
                     break
                 if renderer is not None and stream is not None:
                     renderer.inbox.append(message)
             if time.monotonic() >= next_stats:
                 next_stats += STATS_INTERVAL
                 if renderer is not None and stream is not None:
-                    conn.send(("stats", renderer.stats()))
+                    conn.send(renderer.stats())
     except (EOFError, OSError):
         pass
     finally:
@@ -374,8 +388,8 @@ def _audio_process(conn, spec: AudioSpec) -> None:  # noqa: ANN001
             renderer.recorder.close()
         if stream is not None:
             try:
-                conn.send(("stats", renderer.stats()))
-                conn.send(("stopped",))
+                conn.send(renderer.stats())
+                conn.send(Stopped())
             except OSError:
                 pass
 
@@ -386,8 +400,8 @@ class AudioOut:
     def __init__(self, spec: AudioSpec) -> None:
         self.spec = spec
         self.problem: str | None = None
-        self.info: dict[str, Any] = {}
-        self.latest: dict[str, Any] = {}
+        self.ready: AudioReady | None = None
+        self.latest: AudioStats | None = None  # its last stats (None before the first)
         self._child = Child(_audio_process, (spec,), "livegen-audio")
 
     def launch(self) -> None:
@@ -399,28 +413,29 @@ class AudioOut:
         try:
             first = self._child.first(timeout)
         except EOFError:  # it died before a word: no sound, the jam goes on
-            first = ("problem", "no sound: the audio process exited while starting")
-        if first is None:
-            self.problem = "no sound: the audio process did not start"
-        elif first[0] == "ready":
-            self.info = first[1]
-        else:
-            self.problem = first[1]
+            first = Failed("no sound: the audio process exited while starting")
+        match first:
+            case None:
+                self.problem = "no sound: the audio process did not start"
+            case AudioReady():
+                self.ready = first
+            case Failed(reason):
+                self.problem = reason
         if self.problem:
             self.stop()
             return self.problem
         self._child.read(self._on_message, on_end=self._died)
         return None
 
-    def _died(self) -> None:  # the pipe closed without "stopped": noticed in silence too
+    def _died(self) -> None:  # the pipe closed without Stopped: noticed in silence too
         self.problem = "no sound: the audio process died"
 
-    def _on_message(self, message: tuple) -> bool:
-        if message[0] == "stats":
-            self.latest = message[1]
-        return message[0] != "stopped"  # its last words: the final stats came before
+    def _on_message(self, message: object) -> bool:
+        if isinstance(message, AudioStats):
+            self.latest = message
+        return not isinstance(message, Stopped)  # its last words: the final stats came before
 
-    def send(self, message: tuple) -> None:
+    def send(self, message: object) -> None:
         if not self._child.send(message) and self._child.started:
             self.problem = "no sound: the audio process died"
 
@@ -428,11 +443,11 @@ class AudioOut:
         self, t: float, channel: int, pitch: int, velocity: int, *, cancellable: bool = False
     ) -> None:
         """A note-on (velocity 0: off) at session time `t`. Cancellable notes are the model's
-        ahead of time: a cut ("cancel") drops those after its time."""
-        self.send(("note", t, channel, pitch, velocity, cancellable))
+        ahead of time: a CancelAfter drops those after its time."""
+        self.send(SynthNote(t, channel, pitch, velocity, cancellable))
 
     def control(self, t: float, channel: int, number: int, value: int) -> None:
-        self.send(("cc", t, channel, number, value, False))
+        self.send(SynthControl(t, channel, number, value))
 
     def stop(self) -> None:
         self._child.stop()

@@ -4,7 +4,7 @@ Both are started the same way: spawned, a fresh interpreter that does not inheri
 engine's threads and MIDI clients. Each greets once when it is ready (or says why it cannot
 be), then its messages go to a reader thread. Sends take a lock: the conductor sends, and
 stop() may run from another thread (the engine's, or the reader's). "stop" asks the child
-to end; one that will not is killed.
+to end (Stop); one that will not is killed.
 """
 
 from __future__ import annotations
@@ -14,12 +14,23 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from livegen.messages import Stop
+
 
 class Child:
-    def __init__(self, target: Callable[..., None], args: tuple, name: str, thread: bool = False):
+    def __init__(
+        self,
+        target: Callable[..., None],
+        args: tuple,
+        name: str,
+        thread: bool = False,
+        daemon: bool = True,
+    ) -> None:
         """`target(conn, *args)` runs in a new process, or in a thread of this one (the
-        decode worker's thread mode, for measurements)."""
+        decode worker's thread mode, for measurements). A child that starts processes of its
+        own (the engine's) must not be a daemon; it ends when its pipe closes instead."""
         self.target, self.args, self.name, self.thread = target, args, name, thread
+        self.daemon = daemon
         self._conn: Any = None
         self._host: Any = None
         self._reader: threading.Thread | None = None
@@ -33,18 +44,34 @@ class Child:
         ours, theirs = context.Pipe()
         host = threading.Thread if self.thread else context.Process
         self._host = host(
-            target=self.target, args=(theirs, *self.args), name=self.name, daemon=True
+            target=self.target, args=(theirs, *self.args), name=self.name, daemon=self.daemon
         )
         self._host.start()
+        if not self.thread:
+            theirs.close()  # the child's end lives in the child: its exit closes the pipe
         self._conn = ours
 
-    def first(self, timeout: float) -> tuple | None:
+    def first(self, timeout: float) -> Any:
         """Its first message, or None if none came within `timeout` s. EOFError: it exited."""
         if not self._conn.poll(timeout):
             return None
         return self._conn.recv()
 
-    def read(self, on_message: Callable[[tuple], bool | None], on_end=None) -> None:  # noqa: ANN001
+    def ask(self, message: object, timeout: float) -> Any:
+        """Send and wait for the reply (the caller keeps one question at a time): None if none
+        came within `timeout`; EOFError if the child is gone."""
+        with self._lock:
+            if self._conn is None:
+                raise EOFError("not started")
+            try:
+                self._conn.send(message)
+                if not self._conn.poll(timeout):
+                    return None
+                return self._conn.recv()
+            except (OSError, ValueError) as error:
+                raise EOFError(str(error)) from None
+
+    def read(self, on_message: Callable[[Any], bool | None], on_end=None) -> None:  # noqa: ANN001
         """Hand each later message to `on_message` on a reader thread, until it returns False
         or the pipe closes; then `on_end()`, if given (not after a False)."""
         conn = self._conn
@@ -73,7 +100,12 @@ class Child:
         """Launched and not stopped."""
         return self._conn is not None
 
-    def send(self, message: tuple) -> bool:
+    @property
+    def exitcode(self) -> int | None:
+        """The process' exit code once it ended (None while it runs, or in thread mode)."""
+        return None if self.thread or self._host is None else self._host.exitcode
+
+    def send(self, message: object) -> bool:
         """False if it was not sent: not started, stopped, or the child is gone."""
         with self._lock:
             if self._conn is None:
@@ -84,13 +116,15 @@ class Child:
                 return False
         return True
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Ask it to stop, wait (kill a process that will not), then its last messages are
-        read and the pipe closed. Safe to call twice, and from the reader thread."""
+    def stop(self, timeout: float = 5.0, *, ask: bool = True) -> None:
+        """Ask it to stop (unless `ask` is False: it was asked already), wait (kill a process
+        that will not), then its last messages are read and the pipe closed. Safe to call
+        twice, and from the reader thread."""
         if self._conn is None:
             return
-        self.send(("stop",))
-        host, self._host = self._host, None
+        if ask:
+            self.send(Stop())
+        host = self._host
         if host is not None:
             host.join(timeout=timeout)
             if not self.thread and host.is_alive():

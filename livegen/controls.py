@@ -171,6 +171,9 @@ class Stats:
     # Set when the audio server runs the sound's threads without real-time scheduling: why
     # xruns may come and what to change (livegen.realtime.scheduling_report).
     scheduling: str | None = None
+    preset: str | None = None  # the model playing now
+    preset_swap: str | None = None  # a swap on its way: "loading NAME", "ready NAME", ...
+    preset_swap_seconds: float | None = None  # the last swap: asked -> the new model took over
 
 
 @dataclass(frozen=True)

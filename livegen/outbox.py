@@ -18,21 +18,21 @@ from collections.abc import Callable
 class Outbox:
     def __init__(
         self,
-        send: Callable[[tuple], object],
-        coalesce: Callable[[tuple, tuple], tuple | None],
+        send: Callable[[object], object],
+        coalesce: Callable[[object, object], object | None],
         name: str,
     ) -> None:
         """`send(message)` may block; `coalesce(older, newer)` returns one message that says
         both, or None when they must stay apart."""
         self._send, self._coalesce = send, coalesce
-        self._waiting: deque[tuple] = deque()
+        self._waiting: deque[object] = deque()
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._closing = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
-    def put(self, message: tuple) -> None:
+    def put(self, message: object) -> None:
         """Queue a message (never blocks)."""
         with self._lock:
             if self._waiting:

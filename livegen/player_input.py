@@ -14,12 +14,17 @@ bytes and applies the rate limits, and only what matters goes on:
 Every drop is counted. The gate is used by the MIDI input thread and by the computer
 keyboard's thread; the GIL makes its set and counter updates safe, and a race on the rate
 limiter's level costs at most one message's worth of budget.
+
+Past the gate, on the conductor thread, PlayerKeys keeps the keys that are down: re-strikes,
+all-notes-off, the watchdog for a lost note-off, passthrough, and what the model hears.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from livegen.fanout import PLAYER, NoteFanout
 from livegen.midi_ports import RateLimit
 
 SUSTAIN, ALL_SOUND_OFF, RESET_CONTROLLERS, ALL_NOTES_OFF = 64, 120, 121, 123
@@ -92,3 +97,135 @@ class InputGate:
     def forget(self) -> None:
         """The conductor ended every key (the input vanished, a panic): none is down here."""
         self.down = set()
+
+
+# ---- the conductor's side: the keys that are down ------------------------------------------
+
+DRUM_CHANNEL = 9  # channel 10: drums pass through; the model does not hear them
+
+
+@dataclass(frozen=True, slots=True)
+class KeyDown:
+    """A key the model hears went down; `held` keys (drums left out) are down now."""
+
+    channel: int
+    pitch: int
+    velocity: int
+    t: float
+    held: int
+
+
+@dataclass(frozen=True, slots=True)
+class KeyUp:
+    channel: int
+    pitch: int
+    t: float
+    held: int
+
+
+@dataclass(frozen=True, slots=True)
+class PedalMoved:
+    """The sustain pedal (or a reset that lifts it) on a channel the model hears."""
+
+    channel: int
+    value: int
+    t: float
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerMoved:
+    channel: int
+    number: int
+    value: int
+    t: float
+
+
+KeyChange = KeyDown | KeyUp | PedalMoved | ControllerMoved
+
+
+class PlayerKeys:
+    """The player's keys that are down, run on the conductor thread: every message passes on
+    (NoteFanout, when `passthrough`), and what the model must hear goes to `hear`.
+
+    One entry per key, not a count: a key struck again while down is re-struck (its sound
+    ended first), so one note-off always ends it, however many note-ons a flood sent."""
+
+    def __init__(
+        self,
+        fanout: NoteFanout,
+        passthrough: Callable[[], bool],
+        hear: Callable[[KeyChange], None],
+    ) -> None:
+        self.fanout = fanout
+        self._passthrough = passthrough
+        self._hear = hear
+        self.accepted: dict[tuple[int, int], float] = {}  # (channel, pitch) -> when struck
+        self.passed: set[tuple[int, int]] = set()  # those sounding through livegen
+        self.dropped = 0  # note-offs of keys whose note-on was never taken
+
+    def message(self, data: tuple[int, ...], t: float) -> None:
+        kind, channel = data[0] & 0xF0, data[0] & 0x0F
+        if kind == NOTE_ON and data[2] > 0:
+            self.note_on(channel, data[1], data[2], t)
+        elif kind in (NOTE_OFF, NOTE_ON):
+            self.note_off(channel, data[1], t)
+        elif kind == CONTROL:
+            self.control(channel, data[1], data[2], t)
+        else:  # program change, pitch bend, aftertouch: passed on and recorded as they are
+            self.fanout.other(PLAYER, data, t, out=self._passthrough())
+
+    def note_on(self, channel: int, pitch: int, velocity: int, t: float) -> None:
+        key = (channel, pitch)
+        if key in self.accepted:
+            self._end_sound(key, t)  # re-struck while down: one sounding note a key
+        self.accepted[key] = t
+        passing = self._passthrough()
+        if passing:
+            self.passed.add(key)
+        self.fanout.note(PLAYER, channel, pitch, velocity, t, midi=passing, synth=passing)
+        if channel != DRUM_CHANNEL:
+            self._hear(KeyDown(channel, pitch, velocity, t, self.held()))
+
+    def note_off(self, channel: int, pitch: int, t: float) -> None:
+        key = (channel, pitch)
+        if key not in self.accepted:
+            self.dropped += 1  # its note-on was never taken (flood) or never came
+            return
+        del self.accepted[key]
+        self._end_sound(key, t)
+        if channel != DRUM_CHANNEL:
+            self._hear(KeyUp(channel, pitch, t, self.held()))
+
+    def _end_sound(self, key: tuple[int, int], t: float) -> None:
+        """A player's note ends: its passthrough sound off, the take and the roll told."""
+        sounding = key in self.passed
+        self.passed.discard(key)
+        self.fanout.note(PLAYER, key[0], key[1], 0, t, midi=sounding, synth=sounding)
+
+    def held(self) -> int:
+        """The player's keys down that the model hears (drums left out)."""
+        return sum(1 for channel, _ in self.accepted if channel != DRUM_CHANNEL)
+
+    def control(self, channel: int, number: int, value: int, t: float) -> None:
+        if number in (ALL_SOUND_OFF, ALL_NOTES_OFF):
+            # All keys up on this channel: each held key ends on its own (so every note-off
+            # reaches the output, the take and the model), then the controller passes on.
+            for key in [k for k in self.accepted if k[0] == channel]:
+                self.note_off(channel, key[1], t)
+        self.fanout.control(PLAYER, channel, number, value, t, out=self._passthrough())
+        if number in (SUSTAIN, RESET_CONTROLLERS) and channel != DRUM_CHANNEL:
+            # Reset-all-controllers lifts the pedal too (MIDI 1.0), so the model hears it.
+            self._hear(PedalMoved(channel, value if number == SUSTAIN else 0, t))
+        self._hear(ControllerMoved(channel, number, value, t))
+
+    def release_all(self, t: float) -> None:
+        """The input vanished: end every note the player was holding, everywhere."""
+        for channel, pitch in list(self.accepted):
+            self.note_off(channel, pitch, t)
+
+    def overdue(self, now: float, limit: float) -> list[tuple[int, int]]:
+        """Keys down longer than `limit` s (0: none ever are): they surely lost their
+        note-off in the MIDI system, below livegen. The caller ends them (note_off) and says."""
+        if not limit:
+            return []
+        return [key for key, struck in self.accepted.items() if now - struck > limit]

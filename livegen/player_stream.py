@@ -3,7 +3,7 @@
 LiveEncoder turns messages into the offline encoder's tokens one 10 ms step behind (sustain
 pedal rules included). The decode worker needs them as events with absolute times, because it
 interleaves them with the model's own tokens and writes its own TIME_SHIFTs, so this wrapper
-walks the encoder's tokens and yields (session_step, "on"/"off", pitch, velocity_bin, arrival).
+walks the encoder's tokens and yields PlayerEvents (livegen/messages.py) with their steps.
 
 `preview(now)` says what the current, not yet final step will hold if nothing else arrives in
 it (the encoder copied and advanced to the step's end): the worker writes a struck note into
@@ -19,8 +19,7 @@ import mido
 from livegen.kernels.live_encoder import LiveEncoder
 from livegen.kernels.time_steps import seconds_to_step, shift_steps, step_to_seconds
 from livegen.kernels.vocab import NOTE_OFF, NOTE_ON, TIME_SHIFT, VELOCITY
-
-Event = tuple[int, str, int, int, float]  # session_step, "on"/"off", pitch, velocity bin, arrival
+from livegen.messages import PlayerEvent
 
 
 class PlayerStream:
@@ -39,21 +38,21 @@ class PlayerStream:
         """Something is still waiting to become final (keep calling advance)."""
         return bool(self.encoder.pending or self.encoder.offsets_due)
 
-    def feed(self, message: mido.Message, t: float, arrival: float = 0.0) -> list[Event]:
+    def feed(self, message: mido.Message, t: float, arrival: float = 0.0) -> list[PlayerEvent]:
         if message.type == "note_on" and message.velocity > 0 and arrival:
             self.arrivals[message.note] = arrival
         return self._events(self.encoder.feed(message, t), commit=True)
 
-    def advance(self, t: float) -> list[Event]:
+    def advance(self, t: float) -> list[PlayerEvent]:
         return self._events(self.encoder.advance(t), commit=True)
 
-    def preview(self, t: float) -> list[Event]:
+    def preview(self, t: float) -> list[PlayerEvent]:
         """Events the current step (the one t falls in) will hold if nothing else comes."""
         ahead = copy.deepcopy(self.encoder)
         # Just past the middle of the step: everything of it is final, nothing of the next.
         return self._events(ahead.advance(step_to_seconds(seconds_to_step(t) + 0.6)), commit=False)
 
-    def _events(self, tokens: list[int], commit: bool) -> list[Event]:
+    def _events(self, tokens: list[int], commit: bool) -> list[PlayerEvent]:
         step, velocity_bin, events = self.step, self.velocity_bin, []
         for token in tokens:
             if token >= VELOCITY:
@@ -61,13 +60,13 @@ class PlayerStream:
             elif token >= TIME_SHIFT:
                 step += shift_steps(token)
             elif token >= NOTE_OFF:
-                events.append((step, "off", token - NOTE_OFF, 0, 0.0))
+                events.append(PlayerEvent(step, False, token - NOTE_OFF))
             else:
                 pitch = token - NOTE_ON
                 # A note's arrival goes out once (with its preview, else when final): the
                 # worker times input -> context from it.
                 arrival = self.arrivals.pop(pitch, 0.0)
-                events.append((step, "on", pitch, velocity_bin, arrival))
+                events.append(PlayerEvent(step, True, pitch, velocity_bin, arrival))
         if commit:
             self.step, self.velocity_bin = step, velocity_bin
         return events

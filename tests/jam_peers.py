@@ -44,6 +44,13 @@ def wait_until(condition, timeout: float = 3.0) -> bool:  # noqa: ANN001
     return False
 
 
+def answer_ends(engine, timeout: float = 10.0) -> bool:  # noqa: ANN001
+    """Wait until the model's answer, whose first note is in the roll already, shows in the
+    meters (they lag up to 50 ms behind the roll) and then is over."""
+    speaking = wait_until(lambda: engine.stats().model_speaking, 2.0)
+    return speaking and wait_until(lambda: not engine.stats().model_speaking, timeout)
+
+
 class ManualClock:
     """A clock a test moves by hand (`clock.t = ...`): deterministic timing for callbacks."""
 

@@ -15,6 +15,7 @@ import numpy as np
 from livegen.audio_out import AudioSpec, CallbackRenderer
 from livegen.controls import Controls
 from livegen.engine import JamEngine
+from livegen.messages import CancelAfter, Silence, SynthNote
 from livegen.models.preset import DEFAULT_SOUNDFONT
 from tests.jack import JackServer
 from tests.jam_peers import (
@@ -64,7 +65,7 @@ def _onset_of_note_at(at: float, block: int) -> int:
     """Frame (minus the fixed latency) at which a note timed `at` is first heard."""
     renderer, clock = _renderer(block)
     head = _run(renderer, clock, 1024 // block, block)  # the anchor settles at 0
-    renderer.inbox.append(("note", at, 0, 60, 100, False))
+    renderer.inbox.append(SynthNote(at, 0, 60, 100))
     audio = np.concatenate([head, _run(renderer, clock, 8192 // block, block)])
     return _onset(audio) - renderer.latency_frames
 
@@ -86,14 +87,14 @@ def test_an_event_sounds_at_its_frame_whatever_the_block() -> None:
 def test_cancel_drops_the_models_future_but_not_the_players() -> None:
     renderer, clock = _renderer()
     _run(renderer, clock, 2)
-    renderer.inbox.append(("note", 0.05, 1, 64, 100, True))  # after the cut: dropped
-    renderer.inbox.append(("note", 0.05, 0, 60, 100, False))  # the player's: kept
-    renderer.inbox.append(("cancel", 0.02))
+    renderer.inbox.append(SynthNote(0.05, 1, 64, 100, True))  # after the cut: dropped
+    renderer.inbox.append(SynthNote(0.05, 0, 60, 100))  # the player's: kept
+    renderer.inbox.append(CancelAfter(0.02))
     audio = _run(renderer, clock, 30)
     assert np.abs(audio).max() > 0.01
-    renderer.inbox.append(("silence",))
-    renderer.inbox.append(("note", clock.t + 0.01, 1, 64, 100, True))
-    renderer.inbox.append(("cancel", clock.t))
+    renderer.inbox.append(Silence())
+    renderer.inbox.append(SynthNote(clock.t + 0.01, 1, 64, 100, True))
+    renderer.inbox.append(CancelAfter(clock.t))
     tail = _run(renderer, clock, 200)
     # Silenced (only the reverb's tail is left), and the cancelled note never came: a note
     # at velocity 100 peaks near 0.05.

@@ -16,6 +16,9 @@ from livegen.decode_worker import WorkerCore, WorkerSpec, merge_player_messages
 from livegen.engine import JamEngine
 from livegen.kernels.errors import LivegenError
 from livegen.kernels.vocab import NOTE_OFF, NOTE_ON
+from livegen.messages import Cut, ModelNote, Plan, TurnOver
+from livegen.messages import PlayerEvent as E
+from livegen.messages import PlayerEvents as P
 from livegen.models.grammar import MODEL
 from livegen.models.loading import load_preset_model
 from livegen.models.preset import load_preset
@@ -39,6 +42,10 @@ def _core(model, clock: ManualClock, **sampling) -> tuple[WorkerCore, list]:  # 
     return core, out
 
 
+def _notes(out: list) -> list[ModelNote]:
+    return [m for m in out if isinstance(m, ModelNote)]
+
+
 def _run(core: WorkerCore, clock: ManualClock, until: float) -> None:
     while clock.t < until:
         while core.work():
@@ -49,30 +56,30 @@ def _run(core: WorkerCore, clock: ManualClock, until: float) -> None:
 def test_worker_turn_opens_with_a_note_at_its_start_and_closes_every_note(model) -> None:  # noqa: ANN001
     clock = ManualClock()
     core, out = _core(model, clock, density=2.0)
-    core.handle(("player", [(50, "on", 60, 20, 0.0), (80, "off", 60, 0, 0.0)], 85, []))
-    core.handle(("plan", 150, 250, True))
+    core.handle(P((E(50, True, 60, 20), E(80, False, 60)), 85))
+    core.handle(Plan(150, 250, True))
     _run(core, clock, 3.0)
-    events = [m for m in out if m[0] == "event"]
-    assert events[0][3] == 150 and events[0][4]  # a note-on exactly at the turn's start
-    assert all(150 <= e[3] <= 250 for e in events)
+    events = _notes(out)
+    assert events[0].step == 150 and events[0].on  # a note-on exactly at the turn's start
+    assert all(150 <= e.step <= 250 for e in events)
     sounding: dict[int, int] = {}
-    for _, _, _, _, on, pitch, _ in events:
-        sounding[pitch] = sounding.get(pitch, 0) + (1 if on else -1)
+    for e in events:
+        sounding[e.pitch] = sounding.get(e.pitch, 0) + (1 if e.on else -1)
     assert not any(sounding.values())  # every model note ended by the turn's end
-    assert out[-1][0] == "turn_over" or ("turn_over", 0, 250) in out
+    assert isinstance(out[-1], TurnOver) or TurnOver(0, 250) in out
 
 
 def test_worker_answer_keeps_to_its_note_budget_and_ends_early(model) -> None:  # noqa: ANN001
     clock = ManualClock()
     core, out = _core(model, clock, density=3.0)  # a busy model: it would play many notes
-    core.handle(("player", [(50, "on", 60, 20, 0.0), (80, "off", 60, 0, 0.0)], 85, []))
-    core.handle(("plan", 150, 750, True, 3))
+    core.handle(P((E(50, True, 60, 20), E(80, False, 60)), 85))
+    core.handle(Plan(150, 750, True, 3))
     _run(core, clock, 8.0)
-    events = [m for m in out if m[0] == "event"]
-    assert sum(1 for e in events if e[4]) == 3  # three notes, then no more
-    over = [m for m in out if m[0] == "turn_over"]
-    assert len(over) == 1 and over[0][2] == max(e[3] for e in events) < 750  # ended early
-    assert not core.grammar.owned(MODEL)
+    events = _notes(out)
+    assert sum(1 for e in events if e.on) == 3  # three notes, then no more
+    over = [m for m in out if isinstance(m, TurnOver)]
+    assert len(over) == 1 and over[0].step == max(e.step for e in events) < 750  # ended early
+    assert not core.ledger.grammar.owned(MODEL)
 
 
 def test_worker_follows_the_players_register_and_polyphony(model) -> None:  # noqa: ANN001
@@ -80,17 +87,17 @@ def test_worker_follows_the_players_register_and_polyphony(model) -> None:  # no
 
     clock = ManualClock()
     core, out = _core(model, clock, density=3.0)
-    core.follow = FollowSettings(polyphony=True, register_margin=1)
-    played = [(50, "on", 60, 20, 0.0), (50, "on", 64, 20, 0.0)]
-    played += [(80, "off", 60, 0, 0.0), (80, "off", 64, 0, 0.0)]
-    core.handle(("player", played, 85, []))
-    core.handle(("plan", 150, 550, True))
+    core.turns.follow = FollowSettings(polyphony=True, register_margin=1)
+    played = [E(50, True, 60, 20), E(50, True, 64, 20)]
+    played += [E(80, False, 60), E(80, False, 64)]
+    core.handle(P(tuple(played), 85))
+    core.handle(Plan(150, 550, True))
     _run(core, clock, 6.0)
-    events = [m for m in out if m[0] == "event"]
-    assert events and all(59 <= e[5] <= 65 for e in events)  # the player's range +- 1
+    events = _notes(out)
+    assert events and all(59 <= e.pitch <= 65 for e in events)  # the player's range +- 1
     sounding, most = set(), 0
-    for _, _, _, _, on, pitch, _ in events:
-        (sounding.add if on else sounding.discard)(pitch)
+    for e in events:
+        (sounding.add if e.on else sounding.discard)(e.pitch)
         most = max(most, len(sounding))
     assert most <= 2  # the player played two notes at once
 
@@ -98,45 +105,48 @@ def test_worker_follows_the_players_register_and_polyphony(model) -> None:  # no
 def test_worker_reports_its_token_rate_over_each_stats_interval(model) -> None:  # noqa: ANN001
     clock = ManualClock()
     core, _ = _core(model, clock, density=2.0)
-    assert core.stats()["tokens_per_s"] == 0.0  # nothing to measure from yet
-    core.handle(("plan", 10, 2000, False))
+    assert core.stats().tokens_per_s == 0.0  # nothing to measure from yet
+    core.handle(Plan(10, 2000, False))
     _run(core, clock, 1.0)
-    made = core.tokens_made
+    made = core.turns.tokens_made
     stats = core.stats()
-    assert made > 0 and stats["tokens_per_s"] == pytest.approx(made / clock.t)
+    assert made > 0 and stats.tokens == made
+    assert stats.tokens_per_s == pytest.approx(made / clock.t)
     clock.t += 2.0  # two idle seconds (no work done): the next rate is 0
-    assert core.stats()["tokens_per_s"] == 0.0
+    assert core.stats().tokens_per_s == 0.0
 
 
 def test_worker_never_writes_into_the_past(model) -> None:  # noqa: ANN001
     clock = ManualClock()
     core, out = _core(model, clock, density=2.0)
     clock.t = 5.0  # the plan says 1 s, but it is 5 s already (the worker was late)
-    core.handle(("plan", 100, 700, True))
+    core.handle(Plan(100, 700, True))
     _run(core, clock, 5.5)
-    events = [m for m in out if m[0] == "event"]
-    assert events and min(e[3] for e in events) >= 500
+    events = _notes(out)
+    assert events and min(e.step for e in events) >= 500
 
 
 def test_cut_rolls_back_to_what_sounded_and_the_player_is_heard(model) -> None:  # noqa: ANN001
     clock = ManualClock()
     core, out = _core(model, clock, density=3.0)
-    core.handle(("plan", 10, 2000, False))
+    core.handle(Plan(10, 2000, False))
     _run(core, clock, 0.9)  # it writes 200 ms ahead: up to step 110
-    events = [m for m in out if m[0] == "event"]
-    sent = [e for e in events if e[3] <= 90]  # what the engine had sent by 0.9 s
-    keep = sent[-1][2] if sent else 0
-    assert core.session_step() > 90 and core.position > keep + 1  # written ahead
-    core.handle(("cut", 1, keep, 90, 90))  # the player struck at step 90: the model yields
-    assert core.plan is None
-    assert not core.grammar.owned(MODEL)  # the model's sounding notes were closed
-    core.handle(("player", [(90, "on", 64, 20, 0.0)], 90, []))
-    assert core.grammar.open_notes[64][0] == 0  # the player's note, in the context
+    events = _notes(out)
+    sent = [e for e in events if e.step <= 90]  # what the engine had sent by 0.9 s
+    last_sent = sent[-1].number if sent else 0
+    ledger = core.ledger
+    keep = ledger.note_positions[last_sent] if sent else 0  # that note's token
+    assert ledger.session_step() > 90 and ledger.position > keep + 1  # written ahead
+    core.handle(Cut(1, last_sent, 90, 90))  # the player struck at step 90: the model yields
+    assert core.turns.plan is None
+    assert not ledger.grammar.owned(MODEL)  # the model's sounding notes were closed
+    core.handle(P((E(90, True, 64, 20),), 90))
+    assert ledger.grammar.open_notes[64][0] == 0  # the player's note, in the context
     # After the kept position: closing NOTE_OFFs, a TIME_SHIFT, the player's velocity and note.
-    tail = [int(core.decoder.tokens[p]) for p in range(keep + 1, core.position)]
+    tail = [int(ledger.decoder.tokens[p]) for p in range(keep + 1, ledger.position)]
     assert tail[-1] == NOTE_ON + 64
     assert all(t >= NOTE_OFF for t in tail[:-1]), tail
-    assert core.session_step() == 90
+    assert ledger.session_step() == 90
 
 
 def test_a_preview_stands_while_only_the_clock_moves(model) -> None:  # noqa: ANN001
@@ -145,43 +155,42 @@ def test_a_preview_stands_while_only_the_clock_moves(model) -> None:  # noqa: AN
     rolled back and prefilled again when the step came out as previewed)."""
     clock = ManualClock()
     core, _ = _core(model, clock)
-    core.handle(("player", [(50, "on", 60, 20, 0.0), (80, "off", 60, 0, 0.0)], 85, []))
-    core.handle(("player", [], 99, [(100, "on", 64, 20, 0.0)]))  # struck, step 100 not final
-    with_preview = core.position
+    core.handle(P((E(50, True, 60, 20), E(80, False, 60)), 85))
+    core.handle(P((), 99, (E(100, True, 64, 20),)))  # struck, step 100 not final
+    ledger = core.ledger
+    with_preview = ledger.position
     rollbacks: list[int] = []
-    rollback = core.decoder.rollback
-    core.decoder.rollback = lambda position: (rollbacks.append(position), rollback(position))
+    rollback = ledger.decoder.rollback
+    ledger.decoder.rollback = lambda position: (rollbacks.append(position), rollback(position))
     for final in (99, 99, 99):
-        core.handle(("player", [], final, []))
-    assert core.position == with_preview and rollbacks == []
-    core.handle(("player", [(100, "on", 64, 20, 0.0)], 100, []))  # final, as previewed
-    assert core.position == with_preview and rollbacks == []
-    assert core.grammar.open_notes[64][0] == 0  # the player's note is in the context
-    core.handle(("player", [], 101, [(102, "on", 67, 20, 0.0)]))
-    core.handle(("player", [(102, "on", 65, 20, 0.0)], 102, []))  # came out otherwise
-    assert rollbacks and 65 in core.grammar.open_notes and 67 not in core.grammar.open_notes
+        core.handle(P((), final))
+    assert ledger.position == with_preview and rollbacks == []
+    core.handle(P((E(100, True, 64, 20),), 100))  # final, as previewed
+    assert ledger.position == with_preview and rollbacks == []
+    assert ledger.grammar.open_notes[64][0] == 0  # the player's note is in the context
+    core.handle(P((), 101, (E(102, True, 67, 20),)))
+    core.handle(P((E(102, True, 65, 20),), 102))  # came out otherwise
+    assert rollbacks and 65 in ledger.grammar.open_notes and 67 not in ledger.grammar.open_notes
 
 
 def test_player_messages_merge_in_order() -> None:
     messages = [
-        ("player", [(1, "on", 60, 20, 0.0)], 1, [("t",)]),
-        ("player", [(2, "off", 60, 0, 0.0)], 2, []),
-        ("cut", 1, 5, None, None),
-        ("player", [(3, "on", 62, 20, 0.0)], 3, []),
+        P((E(1, True, 60, 20),), 1, (E(1, True, 61, 20),)),
+        P((E(2, False, 60),), 2),
+        Cut(1, 5),
+        P((E(3, True, 62, 20),), 3),
     ]
     merged = merge_player_messages(messages)
-    assert [m[0] for m in merged] == ["player", "cut", "player"]
-    assert merged[0][1] == [(1, "on", 60, 20, 0.0), (2, "off", 60, 0, 0.0)]
-    assert merged[0][2] == 2 and merged[0][3] == []  # final events supersede the preview
+    assert [type(m) for m in merged] == [P, Cut, P]
+    assert merged[0].events == (E(1, True, 60, 20), E(2, False, 60))
+    assert merged[0].final_step == 2 and merged[0].tentative == ()  # final events supersede
     # Only the clock moved (the engine's tick in the loop that took a note-on): the preview
     # of the note stands, or the worker would hear the note a whole step later.
-    preview = [(4, "on", 64, 20, 1.0)]
-    tick = merge_player_messages([("player", [], 3, preview), ("player", [], 3, [])])
-    assert tick == [("player", [], 3, preview)]
-    newer = [(4, "on", 65, 20, 1.0)]
-    assert (
-        merge_player_messages([("player", [], 3, preview), ("player", [], 3, newer)])[0][3] == newer
-    )
+    preview = (E(4, True, 64, 20, 1.0),)
+    tick = merge_player_messages([P((), 3, preview), P((), 3)])
+    assert tick == [P((), 3, preview)]
+    newer = (E(4, True, 65, 20, 1.0),)
+    assert merge_player_messages([P((), 3, preview), P((), 3, newer)])[0].tentative == newer
 
 
 def test_planner_continue_call_accompany() -> None:
@@ -257,9 +266,10 @@ def test_engine_without_ports_or_sound_plays_from_the_computer_keyboard(tmp_path
     try:
         for pitch in (60, 64, 67):
             engine.play(mido.Message("note_on", note=pitch, velocity=90))
-            time.sleep(0.08)
+            assert wait_until(lambda p=pitch: any(n.pitch == p for n in engine.roll(0.0)))
             engine.play(mido.Message("note_off", note=pitch))
-        time.sleep(0.2 + 0.4)
+        # The model's turn after the silence: its first note.
+        assert wait_until(lambda: any(n.owner == "model" for n in engine.roll(0.0)), 5.0)
         started = time.perf_counter()
         stats, roll, log = engine.stats(), engine.roll(0.0), engine.drain_log()
         assert time.perf_counter() - started < 0.005  # cheap enough for a 20 Hz UI
@@ -272,13 +282,14 @@ def test_engine_without_ports_or_sound_plays_from_the_computer_keyboard(tmp_path
         engine.set_controls(mode=Mode.ACCOMPANY, temperature=0.8)
         assert engine.controls.mode == Mode.ACCOMPANY
         engine.set_controls(recording=False)
-        time.sleep(0.1)
-        assert engine.stats().recording_path is None
+        assert wait_until(lambda: engine.stats().recording_path is None)
         # Paused, a note is heard but not recorded (the take below holds only the three).
         engine.play(mido.Message("note_on", note=72, velocity=90))
-        time.sleep(0.05)
-        engine.play(mido.Message("note_off", note=72))
         assert wait_until(lambda: any(n.pitch == 72 for n in engine.roll(0.0)), timeout=2)
+        engine.play(mido.Message("note_off", note=72))
+        assert wait_until(
+            lambda: any(n.pitch == 72 and n.end is not None for n in engine.roll(0.0)), 2.0
+        )
     finally:
         engine.stop()
         engine.stop()

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import mido
@@ -23,6 +22,7 @@ from tests.jam_peers import (
     Keyboard,
     Listener,
     MidiDump,
+    answer_ends,
     engine_preset,
     flood_process,
     jack_settings,
@@ -33,16 +33,41 @@ from tests.jam_peers import (
 )
 
 
+def _sounding(listener: Listener) -> dict:
+    """The notes a listener has heard start and not yet end."""
+    return strictly_unmatched([Captured(t, tuple(data)) for t, data in list(listener.events)])
+
+
+def _take_pitches(record: Path) -> list[int]:
+    """The player's note-ons in the take on disk so far (written whole: tmp + rename)."""
+    takes = sorted(record.glob("*.mid"))
+    try:
+        midi = mido.MidiFile(takes[0]) if takes else None
+    except (OSError, EOFError, ValueError):
+        return []
+    return (
+        []
+        if midi is None
+        else [m.note for m in midi.tracks[0] if m.type == "note_on" and m.velocity > 0]
+    )
+
+
+def _strikes(engine: JamEngine, pitch: int) -> tuple[int, int]:
+    """The player's notes of a pitch in the roll: (all, still sounding)."""
+    notes = [n for n in engine.roll(0.0) if n.owner == "player" and n.pitch == pitch]
+    return len(notes), sum(n.end is None for n in notes)
+
+
 def late_clients(jack: JackServer) -> dict[str, int]:
     """Which clients jackd found not finished in time, and how often: a late client's MIDI
     for that period is dropped by JACK, which tells a lost message from a livegen bug."""
     late: dict[str, int] = {}
-    for line in jack.log_text()[0].splitlines():
+    log = jack.log_text()[0]
+    for line in log.splitlines():
         if "was not finished" in line:
             name = line.split("client = ")[-1].split(" was not finished")[0]
             late[name] = late.get(name, 0) + 1
-    timer = jack.log_text()[0].count("XRun")
-    return {**late, "server xruns": timer}
+    return {**late, "server xruns": log.count("XRun")}
 
 
 def _rss_mb(pid: int) -> float:
@@ -84,12 +109,16 @@ def test_a_flood_leaves_no_note_on_and_it_playing(
         assert stats.running and not stats.problems, stats
         assert stats.dropped_messages > 10_000, stats  # junk, notes past the rate, stray offs
         assert after[0] - before[0] < 60 and after[1] - before[1] < 60, (before, after)
-        time.sleep(1.5)  # the model's turn after the flood ends
+        # The model's turn after the flood ends (the flood's panic released every key).
+        wait_until(lambda: engine.stats().model_speaking, 5.0)
+        assert wait_until(lambda: not engine.stats().model_speaking, 5.0)
         keyboard = Keyboard(jack512_rt)
         keyboard.connect()
         mark = engine.now()
         keyboard.phrase([60, 64, 67])
-        time.sleep(0.3 + 0.5)
+        assert wait_until(
+            lambda: any(n.owner == "model" and n.start > mark for n in engine.roll(mark)), 5.0
+        )
         notes = [n for n in engine.roll(mark) if n.start > mark]
         played = [n for n in notes if n.owner == "player"]
         answered = [n for n in notes if n.owner == "model"]
@@ -99,15 +128,10 @@ def test_a_flood_leaves_no_note_on_and_it_playing(
         release = max(n.end for n in played)
         assert release + 0.3 - 0.02 <= answered[0].start <= release + 0.3 + 0.05
         assert engine.stats().input_to_context_ms < 30  # the last two seconds: these notes
-        assert wait_until(lambda: not engine.stats().model_speaking, timeout=5.0)
-
-        def heard() -> dict[tuple[int, int], int]:
-            return strictly_unmatched([Captured(t, data) for t, data in list(listener.events)])
-
-        wait_until(lambda: heard() == {}, timeout=2.0)  # what livegen sent last arrives
-        sounding = heard()
-        assert sounding == {}, (
-            f"still sounding on livegen out, before any stop: {sounding}; "
+        assert answer_ends(engine)
+        # What livegen sent last reaches the listener (through paced output, after a flood).
+        assert wait_until(lambda: not _sounding(listener), 5.0), (
+            f"still sounding on livegen out, before any stop: {_sounding(listener)}; "
             f"late JACK clients: {late_clients(jack512_rt)}"
         )
         assert engine.stats().input_overflows == 0
@@ -137,12 +161,17 @@ def test_one_sounding_note_a_key_all_notes_off_and_the_held_note_watchdog(
         listener.connect(LIVEGEN_OUT)
         keyboard = Keyboard(jack512)
         keyboard.connect()
-        for data in ([0x90, 60, 90], [0x90, 60, 80], [0x80, 60, 0]):
+        # Struck, struck again while down, released: each seen before the next.
+        for data, seen in (
+            ([0x90, 60, 90], (1, 1)),
+            ([0x90, 60, 80], (2, 1)),
+            ([0x80, 60, 0], (2, 0)),
+        ):
             keyboard.send(data)
-            time.sleep(0.02)
+            assert wait_until(lambda seen=seen: _strikes(engine, 60) == seen)
         keyboard.send([0x90, 62, 90])
         keyboard.send([0x90, 64, 90])
-        time.sleep(0.05)
+        assert wait_until(lambda: {62, 64} <= {n.pitch for n in engine.roll(0.0) if n.end is None})
         mark = engine.now()
         keyboard.send([0xB0, 123, 0])
         assert wait_until(lambda: any(n.owner == "model" for n in engine.roll(mark)), 2.0), (
@@ -151,7 +180,7 @@ def test_one_sounding_note_a_key_all_notes_off_and_the_held_note_watchdog(
         keyboard.send([0x90, 65, 90])  # its note-off is "lost"
         assert wait_until(lambda: any("held over" in line for line in engine.drain_log()), 3.0)
         assert wait_until(lambda: not engine.stats().model_speaking, 3.0)
-        time.sleep(0.2)
+        assert wait_until(lambda: not _sounding(listener))  # the last note-offs arrive
         heard = [Captured(t, data) for t, data in list(listener.events)]
         player = [e for e in heard if e.channel == 0 and e.kind in (0x80, 0x90)]
         assert [(e.data[1], e.is_on) for e in player[:4]] == [
@@ -174,7 +203,7 @@ def test_input_port_vanishes_and_returns(jack512: JackServer, tmp_path: Path) ->
         dump = MidiDump(jack512)
         dump.connect(LIVEGEN_OUT)
         keyboard.send([0x90, 60, 100])  # held...
-        time.sleep(0.2)
+        assert wait_until(lambda: any(n.pitch == 60 for n in engine.roll(0.0)))
         keyboard.close()  # ...when the keyboard goes away
         keyboard = None
         assert wait_until(lambda: any("disappeared" in p for p in engine.stats().problems))
@@ -183,7 +212,9 @@ def test_input_port_vanishes_and_returns(jack512: JackServer, tmp_path: Path) ->
         assert wait_until(lambda: not engine.stats().problems)
         mark = engine.now()
         keyboard.phrase([62, 65])
-        time.sleep(0.3 + 0.4)
+        assert wait_until(
+            lambda: any(n.owner == "model" and n.start > mark for n in engine.roll(mark)), 5.0
+        )
         heard = [n for n in engine.roll(mark) if n.start > mark]
         assert {n.pitch for n in heard if n.owner == "player"} == {62, 65}
         assert any(n.owner == "model" for n in heard), "no answer after reconnecting"
@@ -212,8 +243,10 @@ def test_output_port_vanishes_and_returns(jack512: JackServer, tmp_path: Path) -
         assert wait_until(lambda: any(m[0] == 0x91 for _, m in synth.events)), "no model notes"
         synth.close()  # the synth quits mid-answer
         assert wait_until(lambda: any("disappeared" in p for p in engine.stats().problems))
+        mark = engine.now()
         keyboard.phrase([62, 65])  # the jam goes on with nowhere to send
-        time.sleep(0.3)
+        played = lambda: {n.pitch for n in engine.roll(mark) if n.owner == "player"}  # noqa: E731
+        assert wait_until(lambda: played() >= {62, 65})
         assert engine.stats().running
         synth = Listener(jack512, name="test-synth")  # it comes back
         assert wait_until(lambda: not engine.stats().problems)
@@ -222,14 +255,17 @@ def test_output_port_vanishes_and_returns(jack512: JackServer, tmp_path: Path) -
         assert sorted(first) == sorted((0xB0 | c, 123, 0) for c in range(16)), first
         mark = engine.now()
         keyboard.phrase([67, 69])
-        time.sleep(0.3 + 0.6 + 0.3)
-        assert any(n.owner == "model" and n.start > mark for n in engine.roll(mark))
-        assert any(m[0] == 0x91 and m[2] > 0 for _, m in synth.events[16:]), "no answer heard"
+        assert wait_until(
+            lambda: any(n.owner == "model" and n.start > mark for n in engine.roll(mark)), 5.0
+        )
+        assert wait_until(lambda: any(m[0] == 0x91 and m[2] > 0 for _, m in synth.events[16:])), (
+            "no answer heard"
+        )
         log = "\n".join(engine.drain_log())
         assert "output 'test-synth:in' lost" in log and "is back" in log, log
     finally:
         stop_session(engine, keyboard)
-    time.sleep(0.2)
+    wait_until(lambda: not _sounding(synth))  # the stop's note-offs arrive (asserted below)
     events = [Captured(t, tuple(m)) for t, m in synth.close()]
     # Every note the returned synth was given was ended by its own note-off (the stop's
     # all-notes-off may not stand in for them: the engine ends each note it started).
@@ -251,11 +287,11 @@ def test_kill_9_mid_session_leaves_a_readable_recording(
     try:
         jack512.wait_for_port(LIVEGEN_IN, timeout=60)
         keyboard = Keyboard(jack512)
-        keyboard.connect()
-        time.sleep(0.2)
+        keyboard.connect()  # jack_connect returns once the ports are connected
         pitches = [60, 62, 64, 65, 67, 69]
         keyboard.phrase(pitches, length=0.1, gap=0.1)
-        time.sleep(1.3)  # the recording is rewritten at least every second
+        # The recording is rewritten at least every second: wait until it holds the phrase.
+        assert wait_until(lambda: _take_pitches(record) == pitches, 5.0)
         jam.send_signal(signal.SIGKILL)
         jam.wait(timeout=10)
     finally:
@@ -292,8 +328,7 @@ def test_sighup_ends_the_jam_like_sigterm(jack512: JackServer, tmp_path: Path) -
         listener = Listener(jack512)
         listener.connect(LIVEGEN_OUT)
         keyboard = Keyboard(jack512)
-        keyboard.connect()
-        time.sleep(0.2)
+        keyboard.connect()  # jack_connect returns once the ports are connected
         keyboard.phrase([60, 62], length=0.1, gap=0.1)
         keyboard.send([0x90, 64, 100])  # held down when the terminal goes away
         assert wait_until(lambda: any(m[:2] == (0x90, 64) for _, m in listener.events))
@@ -334,10 +369,10 @@ def test_a_disk_that_fills_mid_jam_is_said_not_claimed(
 
     def play() -> None:
         jack512.wait_for_port(LIVEGEN_IN, timeout=60)
-        keyboard.connect()
-        time.sleep(0.3)
+        keyboard.connect()  # jack_connect returns once the ports are connected
         keyboard.phrase([60, 62], length=0.1, gap=0.1)
-        time.sleep(1.0)  # written (every 0.5 s while notes sound, and when they end)
+        # Written (every 0.5 s while notes sound, and when they end) before the disk fills.
+        wait_until(lambda: _take_pitches(record) == [60, 62], 5.0)
         filled.set()
         keyboard.phrase([64, 65], length=0.1, gap=0.1)
 

@@ -17,9 +17,11 @@ from tests.jam_peers import (
     LIVEGEN_OUT,
     Keyboard,
     MidiDump,
+    answer_ends,
     jack_settings,
     stop_session,
     strictly_unmatched,
+    wait_until,
 )
 
 MODEL_CHANNEL = 1
@@ -37,6 +39,9 @@ def _session(jack: JackServer, tmp_path: Path, controls: Controls, play) -> list
         dump.connect(LIVEGEN_OUT)
         keyboard = Keyboard(jack)
         keyboard.connect()
+        # Not a condition to wait on: a new JACK connection carries events only from a later
+        # graph cycle, and jack_midi_dump gives no sign when it does (without this pause its
+        # capture missed a phrase's first notes under load).
         time.sleep(0.2)
         play(keyboard, engine)
     finally:
@@ -45,6 +50,13 @@ def _session(jack: JackServer, tmp_path: Path, controls: Controls, play) -> list
     assert stats.late_events == 0, stats
     assert not stats.problems, stats.problems
     return dump.stop()
+
+
+def _model_playing(engine: JamEngine, since: float) -> bool:
+    """Wait until a model note starts after `since` (the player's phrase)."""
+    return wait_until(
+        lambda: any(n.owner == "model" and n.start > since for n in engine.roll(since)), 5.0
+    )
 
 
 def _model_ons(events: list) -> list:
@@ -62,10 +74,18 @@ def test_continue_takes_over_after_silence_and_yields_at_once(
 
     def play(keyboard: Keyboard, engine: JamEngine) -> None:
         keyboard.phrase([60, 62, 64, 65])
-        time.sleep(0.3 + 0.5)  # silence, then the model plays a while
+        since = engine.now()
+        # After the silence the model plays, a while (half a second of its turn).
+        assert wait_until(
+            lambda: any(
+                n.owner == "model" and n.start > since and engine.now() - n.start >= 0.5
+                for n in engine.roll(since)
+            ),
+            5.0,
+        )
         keyboard.phrase([67], length=0.2)  # the player comes back: the model stops at once
-        time.sleep(0.3 + 0.6)  # and takes over again after the silence
-        assert engine.stats().model_speaking
+        assert _model_playing(engine, engine.now())  # and takes over again after the silence
+        assert wait_until(lambda: engine.stats().model_speaking)  # the meters lag the roll
 
     events = _session(jack512, tmp_path, controls, play)
     offs, ons = _player(events, on=False), _player(events, on=True)
@@ -95,7 +115,8 @@ def test_call_answers_each_phrase_as_long_as_it_was(jack512: JackServer, tmp_pat
 
     def play(keyboard: Keyboard, engine: JamEngine) -> None:
         keyboard.phrase([60, 64, 67], length=0.15, gap=0.05)  # a 0.6 s phrase
-        time.sleep(0.25 + 0.6 + 0.3)
+        assert _model_playing(engine, engine.now())
+        assert answer_ends(engine)
 
     events = _session(jack512, tmp_path, controls, play)
     offs, ons = _player(events, on=False), _player(events, on=True)
@@ -118,7 +139,7 @@ def test_accompany_plays_along_in_its_register(jack512: JackServer, tmp_path: Pa
 
     def play(keyboard: Keyboard, engine: JamEngine) -> None:
         keyboard.phrase([72, 74, 76, 77, 79, 77, 76, 74, 72, 71, 72], length=0.12, gap=0.08)
-        time.sleep(0.8)
+        assert wait_until(lambda: not engine.stats().model_speaking, 5.0)  # it stopped along
 
     events = _session(jack512, tmp_path, controls, play)
     ons, offs = _player(events, on=True), _player(events, on=False)

@@ -8,6 +8,7 @@ from pathlib import Path
 import mido
 
 from livegen.recorder import MODEL_TRACK, PLAYER_TRACK, Recorder
+from tests.jam_peers import wait_until
 
 
 def _notes(path: Path) -> list[list[tuple[float, str, int]]]:
@@ -23,6 +24,14 @@ def _notes(path: Path) -> list[list[tuple[float, str, int]]]:
                 out.append((round(seconds, 4), "on" if on else "off", message.note))
         tracks.append(out)
     return tracks
+
+
+def _count(path: Path, track: int) -> int:
+    """Note events in a track of the file on disk now (-1: no file yet)."""
+    try:
+        return len(_notes(path)[track])
+    except (OSError, EOFError, IndexError):
+        return -1
 
 
 def test_two_tracks_exact_times_and_open_notes_closed(tmp_path: Path) -> None:
@@ -54,8 +63,8 @@ def test_the_file_is_rewritten_while_recording_and_never_torn(tmp_path: Path) ->
             recorder.add(PLAYER_TRACK, k * 0.01 + 0.005, [0x80, 60 + k % 12, 0])
             time.sleep(0.005)
             mido.MidiFile(path)  # any instant: a complete file (tmp + rename)
-        time.sleep(0.2)
-        assert len(_notes(path)[0]) == 80  # written without close(): at most `interval` old
+        # Written without close(): at most `interval` old.
+        assert wait_until(lambda: _count(path, 0) == 80)
         assert recorder.writes >= 3
     finally:
         recorder.close()
@@ -68,14 +77,14 @@ def test_the_clock_alone_rewrites_the_file_only_while_a_note_sounds(tmp_path: Pa
     try:
         recorder.add(PLAYER_TRACK, 0.1, [0x90, 60, 100])
         recorder.add(PLAYER_TRACK, 0.2, [0x80, 60, 0])
-        time.sleep(0.1)
+        assert wait_until(lambda: _count(recorder.path, 0) == 2)
         before = recorder.writes
         for k in range(10):  # silence: the clock moves on, nothing sounds
             recorder.mark(0.3 + k * 0.1)
             time.sleep(0.03)
         assert recorder.writes == before
         recorder.add(MODEL_TRACK, 1.5, [0x91, 67, 80])  # a held note: its length grows
-        time.sleep(0.1)
+        assert wait_until(lambda: _count(recorder.path, 1) == 2)
         held = recorder.writes
         for k in range(10):
             recorder.mark(1.6 + k * 0.1)

@@ -1,5 +1,5 @@
 """The jam UI driven by Textual's Pilot, on the REAL engine (livegen.engine.JamEngine, in its
-own process exactly as `livegen` runs it: livegen/tui/engine_host.py) with a tiny real preset, real MIDI ports on a private JACK server (dummy driver) and a real
+own process exactly as `livegen` runs it: livegen/engine_host.py) with a tiny real preset, real MIDI ports on a private JACK server (dummy driver) and a real
 recorder: every control key changes the engine's parameter, notes played on the computer
 keyboard reach the engine and come back on the piano roll, the pickers list the JACK ports
 that exist (and notice new ones), a set-up change restarts the engine, quitting finishes the
@@ -18,11 +18,11 @@ import rtmidi
 from textual.widgets import Input, Select
 
 from livegen.controls import ClockSource, Controls, Mode
+from livegen.engine_host import EngineProcess
 from livegen.midi_ports import forget_midi_clients
 from livegen.settings_file import SavedSettings, load_settings
 from livegen.tui.app import JamApp
 from livegen.tui.controls_panel import ControlsPanel
-from livegen.tui.engine_host import EngineProcess
 from livegen.tui.pianoroll import PLAYER_COLOUR, PianoRoll
 from livegen.tui.screens import SetupScreen
 from livegen.tui.status import Legend, ProblemsBanner

@@ -4,17 +4,20 @@ is a message, not a crash; a dead UI still gets its take finished."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import signal
-import time
+import subprocess
+import sys
 from pathlib import Path
 
 import mido
 import pytest
 
 from livegen.controls import Controls, JamSettings
+from livegen.engine_host import EngineProcess
 from livegen.midi_ports import PortError
-from livegen.tui.engine_host import EngineProcess
 from tests.jam_peers import jack_settings, wait_until
 
 
@@ -44,6 +47,14 @@ def test_calls_reach_the_engine_and_errors_come_back(jack, tmp_path: Path) -> No
         stats, now, roll, _log, controls = engine.snapshot(30.0)
         assert stats.running and now >= t0 and controls.top_p == 0.5
         assert any(n.owner == "player" and n.pitch == 62 for n in roll)
+        # A preset swap goes through too; a wrong name is said, the model plays on.
+        engine.swap_preset("no such preset")
+        lines: list[str] = []
+        assert wait_until(
+            lambda: lines.extend(engine.drain_log()) or any("swap" in x for x in lines), 5
+        )
+        assert any("'no such preset' failed" in x for x in lines), lines
+        assert engine.stats().running and engine.stats().preset == "tiny"
     finally:
         engine.stop()
     assert not engine.stats().running
@@ -61,9 +72,8 @@ def test_a_dead_engine_process_is_a_message(jack, tmp_path: Path) -> None:
     engine = EngineProcess(settings(tmp_path))
     engine.start()
     os.kill(engine.pid, signal.SIGKILL)
-    time.sleep(0.2)
+    assert wait_until(lambda: not engine.stats().running, timeout=10)
     stats = engine.stats()
-    assert not stats.running
     assert stats.problems and "engine process stopped" in stats.problems[0]
     engine.play(mido.Message("note_on", note=60))  # nothing raises
     assert engine.roll(0.0) == []
@@ -73,14 +83,44 @@ def test_a_dead_engine_process_is_a_message(jack, tmp_path: Path) -> None:
     engine.stop()
 
 
+UI = """
+import json, os, sys, time
+import mido
+from livegen.controls import JamSettings
+from livegen.engine_host import EngineHost
+engine = EngineHost(JamSettings(**json.loads(sys.argv[1])))
+engine.start()
+engine.play(mido.Message("note_on", note=64, velocity=90))
+deadline = time.monotonic() + 10
+while not any(n.pitch == 64 for n in engine.roll(0.0)) and time.monotonic() < deadline:
+    time.sleep(0.01)
+print(engine.pid, flush=True)
+os.kill(os.getpid(), 9)  # the UI dies without a word
+"""
+
+
 def test_when_the_ui_dies_the_take_is_finished(jack, tmp_path: Path) -> None:
-    engine = EngineProcess(settings(tmp_path))
-    engine.start()
-    engine.play(mido.Message("note_on", note=64, velocity=90))
-    time.sleep(0.3)
-    engine._conn.close()  # what the UI process dying looks like from the engine's side
-    engine._process.join(timeout=30)
-    assert engine._process.exitcode == 0
+    """A real UI process is killed: its engine process (left without a parent) sees the pipe
+    close, finishes the take and exits."""
+    fields = dataclasses.asdict(settings(tmp_path))
+    ui = subprocess.run(
+        [sys.executable, "-c", UI, json.dumps(fields)],
+        capture_output=True,
+        text=True,
+        env=jack.env,
+        timeout=120,
+    )
+    assert ui.returncode == -signal.SIGKILL, ui.stderr
+    engine_pid = int(ui.stdout.split()[-1])
+    assert wait_until(lambda: not _alive(engine_pid), timeout=30)
     (take,) = (tmp_path / "rec").glob("livegen-*.mid")
     notes = [m for track in mido.MidiFile(take).tracks for m in track if m.type == "note_on"]
     assert any(m.note == 64 and m.velocity == 90 for m in notes)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

@@ -92,8 +92,8 @@ def launch(
     clock: str | None = None,
 ) -> int:
     """Run the UI until the musician quits; the overrides hold for this session only."""
+    from livegen.engine_host import EngineProcess
     from livegen.tui.app import JamApp
-    from livegen.tui.engine_host import EngineProcess
 
     saved, notes = load_settings()
     overrides = {"preset": preset, "input": midi_in, "output": midi_out}
