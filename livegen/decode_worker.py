@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from livegen.child import Child
 from livegen.kernels.errors import LivegenError
+from livegen.kernels.time_steps import STEPS_PER_SECOND
 from livegen.messages import (
     Cut,
     Failed,
@@ -87,7 +88,7 @@ class WorkerCore:
         self.held: list[object] | None = [] if spec.takes_over else None  # until Prime
 
     def now_step(self) -> float:
-        return (self.clock() - self.spec.t0) * 100.0
+        return (self.clock() - self.spec.t0) * STEPS_PER_SECOND
 
     # ---- messages ----------------------------------------------------------------------------
 

@@ -37,6 +37,13 @@ from livegen.clock import CLOCK, CONTINUE, SONG_POSITION, START, STOP
 from livegen.controls import ClockSource, Controls, JamSettings, RollNote, Stats
 from livegen.engine_parts import EngineError, PartsMixin
 from livegen.fanout import NoteFanout
+from livegen.kernels.midi_codes import (
+    ALL_NOTES_OFF,
+    CONTROL_CHANGE_STATUS,
+    NOTE_OFF_STATUS,
+    SUSTAIN_CC,
+)
+from livegen.kernels.time_steps import ms_to_steps, seconds_to_step, step_to_seconds
 from livegen.messages import (
     ContextDump,
     ControlsChanged,
@@ -60,12 +67,7 @@ from livegen.messages import (
     WorkerStats,
 )
 from livegen.model_output import ModelOutput
-from livegen.player_input import (
-    InputGate,
-    PlayerKeys,
-    check_message,
-    ends_notes,
-)
+from livegen.player_input import InputGate, PlayerKeys, check_message, ends_notes
 from livegen.roll_log import RollLog
 from livegen.turn_taking import TurnTaking
 
@@ -309,7 +311,7 @@ class JamEngine(PartsMixin):
         if due is not None:
             deadline = min(deadline, due)
         if self.turns.busy:
-            deadline = min(deadline, (round(now * 100) + 0.55) / 100)
+            deadline = min(deadline, step_to_seconds(seconds_to_step(now) + 0.55))
         tick = self.clock.next_tick()
         if tick is not None:
             deadline = min(deadline, tick)
@@ -372,7 +374,7 @@ class JamEngine(PartsMixin):
         if sampling != self.sampling(old):
             self.turns.tell(SetSampling(sampling))
         if new.lookahead_ms != old.lookahead_ms:
-            self.turns.tell(SetLookahead(round(new.lookahead_ms / 10)))
+            self.turns.tell(SetLookahead(ms_to_steps(new.lookahead_ms)))
         self.clock.change(old, new, now)
         if new.model_channel != old.model_channel:
             self.output.silence(now)
@@ -390,11 +392,11 @@ class JamEngine(PartsMixin):
         self.turns.forget(self.now())
         send = self.fanout.send
         for channel, pitch in sorted(self.keys.passed):
-            send([0x80 | channel, pitch, 0])
+            send([NOTE_OFF_STATUS | channel, pitch, 0])
         self.keys.passed.clear()
         for channel in range(16):
-            send([0xB0 | channel, 64, 0])
-            send([0xB0 | channel, 123, 0])
+            send([CONTROL_CHANGE_STATUS | channel, SUSTAIN_CC, 0])
+            send([CONTROL_CHANGE_STATUS | channel, ALL_NOTES_OFF, 0])
         self.fanout.synth(Silence())
         self.say(f"all notes off ({why})")
 
@@ -413,7 +415,7 @@ class JamEngine(PartsMixin):
             self.say(f"MIDI {which} {name!r} is back")
             if which == "output":
                 for channel in range(16):
-                    self.fanout.send([0xB0 | channel, 123, 0])
+                    self.fanout.send([CONTROL_CHANGE_STATUS | channel, ALL_NOTES_OFF, 0])
 
     def release_player(self, t: float) -> None:
         """The input vanished: end every note the player was holding, everywhere."""

@@ -14,6 +14,8 @@ from livegen import realtime
 from livegen.controls import Controls
 from livegen.engine_meters import Meters, Readings
 from livegen.kernels.errors import LivegenError
+from livegen.kernels.midi_codes import PROGRAM_CHANGE_STATUS
+from livegen.kernels.time_steps import ms_to_steps
 from livegen.messages import CancelAfter, ContextDump, ResetCounters, Sampling, WorkerStats
 from livegen.recorder import MODEL_TRACK
 from livegen.session_clock import SessionClock
@@ -114,7 +116,7 @@ class PartsMixin:
         self.fanout.recorder = self.recorder
         self.recording_path = str(path)
         channel = self.controls.model_channel
-        self.recorder.add(MODEL_TRACK, 0.0, [0xC0 | channel, self.program()])
+        self.recorder.add(MODEL_TRACK, 0.0, [PROGRAM_CHANGE_STATUS | channel, self.program()])
         self.say(f"recording to {path}")
 
     def program(self) -> int:
@@ -159,7 +161,7 @@ class PartsMixin:
             t0=self.t0,
             device=self.settings.device,
             seed=seed if seed is not None else 0,
-            lookahead_steps=round(c.lookahead_ms / 10),
+            lookahead_steps=ms_to_steps(c.lookahead_ms),
             sampling=self.sampling(c),
         )
 

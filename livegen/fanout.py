@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from livegen.kernels.midi_codes import CONTROL_CHANGE_STATUS, NOTE_OFF_STATUS, NOTE_ON_STATUS
 from livegen.recorder import MODEL_TRACK, PLAYER_TRACK
 from livegen.roll_log import RollLog
 
 PLAYER, MODEL = "player", "model"
 _TRACKS = {PLAYER: PLAYER_TRACK, MODEL: MODEL_TRACK}
-NOTE_OFF, NOTE_ON, CONTROL = 0x80, 0x90, 0xB0
 
 
 class NoteFanout:
@@ -39,7 +39,11 @@ class NoteFanout:
     ) -> None:
         """A note-on (velocity 0: its note-off) at session time t: out (unless midi=False),
         to the synth (unless synth=False: it had it ahead of time), recorded and rolled."""
-        data = [NOTE_ON | channel, pitch, velocity] if velocity else [NOTE_OFF | channel, pitch, 0]
+        data = (
+            [NOTE_ON_STATUS | channel, pitch, velocity]
+            if velocity
+            else [NOTE_OFF_STATUS | channel, pitch, 0]
+        )
         if midi:
             self.send(data)
         if synth:
@@ -52,7 +56,7 @@ class NoteFanout:
 
     def control(self, owner: str, channel: int, number: int, value: int, t: float, *, out: bool):
         """A controller: out and to the synth if `out`, recorded either way."""
-        data = [CONTROL | channel, number, value]
+        data = [CONTROL_CHANGE_STATUS | channel, number, value]
         if out:
             self.send(data)
             if self.audio is not None:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from livegen.fanout import MODEL, NoteFanout
+from livegen.kernels.time_steps import step_to_seconds
 from livegen.messages import ModelNote
 
 LATE_TOLERANCE = 0.010  # a model note sent more than one 10 ms step after its time is late
@@ -100,7 +101,7 @@ class ModelOutput:
         """A note from the worker: queued for its time (dropped if a cut came since)."""
         if note.epoch != self.scheduler.epoch:
             return
-        due = note.step / 100.0
+        due = step_to_seconds(note.step)
         event = ModelEvent(due, 0, note)
         if due < now - LATE_TOLERANCE:
             event.late = True

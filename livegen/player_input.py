@@ -25,11 +25,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from livegen.fanout import PLAYER, NoteFanout
+from livegen.kernels.midi_codes import (
+    ALL_NOTES_OFF,
+    ALL_SOUND_OFF,
+    CONTROL_CHANGE_STATUS,
+    DRUM_CHANNEL,
+    NOTE_OFF_STATUS,
+    NOTE_ON_STATUS,
+    RESET_ALL_CONTROLLERS,
+    SUSTAIN_CC,
+)
 from livegen.midi_ports import RateLimit
 
-SUSTAIN, ALL_SOUND_OFF, RESET_CONTROLLERS, ALL_NOTES_OFF = 64, 120, 121, 123
-ENDING_CONTROLS = (SUSTAIN, ALL_SOUND_OFF, RESET_CONTROLLERS, ALL_NOTES_OFF)
-NOTE_OFF, NOTE_ON, CONTROL = 0x80, 0x90, 0xB0
+ENDING_CONTROLS = (SUSTAIN_CC, ALL_SOUND_OFF, RESET_ALL_CONTROLLERS, ALL_NOTES_OFF)
 _CHANNEL_LENGTH = {0x80: 3, 0x90: 3, 0xA0: 3, 0xB0: 3, 0xC0: 2, 0xD0: 2, 0xE0: 3}
 
 
@@ -52,7 +60,7 @@ def check_message(data: list[int] | tuple[int, ...]) -> bool:
 
 def is_note_off(data: list[int] | tuple[int, ...]) -> bool:
     kind = data[0] & 0xF0
-    return kind == NOTE_OFF or (kind == NOTE_ON and data[2] == 0)
+    return kind == NOTE_OFF_STATUS or (kind == NOTE_ON_STATUS and data[2] == 0)
 
 
 def ends_notes(data: list[int] | tuple[int, ...]) -> bool:
@@ -60,7 +68,7 @@ def ends_notes(data: list[int] | tuple[int, ...]) -> bool:
     and no rate limit may drop it."""
     if is_note_off(data):
         return True
-    return data[0] & 0xF0 == CONTROL and data[1] in ENDING_CONTROLS
+    return data[0] & 0xF0 == CONTROL_CHANGE_STATUS and data[1] in ENDING_CONTROLS
 
 
 class InputGate:
@@ -76,16 +84,16 @@ class InputGate:
     def admit(self, data: list[int] | tuple[int, ...], arrival: float) -> bool:
         """True if the conductor must see this well-formed channel message."""
         kind, channel = data[0] & 0xF0, data[0] & 0x0F
-        if kind == NOTE_ON and data[2] > 0:
+        if kind == NOTE_ON_STATUS and data[2] > 0:
             if self.notes.take(arrival):
                 self.down.add((channel, data[1]))
                 return True
-        elif kind in (NOTE_ON, NOTE_OFF):
+        elif kind in (NOTE_ON_STATUS, NOTE_OFF_STATUS):
             key = (channel, data[1])
             if key in self.down:
                 self.down.discard(key)
                 return True
-        elif kind == CONTROL and data[1] in ENDING_CONTROLS:
+        elif kind == CONTROL_CHANGE_STATUS and data[1] in ENDING_CONTROLS:
             if data[1] in (ALL_SOUND_OFF, ALL_NOTES_OFF):
                 self.down = {key for key in self.down if key[0] != channel}
             return True
@@ -100,8 +108,6 @@ class InputGate:
 
 
 # ---- the conductor's side: the keys that are down ------------------------------------------
-
-DRUM_CHANNEL = 9  # channel 10: drums pass through; the model does not hear them
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,11 +171,11 @@ class PlayerKeys:
 
     def message(self, data: tuple[int, ...], t: float) -> None:
         kind, channel = data[0] & 0xF0, data[0] & 0x0F
-        if kind == NOTE_ON and data[2] > 0:
+        if kind == NOTE_ON_STATUS and data[2] > 0:
             self.note_on(channel, data[1], data[2], t)
-        elif kind in (NOTE_OFF, NOTE_ON):
+        elif kind in (NOTE_OFF_STATUS, NOTE_ON_STATUS):
             self.note_off(channel, data[1], t)
-        elif kind == CONTROL:
+        elif kind == CONTROL_CHANGE_STATUS:
             self.control(channel, data[1], data[2], t)
         else:  # program change, pitch bend, aftertouch: passed on and recorded as they are
             self.fanout.other(PLAYER, data, t, out=self._passthrough())
@@ -213,9 +219,9 @@ class PlayerKeys:
             for key in [k for k in self.accepted if k[0] == channel]:
                 self.note_off(channel, key[1], t)
         self.fanout.control(PLAYER, channel, number, value, t, out=self._passthrough())
-        if number in (SUSTAIN, RESET_CONTROLLERS) and channel != DRUM_CHANNEL:
+        if number in (SUSTAIN_CC, RESET_ALL_CONTROLLERS) and channel != DRUM_CHANNEL:
             # Reset-all-controllers lifts the pedal too (MIDI 1.0), so the model hears it.
-            self._hear(PedalMoved(channel, value if number == SUSTAIN else 0, t))
+            self._hear(PedalMoved(channel, value if number == SUSTAIN_CC else 0, t))
         self._hear(ControllerMoved(channel, number, value, t))
 
     def release_all(self, t: float) -> None:

@@ -15,10 +15,12 @@ import mido
 
 from livegen.controls import Controls
 from livegen.fanout import NoteFanout
+from livegen.kernels.midi_codes import SUSTAIN_CC
+from livegen.kernels.time_steps import seconds_to_step
 from livegen.messages import CancelAfter, Cut, NoPlan, Plan, PlayerEvents
 from livegen.model_output import ModelOutput
 from livegen.modes import Turn, TurnPlanner
-from livegen.player_input import SUSTAIN, ControllerMoved, KeyChange, KeyDown, KeyUp, PedalMoved
+from livegen.player_input import ControllerMoved, KeyChange, KeyDown, KeyUp, PedalMoved
 from livegen.player_stream import PlayerStream
 from livegen.session_clock import SessionClock
 
@@ -67,7 +69,7 @@ class TurnTaking:
                 self.replan(t)
             case PedalMoved(channel, value, t):
                 message = mido.Message(
-                    "control_change", channel=channel, control=SUSTAIN, value=value
+                    "control_change", channel=channel, control=SUSTAIN_CC, value=value
                 )
                 self._player(self.stream.feed(message, t), [])
             case ControllerMoved(_, number, value, t):
@@ -109,7 +111,7 @@ class TurnTaking:
         self.fanout.synth(CancelAfter(t))
         if close:
             self.output.silence(t)
-        step = round(t * 100)
+        step = seconds_to_step(t)
         if hold:
             self.hold_step = step
         self.tell(Cut(epoch, last_sent, step if close else None, step if hold else None))
@@ -125,7 +127,7 @@ class TurnTaking:
             self.tell(NoPlan())
             self.output.awaiting = None
             return
-        start, end = round(turn.start * 100), round(turn.end * 100)
+        start, end = seconds_to_step(turn.start), seconds_to_step(turn.end)
         self.tell(Plan(start, end, turn.first_note, turn.max_notes))
         if previous is None or previous.start != turn.start:
             self.output.awaiting = (turn.decided, turn.end)

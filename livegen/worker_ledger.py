@@ -19,7 +19,8 @@ from collections import deque
 from typing import Any
 
 from livegen.kernels.errors import LivegenError
-from livegen.kernels.vocab import BEGIN, MAX_SHIFT_STEPS, NOTE_OFF, NOTE_ON, TIME_SHIFT, VELOCITY
+from livegen.kernels.time_steps import time_shift_tokens
+from livegen.kernels.vocab import BEGIN, NOTE_OFF, NOTE_ON, TIME_SHIFT, VELOCITY
 from livegen.messages import ContextDump, PlayerEvent
 from livegen.models.grammar import PLAYER, GrammarState
 
@@ -29,17 +30,6 @@ SNAPSHOT_EVERY = 32  # positions between grammar snapshots (rollback replays fro
 
 class LedgerError(LivegenError):
     """The context cannot go back that far (no grammar snapshot)."""
-
-
-def time_shift_run(steps: int) -> list[int]:
-    """The TIME_SHIFT tokens that move time on by `steps` 10 ms steps: as many of the longest
-    shift as fit, then the remainder."""
-    if steps <= 0:
-        return []
-    tokens = [TIME_SHIFT + MAX_SHIFT_STEPS - 1] * (steps // MAX_SHIFT_STEPS)
-    if steps % MAX_SHIFT_STEPS:
-        tokens.append(TIME_SHIFT + steps % MAX_SHIFT_STEPS - 1)
-    return tokens
 
 
 class ContextLedger:
@@ -111,7 +101,7 @@ class ContextLedger:
         if gap > MAX_GAP_STEPS:
             self.offset += gap - MAX_GAP_STEPS
             gap = MAX_GAP_STEPS
-        return time_shift_run(gap)
+        return time_shift_tokens(gap)
 
     def event_tokens(self, events: tuple[PlayerEvent, ...], owner: int) -> list[int]:
         """Tokens of timed events, written into grammar/meta as they are made."""

@@ -6,9 +6,8 @@
   is allowed only on self and cls (dunders are not private).
 - No module imports a `_private` name from another module.
 
-PENDING lists what other branches of issue 12 are still fixing (engine.py, decode_worker.py
-and tui/app.py being split; their tests' reach-ins); the lead empties it when those branches
-merge. Anything not listed fails: a new violation cannot slip in.
+- No module of the package sends a bare tuple across a process or thread boundary
+  (`x.send((...))`, `x.put((...))`): what crosses one is a typed message (livegen/messages.py).
 """
 
 from __future__ import annotations
@@ -25,14 +24,6 @@ MAX_LINES = 450
 
 # A documented public function whose name starts with an underscore.
 PUBLIC_UNDERSCORE = {"os._exit"}
-
-PENDING = {
-    # Being split on the `engine` branch (issue 12).
-    "livegen/engine.py": {"lines"},
-    "livegen/decode_worker.py": {"lines"},
-    # Tests of that branch's classes, fixed there.
-    "tests/test_tui_engine_host.py": {"engine._conn", "engine._process"},
-}
 
 
 def sources(folders: tuple[str, ...]) -> list[Path]:
@@ -74,11 +65,31 @@ def private_imports(tree: ast.AST) -> list[tuple[int, str]]:
     ]
 
 
+def tuple_sends(tree: ast.AST) -> list[tuple[int, str]]:
+    """(line, "x.send") of every call of a send or put method with a tuple literal argument."""
+    return [
+        (node.lineno, ast.unparse(node.func))
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in ("send", "put", "put_nowait", "tell")
+        and any(isinstance(arg, ast.Tuple) for arg in node.args)
+    ]
+
+
+def test_no_package_module_sends_a_bare_tuple() -> None:
+    found = []
+    for path in sources(PACKAGE):
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        found += [f"{name(path)}:{line}: {text}" for line, text in tuple_sends(tree)]
+    assert not found, "tuples sent instead of typed messages:\n" + "\n".join(found)
+
+
 def test_no_package_module_is_over_the_line_limit() -> None:
     long = {}
     for path in sources(PACKAGE):
         lines = len(path.read_text(encoding="utf-8").splitlines())
-        if lines > MAX_LINES and "lines" not in PENDING.get(name(path), ()):
+        if lines > MAX_LINES:
             long[name(path)] = lines
     assert not long, f"modules over {MAX_LINES} lines: {long}"
 
@@ -87,11 +98,8 @@ def test_no_package_module_is_over_the_line_limit() -> None:
 def test_no_module_reads_another_ones_private_names(check) -> None:  # noqa: ANN001
     found = []
     for path in sources(CHECKED):
-        allowed = PENDING.get(name(path), set())
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-        found += [
-            f"{name(path)}:{line}: {text}" for line, text in check(tree) if text not in allowed
-        ]
+        found += [f"{name(path)}:{line}: {text}" for line, text in check(tree)]
     assert not found, "private names read from outside:\n" + "\n".join(found)
 
 
@@ -101,17 +109,5 @@ def test_the_checks_catch_what_they_are_for() -> None:
     )
     assert [text for _, text in reach_ins(tree)] == ["other._bad", "self.child._bad"]
     assert [text for _, text in private_imports(tree)] == ["a._hidden"]
-
-
-def test_pending_names_only_what_still_exists() -> None:
-    # An entry fixed on this branch goes from the list at once (it would hide a regression).
-    stale = []
-    for relative, names in PENDING.items():
-        path = ROOT / relative
-        source = path.read_text(encoding="utf-8")
-        tree = ast.parse(source)
-        present = {text for _, text in reach_ins(tree)}
-        if "lines" in names and len(source.splitlines()) <= MAX_LINES:
-            stale.append(f"{relative}: lines")
-        stale += [f"{relative}: {n}" for n in names - {"lines"} if n not in present]
-    assert not stale, f"PENDING entries already fixed: {stale}"
+    sends = ast.parse("conn.send(('player', 1))\nconn.send(Player(1))\nq.put((1, 2))\n")
+    assert [text for _, text in tuple_sends(sends)] == ["conn.send", "q.put"]
