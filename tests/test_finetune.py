@@ -200,6 +200,14 @@ def test_ar_init_starts_from_a_presets_weights_and_refuses_another_shape(tmp_pat
     assert base_preset(chained).name == "tiny"
     assert json.loads((chained / "run.json").read_text())["init"]["tokens_seen"] == 4 * 16
 
+    # The first run exported over its own base preset, then the chain exported: the total
+    # counts each run once (the base as the warm start saw it, not the file as it is now).
+    base_seen = load_preset(preset).training.get("tokens_seen", 0)
+    assert main(["export", str(run), "--name", "tiny", "--dir", str(preset.parent)]) == 0
+    assert main(["export", str(chained), "--name", "chain", "--dir", str(tmp_path / "out")]) == 0
+    chain = load_preset(tmp_path / "out" / "chain.toml").training
+    assert chain["tokens_seen_total"] == 4 * 16 + 4 * 16 + base_seen
+
     wide = tiny_preset(tmp_path / "presets", name="wide", dim=64)
     assert main([*args[:-1], str(tmp_path / "r2"), "--init", str(wide)]) == 2
     err = capsys.readouterr().err

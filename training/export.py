@@ -99,7 +99,7 @@ def export_preset(
     training["weights"] = options.weights
     base = base_preset(Path(run_dir))  # read before an export over it replaces it
     if base is not None:
-        training["base"] = record = base_record(base)
+        training["base"] = record = base_preset_record(Path(run_dir)) or base_record(base)
         between = tokens_between(Path(run_dir))  # runs in the chain between preset and run
         training["tokens_seen_total"] = (
             training["tokens_seen"] + between + record["tokens_seen_total"]
@@ -188,6 +188,18 @@ def base_preset(run_dir: Path, depth: int = 8) -> Preset | None:
     parent = Path(init.get("source", ""))
     if depth > 0 and init.get("source") and (parent / "run.json").is_file():
         return base_preset(parent, depth - 1)
+    return None
+
+
+def base_preset_record(run_dir: Path, depth: int = 8) -> dict[str, Any] | None:
+    """The base preset's record as the chain's first warm start saw it (None for runs made
+    before it was recorded there: then the preset file as it is now is all there is)."""
+    init = read_run_file(run_dir).get("init") or {}
+    if "preset_record" in init:
+        return dict(init["preset_record"])
+    parent = Path(init.get("source", ""))
+    if depth > 0 and init.get("source") and (parent / "run.json").is_file():
+        return base_preset_record(parent, depth - 1)
     return None
 
 

@@ -58,6 +58,11 @@ class InitSource:
             info["preset"] = self.preset.name
             if self.preset.source is not None:
                 info["preset_file"] = str(self.preset.source)
+            # The preset's file may be replaced later (by an export of this very chain):
+            # what its weights had seen is recorded now, for the export's total.
+            from livegen.training.export import base_record
+
+            info["preset_record"] = base_record(self.preset)
         return info
 
 
