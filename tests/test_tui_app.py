@@ -25,7 +25,7 @@ from livegen.tui.app import JamApp
 from livegen.tui.controls_panel import ControlsPanel
 from livegen.tui.pianoroll import PLAYER_COLOUR, PianoRoll
 from livegen.tui.screens import SetupScreen
-from livegen.tui.status import Legend, ProblemsBanner
+from livegen.tui.status import Legend, ProblemsBanner, StatusLine
 from tests.jam_peers import jack_settings
 from tests.presets import tiny_preset
 
@@ -371,3 +371,35 @@ async def _missing_preset(tmp_path: Path) -> None:
         assert "nowhere.toml" not in shown(app, ProblemsBanner)
         await quit_and_wait(pilot, app)
     assert app.return_code == 0
+
+
+def test_n_swaps_the_preset_mid_jam_without_restarting(jack, tmp_path: Path, preset: str) -> None:
+    """The next-preset key: the same engine keeps running while the other preset loads
+    beside it, the status line says which is on its way, then names the new one; the log
+    says how long the switch took."""
+    other = str(tiny_preset(tmp_path / "presets", name="other", seed=1))
+    settings = jack_settings(tmp_path, preset=preset, input="none", record_dir=str(tmp_path / "r"))
+    app = JamApp(
+        SavedSettings(jam=settings),
+        engine_factory=EngineProcess,
+        bench=None,
+        presets=lambda current, folder: [preset, other],
+        settings_file=tmp_path / "config" / "settings.toml",
+    )
+    APPS.append(app)
+
+    async def scenario() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            engine = await running(pilot, app)
+            await pilot.press("n")
+            await wait_for(pilot, lambda: app.settings.preset == other, 60.0, "the swap")
+            assert app.engine is engine and app.engine_state == "running"  # no restart
+            assert engine.stats().preset == "other"
+            assert "preset other" in shown(app, StatusLine)
+            assert engine.stats().preset_swap_seconds is not None
+            log = app.jam_screen.log_pane
+            await wait_for(pilot, lambda: any("took over" in x for x in log.lines), 5.0, "log")
+            await quit_and_wait(pilot, app)
+        assert load_settings(tmp_path / "config" / "settings.toml")[0].jam.preset == other
+
+    asyncio.run(scenario())

@@ -29,6 +29,7 @@ from textual.screen import Screen
 
 from livegen.controls import Controls, JamSettings, RollNote, Stats
 from livegen.kernels.errors import LivegenError
+from livegen.models.preset import load_preset
 from livegen.settings_file import (
     KeyboardSettings,
     SavedSettings,
@@ -59,6 +60,7 @@ class Engine(Protocol):
     def set_controls(self, **changes) -> Controls: ...
     def play(self, message: mido.Message) -> None: ...
     def panic(self) -> None: ...
+    def swap_preset(self, name: str) -> None: ...
     def now(self) -> float: ...
     def stats(self) -> Stats: ...
     def roll(self, since: float) -> list[RollNote]: ...
@@ -131,6 +133,7 @@ class JamApp(App):
         self.stage_gone = False
         self.bench_cache: dict[str, str] = {}
         self.settings_kept = False  # the unreadable settings file was copied aside
+        self.swap_to: tuple[str, str] | None = None  # a preset swap asked for: (as asked, name)
 
     def compute_problems(self) -> tuple[str, ...]:
         """The banner: why the engine did not start, the settings file's notes, the engine's
@@ -215,6 +218,10 @@ class JamApp(App):
         stats, now, roll, log, controls = engine.snapshot(ROLL_SECONDS)
         self.controls = controls
         self.stats = stats
+        if self.swap_to and stats.preset == self.swap_to[1] and not stats.preset_swap:
+            # the swap took over: the status line names the new preset (as it was asked for)
+            self.settings = dataclasses.replace(self.settings, preset=self.swap_to[0])
+            self.swap_to = None
         self.roll = RollFrame.of(roll, now)
         if log:
             self.write_log(*log)
@@ -274,14 +281,46 @@ class JamApp(App):
         if following is not None:  # a held (repeating) key moved its end later
             self.set_timer(max(0.001, following - now), self.release_due)
 
+    # presets mid-jam -------------------------------------------------------------------------
+    def preset_names(self) -> list[str]:
+        folder = (self.settings_file or settings_path()).parent / "presets"
+        return self.presets(self.settings.preset, folder)
+
+    def next_preset(self) -> None:
+        """The next preset of the list takes over (see swap_preset)."""
+        names = self.preset_names()
+        if len(names) < 2:
+            self.notify("no other preset to switch to", severity="warning")
+            return
+        at = names.index(self.settings.preset) if self.settings.preset in names else -1
+        self.swap_preset(names[(at + 1) % len(names)])
+
+    def swap_preset(self, name: str) -> None:
+        """A running jam keeps playing while `name` loads beside it; the new model takes over
+        at the next turn boundary (the engine logs how long the switch took). With no engine
+        running, the engine starts again with it."""
+        self.saved = dataclasses.replace(
+            self.saved, jam=dataclasses.replace(self.saved.jam, preset=name)
+        )
+        if self.engine is None or self.engine_state != "running":
+            self.settings = dataclasses.replace(self.settings, preset=name)
+            self.start_engine(self.settings)
+            return
+        try:
+            self.swap_to = (name, load_preset(name).name)
+        except LivegenError as error:
+            self.notify(str(error), severity="error")
+            return
+        self.write_log(f"preset {name}: loading beside the playing model")
+        self.engine.swap_preset(name)
+
     # set-up --------------------------------------------------------------------------------
     def open_setup(self) -> None:
-        folder = (self.settings_file or settings_path()).parent / "presets"
         screen = SetupScreen(
             self.settings,
             self.controls.mode,
             lister=self.lister,
-            presets=self.presets(self.settings.preset, folder),
+            presets=self.preset_names(),
             describe=self.describe,
             bench=self.bench,
             bench_cache=self.bench_cache,
@@ -297,7 +336,10 @@ class JamApp(App):
             self.saved, jam=result.settings, controls=self.persisted_controls()
         )
         self.save()
-        if result.settings != self.settings or self.engine is None:
+        only_preset = dataclasses.replace(result.settings, preset=self.settings.preset)
+        if result.settings.preset != self.settings.preset and only_preset == self.settings:
+            self.swap_preset(result.settings.preset)  # no restart: the jam plays on
+        elif result.settings != self.settings or self.engine is None:
             self.settings = result.settings
             self.write_log("set-up changed: restarting the engine")
             self.start_engine(result.settings)

@@ -148,6 +148,11 @@ CONTROL_KEYS: tuple[KeyHelp, ...] = (
         "note length",
         "keyboard",
     ),
+    KeyHelp(
+        "n",
+        "next preset: it loads beside the playing model and takes over at the next turn",
+        (("n", "next_preset"),),
+    ),
     KeyHelp("F2", "set-up: MIDI ports, audio, preset, mode, sound", (("f2", "setup"),)),
     KeyHelp("F1 or ?", "this help", (("f1", "help"), ("question_mark", "help"))),
     KeyHelp("Ctrl+Q", "quit (the recording is finished and kept)"),  # the app's own binding

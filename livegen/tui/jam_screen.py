@@ -75,12 +75,19 @@ class JamScreen(Screen):
     narrow: var[bool] = var(False)  # a narrow terminal: the controls without their keys
     short: var[bool] = var(False, toggle_class="short")  # a short one: a shorter log
 
+    preset_swap: var[str | None] = var(None)  # computed from stats: a swap on its way
+
     def compute_mode(self) -> Mode:
         return self.controls.mode
 
+    def compute_preset_swap(self) -> str | None:
+        return self.stats.preset_swap
+
     def compose(self) -> ComposeResult:
         cls = JamScreen
-        yield StatusLine(id="status").data_bind(cls.engine_state, cls.settings, cls.mode)
+        yield StatusLine(id="status").data_bind(
+            cls.engine_state, cls.settings, cls.mode, cls.preset_swap
+        )
         yield ProblemsBanner(id="problems").data_bind(cls.problems)
         with Horizontal(id="main"):
             with Vertical(id="left"):
@@ -143,3 +150,6 @@ class JamScreen(Screen):
 
     def action_setup(self) -> None:
         self.app.open_setup()
+
+    def action_next_preset(self) -> None:
+        self.app.next_preset()

@@ -28,7 +28,9 @@ def describe_port(value: str | None, kind: str) -> str:
     return value
 
 
-def status_text(state: str, settings: JamSettings, mode: Mode) -> Text:
+def status_text(
+    state: str, settings: JamSettings, mode: Mode, preset_swap: str | None = None
+) -> Text:
     text = Text()
     text.append("livegen ", style="bold")
     # the engine's state first: a narrow terminal cuts the end of the line, not this
@@ -43,6 +45,8 @@ def status_text(state: str, settings: JamSettings, mode: Mode) -> Text:
     ):
         text.append(f"  {label} ", style="dim")
         text.append(value)
+        if label == "preset" and preset_swap:  # the playing one, then the one on its way
+            text.append(f" → {preset_swap}", style="bold yellow")
     return text
 
 
@@ -52,9 +56,10 @@ class StatusLine(Widget):
     engine_state: reactive[str] = reactive("starting")
     settings: reactive[JamSettings] = reactive(JamSettings)
     mode: reactive[Mode] = reactive(Mode.CONTINUE)
+    preset_swap: reactive[str | None] = reactive(None)
 
     def render(self) -> Text:
-        return status_text(self.engine_state, self.settings, self.mode)
+        return status_text(self.engine_state, self.settings, self.mode, self.preset_swap)
 
 
 class ProblemsBanner(Widget):
