@@ -167,15 +167,26 @@ class LiveEncoder:
 
     def feed(self, message: mido.Message, time: float) -> list[int]:
         """Take one message played at ``time`` (seconds); return tokens now final."""
-        self.stats.messages += 1
         classified = classify(message, self.include_drums)
         if classified is None:
+            self.stats.messages += 1
             self.stats.ignored += 1
-        else:
-            if quantize(time) <= self.final_step:
-                time = step_to_seconds(self.final_step + 1)
-                self.stats.clamped += 1
-            self._insert(time, classified)
+            return self.advance(time)
+        return self.feed_event(*classified, time)
+
+    def feed_event(
+        self, kind: str, channel: int, number: int, value: int, time: float
+    ) -> list[int]:
+        """As feed, for what the jam already knows without a mido message: ("on", pitch,
+        velocity > 0), ("off", pitch, 0) or ("pedal", 0, value) on a channel at ``time``."""
+        self.stats.messages += 1
+        if channel == DRUM_CHANNEL and not self.include_drums:
+            self.stats.ignored += 1
+            return self.advance(time)
+        if quantize(time) <= self.final_step:
+            time = step_to_seconds(self.final_step + 1)
+            self.stats.clamped += 1
+        self._insert(time, (kind, channel, number, value))
         return self.advance(time)
 
     def advance(self, time: float) -> list[int]:

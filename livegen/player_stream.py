@@ -1,9 +1,10 @@
-"""The player's side of the context: MIDI messages in, timed note events out.
+"""The player's side of the context: key changes in, timed note events out.
 
-LiveEncoder turns messages into the offline encoder's tokens one 10 ms step behind (sustain
-pedal rules included). The decode worker needs them as events with absolute times, because it
-interleaves them with the model's own tokens and writes its own TIME_SHIFTs, so this wrapper
-walks the encoder's tokens and yields PlayerEvents (livegen/messages.py) with their steps.
+LiveEncoder turns the player's key changes (note-on, note-off, pedal: no mido message on the
+way) into the offline encoder's tokens one 10 ms step behind (sustain pedal rules included).
+The decode worker needs them as events with absolute times, because it interleaves them with
+the model's own tokens and writes its own TIME_SHIFTs, so this wrapper walks the encoder's
+tokens and yields PlayerEvents (livegen/messages.py) with their steps.
 
 `preview(now)` says what the current, not yet final step will hold if nothing else arrives in
 it (the encoder copied and advanced to the step's end): the worker writes a struck note into
@@ -13,8 +14,6 @@ the context at once, and replaces it when the step is final.
 from __future__ import annotations
 
 import copy
-
-import mido
 
 from livegen.kernels.live_encoder import LiveEncoder
 from livegen.kernels.time_steps import seconds_to_step, shift_steps, step_to_seconds
@@ -38,10 +37,23 @@ class PlayerStream:
         """Something is still waiting to become final (keep calling advance)."""
         return bool(self.encoder.pending or self.encoder.offsets_due)
 
-    def feed(self, message: mido.Message, t: float, arrival: float = 0.0) -> list[PlayerEvent]:
-        if message.type == "note_on" and message.velocity > 0 and arrival:
-            self.arrivals[message.note] = arrival
-        return self._events(self.encoder.feed(message, t), commit=True)
+    def note_on(
+        self, channel: int, pitch: int, velocity: int, t: float, arrival: float = 0.0
+    ) -> list[PlayerEvent]:
+        if arrival:
+            self.arrivals[pitch] = arrival
+        return self._feed("on", channel, pitch, velocity, t)
+
+    def note_off(self, channel: int, pitch: int, t: float) -> list[PlayerEvent]:
+        return self._feed("off", channel, pitch, 0, t)
+
+    def pedal(self, channel: int, value: int, t: float) -> list[PlayerEvent]:
+        return self._feed("pedal", channel, 0, value, t)
+
+    def _feed(
+        self, kind: str, channel: int, number: int, value: int, t: float
+    ) -> list[PlayerEvent]:
+        return self._events(self.encoder.feed_event(kind, channel, number, value, t), commit=True)
 
     def advance(self, t: float) -> list[PlayerEvent]:
         return self._events(self.encoder.advance(t), commit=True)

@@ -11,11 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import mido
-
 from livegen.controls import Controls
 from livegen.fanout import NoteFanout
-from livegen.kernels.midi_codes import SUSTAIN_CC
 from livegen.kernels.time_steps import seconds_to_step
 from livegen.messages import CancelAfter, Cut, NoPlan, Plan, PlayerEvents
 from livegen.model_output import ModelOutput
@@ -57,21 +54,16 @@ class TurnTaking:
                 action = self.planner.note_on(t, controls, held)
                 if action is not None:
                     self.cut(close=action == "yield", hold=True, t=t)
-                message = mido.Message("note_on", channel=channel, note=pitch, velocity=velocity)
-                events = self.stream.feed(message, t, t + self.t0)
+                events = self.stream.note_on(channel, pitch, velocity, t, t + self.t0)
                 self._player(events, self.stream.preview(t))
                 self.replan(t)
             case KeyUp(channel, pitch, t, held):
                 if self.planner.note_off(t, controls, held) is not None:
                     self.cut(close=False, hold=True, t=t)
-                message = mido.Message("note_off", channel=channel, note=pitch)
-                self._player(self.stream.feed(message, t), [])
+                self._player(self.stream.note_off(channel, pitch, t), [])
                 self.replan(t)
             case PedalMoved(channel, value, t):
-                message = mido.Message(
-                    "control_change", channel=channel, control=SUSTAIN_CC, value=value
-                )
-                self._player(self.stream.feed(message, t), [])
+                self._player(self.stream.pedal(channel, value, t), [])
             case ControllerMoved(_, number, value, t):
                 if self.planner.controller(t, number, value, controls):
                     self._say(f"phrase end (controller {number})")

@@ -117,6 +117,23 @@ def test_streaming_equals_offline_step_by_step(actions) -> None:
     assert emitted == full
 
 
+@given(sessions())
+def test_the_jams_key_changes_encode_as_their_messages_do(actions) -> None:
+    """feed_event (the jam's path: no mido message) gives the tokens feed gives."""
+    from livegen.kernels.live_encoder import classify
+
+    by_message, by_event = LiveEncoder(), LiveEncoder()
+    for kind, message, time in actions:
+        if kind != "feed":
+            assert by_message.advance(time) == by_event.advance(time)
+            continue
+        classified = classify(message)
+        expected = by_message.feed(message, time)
+        got = by_event.feed_event(*classified, time) if classified else by_event.advance(time)
+        assert got == expected
+    assert by_message.flush() == by_event.flush()
+
+
 def spelled(tokens) -> str:
     return " ".join(token_name(t) for t in tokens)
 
