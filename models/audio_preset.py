@@ -9,7 +9,6 @@ presets/NAME/       the model: config.json + model.safetensors (models/checkpoin
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from typing import Any
 from livegen.kernels.atomic_write import write_text
 from livegen.kernels.errors import BadValueError, PresetError
 from livegen.kernels.values import MIDI_BYTE, check_fields
-from livegen.models.preset import DEFAULT_SOUNDFONT, SAMPLING_BOUNDS, find_preset
+from livegen.models.preset import DEFAULT_SOUNDFONT, SAMPLING_BOUNDS, find_preset, read_kind_toml
 
 KIND = "audio"
 AUDIO_SAMPLING = ("temperature", "top_k", "top_p", "min_p")
@@ -78,13 +77,7 @@ def _build(cls: type, table: dict[str, Any], where: str) -> Any:
 
 
 def parse_audio_preset(text: str, source: Path | None = None) -> AudioPreset:
-    where = str(source) if source else "preset"
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise PresetError(f"{where}: not valid TOML: {error}") from None
-    if data.get("kind") != KIND:
-        raise PresetError(f"{where}: not an audio preset (kind = {data.get('kind', 'midi')!r})")
+    data, where = read_kind_toml(text, source, KIND)
     model, codec = _table(data, "model", where), _table(data, "codec", where)
     if not isinstance(model.get("path"), str):
         raise PresetError(f"{where}: [model].path (the model folder) is required")

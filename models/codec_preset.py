@@ -8,7 +8,6 @@ folder or a training run.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 from livegen.kernels.errors import PresetError
 from livegen.models.codec import Codec
 from livegen.models.codec_files import load_codec
-from livegen.models.preset import SHIPPED_DIR
+from livegen.models.preset import SHIPPED_DIR, read_kind_toml
 
 KIND = "codec"
 
@@ -37,13 +36,7 @@ class CodecPreset:
 
 
 def parse_codec_preset(text: str, source: Path | None = None) -> CodecPreset:
-    where = str(source) if source else "preset"
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise PresetError(f"{where}: not valid TOML: {error}") from None
-    if data.get("kind") != KIND:
-        raise PresetError(f"{where}: not a codec preset (kind = {data.get('kind', 'midi')!r})")
+    data, where = read_kind_toml(text, source, KIND)
     model = data.get("model")
     if not isinstance(model, dict) or not isinstance(model.get("path"), str):
         raise PresetError(f"{where}: [model].path (the codec folder) is required")

@@ -204,6 +204,19 @@ def load_preset(name_or_path: str | Path) -> Preset:
     return parse_preset(text, source=path.resolve())
 
 
+def read_kind_toml(text: str, source: Path | None, kind: str) -> tuple[dict[str, Any], str]:
+    """A preset file of another kind than MIDI ("audio", "codec") parsed: its table and the
+    name its errors give; a file of the wrong kind is a PresetError saying which it is."""
+    where = str(source) if source else "preset"
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise PresetError(f"{where}: not valid TOML: {error}") from None
+    if data.get("kind") != kind:
+        raise PresetError(f"{where}: not a {kind} preset (kind = {data.get('kind', 'midi')!r})")
+    return data, where
+
+
 def preset_kind(path: Path) -> str:
     """A preset file's kind: "midi" (the default), "audio" or "codec"; "" when unreadable."""
     try:
