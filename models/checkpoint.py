@@ -75,19 +75,28 @@ def refuse_pickles(path: Path) -> None:
         )
 
 
-def load_config(directory: str | Path) -> tuple[PerceiverARConfig, dict[str, Any]]:
-    """The model config and the "meta" table of a model folder."""
+def read_header(
+    directory: str | Path, fmt: str, version: int, what: str
+) -> tuple[dict[str, Any], Path]:
+    """A folder's config.json, checked to be a livegen file of format `fmt` at `version`
+    (`what` names the folder's kind in the errors: "model", "codec")."""
     path = Path(directory) / CONFIG_FILE
     try:
         header = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ModelFileError(f"{path}: missing (a model folder needs {CONFIG_FILE})") from None
+        raise ModelFileError(f"{path}: missing (a {what} folder needs {CONFIG_FILE})") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ModelFileError(f"{path}: not readable JSON: {error}") from None
-    if not isinstance(header, dict) or header.get("format") != FORMAT:
-        raise ModelFileError(f"{path}: not a livegen model config (format != {FORMAT!r})")
-    if header.get("version") != FORMAT_VERSION:
-        raise ModelFileError(f"{path}: model file version {header.get('version')!r} unsupported")
+    if not isinstance(header, dict) or header.get("format") != fmt:
+        raise ModelFileError(f"{path}: not a livegen {what} config (format != {fmt!r})")
+    if header.get("version") != version:
+        raise ModelFileError(f"{path}: {what} file version {header.get('version')!r} unsupported")
+    return header, path
+
+
+def load_config(directory: str | Path) -> tuple[PerceiverARConfig, dict[str, Any]]:
+    """The model config and the "meta" table of a model folder."""
+    header, _ = read_header(directory, FORMAT, FORMAT_VERSION, "model")
     return PerceiverARConfig.from_dict(header.get("config")), dict(header.get("meta") or {})
 
 

@@ -18,6 +18,7 @@ from livegen.kernels.errors import ModelFileError
 from livegen.models.checkpoint import (
     CONFIG_FILE,
     WEIGHTS_FILE,
+    read_header,
     read_weights,
     refuse_pickles,
 )
@@ -63,17 +64,7 @@ def save_codec(
 
 
 def load_codec_config(directory: str | Path) -> tuple[CodecConfig, dict[str, Any]]:
-    path = Path(directory) / CONFIG_FILE
-    try:
-        header = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ModelFileError(f"{path}: missing (a codec folder needs {CONFIG_FILE})") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ModelFileError(f"{path}: not readable JSON: {error}") from None
-    if not isinstance(header, dict) or header.get("format") != FORMAT:
-        raise ModelFileError(f"{path}: not a livegen codec config (format != {FORMAT!r})")
-    if header.get("version") != FORMAT_VERSION:
-        raise ModelFileError(f"{path}: codec file version {header.get('version')!r} unsupported")
+    header, _ = read_header(directory, FORMAT, FORMAT_VERSION, "codec")
     return CodecConfig.from_dict(header.get("config")), dict(header.get("meta") or {})
 
 
