@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # libatomic1: the Ableton Link wheel (LinkPython-extern, the link and test extras) links it.
-APT_PACKAGES=(libfluidsynth3 libportaudio2 jackd2 timgm6mb-soundfont fluidsynth jack-midi-clock tmux rt-tests python3-venv libatomic1 opus-tools)
+# iproute2: `./dev test` brings up loopback in the tests' own network namespace.
+APT_PACKAGES=(libfluidsynth3 libportaudio2 jackd2 timgm6mb-soundfont fluidsynth jack-midi-clock tmux rt-tests python3-venv libatomic1 opus-tools iproute2)
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
 EXTRAS=${EXTRAS:-test}

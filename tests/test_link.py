@@ -9,8 +9,9 @@ its own beat timeline stamped with perf_counter, the clock livegen's session tim
   its onsets sit on the peer's sixteenth grid, before and after the peer changes tempo.
 - `--clock link` without the binding installed is one line saying how to install it.
 
-These tests assume no other Link session on the network (Ableton Live open on the LAN would
-join them); each checks the peer count it expects.
+These tests need the Link session to themselves: a Link app elsewhere on the network would
+join it and set its tempo (a CI run failed so when another job's tests ran on the same host).
+A probe checks that first, and `./dev test` runs the tests in a network namespace of their own.
 """
 
 from __future__ import annotations
@@ -24,13 +25,31 @@ import pytest
 
 from livegen.controls import ClockSource, Controls, Mode, PhraseEnd, Stats
 from livegen.engine import JamEngine
-from livegen.link_clock import INSTALL_HINT, LinkClock
+from livegen.link_clock import INSTALL_HINT, LinkClock, load_link
 from livegen.midi_ports import forget_midi_clients
 from livegen.tui.controls_panel import nudged
 from livegen.tui.meters import clock_line
 from tests.jack import JackServer
 from tests.jam_peers import LIVEGEN_OUT, Keyboard, Listener, jack_settings, wait_until
 from tests.link_peer import LinkPeer
+
+
+@pytest.fixture(scope="module", autouse=True)
+def no_other_link_session() -> None:
+    """These tests set and read the session's tempo: a Link app elsewhere on the network (a
+    DAW, another CI job's tests on the same host) would join and set it. `./dev test` runs
+    them in a network namespace of their own; run by hand, say so rather than fail oddly."""
+    probe = load_link().Link(60.0)
+    probe.enabled = True
+    try:
+        seen = wait_until(lambda: probe.numPeers() > 0, 1.5)
+        others = probe.numPeers()
+    finally:
+        probe.enabled = False
+    assert not seen, (
+        f"another Link session is on this network ({others} peers): these tests need it to "
+        "themselves; run them as ./dev test does, in a network namespace of their own"
+    )
 
 
 @pytest.fixture
