@@ -201,9 +201,9 @@ async def _keys_played(tmp_path: Path, preset: str) -> None:
                 if segment.style is not None and segment.style.color is not None
             }
 
-        # drawn: cells in the player's colour on the roll, while the notes are new (later the
-        # view may follow the model's answer to another register: it failed in full-suite
-        # runs, where the answer came in a register far from C4-G4 before this was read)
+        # drawn: cells in the player's colour on the roll (it failed now and then when the
+        # window followed the model's answer to another register; the player's notes keep it
+        # now: test_tui_widgets.test_pitch_window_keeps_the_players_notes_when_not_all_fit)
         await wait_for(pilot, lambda: PLAYER_COLOUR in colours(), 2.0, "the notes drawn")
         # each note ended by itself after the note length (terminals send no releases)
         await wait_for(

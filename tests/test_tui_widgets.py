@@ -189,6 +189,18 @@ def test_pitch_window_follows_the_notes_without_jumping() -> None:
     assert choose_bottom([], 24, 50) == 50
 
 
+def test_pitch_window_keeps_the_players_notes_when_not_all_fit() -> None:
+    """The model answering three octaves away does not pull the window off the player's hands
+    (a TUI test failed so when a tiny model's answer came before the roll was read)."""
+    player = [RollNote("player", p, 80, 0.0) for p in (60, 64, 67)]
+    model = [RollNote("model", p, 80, 1.0 + i) for i, p in enumerate((96, 100, 103))]
+    assert choose_bottom(player + model, span=24, bottom=50) == 50  # the player's fit: stay
+    bottom = choose_bottom(player + model, span=24, bottom=80)
+    assert bottom <= 60 and bottom + 24 > 67 and bottom % 2 == 0
+    wide = [RollNote("player", p, 80, float(p)) for p in (30, 90)]
+    assert choose_bottom(wide + model, span=24, bottom=50) == 78  # the player's newest note
+
+
 # ---- meters ------------------------------------------------------------------------------
 
 

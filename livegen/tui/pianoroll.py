@@ -27,18 +27,28 @@ GUTTER = 4  # columns for the note names on the left
 
 
 def choose_bottom(notes: Sequence[RollNote], span: int, bottom: int) -> int:
-    """The lowest pitch shown (even, so every row is one pair), given the last one used."""
+    """The lowest pitch shown (even, so every row is one pair), given the last one used.
+
+    All the notes if they fit; else the player's (what you check is what you played, and a
+    model answering two octaves away would otherwise pull the window off your hands); else
+    the newest note. The window stays put while what it must show is in it."""
     if not notes:
         return bottom
-    low = min(n.pitch for n in notes)
-    high = max(n.pitch for n in notes)
-    if bottom <= low and high < bottom + span:
-        return bottom
-    if high - low < span:  # centre what is playing
-        bottom = (low + high) // 2 - span // 2
-    else:  # too wide to fit: follow the newest note
-        newest = max(notes, key=lambda n: n.start)
-        bottom = newest.pitch - span // 2
+    players = [n for n in notes if n.owner == "player"]
+    for group in (notes, players):
+        if not group:
+            continue
+        low = min(n.pitch for n in group)
+        high = max(n.pitch for n in group)
+        if bottom <= low and high < bottom + span:
+            return bottom
+        if high - low < span:  # centre it
+            return _clamped((low + high) // 2 - span // 2, span)
+    newest = max(players or notes, key=lambda n: n.start)
+    return _clamped(newest.pitch - span // 2, span)
+
+
+def _clamped(bottom: int, span: int) -> int:
     bottom = max(0, min(128 - span, bottom)) if span <= 128 else 0
     return bottom - bottom % 2
 
