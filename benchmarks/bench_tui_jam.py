@@ -54,6 +54,7 @@ from benchmarks.bench_jam import (  # noqa: E402
 )
 from livegen import realtime  # noqa: E402
 from livegen.kernels.midi_codes import KIND_MASK, NOTE_ON_STATUS  # noqa: E402
+from tests.tmux import Tmux, livegen_command  # noqa: E402
 
 LIVEGEN = Path(sys.executable).parent / "livegen"
 OWN_CLIENTS = ("PortAudio", "livegen in", "livegen out")
@@ -73,25 +74,6 @@ class Setup:
 # ---- starting and stopping livegen -----------------------------------------------------------
 
 
-class Tmux:
-    """A private tmux server (own socket) holding one pane: `livegen` as a user starts it."""
-
-    def __init__(self) -> None:
-        self.socket = f"livegen-bench-{uuid.uuid4().hex[:8]}"
-
-    def run(self, *args: str) -> str:
-        done = subprocess.run(
-            ["tmux", "-L", self.socket, *args], capture_output=True, text=True, timeout=10
-        )
-        return done.stdout
-
-    def screen(self) -> str:
-        return self.run("capture-pane", "-p", "-t", "jam")
-
-    def kill(self) -> None:
-        self.run("kill-server")
-
-
 class Livegen:
     """One livegen session: the UI in tmux, or the headless engine; started, waited for,
     stopped the way a user stops it (Ctrl+Q; Ctrl-C)."""
@@ -108,15 +90,9 @@ class Livegen:
     def start(self) -> None:
         s = self.setup
         if self.kind == "ui":
-            self.tmux = Tmux()
-            exports = " ".join(
-                f"{k}='{v}'" for k, v in s.env.items() if k.startswith(("JACK", "LIVEGEN"))
-            )
-            command = f"env -u COLUMNS -u LINES {exports} TERM=xterm-256color {LIVEGEN}"
-            command += f"; echo LIVEGEN-EXIT=$? > {self.out}; sleep 30"
-            self.tmux.run("new-session", "-d", "-s", "jam", "-x", "120", "-y", "40", command)
-            self.tmux.run("set-option", "-t", "jam", "window-size", "manual")
-            self.tmux.run("resize-window", "-t", "jam", "-x", "120", "-y", "40")
+            self.tmux = Tmux("livegen-bench")
+            command = livegen_command(LIVEGEN, s.env)
+            self.tmux.start(f"{command}; echo LIVEGEN-EXIT=$? > {self.out}; sleep 30")
         else:
             command = [str(LIVEGEN), "jam", "--headless", "--api", "jack", "--preset", s.preset]
             command += ["--record", str(s.folder / "takes")]
@@ -150,7 +126,7 @@ class Livegen:
 
     def stop(self) -> None:
         if self.kind == "ui":
-            self.tmux.run("send-keys", "-t", "jam", "C-q")
+            self.tmux.keys("C-q")
             deadline = time.monotonic() + 60
             while not self.out.exists() and time.monotonic() < deadline:
                 time.sleep(0.25)

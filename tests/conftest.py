@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 
 import pytest
@@ -8,6 +9,7 @@ import torch
 from hypothesis import HealthCheck, settings
 
 from tests.jack import JackServer, jack_session
+from tests.tmux import Tmux
 
 # Numba compiles on first call; a deadline would fail whichever example pays for it.
 # On CI the examples are derandomised so a red run can be replayed exactly.
@@ -83,3 +85,13 @@ def jack512_rt() -> Iterator[JackServer]:
     under load use this server, so what they count is livegen's."""
     with jack_session(period=512, realtime=True) as server:
         yield server
+
+
+@pytest.fixture
+def tmux() -> Iterator[Tmux]:
+    """A private tmux server for `livegen` in a real terminal (tests/tmux.py)."""
+    if shutil.which("tmux") is None:
+        pytest.fail("tmux is not installed (the set-up installs it for the tests)")
+    server = Tmux()
+    yield server
+    server.kill()

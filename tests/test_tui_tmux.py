@@ -9,63 +9,17 @@ must be reported on screen while everything else still works.
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import mido
-import pytest
 
 from tests.presets import tiny_preset
+from tests.tmux import livegen_command
 
 LIVEGEN = Path(sys.executable).parent / "livegen"
 START_TIMEOUT = 90.0
-
-
-class Tmux:
-    """One private tmux server (its own socket), so nothing touches a user's sessions."""
-
-    def __init__(self) -> None:
-        self.socket = f"livegen-test-{uuid.uuid4().hex[:8]}"
-
-    def run(self, *args: str) -> str:
-        done = subprocess.run(
-            ["tmux", "-L", self.socket, *args], capture_output=True, text=True, timeout=10
-        )
-        return done.stdout
-
-    def screen(self) -> str:
-        return self.run("capture-pane", "-p", "-t", "jam")
-
-    def keys(self, *keys: str) -> None:
-        self.run("send-keys", "-t", "jam", *keys)
-
-    def wait_for(self, condition: Callable[[str], bool], timeout: float, what: str) -> str:
-        deadline = time.monotonic() + timeout
-        while True:
-            screen = self.screen()
-            if condition(screen):
-                return screen
-            if time.monotonic() > deadline:
-                size = self.run("display", "-p", "-t", "jam", "#{window_width}x#{window_height}")
-                raise AssertionError(f"timed out waiting for {what}; the {size} screen:\n{screen}")
-            time.sleep(0.2)
-
-    def kill(self) -> None:
-        self.run("kill-server")
-
-
-@pytest.fixture
-def tmux():
-    if shutil.which("tmux") is None:
-        pytest.fail("tmux is not installed (the set-up installs it for the tests)")
-    server = Tmux()
-    yield server
-    server.kill()
 
 
 def test_livegen_in_a_terminal_jams_with_the_computer_keyboard(jack, tmux, tmp_path: Path):
@@ -90,14 +44,7 @@ def test_livegen_in_a_terminal_jams_with_the_computer_keyboard(jack, tmux, tmp_p
         "TERM": "xterm-256color",
         "PATH": os.environ.get("PATH", ""),
     }
-    exports = " ".join(f"{k}='{v}'" for k, v in env.items() if k.startswith(("JACK", "LIVE")))
-    # -u COLUMNS/LINES: under pytest they can hold a stale 80x24, which would size the UI
-    unset = "-u COLUMNS -u LINES"
-    command = f"env {unset} {exports} TERM=xterm-256color {LIVEGEN}; echo LIVEGEN-EXIT=$?; sleep 60"
-    tmux.run("new-session", "-d", "-s", "jam", "-x", "120", "-y", "40", command)
-    # no client ever attaches: pin the size, or tmux may fall back to its 80x24 default
-    tmux.run("set-option", "-t", "jam", "window-size", "manual")
-    tmux.run("resize-window", "-t", "jam", "-x", "120", "-y", "40")
+    tmux.start(f"{livegen_command(LIVEGEN, env)}; echo LIVEGEN-EXIT=$?; sleep 60")
 
     screen = tmux.wait_for(
         lambda s: " running" in s.split("╭")[0],
@@ -164,12 +111,8 @@ def test_closing_the_terminal_ends_the_jam_like_quitting(jack, tmux, tmp_path: P
         encoding="utf-8",
     )
     env = {**jack.env, "LIVEGEN_CONFIG_DIR": str(config)}
-    exports = " ".join(f"{k}='{v}'" for k, v in env.items() if k.startswith(("JACK", "LIVE")))
     pid_file = tmp_path / "pid"
-    command = f"echo $$ > {pid_file}; exec env -u COLUMNS -u LINES {exports} TERM=xterm-256color {LIVEGEN}"
-    tmux.run("new-session", "-d", "-s", "jam", "-x", "120", "-y", "40", command)
-    tmux.run("set-option", "-t", "jam", "window-size", "manual")
-    tmux.run("resize-window", "-t", "jam", "-x", "120", "-y", "40")
+    tmux.start(f"echo $$ > {pid_file}; exec {livegen_command(LIVEGEN, env)}")
     tmux.wait_for(lambda s: " running" in s.split("╭")[0], START_TIMEOUT, "the engine to run")
     pid = int(pid_file.read_text())
     for key, name in (("a", "C4"), ("d", "E4")):  # each played before the next

@@ -11,12 +11,10 @@ the machine itself was not away just then (cyclictest, as benchmarks/bench_jam.p
 
 from __future__ import annotations
 
-import shutil
 import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -25,6 +23,7 @@ from benchmarks.bench_jam import gap_before, probe_gaps, start_probe
 from livegen import realtime
 from tests.jack import JackServer
 from tests.presets import tiny_preset
+from tests.tmux import Tmux, livegen_command
 
 LIVEGEN = Path(sys.executable).parent / "livegen"
 OWN_CLIENTS = ("PortAudio", "livegen in", "livegen out")
@@ -80,29 +79,6 @@ def wait_for(condition, timeout: float, what: str) -> None:  # noqa: ANN001
         time.sleep(0.2)
 
 
-class Tmux:
-    def __init__(self) -> None:
-        self.socket = f"livegen-xruns-{uuid.uuid4().hex[:8]}"
-
-    def run(self, *args: str) -> str:
-        done = subprocess.run(
-            ["tmux", "-L", self.socket, *args], capture_output=True, text=True, timeout=10
-        )
-        return done.stdout
-
-    def screen(self) -> str:
-        return self.run("capture-pane", "-p", "-t", "jam")
-
-
-@pytest.fixture
-def tmux():
-    if shutil.which("tmux") is None:
-        pytest.fail("tmux is not installed (the set-up installs it for the tests)")
-    server = Tmux()
-    yield server
-    server.run("kill-server")
-
-
 def headless_xruns(jack: JackServer, preset: Path, folder: Path) -> int:
     out = folder / "headless.out"
     command = [str(LIVEGEN), "jam", "--headless", "--api", "jack", "--preset", str(preset)]
@@ -131,18 +107,13 @@ def ui_xruns(jack: JackServer, tmux: Tmux, preset: Path, folder: Path) -> tuple[
         encoding="utf-8",
     )
     env = {**jack.env, "LIVEGEN_CONFIG_DIR": str(config)}
-    exports = " ".join(f"{k}='{v}'" for k, v in env.items() if k.startswith(("JACK", "LIVE")))
-    command = f"env -u COLUMNS -u LINES {exports} TERM=xterm-256color {LIVEGEN}"
-    command += "; echo LIVEGEN-EXIT=$?; sleep 60"
-    tmux.run("new-session", "-d", "-s", "jam", "-x", "120", "-y", "40", command)
-    tmux.run("set-option", "-t", "jam", "window-size", "manual")
-    tmux.run("resize-window", "-t", "jam", "-x", "120", "-y", "40")
-    wait_for(lambda: " running" in tmux.screen().split("╭")[0], START_TIMEOUT, "the UI's engine")
+    tmux.start(f"{livegen_command(LIVEGEN, env)}; echo LIVEGEN-EXIT=$?; sleep 60")
+    tmux.wait_for(lambda s: " running" in s.split("╭")[0], START_TIMEOUT, "the UI's engine")
     time.sleep(1.0)
     count = xruns_while(jack, WINDOW)
     screen = tmux.screen()
-    tmux.run("send-keys", "-t", "jam", "C-q")
-    wait_for(lambda: "LIVEGEN-EXIT=0" in tmux.screen(), 30.0, "livegen to quit cleanly")
+    tmux.keys("C-q")
+    tmux.wait_for(lambda s: "LIVEGEN-EXIT=0" in s, 30.0, "livegen to quit cleanly")
     return count, screen
 
 
