@@ -132,14 +132,11 @@ def train_codec(
 ) -> TrainResult:
     """Train (or continue) a codec run. `init` starts a fresh run from another run's weights
     (e.g. an adversarial phase after a spectral one)."""
-    context = distributed.setup(device)
-    if context.device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-    try:
+    with distributed.process_group(device) as context:
+        if context.device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
         return _train(Path(run_dir), run, data, context, resume, progress, stop_after, init)
-    finally:
-        distributed.teardown(context)
 
 
 def _validation_batch(train: Sources, val: Sources, data, run, samples) -> torch.Tensor:

@@ -7,6 +7,8 @@ single process. Backend: NCCL when the process has a GPU, gloo on CPU.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -54,9 +56,23 @@ def setup(requested_device: str | None = None) -> Context:
     return Context(rank, world, local_rank, device)
 
 
-def teardown(context: Context) -> None:
-    if context.active and dist.is_initialized():
-        dist.destroy_process_group()
+@contextmanager
+def process_group(requested_device: str | None = None) -> Iterator[Context]:
+    """setup(), then the group torn down however the body ends. After a clean end every rank
+    waits for the others first: rank 0 holds the rendezvous store, and a rank that tore down
+    and exited while another was still finishing its last collective can take that one down
+    with it (a CI run saw rank 1 abort at exit, once in many). After an error, no wait: the
+    other ranks may never arrive."""
+    context = setup(requested_device)
+    clean = False
+    try:
+        yield context
+        clean = True
+    finally:
+        if context.active and dist.is_initialized():
+            if clean:
+                dist.barrier()
+            dist.destroy_process_group()
 
 
 def all_reduce_sum(context: Context, tensor: torch.Tensor) -> torch.Tensor:

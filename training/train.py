@@ -241,13 +241,10 @@ def train(
     init: weights to start from (a warm start) when the run has no checkpoint yet; a resumed
     run continues from its own checkpoint and ignores it.
     """
-    context = distributed.setup(device)
-    try:
+    with distributed.process_group(device) as context:
         return _train(
             Path(run_dir), run, Path(data_dir), context, resume, progress, stop_after, init
         )
-    finally:
-        distributed.teardown(context)
 
 
 def _train(run_dir, run, data_dir, context, resume, progress, stop_after, init) -> TrainResult:
