@@ -17,14 +17,13 @@ a [train] table (CodecTrainConfig, with [train.loss] and [train.data] sub-tables
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from livegen.kernels.errors import LivegenError
 from livegen.models.codec_config import CodecConfig
-from livegen.training.config import build_section
+from livegen.training.config import build_model, build_section, check_tables, read_config
 
 # General MIDI programs that sound different from each other: pianos, organ, guitars, bass,
 # strings, brass, reeds, flute, synth lead and pad.
@@ -126,26 +125,10 @@ class CodecRunConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "config") -> CodecRunConfig:
-        unknown = sorted(set(data) - {"model", "train"})
-        if unknown:
-            raise LivegenError(f"{where}: unknown tables {unknown}; known: ['model', 'train']")
-        table = data.get("model", {})
-        known = {f.name for f in dataclasses.fields(CodecConfig)}
-        if not isinstance(table, dict) or set(table) - known:
-            raise LivegenError(f"{where} [model]: unknown keys {sorted(set(table) - known)}")
-        try:
-            model = CodecConfig(**table)
-        except (TypeError, ValueError) as error:
-            raise LivegenError(f"{where} [model]: {error}") from None
+        check_tables(data, where)
+        model = build_model(CodecConfig, data.get("model", {}), where)
         return cls(model, CodecTrainConfig.from_dict(data.get("train", {}), f"{where} [train]"))
 
 
 def load_codec_run_config(path: str | Path) -> CodecRunConfig:
-    path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise LivegenError(f"{path}: no such config file") from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
-        raise LivegenError(f"{path}: cannot read: {error}") from None
-    return CodecRunConfig.from_dict(data, str(path))
+    return CodecRunConfig.from_dict(read_config(path), str(path))

@@ -118,14 +118,29 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "config") -> RunConfig:
-        unknown = sorted(set(data) - {"model", "train"})
-        if unknown:
-            raise LivegenError(f"{where}: unknown tables {unknown}; known: ['model', 'train']")
-        try:
-            model = PerceiverARConfig(**data.get("model", {}))
-        except (TypeError, ValueError) as error:
-            raise LivegenError(f"{where} [model]: {error}") from None
+        check_tables(data, where)
+        model = build_model(PerceiverARConfig, data.get("model", {}), where)
         return cls(model, TrainConfig.from_dict(data.get("train", {}), f"{where} [train]"))
+
+
+def check_tables(data: dict[str, Any], where: str) -> None:
+    """A run config has a [model] and a [train] table, nothing else."""
+    unknown = sorted(set(data) - {"model", "train"})
+    if unknown:
+        raise LivegenError(f"{where}: unknown tables {unknown}; known: ['model', 'train']")
+
+
+def build_model(cls: type, table: Any, where: str) -> Any:
+    """The [model] table as `cls` (a model config dataclass that validates itself)."""
+    if not isinstance(table, dict):
+        raise LivegenError(f"{where} [model]: expected a table")
+    known = {f.name for f in dataclasses.fields(cls)}
+    if set(table) - known:
+        raise LivegenError(f"{where} [model]: unknown keys {sorted(set(table) - known)}")
+    try:
+        return cls(**table)
+    except (TypeError, ValueError) as error:
+        raise LivegenError(f"{where} [model]: {error}") from None
 
 
 def build_section(cls: type, table: Any, where: str, **extra: Any) -> Any:
@@ -141,12 +156,16 @@ def build_section(cls: type, table: Any, where: str, **extra: Any) -> Any:
         raise LivegenError(f"{where}: {error}") from None
 
 
-def load_run_config(path: str | Path) -> RunConfig:
+def read_config(path: str | Path) -> dict[str, Any]:
+    """A TOML config file's tables, or one clear error."""
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise LivegenError(f"{path}: no such config file") from None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
         raise LivegenError(f"{path}: cannot read: {error}") from None
-    return RunConfig.from_dict(data, str(path))
+
+
+def load_run_config(path: str | Path) -> RunConfig:
+    return RunConfig.from_dict(read_config(path), str(path))
