@@ -172,7 +172,12 @@ class Listener:
 
     def close(self) -> list[tuple[float, tuple[int, ...]]]:
         self._running = False
-        self._thread.join(timeout=2)
+        # Deleting the client while the poller is still inside get_message frees what it
+        # reads: a CI run segfaulted so, on a loaded machine where the join gave up after 2 s
+        # (livegen's own MidiInput.close guards the same way).
+        self._thread.join(timeout=30)
+        if self._thread.is_alive():
+            raise AssertionError("the listener's poller did not stop in 30 s")
         self.input.close_port()
         self.input.delete()
         return self.events
