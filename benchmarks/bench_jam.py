@@ -50,6 +50,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # tests.jack_log
+
+from tests.jack_log import TIMER_XRUN, late_counts, stamped, xruns  # noqa: E402
+
 SERVER = "livegen-bench"
 PHRASE = [60, 62, 64, 65, 67, 69]
 PROBE_INTERVAL_US, PROBE_LATE_US = 250, 500  # the machine-gap probe's wake-up, and "late"
@@ -254,36 +258,16 @@ def start_jack(period: int, realtime: bool, log: Path) -> subprocess.Popen:
 def jack_xruns(log: Path, start: float, end: float) -> tuple[dict[str, int], list[float]]:
     """jackd's xruns (cycles some client did not finish) stamped within start..end: how many,
     how many were STALLS (the peer's player, idle, was late too: the graph as a whole did not
-    run in time, whoever's client is downstream), and how often each client was named as
+    run in time, whoever's client is downstream), and in how many each client was named as
     late; and when each was logged."""
-    events: list[set[str]] = []
-    times: list[float] = []
-    current: set[str] = set()  # the late clients of the xrun being read
-    late: dict[str, int] = {}
-    timer = 0
-    for line in log.read_text(errors="replace").splitlines():
-        stamp, _, text = line.partition(" ")
-        try:
-            t = float(stamp)
-        except ValueError:
-            continue
-        if not start <= t <= end:
-            continue
-        if "was not finished" in text:
-            client = text.split("client = ")[1].split(" was")[0]
-            late[client] = late.get(client, 0) + 1
-            if not current:
-                times.append(t)
-            current.add(client)
-        elif "Process error" in text and current:  # jackd ends each xrun's lines with this
-            events.append(current)
-            current = set()
-        timer += "JackTimedDriver::Process XRun" in text
-    if current:
-        events.append(current)
-    stalls = sum("bench-player" in clients for clients in events)
-    named = {f"late:{k}": v for k, v in late.items()}
-    return {"xruns": len(events), "stalls": stalls, "driver_timer": timer, **named}, times
+    lines = list(stamped(log.read_text(errors="replace"), start, end))
+    events = xruns(lines)
+    timer = sum(TIMER_XRUN in line for _, line in lines)
+    stalls = sum("bench-player" in x.late for x in events)
+    named = {f"late:{k}": v for k, v in late_counts(events).items()}
+    return {"xruns": len(events), "stalls": stalls, "driver_timer": timer, **named}, [
+        x.at for x in events
+    ]
 
 
 def pct(values: list[float], q: float) -> float | None:

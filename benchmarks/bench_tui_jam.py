@@ -54,6 +54,7 @@ from benchmarks.bench_jam import (  # noqa: E402
 )
 from livegen import realtime  # noqa: E402
 from livegen.kernels.midi_codes import KIND_MASK, NOTE_ON_STATUS  # noqa: E402
+from tests.jack_log import late_counts, stamped, xruns  # noqa: E402
 from tests.tmux import Tmux, livegen_command  # noqa: E402
 
 LIVEGEN = Path(sys.executable).parent / "livegen"
@@ -183,31 +184,6 @@ def short_name(cmd: list[bytes]) -> str:
 # ---- counting ------------------------------------------------------------------------------
 
 
-def xruns_in(log: Path, start: float, end: float) -> list[tuple[float, set[str]]]:
-    """jackd's xruns logged within start..end: (when, the clients it named as late)."""
-    events: list[tuple[float, set[str]]] = []
-    current: set[str] = set()
-    began = 0.0
-    for line in log.read_text(errors="replace").splitlines():
-        stamp, _, text = line.partition(" ")
-        try:
-            t = float(stamp)
-        except ValueError:
-            continue
-        if not start <= t <= end:
-            continue
-        if "was not finished" in text:
-            if not current:
-                began = t
-            current.add(text.split("client = ")[1].split(" was")[0])
-        elif "Process error" in text and current:
-            events.append((began, current))
-            current = set()
-    if current:
-        events.append((began, current))
-    return events
-
-
 def measure(livegen: Livegen, setup: Setup, phase: str, seconds: float) -> dict:
     probe = start_probe()
     pids = livegen.pids()
@@ -228,14 +204,14 @@ def measure(livegen: Livegen, setup: Setup, phase: str, seconds: float) -> dict:
     cpu_after = cpu_seconds(pids)
     gaps = probe_gaps(probe)
     time.sleep(0.3)  # jackd's last lines reach its log
-    events = xruns_in(setup.log, start, end)
+    events = xruns(stamped(setup.log.read_text(errors="replace"), start, end))
     period_ms = 1e3 * setup.period / 48000
     if gaps is not None:
         gaps = [g for g in gaps if start - 0.05 <= g[0] <= end]
     rows = []
-    for t, clients in events:
-        gap = None if gaps is None else gap_before(t, gaps, period_ms / 2)
-        rows.append({"at": round(t - start, 3), "clients": sorted(clients), "gap_ms": gap})
+    for xrun in events:
+        gap = None if gaps is None else gap_before(xrun.at, gaps, period_ms / 2)
+        rows.append({"at": round(xrun.at - start, 3), "clients": sorted(xrun.late), "gap_ms": gap})
     own = [r for r in rows if any(c in OWN_CLIENTS for c in r["clients"])]
     cpu = {k: round(cpu_after[k] - v, 2) for k, v in cpu_before.items() if k in cpu_after}
     return {
@@ -243,7 +219,7 @@ def measure(livegen: Livegen, setup: Setup, phase: str, seconds: float) -> dict:
         "xruns": len(rows),
         "xruns_own": len(own),
         "xruns_own_no_gap": None if gaps is None else sum(not r["gap_ms"] for r in own),
-        "late_clients": count_clients(rows),
+        "late_clients": late_counts(events),
         "machine_gaps_over_period": None
         if gaps is None
         else sum(ms > period_ms for _, ms, _ in gaps),
@@ -254,14 +230,6 @@ def measure(livegen: Livegen, setup: Setup, phase: str, seconds: float) -> dict:
         "loadavg_1min": round(os.getloadavg()[0], 2),
         "xrun_list": rows,
     }
-
-
-def count_clients(rows: list[dict]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for row in rows:
-        for client in row["clients"]:
-            counts[client] = counts.get(client, 0) + 1
-    return counts
 
 
 def run_one(kind: str, setup: Setup, phases: list[str], seconds: float) -> dict:

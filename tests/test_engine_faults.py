@@ -15,6 +15,7 @@ import pytest
 from livegen.controls import Controls
 from livegen.engine import JamEngine
 from tests.jack import JackServer
+from tests.jack_log import late_counts, xruns
 from tests.jam_peers import (
     LIVEGEN_IN,
     LIVEGEN_OUT,
@@ -59,14 +60,10 @@ def _strikes(engine: JamEngine, pitch: int) -> tuple[int, int]:
 
 
 def late_clients(jack: JackServer) -> dict[str, int]:
-    """Which clients jackd found not finished in time, and how often: a late client's MIDI
+    """Which clients jackd found not finished in time, in how many xruns: a late client's MIDI
     for that period is dropped by JACK, which tells a lost message from a livegen bug."""
-    late: dict[str, int] = {}
     log = jack.log_text()[0]
-    for line in log.splitlines():
-        if "was not finished" in line:
-            name = line.split("client = ")[-1].split(" was not finished")[0]
-            late[name] = late.get(name, 0) + 1
+    late = late_counts(xruns((0.0, line) for line in log.splitlines()))
     return {**late, "server xruns": log.count("XRun")}
 
 

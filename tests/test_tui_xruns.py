@@ -22,34 +22,15 @@ import pytest
 from benchmarks.bench_jam import gap_before, probe_gaps, start_probe
 from livegen import realtime
 from tests.jack import JackServer
+from tests.jack_log import xruns
 from tests.presets import tiny_preset
 from tests.tmux import Tmux, livegen_command
 
 LIVEGEN = Path(sys.executable).parent / "livegen"
-OWN_CLIENTS = ("PortAudio", "livegen in", "livegen out")
+OWN_CLIENTS = frozenset({"PortAudio", "livegen in", "livegen out"})
 WINDOW = 10.0  # s of each side
 RATIO, FLOOR = 3, 10  # the UI may have at most max(FLOOR, RATIO x headless) in a window
 START_TIMEOUT = 90.0
-
-
-def own_xruns(lines: list[tuple[float, str]]) -> list[float]:
-    """When each of jackd's xruns in `lines` ((arrival time, text)) named one of livegen's
-    clients as late (jackd writes one "client = NAME was not finished" line per late client,
-    then "Process error")."""
-    times: list[float] = []
-    own, began = False, 0.0
-    for t, line in lines:
-        if "was not finished" in line:
-            if not own:
-                began = t
-            own = own or any(f"client = {name} was" in line for name in OWN_CLIENTS)
-        elif "Process error" in line:
-            if own:
-                times.append(began)
-            own = False
-    if own:
-        times.append(began)
-    return times
 
 
 def xruns_while(jack: JackServer, seconds: float) -> int:
@@ -68,7 +49,8 @@ def xruns_while(jack: JackServer, seconds: float) -> int:
         time.sleep(0.02)
     gaps = probe_gaps(probe) or []
     half_period = 1e3 * jack.period / jack.sample_rate / 2
-    return sum(not gap_before(t, gaps, half_period) for t in own_xruns(lines))
+    own = [x.at for x in xruns(lines) if x.late & OWN_CLIENTS]
+    return sum(not gap_before(t, gaps, half_period) for t in own)
 
 
 def wait_for(condition, timeout: float, what: str) -> None:  # noqa: ANN001
