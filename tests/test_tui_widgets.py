@@ -197,6 +197,9 @@ def test_pitch_window_keeps_the_players_notes_when_not_all_fit() -> None:
     assert choose_bottom(player + model, span=24, bottom=50) == 50  # the player's fit: stay
     bottom = choose_bottom(player + model, span=24, bottom=80)
     assert bottom <= 60 and bottom + 24 > 67 and bottom % 2 == 0
+    # Of the windows that hold the player's notes, the one that shows most of the model's.
+    near = [RollNote("model", p, 80, 9.0 + i) for i, p in enumerate((40, 44, 48, 100))]
+    assert choose_bottom(player + near, span=24, bottom=80) == 44  # 44, 48, 60, 64, 67 shown
     wide = [RollNote("player", p, 80, float(p)) for p in (30, 90)]
     assert choose_bottom(wide + model, span=24, bottom=50) == 78  # the player's newest note
 

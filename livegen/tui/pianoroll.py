@@ -29,9 +29,10 @@ GUTTER = 4  # columns for the note names on the left
 def choose_bottom(notes: Sequence[RollNote], span: int, bottom: int) -> int:
     """The lowest pitch shown (even, so every row is one pair), given the last one used.
 
-    All the notes if they fit; else the player's (what you check is what you played, and a
-    model answering two octaves away would otherwise pull the window off your hands); else
-    the newest note. The window stays put while what it must show is in it."""
+    All the notes if they fit; else the player's, with as many of the model's as fit beside
+    them (what you check is what you played, and a model answering two octaves away would
+    otherwise pull the window off your hands); else the newest note. The window stays put
+    while what it must show is in it."""
     if not notes:
         return bottom
     players = [n for n in notes if n.owner == "player"]
@@ -42,10 +43,18 @@ def choose_bottom(notes: Sequence[RollNote], span: int, bottom: int) -> int:
         high = max(n.pitch for n in group)
         if bottom <= low and high < bottom + span:
             return bottom
-        if high - low < span:  # centre it
-            return _clamped((low + high) // 2 - span // 2, span)
+        if high - low < span:
+            centre = _clamped((low + high) // 2 - span // 2, span)
+            holding = [b for b in range(high - span + 1, low + 1) if b == _clamped(b, span)]
+            if group is notes or not holding:
+                return centre
+            return max(holding, key=lambda b: (_shown(notes, b, span), -abs(b - centre)))
     newest = max(players or notes, key=lambda n: n.start)
     return _clamped(newest.pitch - span // 2, span)
+
+
+def _shown(notes: Sequence[RollNote], bottom: int, span: int) -> int:
+    return sum(bottom <= n.pitch < bottom + span for n in notes)
 
 
 def _clamped(bottom: int, span: int) -> int:
