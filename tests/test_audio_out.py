@@ -120,7 +120,7 @@ def _envelope(path: Path) -> np.ndarray:
 
 
 def test_the_engine_sounds_through_jack_when_the_midi_says(
-    jack: JackServer, tmp_path: Path
+    jack_rt: JackServer, tmp_path: Path
 ) -> None:
     """The player's note (passthrough) and the model's answer are heard in the JACK graph
     (jack_rec), as far apart as jack_midi_dump saw them on MIDI; the WAV recording has them."""
@@ -134,16 +134,16 @@ def test_the_engine_sounds_through_jack_when_the_midi_says(
     try:
         engine.start()
         assert not engine.stats().problems, engine.stats().problems
-        dump = MidiDump(jack)
+        dump = MidiDump(jack_rt)
         dump.connect(LIVEGEN_OUT)
         recorder = subprocess.Popen(
             ["jack_rec", "-f", str(capture), "-d", "3", "-b", "16"]
-            + [jack.wait_for_port("PortAudio:out_0"), jack.wait_for_port("PortAudio:out_1")],
-            env=jack.env,
+            + [jack_rt.wait_for_port("PortAudio:out_0"), jack_rt.wait_for_port("PortAudio:out_1")],
+            env=jack_rt.env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        keyboard = Keyboard(jack)
+        keyboard = Keyboard(jack_rt)
         keyboard.connect()
         time.sleep(0.3)
         keyboard.phrase([60], length=0.1)
@@ -160,9 +160,9 @@ def test_the_engine_sounds_through_jack_when_the_midi_says(
     midi_gap = (model_on - player_on) * 1000
     heard_gap = model_heard - player_heard
     # Both go through the same fixed latency; MIDI lands on JACK periods (2.7 ms), the synth
-    # on 64-frame steps (1.3 ms). The test server is not real-time: on a loaded machine its
-    # cycles run late now and then (xruns) and stamp MIDI late, hence 20 ms here; the exact
-    # placement is test_an_event_sounds_at_its_frame_whatever_the_block's to check.
+    # on 64-frame steps (1.3 ms). A late cycle now and then stamps MIDI late, hence 20 ms
+    # here (the server is real-time: on an ordinary one under load it was 24 ms and more); the
+    # exact placement is test_an_event_sounds_at_its_frame_whatever_the_block's to check.
     assert abs(heard_gap - midi_gap) <= 20, (heard_gap, midi_gap)
     wav = Path(engine.recording_path).with_suffix(".wav")
     recorded = _envelope(wav)
