@@ -151,7 +151,7 @@ TEMPI, NUDGES = (100.0, 150.0), (0.0, 0.030)
 
 
 def test_engine_plays_on_the_link_grid(
-    jack: JackServer, tmp_path: Path, peers: list[LinkPeer]
+    jack_rt: JackServer, tmp_path: Path, peers: list[LinkPeer]
 ) -> None:
     """A peer at 100 bpm leads; livegen answers a phrase on the peer's next bar line with its
     onsets on the peer's sixteenths; the peer moves to 150 bpm and, with a nudge of 30 ms,
@@ -174,9 +174,9 @@ def test_engine_plays_on_the_link_grid(
     answers: list[tuple[float, float]] = []  # (phrase sent, answer over)
     try:
         engine.start()
-        listener = Listener(jack)
+        listener = Listener(jack_rt)
         listener.connect(LIVEGEN_OUT)
-        keyboard = Keyboard(jack)
+        keyboard = Keyboard(jack_rt)
         keyboard.connect()
         assert wait_until(lambda: engine.stats().link_peers == 1, 5.0)
         assert wait_until(lambda: abs((engine.stats().tempo_bpm or 0) - 100.0) < 0.01, 3.0)
