@@ -68,7 +68,7 @@ def _player(events: list, on: bool) -> list:
 
 
 def test_continue_takes_over_after_silence_and_yields_at_once(
-    jack512_rt: JackServer, tmp_path: Path
+    jack_rt: JackServer, tmp_path: Path
 ) -> None:
     controls = Controls(mode=Mode.CONTINUE, silence_seconds=0.3, response_seconds=1.5)
 
@@ -87,7 +87,7 @@ def test_continue_takes_over_after_silence_and_yields_at_once(
         assert _model_playing(engine, engine.now())  # and takes over again after the silence
         assert wait_until(lambda: engine.stats().model_speaking)  # the meters lag the roll
 
-    events = _session(jack512_rt, tmp_path, controls, play)
+    events = _session(jack_rt, tmp_path, controls, play)
     offs, ons = _player(events, on=False), _player(events, on=True)
     assert len(ons) == 5 and len(offs) == 5, events
     first_release, comeback, second_release = offs[3].seconds, ons[4].seconds, offs[4].seconds
@@ -110,7 +110,7 @@ def test_continue_takes_over_after_silence_and_yields_at_once(
     assert {e.channel for e in events if e.kind == 0xB0 and e.data[1] == 123} == set(range(16))
 
 
-def test_call_answers_each_phrase_as_long_as_it_was(jack512_rt: JackServer, tmp_path: Path) -> None:
+def test_call_answers_each_phrase_as_long_as_it_was(jack_rt: JackServer, tmp_path: Path) -> None:
     controls = Controls(mode=Mode.CALL, silence_seconds=0.25, response_seconds=4.0)
 
     def play(keyboard: Keyboard, engine: JamEngine) -> None:
@@ -118,7 +118,7 @@ def test_call_answers_each_phrase_as_long_as_it_was(jack512_rt: JackServer, tmp_
         assert _model_playing(engine, engine.now())
         assert answer_ends(engine)
 
-    events = _session(jack512_rt, tmp_path, controls, play)
+    events = _session(jack_rt, tmp_path, controls, play)
     offs, ons = _player(events, on=False), _player(events, on=True)
     release = offs[-1].seconds
     phrase = release - ons[0].seconds
@@ -132,7 +132,7 @@ def test_call_answers_each_phrase_as_long_as_it_was(jack512_rt: JackServer, tmp_
     assert strictly_unmatched(events) == {}
 
 
-def test_accompany_plays_along_in_its_register(jack512_rt: JackServer, tmp_path: Path) -> None:
+def test_accompany_plays_along_in_its_register(jack_rt: JackServer, tmp_path: Path) -> None:
     controls = Controls(
         mode=Mode.ACCOMPANY, low_pitch=36, high_pitch=55, response_seconds=0.5, lookahead_ms=100
     )
@@ -141,7 +141,7 @@ def test_accompany_plays_along_in_its_register(jack512_rt: JackServer, tmp_path:
         keyboard.phrase([72, 74, 76, 77, 79, 77, 76, 74, 72, 71, 72], length=0.12, gap=0.08)
         assert wait_until(lambda: not engine.stats().model_speaking, 5.0)  # it stopped along
 
-    events = _session(jack512_rt, tmp_path, controls, play)
+    events = _session(jack_rt, tmp_path, controls, play)
     ons, offs = _player(events, on=True), _player(events, on=False)
     model = _model_ons(events)
     during = [e for e in model if ons[0].seconds < e.seconds < offs[-1].seconds]
