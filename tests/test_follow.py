@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import argparse
+import gc
+
 import numpy as np
 import pytest
+import torch
 
 from livegen.kernels.tokenizer import Notes, encode_notes
-from livegen.kernels.vocab import NOTE_OFF, NOTE_ON
+from livegen.kernels.vocab import NOTE_OFF, NOTE_ON, NUM_EVENTS, TIME_SHIFT, VELOCITY, VOCAB_SIZE
 from livegen.models.follow import Follower, FollowSettings
-from livegen.models.grammar import GrammarState
+from livegen.models.grammar import MODEL, GrammarState
 from livegen.models.preset import SamplingDefaults
-from livegen.models.sampling import SamplingParams
+from livegen.models.sampling import SamplingParams, allowed_mask
 
 
 def prompt() -> tuple[list[int], int]:
@@ -66,3 +70,110 @@ def test_key_lock_keeps_to_the_prompts_pitch_classes() -> None:
     assert bool(allowed[NOTE_OFF:].all())  # everything but note-ons stays allowed
     three = Follower(tokens[:9], 150, SamplingParams(), FollowSettings(key=True))
     assert three.restrict(None) is None  # three pitch classes say too little about a key
+
+
+def test_rhythm_keeps_onsets_on_the_prompts_pulse() -> None:
+    """The prompt's chords come every 0.5 s from 0: a pulse of 50 steps at phase 0. At step
+    400 (on it) time may move 50 or 100 steps and a note may start; at 410 (off it) only to
+    440 or 490, and no note (nor a velocity, which only comes before one) may start."""
+    tokens, step = prompt()
+    params = SamplingParams()
+    follower = Follower(tokens, step, params, FollowSettings(rhythm=1))
+    assert follower.pulse is not None and follower.pulse.period == pytest.approx(50.0)
+    state = GrammarState()
+    state.extend(tokens, 0)
+    on = follower.restrict(None, 400, state)
+    assert shifts(on) == [50, 100] and bool(on[NOTE_ON:NOTE_OFF].all())
+    off = allowed_mask(state, params, follower.restrict(None, 410, state))
+    assert shifts(off) == [40, 90]
+    assert not off[NOTE_ON:NOTE_OFF].any() and not off[VELOCITY:NUM_EVENTS].any()
+
+
+def test_offbeat_penalty_on_the_finer_grid() -> None:
+    """rhythm = 2 halves the 50-step pulse: from 400, shifts of 25, 50, 75, 100 land on the
+    finer grid; with offbeat = 1.5 the two that land between the pulse's own points (425,
+    475) cost 1.5 nats, every other time shift too, note-ons nothing."""
+    tokens, step = prompt()
+    settings = FollowSettings(rhythm=2, offbeat=1.5)
+    follower = Follower(tokens, step, SamplingParams(), settings)
+    state = GrammarState()
+    state.extend(tokens, 0)
+    assert shifts(follower.restrict(None, 400, state)) == [25, 50, 75, 100]
+    bias = follower.bias(400)
+    assert bias[TIME_SHIFT + 24] == -1.5 and bias[TIME_SHIFT + 74] == -1.5
+    assert bias[TIME_SHIFT + 49] == 0.0 and bias[TIME_SHIFT + 99] == 0.0
+    assert not bias[NOTE_ON:TIME_SHIFT].any()
+    plain = Follower(tokens, step, SamplingParams(), FollowSettings(rhythm=2))
+    assert plain.bias(400) is None
+
+
+def test_rhythm_walks_to_the_grid_when_a_note_must_end_first() -> None:
+    """A model note 0.3 s long at most, opened at 400: at 410 it must end within 20 steps,
+    before the grid point at 450, so time may move in shorter steps (still no note-on off the
+    grid); a turn that must open with a note now is left alone."""
+    tokens, step = prompt()
+    params = SamplingParams(max_note_seconds=0.3)
+    follower = Follower(tokens, step, params, FollowSettings(rhythm=1))
+    state = GrammarState()
+    state.extend(tokens, 0)  # the prompt's last note ends at 375
+    state.extend([TIME_SHIFT + 24, NOTE_ON + 72, TIME_SHIFT + 9], MODEL)  # 400: a note; 410
+    allowed = allowed_mask(state, params, follower.restrict(None, state.step, state))
+    assert shifts(allowed) == list(range(1, 21)) and not allowed[NOTE_ON:NOTE_OFF].any()
+    opening = torch.ones(VOCAB_SIZE, dtype=torch.bool)
+    opening[TIME_SHIFT:VELOCITY] = False
+    assert follower.restrict(opening, state.step, state) is opening
+
+
+def test_no_rhythm_rule_without_a_pulse() -> None:
+    starts = np.array([0.0, 0.13, 0.61, 0.7, 1.43, 1.52, 2.37])  # free time, few onsets
+    notes = Notes(starts, starts + 0.1, [60] * 7, [80] * 7, [0] * 7)
+    tokens = [int(t) for t in encode_notes(notes)]
+    follower = Follower(tokens, 250, SamplingParams(), FollowSettings(rhythm=1))
+    assert follower.pulse is None and follower.restrict(None, 250, GrammarState()) is None
+    assert FollowSettings.from_defaults(SamplingDefaults(follow_rhythm=2)).rhythm == 2
+
+
+def shifts(allowed: torch.Tensor) -> list[int]:
+    """The time shifts (in steps) a mask allows."""
+    return [k + 1 for k in torch.nonzero(allowed[TIME_SHIFT:VELOCITY]).flatten().tolist()]
+
+
+def test_key_bias_steers_towards_the_prompts_pitch_classes() -> None:
+    """C four times, G four times: smoothed by half a note per class, the target shares are
+    C = G = 4.5/14, every other class 0.5/14; the model starts as if it had played 8 notes in
+    those shares (no bias). One C# later it has played 9: C# 1/7 against 1/28 wanted, C 2/7
+    against 9/28. With gain 2: C# 2 ln(1/4), C 2 ln(9/8), on every octave's note-on."""
+    starts = np.arange(8) * 0.5
+    pitch = [60, 67] * 4
+    tokens = [int(t) for t in encode_notes(Notes(starts, starts + 0.4, pitch, [80] * 8, [0] * 8))]
+    follower = Follower(tokens, 390, SamplingParams(), FollowSettings(key_bias=2.0))
+    assert follower.bias(400).abs().max().item() == pytest.approx(0.0, abs=1e-9)
+    follower.observe(NOTE_ON + 61, 400)
+    bias = follower.bias(401)
+    assert bias[NOTE_ON + 49].item() == pytest.approx(2 * np.log(1 / 4), abs=1e-6)
+    assert bias[NOTE_ON + 72].item() == pytest.approx(2 * np.log(9 / 8), abs=1e-6)
+    assert not bias[NOTE_OFF:].any()
+    few = Follower(tokens[:12], 150, SamplingParams(), FollowSettings(key_bias=2.0))
+    assert few.bias(150) is None  # fewer than eight notes say too little
+
+
+def test_the_jam_can_turn_the_rhythm_follow_off(tmp_path) -> None:
+    """A preset with follow_rhythm = 1: the decode worker follows the rhythm unless the jam
+    says --no-follow-rhythm (WorkerSpec.follow_rhythm False)."""
+    from livegen.commands.jam import _settings, add_arguments
+    from livegen.decode_worker import WorkerSpec, build_core
+    from livegen.models.preset import load_preset, save_preset
+    from tests.presets import tiny_preset
+
+    path = tiny_preset(tmp_path)
+    preset = load_preset(str(path))
+    preset.sampling.follow_rhythm = 1
+    save_preset(preset, path)
+    for follow in (True, False):
+        core = build_core(WorkerSpec(str(path), 0.0, follow_rhythm=follow), lambda m: None)
+        gc.unfreeze()  # build_core freezes what it loaded: the worker's, not this test's
+        assert core.turns.follow.rhythm == (1 if follow else 0)
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert _settings(parser.parse_args([])).follow_rhythm
+    assert not _settings(parser.parse_args(["--no-follow-rhythm"])).follow_rhythm

@@ -68,6 +68,22 @@ def add_continuation_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--follow-key", type=int, choices=[0, 1], help="only the prompt's pitch classes"
     )
+    parser.add_argument(
+        "--follow-key-bias", type=float, metavar="GAIN", help="favour the prompt's pitch classes"
+    )
+    parser.add_argument(
+        "--follow-rhythm",
+        type=int,
+        choices=range(5),
+        metavar="PARTS",
+        help="onsets on the prompt's own pulse, its grid in PARTS (0: off)",
+    )
+    parser.add_argument(
+        "--follow-offbeat",
+        type=float,
+        metavar="NATS",
+        help="with --follow-rhythm >= 2: nats against the finer grid's own points",
+    )
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, mps")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads for torch (1)")
     parser.add_argument("--json", action="store_true", help="print everything as JSON")
@@ -113,6 +129,9 @@ def _follow(args: argparse.Namespace, preset):  # noqa: ANN001, ANN202
         "note_length": None if args.follow_length is None else bool(args.follow_length),
         "register_margin": args.follow_register,
         "key": None if args.follow_key is None else bool(args.follow_key),
+        "key_bias": args.follow_key_bias,
+        "rhythm": args.follow_rhythm,
+        "offbeat": args.follow_offbeat,
     }
     return dataclasses.replace(base, **{k: v for k, v in changes.items() if v is not None})
 
