@@ -78,8 +78,7 @@ def continue_tokens(
             generated.append(decoder.sample(params, state, generator))
         else:
             now, rules = follower.params(state.step), follower.restrict(None, state.step, state)
-            bias = follower.bias(state.step)
-            generated.append(decoder.sample(now, state, generator, rules, bias))
+            generated.append(decoder.sample(now, state, generator, rules, follower.bias))
         if follower is not None:
             follower.observe(generated[-1], state.step)
     capped = state.step < end_step
@@ -155,7 +154,7 @@ def answer_tokens(
         if follower is not None:
             now, rules = follower.params(state.step), follower.restrict(rules, state.step, state)
         token = decoder.sample(
-            now, state, generator, rules, None if follower is None else follower.bias(state.step)
+            now, state, generator, rules, None if follower is None else follower.bias
         )
         tokens.append(token)
         if follower is not None:

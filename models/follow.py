@@ -71,7 +71,6 @@ class FollowSettings:
     key: bool = False
     key_bias: float = 0.0  # nats per e-fold of a pitch class's shortfall; 0: off
     rhythm: int = 0  # onsets on the prompt's grid divided into this many parts (0: off)
-    offbeat: float = 0.0  # nats against landing between the pulse's own points (rhythm >= 2)
     window_seconds: float = 8.0
 
     @classmethod
@@ -85,7 +84,6 @@ class FollowSettings:
             key=bool(getattr(defaults, "follow_key", False)),
             key_bias=float(getattr(defaults, "follow_key_bias", 0.0)),
             rhythm=int(getattr(defaults, "follow_rhythm", 0)),
-            offbeat=float(getattr(defaults, "follow_offbeat", 0.0)),
         )
 
     @property
@@ -129,12 +127,10 @@ class Follower:
         self.key: KeySteer | None = None
         if settings.key_bias and len(recent) >= MIN_KEY_NOTES:
             self.key = KeySteer(recent.pitch, settings.key_bias)
-        self.beat: Pulse | None = None  # the prompt's own pulse
-        self.pulse: Pulse | None = None  # the grid the model's onsets keep to (beat / rhythm)
+        self.pulse: Pulse | None = None  # the grid the model's onsets keep to
         if settings.rhythm > 0:
-            self.beat = estimate_pulse(seconds_to_steps(recent.start))
-            if self.beat is not None:
-                self.pulse = self.beat.subdivided(settings.rhythm)
+            beat = estimate_pulse(seconds_to_steps(recent.start))
+            self.pulse = None if beat is None else beat.subdivided(settings.rhythm)
 
     @staticmethod
     def _key_mask(recent: Notes) -> torch.Tensor | None:
@@ -149,17 +145,10 @@ class Follower:
         allowed[NOTE_ON + pitches[np.isin(pitches % 12, outside)]] = False
         return allowed
 
-    def bias(self, step: int) -> torch.Tensor | None:
-        """Float [V]: nats to add to the logits of the token at context step `step` (None:
-        none): the key steer's, and the offbeat penalty on time shifts that land between
-        the pulse's own points."""
-        key = None if self.key is None else self.key.bias
-        if not self.settings.offbeat or self.beat is None or self.settings.rhythm < 2:
-            return key
-        between = ~self.beat.landings(step, MAX_SHIFT_STEPS)
-        bias = torch.zeros(VOCAB_SIZE) if key is None else key.clone()
-        bias[TIME_SHIFT:VELOCITY] -= self.settings.offbeat * torch.from_numpy(between).float()
-        return bias
+    @property
+    def bias(self) -> torch.Tensor | None:
+        """Float [V]: nats to add to the logits now, the key steer's (None: none)."""
+        return None if self.key is None else self.key.bias
 
     def restrict(
         self, rules: torch.Tensor | None, step: int | None = None, state: GrammarState | None = None

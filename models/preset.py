@@ -54,7 +54,6 @@ FOLLOW_BOUNDS = {
     "follow_register": Bound(-1, 48, integer=True),
     "follow_key_bias": Bound(0.0, 10.0),
     "follow_rhythm": Bound(0, 4, integer=True),
-    "follow_offbeat": Bound(0.0, 20.0),
 }
 SOUND_BOUNDS = {"program": MIDI_BYTE, "channel": MIDI_CHANNEL}
 
@@ -82,7 +81,6 @@ class SamplingDefaults:
     follow_register: int = -1  # semitones around the player's range (-1: off)
     follow_key: bool = False  # note-ons only in the pitch classes the player used
     follow_key_bias: float = 0.0  # nats favouring the player's pitch classes, by their use
-    follow_offbeat: float = 0.0  # with follow_rhythm >= 2: nats against the finer grid's points
     follow_rhythm: int = 0  # onsets on the player's own pulse, its grid in N parts (0: off)
 
 

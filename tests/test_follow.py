@@ -89,22 +89,13 @@ def test_rhythm_keeps_onsets_on_the_prompts_pulse() -> None:
     assert not off[NOTE_ON:NOTE_OFF].any() and not off[VELOCITY:NUM_EVENTS].any()
 
 
-def test_offbeat_penalty_on_the_finer_grid() -> None:
-    """rhythm = 2 halves the 50-step pulse: from 400, shifts of 25, 50, 75, 100 land on the
-    finer grid; with offbeat = 1.5 the two that land between the pulse's own points (425,
-    475) cost 1.5 nats, every other time shift too, note-ons nothing."""
+def test_rhythm_in_parts_halves_the_grid() -> None:
+    """rhythm = 2 halves the 50-step pulse: from 400, shifts of 25, 50, 75, 100."""
     tokens, step = prompt()
-    settings = FollowSettings(rhythm=2, offbeat=1.5)
-    follower = Follower(tokens, step, SamplingParams(), settings)
+    follower = Follower(tokens, step, SamplingParams(), FollowSettings(rhythm=2))
     state = GrammarState()
     state.extend(tokens, 0)
     assert shifts(follower.restrict(None, 400, state)) == [25, 50, 75, 100]
-    bias = follower.bias(400)
-    assert bias[TIME_SHIFT + 24] == -1.5 and bias[TIME_SHIFT + 74] == -1.5
-    assert bias[TIME_SHIFT + 49] == 0.0 and bias[TIME_SHIFT + 99] == 0.0
-    assert not bias[NOTE_ON:TIME_SHIFT].any()
-    plain = Follower(tokens, step, SamplingParams(), FollowSettings(rhythm=2))
-    assert plain.bias(400) is None
 
 
 def test_rhythm_walks_to_the_grid_when_a_note_must_end_first() -> None:
@@ -147,14 +138,14 @@ def test_key_bias_steers_towards_the_prompts_pitch_classes() -> None:
     pitch = [60, 67] * 4
     tokens = [int(t) for t in encode_notes(Notes(starts, starts + 0.4, pitch, [80] * 8, [0] * 8))]
     follower = Follower(tokens, 390, SamplingParams(), FollowSettings(key_bias=2.0))
-    assert follower.bias(400).abs().max().item() == pytest.approx(0.0, abs=1e-9)
+    assert follower.bias.abs().max().item() == pytest.approx(0.0, abs=1e-9)
     follower.observe(NOTE_ON + 61, 400)
-    bias = follower.bias(401)
+    bias = follower.bias
     assert bias[NOTE_ON + 49].item() == pytest.approx(2 * np.log(1 / 4), abs=1e-6)
     assert bias[NOTE_ON + 72].item() == pytest.approx(2 * np.log(9 / 8), abs=1e-6)
     assert not bias[NOTE_OFF:].any()
     few = Follower(tokens[:12], 150, SamplingParams(), FollowSettings(key_bias=2.0))
-    assert few.bias(150) is None  # fewer than eight notes say too little
+    assert few.bias is None  # fewer than eight notes say too little
 
 
 def test_the_jam_can_turn_the_rhythm_follow_off(tmp_path) -> None:

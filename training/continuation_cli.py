@@ -78,12 +78,6 @@ def add_continuation_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PARTS",
         help="onsets on the prompt's own pulse, its grid in PARTS (0: off)",
     )
-    parser.add_argument(
-        "--follow-offbeat",
-        type=float,
-        metavar="NATS",
-        help="with --follow-rhythm >= 2: nats against the finer grid's own points",
-    )
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, mps")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads for torch (1)")
     parser.add_argument("--json", action="store_true", help="print everything as JSON")
@@ -131,7 +125,6 @@ def _follow(args: argparse.Namespace, preset):  # noqa: ANN001, ANN202
         "key": None if args.follow_key is None else bool(args.follow_key),
         "key_bias": args.follow_key_bias,
         "rhythm": args.follow_rhythm,
-        "offbeat": args.follow_offbeat,
     }
     return dataclasses.replace(base, **{k: v for k, v in changes.items() if v is not None})
 
