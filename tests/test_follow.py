@@ -168,3 +168,41 @@ def test_the_jam_can_turn_the_rhythm_follow_off(tmp_path) -> None:
     add_arguments(parser)
     assert _settings(parser.parse_args([])).follow_rhythm
     assert not _settings(parser.parse_args(["--no-follow-rhythm"])).follow_rhythm
+
+
+def test_a_models_onsets_land_on_the_prompts_pulse(tmp_path) -> None:
+    """A random tiny model continues a prompt of notes every 0.25 s (ending on its grid, at
+    4 s), four seeds: with the rhythm follow every onset it plays is on that 25-step grid;
+    without, not."""
+    from livegen.kernels.tokenizer import decode_tokens
+    from livegen.models.continuation import continue_tokens, time_shift_tokens
+    from livegen.models.loading import load_model_for
+    from livegen.models.streaming import StreamingDecoder
+    from tests.presets import tiny_preset
+
+    decoder = StreamingDecoder(load_model_for(tiny_preset(tmp_path).with_suffix("")).model)
+    starts = np.arange(16) * 0.25
+    notes = Notes(starts, starts + 0.2, [60, 64, 67, 72] * 4, [80] * 16, [0] * 16)
+    prompt = [int(t) for t in encode_notes(notes)] + time_shift_tokens(5)  # to 4.00 s
+    params = SamplingParams(temperature=1.5, top_p=1.0)
+    for rhythm in (1, 0):
+        onsets = []
+        for seed in range(4):
+            follow = FollowSettings(rhythm=rhythm)
+            result = continue_tokens(decoder, prompt, params, 3.0, seed=seed, follow=follow)
+            played = decode_tokens([*prompt, *result.generated])
+            onsets += np.round(played.start[played.start >= 4.0] * 100).astype(int).tolist()
+        assert len(onsets) >= 10
+        assert (np.array(onsets) % 25 == 0).all() == bool(rhythm), onsets
+
+
+@pytest.mark.parametrize("value", ["9", "true", "-1"])
+def test_a_bad_follow_rhythm_in_a_preset_is_one_clear_error(tmp_path, value: str) -> None:
+    from livegen.models.preset import PresetError, load_preset
+    from tests.presets import tiny_preset
+
+    path = tiny_preset(tmp_path)
+    text = path.read_text().replace("[sampling]\n", f"[sampling]\nfollow_rhythm = {value}\n")
+    path.write_text(text)
+    with pytest.raises(PresetError, match="follow_rhythm"):
+        load_preset(str(path))
