@@ -151,7 +151,8 @@ def test_key_bias_steers_towards_the_prompts_pitch_classes() -> None:
 def test_the_jam_can_turn_the_rhythm_follow_off(tmp_path) -> None:
     """A preset with follow_rhythm = 1: the decode worker follows the rhythm unless the jam
     says --no-follow-rhythm (WorkerSpec.follow_rhythm False)."""
-    from livegen.commands.jam import _settings, add_arguments
+    from livegen.commands.jam import add_arguments
+    from livegen.controls import JamSettings
     from livegen.decode_worker import WorkerSpec, build_core
     from livegen.models.preset import load_preset, save_preset
     from tests.presets import tiny_preset
@@ -166,8 +167,8 @@ def test_the_jam_can_turn_the_rhythm_follow_off(tmp_path) -> None:
         assert core.turns.follow.rhythm == (1 if follow else 0)
     parser = argparse.ArgumentParser()
     add_arguments(parser)
-    assert _settings(parser.parse_args([])).follow_rhythm
-    assert not _settings(parser.parse_args(["--no-follow-rhythm"])).follow_rhythm
+    assert parser.parse_args(["--no-follow-rhythm"]).no_follow_rhythm
+    assert JamSettings().follow_rhythm and not parser.parse_args([]).no_follow_rhythm
 
 
 def test_a_models_onsets_land_on_the_prompts_pulse(tmp_path) -> None:
