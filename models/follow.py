@@ -17,8 +17,8 @@ just played) instead, so a sparse phrase gets a sparse continuation:
   the prompt over its share in what the model played (both smoothed), within
   +-DENSITY_LIMIT; no class is ruled out (the hard scale lock above is `key`);
 - rhythm: the model's onsets on the prompt's own pulse (models/pulse.py: the coarsest grid
-  its onsets sit on, divided into `rhythm` parts: 2 allows twice as fine): a time shift may
-  land only on a grid point, and a note may start only
+  its onsets sit on, divided into `rhythm` parts unless it is FINE_PULSE_STEPS or finer
+  already): a time shift may land only on a grid point, and a note may start only
   on one. Where the grid is out of the shifts' reach (a note must end first), time walks
   towards it; where the prompt has no steady grid, time stays free.
 
@@ -56,6 +56,11 @@ from livegen.models.sampling import SamplingParams
 
 DENSITY_LIMIT = 6.0  # nats either way
 MIN_KEY_CLASSES = 5
+# A pulse this fine (160 ms: sixteenths at 94 bpm) already leaves the model rhythms enough to
+# be its own; dividing it only adds intervals the player never played (BENCHMARKS.md, issue
+# 18 stop 24). A coarser one (an eighth, a beat) is divided into `rhythm` parts: on it alone,
+# the model can only repeat the player's patterns.
+FINE_PULSE_STEPS = 16.0
 MIN_KEY_NOTES = 8  # the soft key bias needs this many of the prompt's notes
 KEY_SMOOTHING = 0.5  # notes added to every pitch class of the prompt's histogram
 KEY_PRIOR_NOTES = 8  # the model starts as if it had played this many notes in the prompt's key
@@ -130,7 +135,9 @@ class Follower:
         self.pulse: Pulse | None = None  # the grid the model's onsets keep to
         if settings.rhythm > 0:
             beat = estimate_pulse(seconds_to_steps(recent.start))
-            self.pulse = None if beat is None else beat.subdivided(settings.rhythm)
+            if beat is not None:
+                fine = beat.period <= FINE_PULSE_STEPS
+                self.pulse = beat.subdivided(1 if fine else settings.rhythm)
 
     @staticmethod
     def _key_mask(recent: Notes) -> torch.Tensor | None:

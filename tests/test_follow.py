@@ -89,13 +89,19 @@ def test_rhythm_keeps_onsets_on_the_prompts_pulse() -> None:
     assert not off[NOTE_ON:NOTE_OFF].any() and not off[VELOCITY:NUM_EVENTS].any()
 
 
-def test_rhythm_in_parts_halves_the_grid() -> None:
-    """rhythm = 2 halves the 50-step pulse: from 400, shifts of 25, 50, 75, 100."""
+def test_rhythm_in_parts_halves_a_coarse_grid_only() -> None:
+    """rhythm = 2 halves the 50-step pulse: from 400, shifts of 25, 50, 75, 100. A pulse of
+    12.5 steps (sixteenths at 120 bpm) is fine enough already: it stays whole."""
     tokens, step = prompt()
     follower = Follower(tokens, step, SamplingParams(), FollowSettings(rhythm=2))
     state = GrammarState()
     state.extend(tokens, 0)
     assert shifts(follower.restrict(None, 400, state)) == [25, 50, 75, 100]
+    starts = np.floor(np.array([0, 2, 3, 4, 6, 7, 8, 10, 11, 12]) * 12.5 + 0.5) / 100
+    notes = Notes(starts, starts + 0.1, [60] * 10, [80] * 10, [0] * 10)
+    sixteenths = [int(t) for t in encode_notes(notes)]
+    fine = Follower(sixteenths, 160, SamplingParams(), FollowSettings(rhythm=2))
+    assert fine.pulse is not None and fine.pulse.period == pytest.approx(12.5, abs=0.02)
 
 
 def test_rhythm_walks_to_the_grid_when_a_note_must_end_first() -> None:
