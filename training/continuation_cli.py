@@ -69,14 +69,17 @@ def add_continuation_arguments(parser: argparse.ArgumentParser) -> None:
         "--follow-key", type=int, choices=[0, 1], help="only the prompt's pitch classes"
     )
     parser.add_argument(
-        "--follow-key-bias", type=float, metavar="GAIN", help="favour the prompt's pitch classes"
+        "--follow-key-bias",
+        type=float,
+        metavar="GAIN",
+        help="steer towards the prompt's pitch classes",
     )
     parser.add_argument(
         "--follow-rhythm",
         type=int,
         choices=range(5),
         metavar="PARTS",
-        help="onsets on the prompt's own pulse, its grid in PARTS (0: off)",
+        help="onsets on the prompt's own pulse, in PARTS where coarser than 160 ms (0: off)",
     )
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, mps")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads for torch (1)")
@@ -186,6 +189,8 @@ def run_continuations(args: argparse.Namespace) -> int:
         raise LivegenError(f"--threads must be >= 1, got {args.threads}")
     if args.phrases < 1:
         raise LivegenError(f"--phrases must be >= 1, got {args.phrases}")
+    if args.follow_key_bias is not None and not 0 <= args.follow_key_bias <= 10:
+        raise LivegenError(f"--follow-key-bias must be 0..10, got {args.follow_key_bias}")
     options = continuations.EvalOptions(args.prompt_seconds, args.seconds, args.seed)
     options.validate()
     torch.set_num_threads(args.threads)
