@@ -129,9 +129,9 @@ class Follower:
         self.base = base.replace(**self._static(recent, notes, begin, end, base))
         self.onsets: deque[int] = deque()
         self.mask = self._key_mask(recent) if settings.key else None
-        self.key: KeySteer | None = None
+        self.key_steer: KeySteer | None = None
         if settings.key_bias and len(recent) >= MIN_KEY_NOTES:
-            self.key = KeySteer(recent.pitch, settings.key_bias)
+            self.key_steer = KeySteer(recent.pitch, settings.key_bias)
         self.pulse: Pulse | None = None  # the grid the model's onsets keep to
         if settings.rhythm > 0:
             beat = estimate_pulse(seconds_to_steps(recent.start))
@@ -155,7 +155,7 @@ class Follower:
     @property
     def bias(self) -> torch.Tensor | None:
         """Float [V]: nats to add to the logits now, the key steer's (None: none)."""
-        return None if self.key is None else self.key.bias
+        return None if self.key_steer is None else self.key_steer.bias
 
     def restrict(
         self, rules: torch.Tensor | None, step: int | None = None, state: GrammarState | None = None
@@ -217,8 +217,8 @@ class Follower:
         """The model wrote `token` at context step `step`."""
         if NOTE_ON <= token < NOTE_OFF:
             self.onsets.append(step)
-            if self.key is not None:
-                self.key.observe(token - NOTE_ON)
+            if self.key_steer is not None:
+                self.key_steer.observe(token - NOTE_ON)
 
     def params(self, step: int) -> SamplingParams:
         """The controls for the token written at context step `step`."""
