@@ -77,6 +77,9 @@ class JamSettings:
     send_clock: bool = False  # send MIDI clock on the output when livegen leads
     device: str | None = None  # torch device for the model: cpu, cuda, mps (None: best)
     seed: int | None = None
+    # The preset's follow_rhythm (the model's onsets on the player's pulse) applies; False:
+    # the model keeps its own time (the grid follow of --quantize is separate).
+    follow_rhythm: bool = True
     # A player's key down longer than this lost its note-off below livegen: the engine ends
     # it (0: never). Longer than any held note in practice; the pedal does not count.
     max_held_seconds: float = 30.0

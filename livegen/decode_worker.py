@@ -16,6 +16,7 @@ WorkerStats (a few times a second) and Log.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import time
 import traceback
@@ -63,6 +64,7 @@ class WorkerSpec:
     sampling: Sampling | None = None  # None: the preset's own
     threads: int = 1
     takes_over: bool = False  # a preset swap: hold every message until Prime comes
+    follow_rhythm: bool = True  # False: the preset's follow_rhythm is ignored
 
 
 class WorkerCore:
@@ -233,7 +235,8 @@ def build_core(spec: WorkerSpec, emit) -> WorkerCore:  # noqa: ANN001
     decoder.append([280, 281, 282])  # a player's note: the short-append path
     decoder.rollback(8)
     core = WorkerCore(decoder, params, spec, emit)
-    core.turns.follow = FollowSettings.from_defaults(preset.sampling)
+    follow = FollowSettings.from_defaults(preset.sampling)
+    core.turns.follow = follow if spec.follow_rhythm else dataclasses.replace(follow, rhythm=0)
     gc.collect()  # then freeze what stays (the model, the loaded modules): full collections
     gc.freeze()  # stay short; in thread mode this is the engine's process, which is fine too
     emit(WorkerReady(loaded.describe(), decoder.N, decoder.L))

@@ -163,6 +163,7 @@ class PartsMixin:
             seed=seed if seed is not None else 0,
             lookahead_steps=ms_to_steps(c.lookahead_ms),
             sampling=self.sampling(c),
+            follow_rhythm=self.settings.follow_rhythm,
         )
 
     def _launch_worker(self):  # noqa: ANN202

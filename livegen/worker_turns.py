@@ -111,11 +111,13 @@ class TurnPolicy:
             if ledger.session_step() >= plan.end:
                 self.end_turn()
                 return
-        params, rules = self.params, self._turn_rules()
+        params, rules, logits = self.params, self._turn_rules(), ledger.decoder.logits()
         if self.follower is not None:
-            params = self.follower[0].params(ledger.grammar.step - self.follower[1])
-            rules = self.follower[0].restrict(rules)
-        token = sample_token(ledger.decoder.logits(), params, ledger.grammar, self.generator, rules)
+            follower, step = self.follower[0], ledger.grammar.step - self.follower[1]
+            params, rules = follower.params(step), follower.restrict(rules, step, ledger.grammar)
+            if follower.bias is not None:
+                logits = logits + follower.bias.to(logits.device, logits.dtype)
+        token = sample_token(logits, params, ledger.grammar, self.generator, rules)
         ledger.append([token], MODEL)
         if self.follower is not None:
             self.follower[0].observe(token, ledger.grammar.step - self.follower[1])

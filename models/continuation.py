@@ -77,8 +77,8 @@ def continue_tokens(
         if follower is None:
             generated.append(decoder.sample(params, state, generator))
         else:
-            now, rules = follower.params(state.step), follower.restrict(None)
-            generated.append(decoder.sample(now, state, generator, rules))
+            now, rules = follower.params(state.step), follower.restrict(None, state.step, state)
+            generated.append(decoder.sample(now, state, generator, rules, follower.bias))
         if follower is not None:
             follower.observe(generated[-1], state.step)
     capped = state.step < end_step
@@ -152,8 +152,10 @@ def answer_tokens(
         )
         now = params
         if follower is not None:
-            now, rules = follower.params(state.step), follower.restrict(rules)
-        token = decoder.sample(now, state, generator, rules)
+            now, rules = follower.params(state.step), follower.restrict(rules, state.step, state)
+        token = decoder.sample(
+            now, state, generator, rules, None if follower is None else follower.bias
+        )
         tokens.append(token)
         if follower is not None:
             follower.observe(token, state.step)

@@ -11,7 +11,16 @@ just played) instead, so a sparse phrase gets a sparse continuation:
   over the last few seconds track the prompt's rate: log2 of the shortfall times
   `density_gain` nats, within +-DENSITY_LIMIT;
 - key: note-ons only in the pitch classes the prompt used (a scale lock), when it used at
-  least MIN_KEY_CLASSES of them (fewer says too little about the key).
+  least MIN_KEY_CLASSES of them (fewer says too little about the key);
+- key bias (soft, KeySteer): a NOTE_ON bias per pitch class steered so the model's own
+  pitch-class histogram tracks the prompt's: `key_bias` times the log of the class's share in
+  the prompt over its share in what the model played (both smoothed), within
+  +-DENSITY_LIMIT; no class is ruled out (the hard scale lock above is `key`);
+- rhythm: the model's onsets on the prompt's own pulse (models/pulse.py: the coarsest grid
+  its onsets sit on, divided into `rhythm` parts unless it is FINE_PULSE_STEPS or finer
+  already): a time shift may land only on a grid point, and a note may start only
+  on one. Where the grid is out of the shifts' reach (a note must end first), time walks
+  towards it; where the prompt has no steady grid, time stays free.
 
 Used by the shared generation core (models/continuation.py), so `livegen continue`, the
 call-mode answers and eval-continuations all follow the same way.
@@ -26,13 +35,35 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from livegen.kernels.time_steps import STEP_SECONDS, seconds_to_step, step_to_seconds
+from livegen.kernels.time_steps import (
+    STEP_SECONDS,
+    seconds_to_step,
+    seconds_to_steps,
+    step_to_seconds,
+)
 from livegen.kernels.tokenizer import Notes, decode_tokens
-from livegen.kernels.vocab import NOTE_OFF, NOTE_ON, VOCAB_SIZE
+from livegen.kernels.vocab import (
+    MAX_SHIFT_STEPS,
+    NOTE_OFF,
+    NOTE_ON,
+    TIME_SHIFT,
+    VELOCITY,
+    VOCAB_SIZE,
+)
+from livegen.models.grammar import GrammarState
+from livegen.models.pulse import Pulse, estimate_pulse
 from livegen.models.sampling import SamplingParams
 
 DENSITY_LIMIT = 6.0  # nats either way
 MIN_KEY_CLASSES = 5
+# A pulse this fine (160 ms: sixteenths at 94 bpm) already leaves the model rhythms enough to
+# be its own; dividing it only adds intervals the player never played (BENCHMARKS.md, issue
+# 18 stop 24). A coarser one (an eighth, a beat) is divided into `rhythm` parts: on it alone,
+# the model can only repeat the player's patterns.
+FINE_PULSE_STEPS = 16.0
+MIN_KEY_NOTES = 8  # the soft key bias needs this many of the prompt's notes
+KEY_SMOOTHING = 0.5  # notes added to every pitch class of the prompt's histogram
+KEY_PRIOR_NOTES = 8  # the model starts as if it had played this many notes in the prompt's key
 RATE_WINDOW_STEPS = 300  # the model's recent rate: onsets over the last 3 s
 
 
@@ -43,6 +74,8 @@ class FollowSettings:
     note_length: bool = False
     register_margin: int = -1  # semitones around the prompt's range; < 0: off
     key: bool = False
+    key_bias: float = 0.0  # nats per e-fold of a pitch class's shortfall; 0: off
+    rhythm: int = 0  # onsets on the prompt's grid divided into this many parts (0: off)
     window_seconds: float = 8.0
 
     @classmethod
@@ -54,6 +87,8 @@ class FollowSettings:
             note_length=bool(getattr(defaults, "follow_note_length", False)),
             register_margin=int(getattr(defaults, "follow_register", -1)),
             key=bool(getattr(defaults, "follow_key", False)),
+            key_bias=float(getattr(defaults, "follow_key_bias", 0.0)),
+            rhythm=int(getattr(defaults, "follow_rhythm", 0)),
         )
 
     @property
@@ -64,6 +99,8 @@ class FollowSettings:
             or self.note_length
             or self.register_margin >= 0
             or self.key
+            or self.key_bias
+            or self.rhythm > 0
         )
 
 
@@ -92,6 +129,15 @@ class Follower:
         self.base = base.replace(**self._static(recent, notes, begin, end, base))
         self.onsets: deque[int] = deque()
         self.mask = self._key_mask(recent) if settings.key else None
+        self.key_steer: KeySteer | None = None
+        if settings.key_bias and len(recent) >= MIN_KEY_NOTES:
+            self.key_steer = KeySteer(recent.pitch, settings.key_bias)
+        self.pulse: Pulse | None = None  # the grid the model's onsets keep to
+        if settings.rhythm > 0:
+            beat = estimate_pulse(seconds_to_steps(recent.start))
+            if beat is not None:
+                fine = beat.period <= FINE_PULSE_STEPS
+                self.pulse = beat.subdivided(1 if fine else settings.rhythm)
 
     @staticmethod
     def _key_mask(recent: Notes) -> torch.Tensor | None:
@@ -106,11 +152,47 @@ class Follower:
         allowed[NOTE_ON + pitches[np.isin(pitches % 12, outside)]] = False
         return allowed
 
-    def restrict(self, rules: torch.Tensor | None) -> torch.Tensor | None:
-        """The caller's own rules (a turn's; None: none) with the key lock ANDed in."""
-        if self.mask is None:
-            return rules
-        return self.mask if rules is None else rules & self.mask
+    @property
+    def bias(self) -> torch.Tensor | None:
+        """Float [V]: nats to add to the logits now, the key steer's (None: none)."""
+        return None if self.key_steer is None else self.key_steer.bias
+
+    def restrict(
+        self, rules: torch.Tensor | None, step: int | None = None, state: GrammarState | None = None
+    ) -> torch.Tensor | None:
+        """The caller's own rules (a turn's; None: none) with the key lock and the rhythm
+        (for the token at context step `step`, the grammar in `state`) ANDed in."""
+        masks = [m for m in (rules, self.mask, self._rhythm(rules, step, state)) if m is not None]
+        if not masks:
+            return None
+        out = masks[0]
+        for mask in masks[1:]:
+            out = out & mask
+        return out
+
+    def _rhythm(
+        self, rules: torch.Tensor | None, step: int | None, state: GrammarState | None
+    ) -> torch.Tensor | None:
+        """Bool [V]: time shifts that land on the pulse's grid (or, where the next grid point
+        is beyond reach, that fall short of it) and note-ons only on a grid point; None where
+        there is no pulse or the turn wants a note at once."""
+        if self.pulse is None or step is None or state is None:
+            return None
+        room = min(MAX_SHIFT_STEPS, state.steps_left(self.base.max_note_steps))
+        if rules is not None:
+            shifts = np.flatnonzero(rules[TIME_SHIFT:VELOCITY].cpu().numpy())
+            if not shifts.size:  # the turn opens with a note: no walking to the grid
+                return None
+            room = min(room, int(shifts[-1]) + 1)
+        lands = self.pulse.landings(step, MAX_SHIFT_STEPS)
+        next_point = int(np.flatnonzero(lands)[0]) + 1  # MAX_PERIOD <= MAX_SHIFT_STEPS
+        if next_point > room:  # a note ends first: walk towards the grid, short of its point
+            lands[: next_point - 1] = True
+        mask = torch.ones(VOCAB_SIZE, dtype=torch.bool)
+        mask[TIME_SHIFT:VELOCITY] = torch.from_numpy(lands)
+        if not self.pulse.on_grid(np.array([step]))[0]:
+            mask[NOTE_ON:NOTE_OFF] = False
+        return mask
 
     def _static(self, recent: Notes, notes: Notes, begin: float, end: float, base) -> dict:  # noqa: ANN001
         s, changes = self.settings, {}
@@ -135,6 +217,8 @@ class Follower:
         """The model wrote `token` at context step `step`."""
         if NOTE_ON <= token < NOTE_OFF:
             self.onsets.append(step)
+            if self.key_steer is not None:
+                self.key_steer.observe(token - NOTE_ON)
 
     def params(self, step: int) -> SamplingParams:
         """The controls for the token written at context step `step`."""
@@ -148,3 +232,26 @@ class Follower:
         bias = gain * math.log2((expected + 1) / (len(self.onsets) + 1))
         bias = max(-DENSITY_LIMIT, min(DENSITY_LIMIT, self.base.density + bias))
         return self.base.replace(density=bias)
+
+
+class KeySteer:
+    """A NOTE_ON bias per pitch class that steers the model's pitch-class histogram towards
+    the prompt's (a fixed bias by the prompt's histogram would multiply the model's own
+    preference, sharpening the key it already favours rather than matching the prompt's)."""
+
+    def __init__(self, pitches: np.ndarray, gain: float) -> None:
+        counts = np.bincount(np.asarray(pitches) % 12, minlength=12).astype(np.float64)
+        self.target = (counts + KEY_SMOOTHING) / (counts.sum() + 12 * KEY_SMOOTHING)
+        self.played = self.target * KEY_PRIOR_NOTES  # no bias until the model plays
+        self.gain = gain
+        self.bias = torch.zeros(VOCAB_SIZE)
+        self._update()
+
+    def observe(self, pitch: int) -> None:
+        self.played[pitch % 12] += 1
+        self._update()
+
+    def _update(self) -> None:
+        share = self.played / self.played.sum()
+        per_class = np.clip(self.gain * np.log(self.target / share), -DENSITY_LIMIT, DENSITY_LIMIT)
+        self.bias[NOTE_ON : NOTE_ON + 128] = torch.from_numpy(per_class[np.arange(128) % 12])

@@ -49,7 +49,12 @@ SAMPLING_BOUNDS = {
     "density": Bound(-20.0, 20.0),
 }
 # The preset's follow-the-player numbers (its flags are checked by type).
-FOLLOW_BOUNDS = {"follow_density": Bound(0.0, 10.0), "follow_register": Bound(-1, 48, integer=True)}
+FOLLOW_BOUNDS = {
+    "follow_density": Bound(0.0, 10.0),
+    "follow_register": Bound(-1, 48, integer=True),
+    "follow_key_bias": Bound(0.0, 10.0),
+    "follow_rhythm": Bound(0, 4, integer=True),
+}
 SOUND_BOUNDS = {"program": MIDI_BYTE, "channel": MIDI_CHANNEL}
 
 
@@ -75,6 +80,8 @@ class SamplingDefaults:
     follow_note_length: bool = False  # notes no longer than the player's
     follow_register: int = -1  # semitones around the player's range (-1: off)
     follow_key: bool = False  # note-ons only in the pitch classes the player used
+    follow_key_bias: float = 0.0  # nats favouring the player's pitch classes, by their use
+    follow_rhythm: int = 0  # onsets on the player's own pulse, its grid in N parts (0: off)
 
 
 @dataclass

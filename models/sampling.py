@@ -2,7 +2,8 @@
 
 Order of operations (each step only ever removes or reweights tokens):
 1. grammar: only tokens that make sense now (ownership, register, polyphony, the maximum note
-   length); if a model note has reached its maximum length, its NOTE_OFF is the only choice.
+   length; a VELOCITY only where a NOTE_ON may follow); if a model note has reached its
+   maximum length, its NOTE_OFF is the only choice.
 2. density: a bias (in nats) on every NOTE_ON, so the player can ask for more or fewer notes.
 3. temperature, then top-k, top-p (nucleus) and min-p truncation, in that order, each on the
    distribution the previous step left.
@@ -100,6 +101,11 @@ def allowed_mask(
         allowed[NOTE_OFF + pitch] = True
     if restrict is not None:
         allowed &= restrict.cpu()
+    # A VELOCITY token only sets the loudness of the next note-on: where no note-on may come,
+    # a velocity could only be followed by another (a model denied its note-on by the
+    # polyphony cap wrote velocity after velocity until the token cap, issue 18).
+    if not allowed[NOTE_ON:NOTE_OFF].any():
+        allowed[VELOCITY:NUM_EVENTS] = False
     return allowed
 
 

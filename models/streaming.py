@@ -221,9 +221,11 @@ class StreamingDecoder:
         state: GrammarState,
         generator: torch.Generator | None = None,
         restrict: torch.Tensor | None = None,
+        bias: torch.Tensor | None = None,
     ) -> int:
         """Mask the logits with the controls (and `restrict`, the caller's own rules: see
-        sample_token), sample, append; returns the token.
+        sample_token; `bias`: nats [V] added to the logits first), sample, append; returns the
+        token.
 
         `state` (a GrammarState) is advanced with the token as the model's own. With a graph
         (cuda_graph / device_sampling) the draw and the decode of the drawn token are one
@@ -235,11 +237,11 @@ class StreamingDecoder:
             token = (
                 forced
                 if forced is not None
-                else sample_token(self.logits(), params, state, generator, restrict)
+                else sample_token(self._biased(bias), params, state, generator, restrict)
             )
             self.append([token])
         else:
-            logits = self.logits()
+            logits = self._biased(bias)
             allowed = allowed_mask(state, params, restrict)
             noise = torch.rand(self.config.vocab_size, generator=generator)
             p = self.position
@@ -250,6 +252,10 @@ class StreamingDecoder:
             self._logits = self._graph.logits[0].clone()
         state.update(token, MODEL)
         return token
+
+    def _biased(self, bias: torch.Tensor | None) -> torch.Tensor:
+        logits = self.logits()
+        return logits if bias is None else logits + bias.to(logits.device, logits.dtype)
 
     # ---- the general path: any positions of any window, one batch per window ---------------
 

@@ -163,6 +163,15 @@ def test_command_on_a_tiny_model(midi_dir, tmp_path, capsys) -> None:
         np.mean([data["loop"][k] for k in ("density", "polyphony", "key", "rhythm")])
     )
     assert 0 <= data["model"]["novelty"] <= 1 and data["real"]["novelty"] > 0
+    assert data["capped"] == 0 and data["follow"]["rhythm"] == 0
+    follow = ["--follow-rhythm", "2", "--follow-key-bias", "1", "--json"]
+    assert main([*args, *timing, *follow]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["follow"]["rhythm"] == 2 and data["follow"]["key_bias"] == 1.0
+    assert main([*args, *timing, "--follow-rhythm", "9"]) == 2  # 0..4 parts
+    assert "--follow-rhythm" in capsys.readouterr().err
+    assert main([*args, *timing, "--follow-key-bias", "-1"]) == 2
+    assert "--follow-key-bias must be 0..10" in capsys.readouterr().err
     assert main([*args, "--call", "--phrases", "2", "--json"]) == 0
     calls = json.loads(capsys.readouterr().out)
     assert calls["phrases"] == 6

@@ -102,6 +102,27 @@ def test_worker_follows_the_players_register_and_polyphony(model) -> None:  # no
     assert most <= 2  # the player played two notes at once
 
 
+def test_worker_follows_the_players_pulse_and_key(model) -> None:  # noqa: ANN001
+    """The player strikes C or G every 25 steps (a 250 ms pulse): with the rhythm follow every
+    onset of the model's turn lands on that grid, and with the key steer it runs."""
+    from livegen.models.follow import FollowSettings
+
+    clock = ManualClock()
+    core, out = _core(model, clock, density=3.0)
+    core.turns.follow = FollowSettings(rhythm=1, key_bias=1.0)
+    played = []
+    for k in range(8):
+        played += [
+            E(50 + 25 * k, True, (60, 67)[k % 2], 20),
+            E(60 + 25 * k, False, (60, 67)[k % 2]),
+        ]
+    core.handle(P(tuple(played), 240))
+    core.handle(Plan(250, 650, True))
+    _run(core, clock, 8.0)
+    onsets = [e.step for e in _notes(out) if e.on]
+    assert len(onsets) >= 3 and all(step % 25 == 0 for step in onsets), onsets
+
+
 def test_worker_reports_its_token_rate_over_each_stats_interval(model) -> None:  # noqa: ANN001
     clock = ManualClock()
     core, _ = _core(model, clock, density=2.0)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import argparse
+import gc
+
 import numpy as np
 import pytest
+import torch
 
 from livegen.kernels.tokenizer import Notes, encode_notes
-from livegen.kernels.vocab import NOTE_OFF, NOTE_ON
+from livegen.kernels.vocab import NOTE_OFF, NOTE_ON, NUM_EVENTS, TIME_SHIFT, VELOCITY, VOCAB_SIZE
 from livegen.models.follow import Follower, FollowSettings
-from livegen.models.grammar import GrammarState
+from livegen.models.grammar import MODEL, GrammarState
 from livegen.models.preset import SamplingDefaults
-from livegen.models.sampling import SamplingParams
+from livegen.models.sampling import SamplingParams, allowed_mask
 
 
 def prompt() -> tuple[list[int], int]:
@@ -66,3 +70,146 @@ def test_key_lock_keeps_to_the_prompts_pitch_classes() -> None:
     assert bool(allowed[NOTE_OFF:].all())  # everything but note-ons stays allowed
     three = Follower(tokens[:9], 150, SamplingParams(), FollowSettings(key=True))
     assert three.restrict(None) is None  # three pitch classes say too little about a key
+
+
+def test_rhythm_keeps_onsets_on_the_prompts_pulse() -> None:
+    """The prompt's chords come every 0.5 s from 0: a pulse of 50 steps at phase 0. At step
+    400 (on it) time may move 50 or 100 steps and a note may start; at 410 (off it) only to
+    440 or 490, and no note (nor a velocity, which only comes before one) may start."""
+    tokens, step = prompt()
+    params = SamplingParams()
+    follower = Follower(tokens, step, params, FollowSettings(rhythm=1))
+    assert follower.pulse is not None and follower.pulse.period == pytest.approx(50.0)
+    state = GrammarState()
+    state.extend(tokens, 0)
+    on = follower.restrict(None, 400, state)
+    assert shifts(on) == [50, 100] and bool(on[NOTE_ON:NOTE_OFF].all())
+    off = allowed_mask(state, params, follower.restrict(None, 410, state))
+    assert shifts(off) == [40, 90]
+    assert not off[NOTE_ON:NOTE_OFF].any() and not off[VELOCITY:NUM_EVENTS].any()
+
+
+def test_rhythm_in_parts_halves_a_coarse_grid_only() -> None:
+    """rhythm = 2 halves the 50-step pulse: from 400, shifts of 25, 50, 75, 100. A pulse of
+    12.5 steps (sixteenths at 120 bpm) is fine enough already: it stays whole."""
+    tokens, step = prompt()
+    follower = Follower(tokens, step, SamplingParams(), FollowSettings(rhythm=2))
+    state = GrammarState()
+    state.extend(tokens, 0)
+    assert shifts(follower.restrict(None, 400, state)) == [25, 50, 75, 100]
+    starts = np.floor(np.array([0, 2, 3, 4, 6, 7, 8, 10, 11, 12]) * 12.5 + 0.5) / 100
+    notes = Notes(starts, starts + 0.1, [60] * 10, [80] * 10, [0] * 10)
+    sixteenths = [int(t) for t in encode_notes(notes)]
+    fine = Follower(sixteenths, 160, SamplingParams(), FollowSettings(rhythm=2))
+    assert fine.pulse is not None and fine.pulse.period == pytest.approx(12.5, abs=0.02)
+
+
+def test_rhythm_walks_to_the_grid_when_a_note_must_end_first() -> None:
+    """A model note 0.3 s long at most, opened at 400: at 410 it must end within 20 steps,
+    before the grid point at 450, so time may move in shorter steps (still no note-on off the
+    grid); a turn that must open with a note now is left alone."""
+    tokens, step = prompt()
+    params = SamplingParams(max_note_seconds=0.3)
+    follower = Follower(tokens, step, params, FollowSettings(rhythm=1))
+    state = GrammarState()
+    state.extend(tokens, 0)  # the prompt's last note ends at 375
+    state.extend([TIME_SHIFT + 24, NOTE_ON + 72, TIME_SHIFT + 9], MODEL)  # 400: a note; 410
+    allowed = allowed_mask(state, params, follower.restrict(None, state.step, state))
+    assert shifts(allowed) == list(range(1, 21)) and not allowed[NOTE_ON:NOTE_OFF].any()
+    opening = torch.ones(VOCAB_SIZE, dtype=torch.bool)
+    opening[TIME_SHIFT:VELOCITY] = False
+    assert follower.restrict(opening, state.step, state) is opening
+
+
+def test_no_rhythm_rule_without_a_pulse() -> None:
+    starts = np.array([0.0, 0.13, 0.61, 0.7, 1.43, 1.52, 2.37])  # free time, few onsets
+    notes = Notes(starts, starts + 0.1, [60] * 7, [80] * 7, [0] * 7)
+    tokens = [int(t) for t in encode_notes(notes)]
+    follower = Follower(tokens, 250, SamplingParams(), FollowSettings(rhythm=1))
+    assert follower.pulse is None and follower.restrict(None, 250, GrammarState()) is None
+    assert FollowSettings.from_defaults(SamplingDefaults(follow_rhythm=2)).rhythm == 2
+
+
+def shifts(allowed: torch.Tensor) -> list[int]:
+    """The time shifts (in steps) a mask allows."""
+    return [k + 1 for k in torch.nonzero(allowed[TIME_SHIFT:VELOCITY]).flatten().tolist()]
+
+
+def test_key_bias_steers_towards_the_prompts_pitch_classes() -> None:
+    """C four times, G four times: smoothed by half a note per class, the target shares are
+    C = G = 4.5/14, every other class 0.5/14; the model starts as if it had played 8 notes in
+    those shares (no bias). One C# later it has played 9: C# 1/7 against 1/28 wanted, C 2/7
+    against 9/28. With gain 2: C# 2 ln(1/4), C 2 ln(9/8), on every octave's note-on."""
+    starts = np.arange(8) * 0.5
+    pitch = [60, 67] * 4
+    tokens = [int(t) for t in encode_notes(Notes(starts, starts + 0.4, pitch, [80] * 8, [0] * 8))]
+    follower = Follower(tokens, 390, SamplingParams(), FollowSettings(key_bias=2.0))
+    assert follower.bias.abs().max().item() == pytest.approx(0.0, abs=1e-9)
+    follower.observe(NOTE_ON + 61, 400)
+    bias = follower.bias
+    assert bias[NOTE_ON + 49].item() == pytest.approx(2 * np.log(1 / 4), abs=1e-6)
+    assert bias[NOTE_ON + 72].item() == pytest.approx(2 * np.log(9 / 8), abs=1e-6)
+    assert not bias[NOTE_OFF:].any()
+    few = Follower(tokens[:12], 150, SamplingParams(), FollowSettings(key_bias=2.0))
+    assert few.bias is None  # fewer than eight notes say too little
+
+
+def test_the_jam_can_turn_the_rhythm_follow_off(tmp_path) -> None:
+    """A preset with follow_rhythm = 1: the decode worker follows the rhythm unless the jam
+    says --no-follow-rhythm (WorkerSpec.follow_rhythm False)."""
+    from livegen.commands.jam import add_arguments
+    from livegen.controls import JamSettings
+    from livegen.decode_worker import WorkerSpec, build_core
+    from livegen.models.preset import load_preset, save_preset
+    from tests.presets import tiny_preset
+
+    path = tiny_preset(tmp_path)
+    preset = load_preset(str(path))
+    preset.sampling.follow_rhythm = 1
+    save_preset(preset, path)
+    for follow in (True, False):
+        core = build_core(WorkerSpec(str(path), 0.0, follow_rhythm=follow), lambda m: None)
+        gc.unfreeze()  # build_core freezes what it loaded: the worker's, not this test's
+        assert core.turns.follow.rhythm == (1 if follow else 0)
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert parser.parse_args(["--no-follow-rhythm"]).no_follow_rhythm
+    assert JamSettings().follow_rhythm and not parser.parse_args([]).no_follow_rhythm
+
+
+def test_a_models_onsets_land_on_the_prompts_pulse(tmp_path) -> None:
+    """A random tiny model continues a prompt of notes every 0.25 s (ending on its grid, at
+    4 s), four seeds: with the rhythm follow every onset it plays is on that 25-step grid;
+    without, not."""
+    from livegen.kernels.tokenizer import decode_tokens
+    from livegen.models.continuation import continue_tokens, time_shift_tokens
+    from livegen.models.loading import load_model_for
+    from livegen.models.streaming import StreamingDecoder
+    from tests.presets import tiny_preset
+
+    decoder = StreamingDecoder(load_model_for(tiny_preset(tmp_path).with_suffix("")).model)
+    starts = np.arange(16) * 0.25
+    notes = Notes(starts, starts + 0.2, [60, 64, 67, 72] * 4, [80] * 16, [0] * 16)
+    prompt = [int(t) for t in encode_notes(notes)] + time_shift_tokens(5)  # to 4.00 s
+    params = SamplingParams(temperature=1.5, top_p=1.0)
+    for rhythm in (1, 0):
+        onsets = []
+        for seed in range(4):
+            follow = FollowSettings(rhythm=rhythm)
+            result = continue_tokens(decoder, prompt, params, 3.0, seed=seed, follow=follow)
+            played = decode_tokens([*prompt, *result.generated])
+            onsets += np.round(played.start[played.start >= 4.0] * 100).astype(int).tolist()
+        assert len(onsets) >= 10
+        assert (np.array(onsets) % 25 == 0).all() == bool(rhythm), onsets
+
+
+@pytest.mark.parametrize("value", ["9", "true", "-1"])
+def test_a_bad_follow_rhythm_in_a_preset_is_one_clear_error(tmp_path, value: str) -> None:
+    from livegen.models.preset import PresetError, load_preset
+    from tests.presets import tiny_preset
+
+    path = tiny_preset(tmp_path)
+    text = path.read_text().replace("[sampling]\n", f"[sampling]\nfollow_rhythm = {value}\n")
+    path.write_text(text)
+    with pytest.raises(PresetError, match="follow_rhythm"):
+        load_preset(str(path))

@@ -349,3 +349,17 @@ def test_restrict_narrows_what_may_be_drawn_on_both_paths(graph: bool) -> None:
     kinds = {"on" if t < NOTE_OFF else "off" if t < TIME_SHIFT else "shift" for t in drawn}
     assert kinds == {"on", "off", "shift"}
     assert all(NOTE_OFF + 60 <= t < NOTE_OFF + 64 for t in drawn if NOTE_OFF <= t < TIME_SHIFT)
+
+
+def test_no_velocity_where_no_note_on_may_follow():
+    """A velocity only sets the next note-on's loudness: at the polyphony cap (or where the
+    caller's rules forbid every note-on) it could only be followed by another velocity."""
+    state = GrammarState()
+    state.update(NOTE_ON + 60, MODEL)
+    capped = allowed_mask(state, open_params(max_polyphony=1))
+    assert not capped[NOTE_ON:NOTE_OFF].any() and not capped[VELOCITY:NUM_EVENTS].any()
+    assert capped[NOTE_OFF + 60] and capped[TIME_SHIFT]
+    assert allowed_mask(state, open_params(max_polyphony=2))[VELOCITY:NUM_EVENTS].all()
+    rules = torch.ones(VOCAB_SIZE, dtype=torch.bool)
+    rules[NOTE_ON:NOTE_OFF] = False
+    assert not allowed_mask(GrammarState(), open_params(), rules)[VELOCITY:NUM_EVENTS].any()

@@ -68,6 +68,19 @@ def add_continuation_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--follow-key", type=int, choices=[0, 1], help="only the prompt's pitch classes"
     )
+    parser.add_argument(
+        "--follow-key-bias",
+        type=float,
+        metavar="GAIN",
+        help="steer towards the prompt's pitch classes",
+    )
+    parser.add_argument(
+        "--follow-rhythm",
+        type=int,
+        choices=range(5),
+        metavar="PARTS",
+        help="onsets on the prompt's own pulse, in PARTS where coarser than 160 ms (0: off)",
+    )
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, mps")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads for torch (1)")
     parser.add_argument("--json", action="store_true", help="print everything as JSON")
@@ -113,6 +126,8 @@ def _follow(args: argparse.Namespace, preset):  # noqa: ANN001, ANN202
         "note_length": None if args.follow_length is None else bool(args.follow_length),
         "register_margin": args.follow_register,
         "key": None if args.follow_key is None else bool(args.follow_key),
+        "key_bias": args.follow_key_bias,
+        "rhythm": args.follow_rhythm,
     }
     return dataclasses.replace(base, **{k: v for k, v in changes.items() if v is not None})
 
@@ -174,6 +189,8 @@ def run_continuations(args: argparse.Namespace) -> int:
         raise LivegenError(f"--threads must be >= 1, got {args.threads}")
     if args.phrases < 1:
         raise LivegenError(f"--phrases must be >= 1, got {args.phrases}")
+    if args.follow_key_bias is not None and not 0 <= args.follow_key_bias <= 10:
+        raise LivegenError(f"--follow-key-bias must be 0..10, got {args.follow_key_bias}")
     options = continuations.EvalOptions(args.prompt_seconds, args.seconds, args.seed)
     options.validate()
     torch.set_num_threads(args.threads)

@@ -66,6 +66,7 @@ class FileResult:
     notes_per_second: dict[str, float]  # model, loop, real
     polyphony: dict[str, float]
     pitch: dict[str, float]
+    capped: bool = False  # the model hit the token cap before its continuation's end
 
 
 @dataclass
@@ -134,9 +135,9 @@ def prompt_tokens(prompt: Notes, prompt_seconds: float) -> list[int]:
     return tokens + time_shift_tokens(gap)
 
 
-def model_continuation(decoder, params, excerpt: Excerpt, options: EvalOptions) -> Notes:  # noqa: ANN001
-    """What the model plays after the prompt (times from the prompt's end), generated the way
-    `livegen continue` generates."""
+def model_continuation(decoder, params, excerpt: Excerpt, options: EvalOptions):  # noqa: ANN001, ANN201
+    """(notes, capped): what the model plays after the prompt (times from the prompt's end),
+    generated the way `livegen continue` generates, and whether the token cap stopped it."""
     from livegen.kernels.tokenizer import decode_tokens
     from livegen.models.continuation import continue_tokens
 
@@ -145,10 +146,11 @@ def model_continuation(decoder, params, excerpt: Excerpt, options: EvalOptions) 
         decoder, tokens, params, options.seconds, seed=options.seed, follow=options.follow
     )
     notes = decode_tokens([*result.prompt, *result.generated])
-    return window(notes, result.prompt_seconds, result.prompt_seconds + options.seconds)
+    end = result.prompt_seconds + options.seconds
+    return window(notes, result.prompt_seconds, end), result.capped
 
 
-def judge(excerpt: Excerpt, model: Notes, options: EvalOptions) -> FileResult:
+def judge(excerpt: Excerpt, model: Notes, options: EvalOptions, capped: bool = False) -> FileResult:
     p, s = options.prompt_seconds, options.seconds
     loop = loop_floor(excerpt.prompt, p, s)
     parts = {"model": model, "loop": loop, "real": excerpt.real}
@@ -160,6 +162,7 @@ def judge(excerpt: Excerpt, model: Notes, options: EvalOptions) -> FileResult:
         notes_per_second={k: len(v) / s for k, v in parts.items()},
         polyphony={k: mean_polyphony(v) for k, v in parts.items()},
         pitch={k: mean_pitch(v) for k, v in parts.items()},
+        capped=capped,
     )
 
 
@@ -209,8 +212,8 @@ def evaluate(
         if isinstance(excerpt, str):
             report.skipped.append((str(path), excerpt))
             continue
-        model = model_continuation(decoder, params, excerpt, options)
-        report.results.append(judge(excerpt, model, options))
+        model, capped = model_continuation(decoder, params, excerpt, options)
+        report.results.append(judge(excerpt, model, options, capped))
     return report
 
 
@@ -239,6 +242,7 @@ def summary(report: Report) -> dict:
         medians["score"] = float(np.mean([medians[k] for k in SCORED])) if rows else math.nan
         out[who] = medians
     out["real"] = {"novelty": _median([r.real_novelty for r in results])}
+    out["capped"] = sum(r.capped for r in results)
     for who in ("model", "loop", "real"):
         out[who]["notes_per_second"] = _median([r.notes_per_second[who] for r in results])
         out[who]["polyphony_mean"] = _median([r.polyphony[who] for r in results])
@@ -272,6 +276,8 @@ def format_summary(data: dict) -> str:
             value = data[who].get(key, 0.0 if key in SCORED or key == "score" else math.nan)
             cells.append(f"{value:9.3f}" if not math.isnan(value) else f"{'-':>9}")
         lines.append(f"{label:32}{''.join(cells)}")
+    if data.get("capped"):
+        lines.append(f"{data['capped']} continuations stopped at the token cap before their end")
     for name, reason in data["skipped"]:
         lines.append(f"skipped {name}: {reason}")
     return "\n".join(lines)

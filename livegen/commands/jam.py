@@ -64,6 +64,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     wiring.add_argument("--device", help="torch device for the model: auto, cpu, cuda, mps")
     wiring.add_argument("--seed", type=OPTIONAL_SETTING_BOUNDS["seed"].option())
     wiring.add_argument(
+        "--no-follow-rhythm",
+        action="store_true",
+        help="the model keeps its own time, not the pulse you play (the preset's follow_rhythm)",
+    )
+    wiring.add_argument(
         "--worker", choices=("process", "thread"), default="process", help=argparse.SUPPRESS
     )
     play = parser.add_argument_group("playing (all change live in the UI)")
@@ -168,6 +173,8 @@ def _settings(args: argparse.Namespace):  # noqa: ANN202
     from livegen.controls import JamSettings
 
     settings = JamSettings(**_given(args, _SETTING_OPTIONS))
+    if args.no_follow_rhythm:
+        settings.follow_rhythm = False
     try:
         settings.validate()
     except ValueError as error:
