@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from livegen import realtime
+from livegen.audio_rings import RingLayout
 from livegen.child import Child
 from livegen.messages import (
     AudioReady,
@@ -42,6 +43,7 @@ from livegen.messages import (
     SynthControl,
     SynthNote,
 )
+from livegen.model_voice import ModelVoice
 from livegen.synth import FluidSynthRenderer, SynthEvent
 from livegen.wav_ring import WavRing
 
@@ -60,6 +62,7 @@ class AudioSpec:
     latency_blocks: int = 1  # fixed delay added to every event, in blocks
     wav_path: str | None = None
     gain: float = 0.6
+    voice: RingLayout | None = None  # an audio model's rings (livegen/model_voice.py)
 
 
 # ---- the callback side (runs in the audio process; tests drive it directly) -----------------
@@ -109,6 +112,7 @@ class CallbackRenderer:
         # server runs it real-time), "livegen" (the server did not; livegen made it so),
         # "ordinary" (neither could: any busy thread on the machine can make it late).
         self.scheduling: str | None = None if realtime_thread else "not asked"
+        self.voice = ModelVoice(spec.voice, self.latency_frames) if spec.voice else None
 
     def _follow(self, estimate: float) -> None:
         """The anchor: the least-delayed callback's (session time - frame time) over the last
@@ -138,6 +142,10 @@ class CallbackRenderer:
         self._follow(start - self.spec.t0 - block_start / self.sr)
         self._take_inbox(block_start)
         self._render(outdata, frames, block_start)
+        if self.voice is not None:
+            self.voice.set_anchor(self.anchor)
+            self.voice.mix(outdata, block_start, start - self.spec.t0)
+            self.voice.heard(outdata, block_start)
         if self.recorder is not None:
             self.recorder.write(outdata)
         spent = (self.clock() - start) * 1e3
@@ -154,10 +162,12 @@ class CallbackRenderer:
                     self._queue(t, channel, pitch, velocity, cancellable, False, block_start)
                 case SynthControl(t, channel, number, value):
                     self._queue(t, channel, number, value, False, True, block_start)
-                case CancelAfter(after):  # drop the model's events after session time `after`
+                case CancelAfter(after, epoch):  # drop the model's events after `after`
                     kept = [e for e in pending if not (e[7] and e[8] > after)]
                     heapq.heapify(kept)
                     self._pending = pending = kept
+                    if self.voice is not None:
+                        self.voice.cut(max(self.frame_of(after), block_start), epoch)
                 case Silence():  # panic: drop everything pending, stop every voice
                     pending.clear()
                     self.synth.silence()
@@ -165,6 +175,8 @@ class CallbackRenderer:
                     self.synth.set_program(channel, program)
                 case ResetCounters():  # the jam begins: loading's hiccups do not count
                     self.xruns = self.late = self.slow_callbacks = 0
+                    if self.voice is not None:
+                        self.voice.late_frames = 0
                     self.max_callback_ms = self.max_gap_ms = 0.0
 
     def _queue(self, t, channel, a, b, cancellable, control, block_start) -> None:  # noqa: ANN001
@@ -183,7 +195,17 @@ class CallbackRenderer:
         self.synth.render_into(outdata, events)
 
     def stats(self) -> AudioStats:
+        voice = self.voice
+        model = {}
+        if voice is not None:
+            model = {
+                "model_frames": voice.frames_played,
+                "model_late_frames": voice.late_frames,
+                "model_onsets": voice.onsets,
+                "model_onset": voice.last_onset,
+            }
         return AudioStats(
+            **model,
             xruns=self.xruns,
             late=self.late,
             max_callback_ms=self.max_callback_ms,
@@ -302,6 +324,8 @@ def _audio_process(conn, spec: AudioSpec) -> None:  # noqa: ANN001
             stream.close()
         if renderer is not None and renderer.recorder is not None:
             renderer.recorder.close()
+        if renderer is not None and renderer.voice is not None:
+            renderer.voice.close()
         if stream is not None:
             try:
                 conn.send(renderer.stats())

@@ -100,7 +100,7 @@ class TurnTaking:
     def cut(self, close: bool, hold: bool, t: float) -> None:
         """Drop the model's unsent notes; close its sounding notes if it must yield."""
         epoch, last_sent = self.output.cut()
-        self.fanout.synth(CancelAfter(t))
+        self.fanout.synth(CancelAfter(t, epoch))
         if close:
             self.output.silence(t)
         step = seconds_to_step(t)

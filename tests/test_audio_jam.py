@@ -1,0 +1,302 @@
+"""The audio model live (issue 14): the rings between the callback and the audio model's
+worker, the context that hears the callback's output through the real codec, the crossfade
+of a cut in the real callback renderer, and the whole jam through a real JACK server with a
+tiny audio preset (random weights, saved the way export saves one) and the shipped codec."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from livegen.audio_context import AudioContext
+from livegen.audio_out import AudioSpec, CallbackRenderer
+from livegen.audio_rings import FIRST, LAST, AudioRings
+from livegen.cli import main as livegen_main
+from livegen.controls import Controls
+from livegen.engine import JamEngine
+from livegen.messages import CancelAfter
+from livegen.models.preset import DEFAULT_SOUNDFONT
+from livegen.resampling import Resampler
+from tests.jack import JackServer
+from tests.jam_peers import Keyboard, ManualClock, jack_settings, stop_session, wait_until
+from tests.presets import tiny_audio_preset, tiny_preset
+
+SR, BLOCK, SLOT = 48000, 128, 768  # codec-24k's 384-sample frame at 48 kHz
+
+
+@pytest.fixture(scope="module")
+def audio_preset(tmp_path_factory) -> Path:
+    return tiny_audio_preset(tmp_path_factory.mktemp("audio-preset"))
+
+
+@pytest.fixture
+def rings():  # noqa: ANN201
+    made = AudioRings.create(SR, SLOT, seconds=2.0)
+    yield made
+    made.close()
+
+
+def _sine(frames: int, hz: float = 440.0, start: int = 0) -> np.ndarray:
+    return (0.3 * np.sin(2 * np.pi * hz * (start + np.arange(frames)) / SR)).astype(np.float32)
+
+
+class _Status:
+    output_underflow = False
+
+    def __bool__(self) -> bool:
+        return False
+
+
+def _play(renderer: CallbackRenderer, clock: ManualClock, blocks: int) -> np.ndarray:
+    out, chunks = np.zeros((BLOCK, 2), np.float32), []
+    for _ in range(blocks):
+        renderer.callback(out, BLOCK, None, _Status())
+        chunks.append(out[:, 0].copy())
+        clock.t += BLOCK / SR
+    return np.concatenate(chunks)
+
+
+def test_resampling_keeps_a_tone_and_its_rate() -> None:
+    down, up = Resampler(2), Resampler(2)
+    tone = _sine(SR)  # 1 s at 48 kHz
+    half = np.concatenate([down.down(tone[i : i + SLOT]) for i in range(0, SR, SLOT)])
+    back = np.concatenate([up.up(half[i : i + SLOT // 2]) for i in range(0, len(half), SLOT // 2)])
+    assert len(half) == SR // 2 and len(back) == SR
+    spectrum = np.abs(np.fft.rfft(back[4800:]))
+    assert abs(np.argmax(spectrum) * SR / len(back[4800:]) - 440) < 2  # still 440 Hz
+    assert 0.25 < np.abs(back[4800:]).max() < 0.35  # and its level
+
+
+def test_the_context_hears_what_the_callback_put_out(audio_preset, rings) -> None:
+    """Heard blocks (as the callback writes them) become codec frames in the model's context,
+    K tokens a frame, at their place; a tone's codes are not silence's; a rollback drops only
+    the model's frames, and the heard frames of that time take their place."""
+    from livegen.models.audio_preset import load_audio_models, load_audio_preset
+    from livegen.models.codec_fast import FastCodec
+    from livegen.models.streaming import StreamingDecoder
+
+    loaded, codec = load_audio_models(load_audio_preset(audio_preset), "cpu")
+    vocab = loaded.model.config.audio_vocab()
+    context = AudioContext(StreamingDecoder(loaded.model), FastCodec(codec), vocab, rings, factor=2)
+    start = context.decoder.position  # after BEGIN
+    frames = 12
+    silence, tone = np.zeros(SLOT * 6, np.float32), _sine(SLOT * 6, start=SLOT * 6)
+    for at in range(0, SLOT * frames, BLOCK):
+        block = np.concatenate([silence, tone])[at : at + BLOCK]
+        rings.write_heard(np.stack([block, block], axis=1), at)
+    assert context.listen() == frames
+    assert context.take_heard() == frames  # a whole batch
+    assert context.decoder.position == start + frames * vocab.levels
+    assert not np.array_equal(context.codes[1], context.codes[8])  # silence is not the tone
+    context.begin_model()
+    for _ in range(3):  # the model writes three frames
+        codes = np.array([5, 7])
+        context.decoder.append(vocab.flatten(codes[None]).tolist())
+        context.put_model(codes)
+    assert context.frame == frames + 3
+    assert context.roll_back(frames + 1) == 2  # its frames from 13 on: dropped
+    assert context.decoder.position == start + (frames + 1) * vocab.levels
+    assert context.roll_back(0) == 0  # once rolled back, no heard frame is ever dropped
+    for at in range(SLOT * frames, SLOT * (frames + 10), BLOCK):
+        block = _sine(BLOCK, start=at)
+        rings.write_heard(np.stack([block, block], axis=1), at)
+    context.listen()
+    assert context.take_heard(force=True) == 9  # heard frames 13..21 follow the model's 12
+    assert context.frame == frames + 10
+
+
+def _voice_renderer(rings: AudioRings) -> tuple[CallbackRenderer, ManualClock]:
+    clock = ManualClock()
+    spec = AudioSpec(
+        t0=0.0, soundfont=DEFAULT_SOUNDFONT, sample_rate=SR, blocksize=BLOCK, voice=rings.layout
+    )
+    return CallbackRenderer(spec, clock=clock), clock
+
+
+def test_a_cut_fades_the_old_future_out_and_plays_none_of_it(rings) -> None:
+    """The model's frames (a tone here, so a hard cut would jump by up to 0.3) play from the
+    ring; a cut mid-frame fades them out over 5 ms, no sample-to-sample step larger than the
+    tone's own, and nothing of the old epoch plays after it, though it is still in the ring."""
+    renderer, clock = _voice_renderer(rings)
+    frames = 40
+    for j in range(frames):
+        flags = FIRST if j == 2 else LAST if j == frames - 1 else 0
+        if j >= 2:
+            rings.write_slot(j, 0, _sine(SLOT, start=j * SLOT), flags)
+    before = _play(renderer, clock, 60)  # frames 0-9: silence, then the tone from frame 2
+    latency = renderer.latency_frames
+    assert np.abs(before[: 2 * SLOT - 1]).max() < 1e-6
+    assert np.abs(before[2 * SLOT + latency :]).max() > 0.25
+    cut_t = clock.t + 300 / SR  # mid-block, mid-frame
+    renderer.inbox.append(CancelAfter(cut_t, 1))
+    after = _play(renderer, clock, 120)
+    heard = np.concatenate([before, after])
+    cut = renderer.frame_of(cut_t)
+    steady = np.abs(np.diff(heard[2 * SLOT + 10 : cut])).max()
+    around = np.abs(np.diff(heard[cut - 200 : cut + 400])).max()
+    assert around <= steady * 1.2  # no click at the switch (a hard cut: up to 0.3)
+    assert np.abs(heard[cut + 240 :]).max() < 1e-6  # the old future: not played
+    assert np.abs(heard[cut - 50 : cut]).max() > 0.1  # the tone played up to the cut
+    voice = renderer.voice
+    assert voice.onsets == 1 and voice.late_frames == 0
+    # A new turn (epoch 1) plays again; a frame missing mid-turn is counted late.
+    now_frame = (renderer.synth.frame // SLOT) + 2
+    rings.write_slot(now_frame, 1, _sine(SLOT), FIRST)
+    rings.write_slot(now_frame + 2, 1, _sine(SLOT), LAST)
+    _play(renderer, clock, 30)
+    assert voice.onsets == 2 and voice.late_frames == 1
+    renderer.voice.close()
+
+
+# ---- the whole jam through JACK ----------------------------------------------------------------
+
+
+def _mono(path: Path) -> np.ndarray:
+    with wave.open(str(path)) as handle:
+        pcm = np.frombuffer(handle.readframes(handle.getnframes()), "<i2")
+        channels, rate = handle.getnchannels(), handle.getframerate()
+    assert rate == SR
+    return pcm.reshape(-1, channels)[:, 0].astype(np.float64) / 32768
+
+
+def _envelope(audio: np.ndarray) -> np.ndarray:
+    """RMS per millisecond."""
+    n = len(audio) // 48 * 48
+    return np.sqrt((audio[:n] ** 2).reshape(-1, 48).mean(axis=1))
+
+
+def _runs(loud: np.ndarray, gap: int = 40) -> list[tuple[int, int]]:
+    """(start, end) ms of the loud stretches, joining those less than `gap` ms apart."""
+    runs: list[list[int]] = []
+    for index in np.flatnonzero(loud):
+        if runs and index - runs[-1][1] <= gap:
+            runs[-1][1] = int(index)
+        else:
+            runs.append([int(index), int(index)])
+    return [(a, b + 1) for a, b in runs]
+
+
+def _jam(jack: JackServer, tmp_path: Path, preset: Path, controls: Controls, **settings):  # noqa: ANN202
+    engine = JamEngine(
+        jack_settings(tmp_path, preset=str(preset), audio_device=None, seed=3, **settings),
+        controls,
+    )
+    engine.start()
+    assert not engine.stats().problems, engine.stats().problems
+    return engine
+
+
+def _capture(jack: JackServer, path: Path, seconds: float) -> subprocess.Popen:
+    ports = [jack.wait_for_port("PortAudio:out_0"), jack.wait_for_port("PortAudio:out_1")]
+    return subprocess.Popen(
+        ["jack_rec", "-f", str(path), "-d", str(seconds), "-b", "16", *ports],
+        env=jack.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def test_continue_mode_plays_the_models_sound_after_the_phrase(
+    jack: JackServer, tmp_path: Path, audio_preset: Path
+) -> None:
+    """The player's phrase (FluidSynth, into the model's context through the codec) and then
+    the model's sound, heard in the JACK graph: it begins once the phrase has ended and lasts
+    the turn's length (a wrong rate would stretch or halve it); the headless meters show it;
+    the recording keeps the WAV of both and the player's MIDI."""
+    controls = Controls(silence_seconds=0.5, response_seconds=1.0)
+    rec = tmp_path / "rec"
+    engine = _jam(jack, tmp_path, audio_preset, controls, record_dir=str(rec), record_wav=True)
+    keyboard = None
+    capture = tmp_path / "heard.wav"
+    try:
+        recorder = _capture(jack, capture, 3.5)
+        keyboard = Keyboard(jack)
+        keyboard.connect()
+        time.sleep(0.3)
+        keyboard.phrase([60, 67], length=0.15)
+        assert wait_until(lambda: engine.stats().frames_ahead, 2.0), "the model never wrote"
+        stats = engine.stats()
+        recorder.wait(timeout=20)
+        assert wait_until(lambda: engine.stats().reaction_ms > 0, 2.0)
+    finally:
+        stop_session(engine, keyboard)
+    assert stats.realtime_factor > 0 and stats.frames_ahead > 0
+    runs = _runs(_envelope(_mono(capture)) > 2e-3)
+    assert len(runs) >= 2, runs  # the player's phrase, then the model
+    player, model = runs[0], runs[-1]
+    assert model[0] - player[1] >= 200, runs  # after the phrase, and after a silence
+    assert 900 <= model[1] - model[0] <= 1100, runs  # response_seconds, at the right rate
+    take = Path(engine.recording_path)
+    recorded = _runs(_envelope(_mono(take.with_suffix(".wav"))) > 2e-3)
+    assert len(recorded) >= 2 and 900 <= recorded[-1][1] - recorded[-1][0] <= 1100, recorded
+    import mido
+
+    notes = [m.note for m in mido.MidiFile(take) if m.type == "note_on" and m.velocity]
+    assert notes[:2] == [60, 67]  # the player's MIDI, kept beside the sound
+
+
+def test_the_player_cuts_the_model_off_without_a_click(
+    jack: JackServer, tmp_path: Path, audio_preset: Path
+) -> None:
+    """The player plays in the middle of the model's 3 s turn: its sound stops within a few
+    ms of the player's key (faded, no step beyond its own) and its written future never
+    plays; the model answers the new phrase later. No passthrough: what is heard after the
+    cut is the model's alone."""
+    controls = Controls(silence_seconds=0.4, response_seconds=3.0, passthrough=False)
+    engine = _jam(jack, tmp_path, audio_preset, controls)
+    keyboard = None
+    capture = tmp_path / "heard.wav"
+    try:
+        recorder = _capture(jack, capture, 3.0)
+        keyboard = Keyboard(jack)
+        keyboard.connect()
+        time.sleep(0.3)
+        keyboard.phrase([60], length=0.1)
+        assert wait_until(lambda: engine.stats().model_speaking, 3.0), "no turn"
+        assert wait_until(lambda: engine.stats().reaction_ms > 0, 3.0), engine.drain_log()
+        time.sleep(0.6)  # the model plays
+        keyboard.send([0x90, 62, 90])
+        cut_at = time.monotonic()
+        time.sleep(0.2)
+        keyboard.send([0x80, 62, 0])
+        recorder.wait(timeout=20)
+        assert time.monotonic() - cut_at < 3.0 - 0.3  # the turn would still have been on
+    finally:
+        stop_session(engine, keyboard)
+    audio = _mono(capture)
+    runs = _runs(_envelope(audio) > 1e-3, gap=20)
+    model = runs[0]  # no passthrough: the first sound is the model's first turn
+    assert 400 <= model[1] - model[0] < 2000, runs  # cut off well before its 3 s
+    end = model[1] * 48
+    steady = np.abs(np.diff(audio[end - 4800 : end - 480])).max()
+    assert np.abs(np.diff(audio[end - 480 : end + 480])).max() <= steady * 1.5  # no click
+    after = [r for r in runs if r[0] > model[1]]
+    # Nothing for the silence the player left (the old future would have filled it).
+    assert all(r[0] - model[1] >= 300 for r in after), runs
+
+
+# ---- bad inputs ------------------------------------------------------------------------------
+
+
+def test_bad_audio_jam_inputs_are_one_line_errors(audio_preset, tmp_path, capsys) -> None:
+    broken = tmp_path / "no-codec.toml"
+    broken.write_text(
+        audio_preset.read_text().replace('preset = "codec-24k"', 'preset = "no-such-codec"') + "",
+    )
+    (tmp_path / "tiny-audio").symlink_to(audio_preset.parent / "tiny-audio")
+    midi = tiny_preset(tmp_path)
+    cases = [
+        (["--preset", str(broken)], "no codec preset 'no-such-codec'"),
+        (["--preset", str(audio_preset), "--audio-device", "none"], "heard only through"),
+        (["--preset", str(audio_preset), "--sample-rate", "44100"], "whole multiple"),
+        (["--preset", str(midi), "--audio-in", "system:capture_1"], "needs an audio preset"),
+    ]
+    for args, message in cases:
+        code = livegen_main(["jam", "--headless", "--in", "none", "--out", "none", *args])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and message in err and len(err.splitlines()) == 1, (args, err)
