@@ -280,6 +280,49 @@ def test_the_player_cuts_the_model_off_without_a_click(
     assert all(r[0] - model[1] >= 300 for r in after), runs
 
 
+def test_headless_call_mode_answers_each_phrase_and_shows_the_meters(
+    jack: JackServer, tmp_path: Path, audio_preset: Path
+) -> None:
+    """`livegen jam --headless --mode call` with an audio preset: the model answers the
+    player's phrase for as long as the phrase was (not the 4 s a continuation would take);
+    the status line shows frames ahead, late frames and the real-time factor; the take is a
+    WAV of what was heard and the player's MIDI."""
+    import sys
+
+    rec = tmp_path / "rec"
+    command = [sys.executable, "-m", "livegen.cli", "jam", "--headless", "--api", "jack"]
+    command += ["--preset", str(audio_preset), "--mode", "call", "--silence", "0.4"]
+    command += ["--response", "4", "--out", "none", "--duration", "7"]
+    command += ["--record", str(rec), "--record-wav", "--seed", "2"]
+    root = Path(__file__).resolve().parent.parent
+    jam = subprocess.Popen(command, cwd=root, env=jack.env, stdout=subprocess.PIPE, text=True)
+    keyboard = None
+    try:
+        jack.wait_for_port("livegen in", timeout=60)
+        capture = tmp_path / "heard.wav"
+        recorder = _capture(jack, capture, 3.0)
+        keyboard = Keyboard(jack)
+        keyboard.connect()
+        time.sleep(0.3)
+        keyboard.phrase([60, 64, 67], length=0.15)  # 0.55 s from the first key to the last up
+        recorder.wait(timeout=20)
+        out, _ = jam.communicate(timeout=60)
+    finally:
+        if keyboard is not None:
+            keyboard.close()
+        if jam.poll() is None:
+            jam.kill()
+    assert jam.returncode == 0, out
+    runs = _runs(_envelope(_mono(capture)) > 2e-3)
+    answer = runs[-1]
+    assert 450 <= answer[1] - answer[0] <= 700, runs  # the phrase's length, not 4 s
+    status = [line for line in out.splitlines() if "RTF" in line]
+    assert status and "frames ahead" in status[-1] and "late frames" in status[-1], out
+    assert "reaction" in out and "recorded " in out, out
+    takes = list(rec.glob("*.mid"))
+    assert len(takes) == 1 and takes[0].with_suffix(".wav").stat().st_size > 48000 * 4
+
+
 # ---- bad inputs ------------------------------------------------------------------------------
 
 
