@@ -10,7 +10,6 @@ audio_worker.py) and is heard through the callback (livegen/model_voice.py).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -118,33 +117,11 @@ def refuse_midi_preset_for_audio_in(name: str) -> None:
     )
 
 
-def jack_audio_outputs() -> list[str] | None:
-    """The JACK ports that send audio (capture ports, other programs' outputs); None when no
-    JACK server answers."""
-    import shutil
-    import subprocess
-
-    if shutil.which("jack_lsp") is None:
-        return None
-    env = {**os.environ, "JACK_NO_START_SERVER": "1"}
-    try:
-        done = subprocess.run(
-            ["jack_lsp", "-p", "-t"], env=env, capture_output=True, text=True, timeout=10
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    if done.returncode != 0 or "not running" in done.stderr + done.stdout:
-        return None
-    ports, lines = [], done.stdout.splitlines()
-    for name, properties, kind in zip(lines[::3], lines[1::3], lines[2::3]):
-        if "output" in properties and "audio" in kind:
-            ports.append(name.strip())
-    return ports
-
-
 def check_audio_in(port: str) -> None:
     """--audio-in names a JACK port that sends audio, or it is one clear line."""
-    ports = jack_audio_outputs()
+    from livegen.jack_ports import audio_ports
+
+    ports = audio_ports("output")
     if ports is None:
         raise AudioJamError(
             f"--audio-in {port!r}: no JACK server is running (start one: jackd -d alsa)"

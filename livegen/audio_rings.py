@@ -25,7 +25,8 @@ import numpy as np
 
 FIRST, LAST = 1, 2  # slot flags: the first / last frame of a model turn
 # Header fields (float64): the callback writes them, the worker reads them.
-ANCHOR, LATENCY, RENDERED, ACCEPT = 0, 1, 2, 3
+ANCHOR, LATENCY, RENDERED, ACCEPT, INPUT_LOUD = 0, 1, 2, 3, 4
+INPUT_THRESHOLD = 0.003  # RMS of an --audio-in block above this: the player is sounding
 _HEADER = 8
 
 
@@ -67,7 +68,7 @@ class AudioRings:
         layout = RingLayout(memory.name, sample_rate, slot, slots, slots * slot)
         rings = cls(layout, memory, owner=True)
         rings.header[:] = 0.0
-        rings.header[ANCHOR] = np.nan
+        rings.header[ANCHOR] = rings.header[INPUT_LOUD] = np.nan
         rings.meta[:, 0] = -1
         return rings
 
@@ -99,6 +100,17 @@ class AudioRings:
         if first < n:
             self.heard[: n - first] = mono[first:]
         self.header[RENDERED] = start + n
+
+    def input_heard(self, block: np.ndarray, now: float) -> None:
+        """An --audio-in block at session time `now`: loud enough, the player is sounding."""
+        if float(np.sqrt(np.mean(block * block))) > INPUT_THRESHOLD:
+            self.header[INPUT_LOUD] = now
+
+    @property
+    def input_loud_at(self) -> float | None:
+        """The session time the audio input was last loud (None: never)."""
+        value = self.header[INPUT_LOUD]
+        return None if np.isnan(value) else float(value)
 
     def read_slot(self, frame: int, epoch: int, into: np.ndarray) -> int:
         """Copy codec frame `frame`'s slot into `into` if it holds that frame from `epoch` or

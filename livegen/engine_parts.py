@@ -46,6 +46,7 @@ class PartsMixin:
     swap_seconds: float | None = None  # the last preset swap: request -> the new model's turn
     rings = None  # an audio preset's shared rings (livegen/audio_rings.py); None: a MIDI model
     onsets_heard = 0  # an audio model's turns whose first sound went out, seen so far
+    input_sounding = False  # --audio-in: the player's sound is on
 
     def open_parts(self) -> None:
         from livegen.audio_jam import (
@@ -156,6 +157,7 @@ class PartsMixin:
             programs={self.controls.model_channel: self.program()},
             wav_path=wav,
             voice=self.rings.layout if self.rings is not None else None,
+            audio_in=settings.audio_in,
         )
         self.audio = AudioOut(spec)
         self.audio.launch()
@@ -293,6 +295,8 @@ class PartsMixin:
                 self.problems["audio"] = self.audio.problem
             if self.rings is not None and self.audio.latest is not None:
                 self._model_heard(self.audio.latest)
+        if self.rings is not None and self.settings.audio_in:
+            self._input_sounding(now)
         self._check_scheduling()
 
     def _check_scheduling(self) -> None:
@@ -305,6 +309,15 @@ class PartsMixin:
         if line is not None and line != self.scheduling_said:
             self.say(line)
         self.scheduling_said = line
+
+    def _input_sounding(self, now: float) -> None:
+        """--audio-in: the player sounds while the input was loud within the last 100 ms
+        (checked every housekeeping, 50 ms); a change is a turn's cue (TurnTaking.sound)."""
+        loud_at = self.rings.input_loud_at
+        sounding = loud_at is not None and now - loud_at < 0.1
+        if sounding != self.input_sounding:
+            self.input_sounding = sounding
+            self.turns.sound(sounding, loud_at if not sounding else now)
 
     def _model_heard(self, stats) -> None:  # noqa: ANN001 - messages.AudioStats
         """An audio model's turn began to sound (the callback says when): the reaction, from

@@ -69,6 +69,18 @@ class TurnTaking:
                     self._say(f"phrase end (controller {number})")
                     self.replan(t)
 
+    def sound(self, sounding: bool, t: float) -> None:
+        """--audio-in: the player's sound began (as a key goes down) or ended (as the last
+        key comes up): the same turns, phrase ends by silence."""
+        controls = self._controls()
+        if sounding:
+            action = self.planner.note_on(t, controls, 1)
+            if action is not None:
+                self.cut(close=action == "yield", hold=False, t=t)
+        else:
+            self.planner.note_off(t, controls, 0)
+        self.replan(t)
+
     def tick(self, now: float) -> None:
         """The live encoder's steps become final as time passes."""
         if self.busy:

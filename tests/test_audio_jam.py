@@ -227,12 +227,14 @@ def test_continue_mode_plays_the_models_sound_after_the_phrase(
         stop_session(engine, keyboard)
     assert stats.realtime_factor > 0 and stats.frames_ahead > 0
     runs = _runs(_envelope(_mono(capture)) > 2e-3)
-    assert len(runs) >= 2, runs  # the player's phrase, then the model
-    player, model = runs[0], runs[-1]
-    assert model[0] - player[1] >= 200, runs  # after the phrase, and after a silence
+    player = runs[0]
+    # The model: after the phrase and a silence (a late frame or two under load may split it).
+    after = [run for run in runs if run[0] - player[1] >= 200]
+    assert after, runs
+    model = (after[0][0], after[-1][1])
     assert 900 <= model[1] - model[0] <= 1100, runs  # response_seconds, at the right rate
     take = Path(engine.recording_path)
-    recorded = _runs(_envelope(_mono(take.with_suffix(".wav"))) > 2e-3)
+    recorded = _runs(_envelope(_mono(take.with_suffix(".wav"))) > 2e-3, gap=100)
     assert len(recorded) >= 2 and 900 <= recorded[-1][1] - recorded[-1][0] <= 1100, recorded
     import mido
 
@@ -269,7 +271,7 @@ def test_the_player_cuts_the_model_off_without_a_click(
     finally:
         stop_session(engine, keyboard)
     audio = _mono(capture)
-    runs = _runs(_envelope(audio) > 1e-3, gap=20)
+    runs = _runs(_envelope(audio) > 1e-3, gap=60)
     model = runs[0]  # no passthrough: the first sound is the model's first turn
     assert 400 <= model[1] - model[0] < 2000, runs  # cut off well before its 3 s
     end = model[1] * 48
@@ -314,13 +316,65 @@ def test_headless_call_mode_answers_each_phrase_and_shows_the_meters(
             jam.kill()
     assert jam.returncode == 0, out
     runs = _runs(_envelope(_mono(capture)) > 2e-3)
-    answer = runs[-1]
-    assert 450 <= answer[1] - answer[0] <= 700, runs  # the phrase's length, not 4 s
+    # The answer: everything after the player's phrase (a late frame or two under load may
+    # split it), from its first sound to its last.
+    answer = (runs[1][0], runs[-1][1])
+    assert len(runs) >= 2 and 450 <= answer[1] - answer[0] <= 700, runs  # not 4 s
     status = [line for line in out.splitlines() if "RTF" in line]
     assert status and "frames ahead" in status[-1] and "late frames" in status[-1], out
     assert "reaction" in out and "recorded " in out, out
     takes = list(rec.glob("*.mid"))
     assert len(takes) == 1 and takes[0].with_suffix(".wav").stat().st_size > 48000 * 4
+
+
+def _tone_level(audio: np.ndarray, hz: float) -> float:
+    """The level of a tone at `hz` in audio: its spectrum's magnitude there, per sample."""
+    spectrum = np.abs(np.fft.rfft(audio * np.hanning(len(audio))))
+    bins = np.fft.rfftfreq(len(audio), 1 / SR)
+    near = (bins > hz - 10) & (bins < hz + 10)
+    return float(spectrum[near].max() / len(audio))
+
+
+def test_audio_in_hears_a_jack_port_and_takes_turns_by_its_sound(
+    jack: JackServer, tmp_path: Path, audio_preset: Path
+) -> None:
+    """--audio-in PORT: a JACK client (jack_metro, 880 Hz beeps once a second) is what the
+    model hears and what cues its turns (no MIDI at all); the beeps are recorded with the
+    model's sound, not played back out (no feedback)."""
+    metro = subprocess.Popen(
+        ["jack_metro", "-b", "60", "-f", "880", "-A", "0.5", "-D", "150", "-n", "metro"],
+        env=jack.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        port = jack.wait_for_port("metro:")
+        controls = Controls(silence_seconds=0.3, response_seconds=0.4)
+        rec = tmp_path / "rec"
+        engine = _jam(
+            jack,
+            tmp_path,
+            audio_preset,
+            controls,
+            input="none",
+            audio_in=port,
+            record_dir=str(rec),
+            record_wav=True,
+        )
+        capture = tmp_path / "out.wav"
+        try:
+            recorder = _capture(jack, capture, 3.0)
+            assert wait_until(lambda: engine.stats().reaction_ms > 0, 5.0), engine.drain_log()
+            recorder.wait(timeout=20)
+        finally:
+            stop_session(engine, None)
+    finally:
+        metro.terminate()
+        metro.wait(timeout=10)
+    recorded = _mono(Path(engine.recording_path).with_suffix(".wav"))
+    out = _mono(capture)
+    assert _tone_level(recorded, 880) > 5 * _tone_level(out, 880)  # heard, not played
+    assert _envelope(out).max() > 2e-3  # the model's answers went out
 
 
 # ---- bad inputs ------------------------------------------------------------------------------
@@ -338,6 +392,7 @@ def test_bad_audio_jam_inputs_are_one_line_errors(audio_preset, tmp_path, capsys
         (["--preset", str(audio_preset), "--audio-device", "none"], "heard only through"),
         (["--preset", str(audio_preset), "--sample-rate", "44100"], "whole multiple"),
         (["--preset", str(midi), "--audio-in", "system:capture_1"], "needs an audio preset"),
+        (["--preset", str(audio_preset), "--audio-in", "nowhere:out"], "--audio-in"),
     ]
     for args, message in cases:
         code = livegen_main(["jam", "--headless", "--in", "none", "--out", "none", *args])
