@@ -15,10 +15,10 @@ comparison). The peer plays the same phrases into "livegen in" as for bench_jam.
   from the ring mid-turn when the callback needed them (Stats.late_frames);
 - xruns: jackd's count while the peer plays, with bench_jam.py's machine-gap accounting (an
   xrun that came with a CPU gap longer than half a period was the machine's, not a client's);
-- reaction: phrase end decided (the peer's last release + silence) -> the model's first
-  sample: "engine", the callback's clock when it wrote it; "through JACK", its onset in a
-  jack_rec capture of livegen's output, aligned to the peer's clock by the first phrase's
-  first onset (the player's passthrough);
+- reaction: phrase end decided (the last release + silence) -> the callback writing the
+  model's first sample of the turn (its clock), as bench_jam.py's "engine" reaction for a
+  MIDI model's first note (no capture client: jack_rec, not real-time, was itself the late
+  client of most xruns in a trial);
 - generation: the worker's real-time factor (16 ms / its median time per frame: 4 tokens
   sampled, one codec decode) and tokens/s during turns against the 250/s needed.
 Prints figures, then one JSON line.
@@ -33,10 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
-import wave
 from pathlib import Path
-
-import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -57,31 +54,6 @@ from benchmarks.bench_jam import (  # noqa: E402
 SILENCE, RESPONSE = 0.4, 2.0
 
 
-def onsets(path: Path, releases: list[float], start: float, began: float) -> list[float]:
-    """Reaction through JACK (ms) per phrase, from a capture of livegen's output that began
-    at perf_counter `began` (estimated; corrected by the first phrase's first onset, sent at
-    `start`)."""
-    with wave.open(str(path)) as handle:
-        pcm = np.frombuffer(handle.readframes(handle.getnframes()), "<i2")
-        mono = pcm.reshape(-1, handle.getnchannels())[:, 0].astype(np.float64) / 32768
-    ms = np.sqrt((mono[: len(mono) // 48 * 48] ** 2).reshape(-1, 48).mean(axis=1))
-    loud = np.flatnonzero(ms > 2e-3)
-    if not len(loud):
-        return []
-    offset = (start - began) * 1e3 - loud[loud >= max(0, (start - began) * 1e3 - 200)][0]
-    reactions = []
-    for release in releases:
-        decided = (release + SILENCE - began) * 1e3 - offset  # ms into the capture
-        lo = int(decided)
-        if lo < 150 or lo + 1000 > len(ms):
-            continue
-        floor = ms[lo - 150 : lo - 50].mean()
-        after = np.flatnonzero(ms[lo - 50 : lo + 1000] > max(2e-3, 3 * floor))
-        if len(after):
-            reactions.append(float(after[0] - 50))
-    return reactions
-
-
 def audio_session(bench: Bench) -> dict:
     from livegen.controls import Controls, JamSettings
     from livegen.engine import JamEngine
@@ -92,14 +64,7 @@ def audio_session(bench: Bench) -> dict:
     opened = time.perf_counter()
     engine.start()
     problems = list(engine.stats().problems)
-    capture = bench.log.parent / "audio-out.wav"
-    ports = ["PortAudio:out_0", "PortAudio:out_1"]
     seconds = bench.seconds
-    recorder = subprocess.Popen(
-        ["jack_rec", "-f", str(capture), "-d", str(seconds + 3), "-b", "16", *ports],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     began = time.perf_counter()
     probe, stolen = start_probe(), stolen_ms()
     peer = subprocess.Popen(
@@ -119,7 +84,6 @@ def audio_session(bench: Bench) -> dict:
     stats = engine.stats()
     latest = engine.audio.latest if engine.audio is not None else None
     engine.stop()
-    recorder.wait(timeout=30)
     time.sleep(0.2)
     playing, times = jack_xruns(bench.log, *result["playing"])
     around, _ = jack_xruns(bench.log, opened, began + wall)
@@ -128,7 +92,6 @@ def audio_session(bench: Bench) -> dict:
     period_ms = 1e3 * bench.period / 48000
     before = None if gaps is None else [gap_before(t, gaps, period_ms / 2) for t in times]
     machine = None if before is None else sum(map(bool, before))
-    jack = onsets(capture, result["releases"], first + 0.3, began)
     return {
         "worker": "audio",
         "seconds": round(wall, 1),
@@ -145,9 +108,7 @@ def audio_session(bench: Bench) -> dict:
         "stolen_ms": round(stolen, 1),
         "reaction_engine_ms_p50": pct(engine.measured["reaction_ms"], 50),
         "reaction_engine_ms_max": max(engine.measured["reaction_ms"], default=None),
-        "reaction_jack_ms_p50": pct(jack, 50),
-        "reaction_jack_ms_max": max(jack, default=None),
-        "turns_heard": len(jack),
+        "turns": len(engine.measured["reaction_ms"]),
         "realtime_factor_p50": pct(rtf, 50),
         "realtime_factor_p10": pct(rtf, 10),
         "frames_ahead_p50": pct(ahead, 50),
@@ -178,8 +139,7 @@ def report(setup: dict, results: list[dict]) -> None:
             print(f"  late audio frames        {r['late_frames']} of {r['model_frames_played']}")
             print(
                 f"  reaction                 engine p50 {_ms(r['reaction_engine_ms_p50'])} "
-                f"(max {_ms(r['reaction_engine_ms_max'])}), through JACK p50 "
-                f"{_ms(r['reaction_jack_ms_p50'])} ({r['turns_heard']} turns)"
+                f"(max {_ms(r['reaction_engine_ms_max'])}, {r['turns']} turns)"
             )
             print(
                 f"  generation               {r['realtime_factor_p50']}x real time p50 "

@@ -94,6 +94,8 @@ class AudioWorkerCore:
         self.epoch = 0
         self.plan: Plan | None = None
         self.writing = False  # the model has begun its turn's frames
+        self.turn = (0, 0)  # its first played and end codec frames, fixed when it begins
+        self.end_moved = False
         self.played_first = False
         self.tokens = self.late_frames = 0
         self.token_ms: deque[float] = deque(maxlen=256)
@@ -111,6 +113,7 @@ class AudioWorkerCore:
             case Plan():
                 if self.plan is None or self.plan.start != message.start:
                     self._stop_turn()
+                self.end_moved = self.plan is not None and self.plan.end != message.end
                 self.plan = message
             case NoPlan():
                 self.plan = None
@@ -163,10 +166,21 @@ class AudioWorkerCore:
         horizon = (
             context.now_frame + 1 + math.ceil(self.lookahead_steps * 0.01 / self.frame_seconds)
         )
-        if frames is None or frames[0] > horizon:
-            context.take_heard()
+        if frames is None:
+            if not self.writing:
+                context.take_heard()
             return False
-        first, end = frames
+        if not self.writing:
+            if frames[0] > horizon:
+                context.take_heard()
+                return False
+            # Fixed for the turn (the callback's anchor may move a frame meanwhile): frames
+            # whose time has come already are the model's lead-in, not played.
+            self.turn = (max(frames[0], context.now_frame + 2), frames[1])
+        elif self.turn[1] != frames[1] and self.end_moved:
+            self.turn = (self.turn[0], frames[1])  # a new Plan moved the turn's end
+        self.end_moved = False
+        first, end = self.turn
         if context.frame >= end and self.writing:
             self._turn_over(plan)
             return False
