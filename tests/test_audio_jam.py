@@ -398,3 +398,14 @@ def test_bad_audio_jam_inputs_are_one_line_errors(audio_preset, tmp_path, capsys
         code = livegen_main(["jam", "--headless", "--in", "none", "--out", "none", *args])
         err = capsys.readouterr().err.strip()
         assert code == 2 and message in err and len(err.splitlines()) == 1, (args, err)
+
+
+def test_the_tui_meters_show_an_audio_models_frames() -> None:
+    from livegen.controls import Stats
+    from livegen.tui.meters import meters_text
+
+    stats = Stats(running=True, realtime_factor=1.84, frames_ahead=12.5, late_frames=2)
+    plain = meters_text(stats, Controls()).plain
+    assert "late 2" in plain and "RTF 1.8x" in plain and "input" not in plain
+    assert all(len(line) <= 46 for line in plain.splitlines())  # fits beside the controls
+    assert "input" in meters_text(Stats(running=True), Controls()).plain  # a MIDI model's
