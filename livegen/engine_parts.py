@@ -146,7 +146,8 @@ class PartsMixin:
             self.say("sound: off (--audio-device none)")
             return
         wav = None
-        if settings.record_wav and self.recording_path:
+        # An audio model's part exists only as sound: its takes always keep the WAV.
+        if (settings.record_wav or self.rings is not None) and self.recording_path:
             wav = str(os.path.splitext(self.recording_path)[0] + ".wav")
         spec = AudioSpec(
             t0=self.t0,

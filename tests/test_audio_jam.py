@@ -409,3 +409,52 @@ def test_the_tui_meters_show_an_audio_models_frames() -> None:
     assert "late 2" in plain and "RTF 1.8x" in plain and "input" not in plain
     assert all(len(line) <= 46 for line in plain.splitlines())  # fits beside the controls
     assert "input" in meters_text(Stats(running=True), Controls()).plain  # a MIDI model's
+
+
+def test_the_tui_jams_with_an_audio_preset(
+    jack: JackServer, tmp_path: Path, audio_preset: Path
+) -> None:
+    """The terminal UI (its engine in a process of its own, as a user runs it) with an audio
+    preset: the computer keyboard's notes are heard by the model, which answers; the meters
+    show its real-time factor."""
+    import asyncio
+
+    from livegen.engine_host import EngineProcess
+    from livegen.midi_ports import forget_midi_clients
+    from livegen.settings_file import SavedSettings
+    from livegen.tui.app import JamApp
+    from livegen.tui.meters import Meters
+
+    settings = jack_settings(tmp_path, preset=str(audio_preset), input="none", audio_device=None)
+    app = JamApp(
+        SavedSettings(jam=settings, controls=Controls(silence_seconds=0.3)),
+        engine_factory=EngineProcess,
+        bench=None,
+        settings_file=tmp_path / "config" / "settings.toml",
+    )
+
+    async def until(pilot, condition, timeout: float) -> bool:  # noqa: ANN001
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                return False
+            await pilot.pause(0.05)
+        return True
+
+    async def jam() -> None:
+        async with app.run_test(size=(120, 40)) as pilot:
+            assert await until(pilot, lambda: app.engine_state in ("running", "failed"), 60)
+            assert app.engine_state == "running", app.start_problem
+            await pilot.press("a")
+            assert await until(pilot, lambda: app.engine.stats().reaction_ms > 0, 8.0)
+            meters = app.jam_screen.query_one(Meters)
+            assert await until(pilot, lambda: "RTF" in meters.render().plain, 3.0)
+            await pilot.press("ctrl+q")
+            assert await until(pilot, lambda: app.engine_state == "stopped", 15.0)
+
+    try:
+        asyncio.run(jam())
+    finally:
+        if app.engine is not None:
+            app.engine.stop()
+        forget_midi_clients()
