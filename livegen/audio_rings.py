@@ -24,6 +24,7 @@ from multiprocessing import shared_memory
 import numpy as np
 
 FIRST, LAST = 1, 2  # slot flags: the first / last frame of a model turn
+FLAG_BITS = 2  # above them, in a turn's first frame: the sample at which its sound begins
 # Header fields (float64): the callback writes them, the worker reads them.
 ANCHOR, LATENCY, RENDERED, ACCEPT, INPUT_LOUD = 0, 1, 2, 3, 4
 INPUT_THRESHOLD = 0.003  # RMS of an --audio-in block above this: the player is sounding

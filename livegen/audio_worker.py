@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from livegen.audio_context import AudioContext
-from livegen.audio_rings import FIRST, LAST, AudioRings, RingLayout
+from livegen.audio_rings import FIRST, FLAG_BITS, LAST, AudioRings, RingLayout
 from livegen.child import Child
 from livegen.decode_worker import WorkerError
 from livegen.kernels.time_steps import STEPS_PER_SECOND, step_to_seconds
@@ -94,7 +94,9 @@ class AudioWorkerCore:
         self.epoch = 0
         self.plan: Plan | None = None
         self.writing = False  # the model has begun its turn's frames
-        self.turn = (0, 0)  # its first played and end codec frames, fixed when it begins
+        # Its first played and end codec frames, and the sample of the first where its sound
+        # begins (the phrase end falls inside a frame), fixed when it begins.
+        self.turn = (0, 0, 0)
         self.end_moved = False
         self.played_first = False
         self.tokens = self.late_frames = 0
@@ -147,14 +149,15 @@ class AudioWorkerCore:
 
     # ---- work --------------------------------------------------------------------------------
 
-    def _frames(self, plan: Plan) -> tuple[int, int] | None:
-        """The plan's first and end codec frames, by the callback's clock (None: no sound yet)."""
+    def _frames(self, plan: Plan) -> tuple[int, int, int] | None:
+        """The plan's first and end codec frames by the callback's clock, and the sample in
+        the first at which the turn begins (None: no sound yet)."""
         start = self.rings.frame_of(step_to_seconds(plan.start))
         end = self.rings.frame_of(step_to_seconds(plan.end))
         if start is None or end is None:
             return None
         slot = self.rings.layout.slot
-        return math.ceil(start / slot), math.ceil(end / slot)
+        return start // slot, math.ceil(end / slot), start % slot
 
     def work(self) -> bool:
         """Hear what came, then write one model frame if the plan and lookahead allow; True if
@@ -176,11 +179,13 @@ class AudioWorkerCore:
                 return False
             # Fixed for the turn (the callback's anchor may move a frame meanwhile): frames
             # whose time has come already are the model's lead-in, not played.
-            self.turn = (max(frames[0], context.now_frame + 2), frames[1])
+            soon = context.now_frame + 2
+            begin = frames[2] if frames[0] >= soon else 0
+            self.turn = (max(frames[0], soon), frames[1], begin)
         elif self.turn[1] != frames[1] and self.end_moved:
-            self.turn = (self.turn[0], frames[1])  # a new Plan moved the turn's end
+            self.turn = (self.turn[0], frames[1], self.turn[2])  # a new Plan moved the end
         self.end_moved = False
-        first, end = self.turn
+        first, end, _ = self.turn
         if context.frame >= end and self.writing:
             self._turn_over(plan)
             return False
@@ -218,8 +223,11 @@ class AudioWorkerCore:
         if j >= first:
             flags = LAST if j == end - 1 else 0
             if not self.played_first:
-                flags |= FIRST
-                samples[: len(self.fade_in)] *= self.fade_in
+                begin = self.turn[2]
+                flags |= FIRST | begin << FLAG_BITS
+                samples[:begin] = 0.0
+                fade = min(len(self.fade_in), len(samples) - begin)
+                samples[begin : begin + fade] *= self.fade_in[:fade]
                 self.played_first = True
             if flags & LAST:
                 samples[len(samples) - len(self.fade_in) :] *= self.fade_in[::-1]

@@ -12,7 +12,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from livegen.audio_rings import ACCEPT, ANCHOR, FIRST, LAST, LATENCY, AudioRings, RingLayout
+from livegen.audio_rings import (
+    ACCEPT,
+    ANCHOR,
+    FIRST,
+    FLAG_BITS,
+    LAST,
+    LATENCY,
+    AudioRings,
+    RingLayout,
+)
 
 FADE_SECONDS = 0.005
 
@@ -21,6 +30,7 @@ class ModelVoice:
     def __init__(self, layout: RingLayout, latency_frames: int) -> None:
         self.rings = AudioRings.attach(layout)
         self.slot_len = layout.slot
+        self.sr = layout.sample_rate
         self.epoch = 0  # slots of earlier epochs were cut
         self.cut_at = 0  # frames before this still play the epoch before the last cut
         self.old_epoch = 0
@@ -69,12 +79,14 @@ class ModelVoice:
         while at < start + n:
             j, offset = divmod(at, self.slot_len)
             take = min(start + n - at, self.slot_len - offset)
-            self._slot(j, offset, take, mono[at - start : at - start + take], now)
+            self._slot(j, offset, take, mono[at - start : at - start + take], now - start / self.sr)
             at += take
         self._fade_into(mono, start)
         out += mono[:, None]
 
-    def _slot(self, j: int, offset: int, take: int, into: np.ndarray, now: float) -> None:
+    def _slot(self, j: int, offset: int, take: int, into: np.ndarray, zero: float) -> None:
+        """Slot j's samples [offset, offset + take) into `into`; `zero`: the session time at
+        which the block's clock would have written frame 0."""
         rings, begins = self.rings, offset == 0
         got = rings.read_slot(j, self.epoch, self.slot)
         if got:
@@ -89,9 +101,9 @@ class ModelVoice:
         if got:
             flags = got - 4
             self.frames_played += 1
-            if flags & FIRST:
+            if flags & FIRST:  # its sound begins this many samples into the slot
                 self.onsets += 1
-                self.last_onset = now
+                self.last_onset = zero + (j * self.slot_len + (flags >> FLAG_BITS)) / self.sr
             self.in_turn = not flags & LAST
         elif self.in_turn:
             self.late_frames += 1
