@@ -89,6 +89,7 @@ class AudioContext:
         for j, frame_codes in zip(range(first, last), codes):
             self._keep(j, frame_codes)
         self.frame = last
+        self.model_from = None  # heard frames follow the model's: those stay for good
         return count
 
     def _keep(self, j: int, codes: np.ndarray) -> None:
@@ -110,8 +111,9 @@ class AudioContext:
         return j
 
     def end_model(self) -> None:
-        """The turn is over: heard frames follow its last frame."""
-        self.model_from = None
+        """The turn is written: heard frames follow its last frame once their time comes.
+        Until then (its last frames are written ahead of the sound), a cut may still roll
+        the model's frames back."""
 
     def roll_back(self, frame: int) -> int:
         """Drop the model's frames from `frame` on (never a heard one): the context ends

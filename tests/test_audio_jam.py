@@ -232,10 +232,11 @@ def test_continue_mode_plays_the_models_sound_after_the_phrase(
     after = [run for run in runs if run[0] - player[1] >= 200]
     assert after, runs
     model = (after[0][0], after[-1][1])
-    assert 900 <= model[1] - model[0] <= 1100, runs  # response_seconds, at the right rate
+    # response_seconds (a frame or two late under load shortens it; at a wrong rate: 0.5 or 2 s)
+    assert 800 <= model[1] - model[0] <= 1200, runs
     take = Path(engine.recording_path)
     recorded = _runs(_envelope(_mono(take.with_suffix(".wav"))) > 2e-3, gap=100)
-    assert len(recorded) >= 2 and 900 <= recorded[-1][1] - recorded[-1][0] <= 1100, recorded
+    assert len(recorded) >= 2 and 800 <= recorded[-1][1] - recorded[-1][0] <= 1200, recorded
     import mido
 
     notes = [m.note for m in mido.MidiFile(take) if m.type == "note_on" and m.velocity]
@@ -319,7 +320,7 @@ def test_headless_call_mode_answers_each_phrase_and_shows_the_meters(
     # The answer: everything after the player's phrase (a late frame or two under load may
     # split it), from its first sound to its last.
     answer = (runs[1][0], runs[-1][1])
-    assert len(runs) >= 2 and 450 <= answer[1] - answer[0] <= 700, runs  # not 4 s
+    assert len(runs) >= 2 and 400 <= answer[1] - answer[0] <= 750, runs  # not 4 s
     status = [line for line in out.splitlines() if "RTF" in line]
     assert status and "frames ahead" in status[-1] and "late frames" in status[-1], out
     assert "reaction" in out and "recorded " in out, out
