@@ -219,13 +219,13 @@ def test_continue_mode_plays_the_models_sound_after_the_phrase(
         keyboard.connect()
         time.sleep(0.3)
         keyboard.phrase([60, 67], length=0.15)
-        assert wait_until(lambda: engine.stats().frames_ahead, 2.0), "the model never wrote"
-        stats = engine.stats()
+        ahead = []  # the meters while the model writes its turn
+        assert wait_until(lambda: ahead.append(engine.stats().frames_ahead or 0.0) or max(ahead), 5)
         recorder.wait(timeout=20)
         assert wait_until(lambda: engine.stats().reaction_ms > 0, 2.0)
+        assert engine.stats().realtime_factor > 0
     finally:
         stop_session(engine, keyboard)
-    assert stats.realtime_factor > 0 and stats.frames_ahead > 0
     runs = _runs(_envelope(_mono(capture)) > 2e-3)
     player = runs[0]
     # The model: after the phrase and a silence (a late frame or two under load may split it).
