@@ -106,6 +106,7 @@ class AudioWorkerCore:
         self._rate_mark: tuple[int, float] | None = None
         fade = max(1, round(FADE_SECONDS * spec.rings.sample_rate))
         self.fade_in = np.linspace(0.0, 1.0, fade, dtype=np.float32)
+        self.silence = np.zeros(self.vocab.levels, np.int64)  # the codes of steady silence
 
     # ---- messages ----------------------------------------------------------------------------
 
@@ -192,14 +193,24 @@ class AudioWorkerCore:
         if context.frame >= horizon or context.frame >= end:
             return False
         if not self.writing:
-            self._begin_turn()
+            self._begin_turn(first)
         self._write_frame(first, end)
         return True
 
-    def _begin_turn(self) -> None:
+    def _begin_turn(self, first: int) -> None:
+        """The context as heard so far, then, up to the turn's first frame, the silence the
+        player left and the model has not heard yet (their codes in one prefill: sampling
+        those frames one by one cost ~9 ms each, the slack of a turn's first frame); then the
+        codec decoder's state rebuilt from the context's last frames."""
         context = self.context
         context.take_heard(force=True)
         context.begin_model()
+        gap = first - context.frame
+        if gap > 0:
+            codes = np.tile(self.silence, (gap, 1))
+            context.decoder.append(self.vocab.flatten(codes).tolist())
+            for frame_codes in codes:
+                context.put_model(frame_codes)
         self.voice.reset()
         for codes in context.recent_codes(self.warm_frames):
             self.up.up(self.voice.decode_frame(codes))
@@ -297,11 +308,14 @@ def build_core(spec: AudioWorkerSpec, emit) -> AudioWorkerCore:  # noqa: ANN001
     voice, encoder = FastCodec(codec), FastCodec(codec)
     voice.decode_frame(np.zeros(vocab.levels, np.int64))
     encoder.encode_frame(np.zeros(codec.config.hop, np.float32), vocab.levels)
+    for _ in range(4):  # steady silence: its codes stand for the silence not yet heard
+        silence = encoder.encode_frame(np.zeros(codec.config.hop, np.float32), vocab.levels)
     encoder.reset()
     rings = AudioRings.attach(spec.rings)
     factor = spec.rings.sample_rate // codec.config.sample_rate
     context = AudioContext(decoder, encoder, vocab, rings, factor)
     core = AudioWorkerCore(context, voice, params, spec, emit)
+    core.silence = silence
     gc.collect()
     gc.freeze()
     emit(WorkerReady(loaded.describe(), decoder.N, decoder.L))
