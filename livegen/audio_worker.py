@@ -188,7 +188,11 @@ class AudioWorkerCore:
         self.end_moved = False
         first, end, _ = self.turn
         if context.frame >= end and self.writing:
-            self._turn_over(plan)
+            # Written to its end, ahead of the sound: the turn is over when its end is heard
+            # (the engine's planner, the cut of a player who plays over its last frames and
+            # the reaction's measure all count on it being on until then).
+            if context.now_frame >= end:
+                self._turn_over(plan)
             return False
         # In a turn, it writes further ahead than it begins: a cut costs no reaction (the
         # callback fades the old future out at once), and frames in hand carry it through the

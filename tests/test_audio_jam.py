@@ -365,7 +365,9 @@ def test_audio_in_hears_a_jack_port_and_takes_turns_by_its_sound(
         capture = tmp_path / "out.wav"
         try:
             recorder = _capture(jack, capture, 3.0)
-            assert wait_until(lambda: engine.stats().reaction_ms > 0, 5.0), engine.drain_log()
+            assert wait_until(lambda: engine.stats().reaction_ms > 0, 5.0), "\n".join(
+                engine.drain_log()
+            )
             recorder.wait(timeout=20)
         finally:
             stop_session(engine, None)
