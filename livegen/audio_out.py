@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from livegen import realtime
+from livegen.audio_rings import RingLayout
 from livegen.child import Child
 from livegen.messages import (
     AudioReady,
@@ -42,6 +43,7 @@ from livegen.messages import (
     SynthControl,
     SynthNote,
 )
+from livegen.model_voice import ModelVoice
 from livegen.synth import FluidSynthRenderer, SynthEvent
 from livegen.wav_ring import WavRing
 
@@ -60,6 +62,8 @@ class AudioSpec:
     latency_blocks: int = 1  # fixed delay added to every event, in blocks
     wav_path: str | None = None
     gain: float = 0.6
+    voice: RingLayout | None = None  # an audio model's rings (livegen/model_voice.py)
+    audio_in: str | None = None  # a JACK port heard (and recorded) beside the output
 
 
 # ---- the callback side (runs in the audio process; tests drive it directly) -----------------
@@ -109,6 +113,9 @@ class CallbackRenderer:
         # server runs it real-time), "livegen" (the server did not; livegen made it so),
         # "ordinary" (neither could: any busy thread on the machine can make it late).
         self.scheduling: str | None = None if realtime_thread else "not asked"
+        self.voice = ModelVoice(spec.voice, self.latency_frames) if spec.voice else None
+        self.input: np.ndarray | None = None  # --audio-in: this block's input [frames, 1]
+        self.mixed = np.zeros((8192, 2), np.float32)  # the output and the input: heard
 
     def _follow(self, estimate: float) -> None:
         """The anchor: the least-delayed callback's (session time - frame time) over the last
@@ -138,12 +145,28 @@ class CallbackRenderer:
         self._follow(start - self.spec.t0 - block_start / self.sr)
         self._take_inbox(block_start)
         self._render(outdata, frames, block_start)
+        if self.voice is not None:
+            self.voice.set_anchor(self.anchor)
+            self.voice.mix(outdata, block_start, start - self.spec.t0)
+        heard = outdata
+        if self.input is not None:  # heard and recorded, not played (no feedback)
+            heard = self.mixed[:frames]
+            np.add(outdata, self.input[:frames, :1], out=heard)
+            if self.voice is not None:
+                self.voice.rings.input_heard(self.input[:frames], start - self.spec.t0)
+        if self.voice is not None:
+            self.voice.heard(heard, block_start)
         if self.recorder is not None:
-            self.recorder.write(outdata)
+            self.recorder.write(heard)
         spent = (self.clock() - start) * 1e3
         self.max_callback_ms = max(self.max_callback_ms, spent)
         if spent * self.sr > frames * 1e3:
             self.slow_callbacks += 1
+
+    def duplex(self, indata, outdata, frames, time_info, status) -> None:  # noqa: ANN001
+        """A duplex stream's callback (--audio-in): the input is heard with the output."""
+        self.input = indata
+        self.callback(outdata, frames, time_info, status)
 
     def _take_inbox(self, block_start: int) -> None:
         inbox, pending = self.inbox, self._pending
@@ -154,10 +177,12 @@ class CallbackRenderer:
                     self._queue(t, channel, pitch, velocity, cancellable, False, block_start)
                 case SynthControl(t, channel, number, value):
                     self._queue(t, channel, number, value, False, True, block_start)
-                case CancelAfter(after):  # drop the model's events after session time `after`
+                case CancelAfter(after, epoch):  # drop the model's events after `after`
                     kept = [e for e in pending if not (e[7] and e[8] > after)]
                     heapq.heapify(kept)
                     self._pending = pending = kept
+                    if self.voice is not None:
+                        self.voice.cut(max(self.frame_of(after), block_start), epoch)
                 case Silence():  # panic: drop everything pending, stop every voice
                     pending.clear()
                     self.synth.silence()
@@ -165,6 +190,8 @@ class CallbackRenderer:
                     self.synth.set_program(channel, program)
                 case ResetCounters():  # the jam begins: loading's hiccups do not count
                     self.xruns = self.late = self.slow_callbacks = 0
+                    if self.voice is not None:
+                        self.voice.late_frames = 0
                     self.max_callback_ms = self.max_gap_ms = 0.0
 
     def _queue(self, t, channel, a, b, cancellable, control, block_start) -> None:  # noqa: ANN001
@@ -183,7 +210,17 @@ class CallbackRenderer:
         self.synth.render_into(outdata, events)
 
     def stats(self) -> AudioStats:
+        voice = self.voice
+        model = {}
+        if voice is not None:
+            model = {
+                "model_frames": voice.frames_played,
+                "model_late_frames": voice.late_frames,
+                "model_onsets": voice.onsets,
+                "model_onset": voice.last_onset,
+            }
         return AudioStats(
+            **model,
             xruns=self.xruns,
             late=self.late,
             max_callback_ms=self.max_callback_ms,
@@ -241,6 +278,24 @@ def _raise_priority() -> None:
         os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(GIL_HOLDER_PRIORITY))
 
 
+def _open_stream(sd, spec: AudioSpec, renderer: CallbackRenderer, device: int | None):  # noqa: ANN001, ANN202
+    """The output stream; with --audio-in a duplex one (mono in), and the JACK input ports
+    that were there before it (livegen/jack_ports.py finds its own among the new)."""
+    common = {"samplerate": spec.sample_rate, "blocksize": spec.blocksize, "dtype": "float32"}
+    if not spec.audio_in:
+        stream = sd.OutputStream(
+            device=device, channels=2, latency="low", callback=renderer.callback, **common
+        )
+        return stream, set()
+    from livegen.jack_ports import audio_ports
+
+    before = set(audio_ports("input") or [])
+    stream = sd.Stream(
+        device=(None, device), channels=(1, 2), latency="low", callback=renderer.duplex, **common
+    )
+    return stream, before
+
+
 def _audio_process(conn, spec: AudioSpec) -> None:  # noqa: ANN001
     import signal
 
@@ -253,16 +308,7 @@ def _audio_process(conn, spec: AudioSpec) -> None:  # noqa: ANN001
         if spec.wav_path:
             renderer.recorder = WavRing(spec.wav_path, spec.sample_rate)
             renderer.recorder.start()
-        device = _pick_device(sd, spec.device)
-        stream = sd.OutputStream(
-            samplerate=spec.sample_rate,
-            blocksize=spec.blocksize,
-            device=device,
-            channels=2,
-            dtype="float32",
-            latency="low",
-            callback=renderer.callback,
-        )
+        stream, inputs = _open_stream(sd, spec, renderer, _pick_device(sd, spec.device))
         # Everything loaded so far lives as long as the process: out of the collector's sight.
         # A full collection over it took ~4 ms, longer than a 128-frame block, and it runs in
         # whichever thread allocates, the callback included (1 xrun a minute in bench_jam).
@@ -272,11 +318,19 @@ def _audio_process(conn, spec: AudioSpec) -> None:  # noqa: ANN001
         gc.freeze()
         _raise_priority()
         stream.start()
-        info = sd.query_devices(stream.device)
+        if spec.audio_in:
+            from livegen.jack_ports import wire_input
+
+            wire_input(spec.audio_in, inputs)
+        info = sd.query_devices(stream.device[1] if spec.audio_in else stream.device)
         api = sd.query_hostapis(info["hostapi"])["name"]
-        conn.send(AudioReady(f"{info['name']} ({api})", float(stream.latency)))
+        latency = stream.latency[1] if spec.audio_in else stream.latency
+        conn.send(AudioReady(f"{info['name']} ({api})", float(latency)))
     except Exception as error:  # no PortAudio, no device, no soundfont: a problem, not a crash
         conn.send(Failed(f"no sound: {type(error).__name__}: {error}. {NO_SOUND_HINT}"))
+        if stream is not None:  # started, then wiring failed: the callback ends here
+            with contextlib.suppress(Exception):
+                stream.close()
         stream = None
     parent = os.getppid()
     try:
@@ -302,6 +356,8 @@ def _audio_process(conn, spec: AudioSpec) -> None:  # noqa: ANN001
             stream.close()
         if renderer is not None and renderer.recorder is not None:
             renderer.recorder.close()
+        if renderer is not None and renderer.voice is not None:
+            renderer.voice.close()
         if stream is not None:
             try:
                 conn.send(renderer.stats())

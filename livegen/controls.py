@@ -73,6 +73,9 @@ class JamSettings:
     program: int | None = None  # GM program of the model's sound; None: the preset's
     record_dir: str | None = None  # None: no recording
     record_wav: bool = False
+    # An audio preset hears this JACK capture port (or audio input device) instead of the
+    # player's MIDI rendered by FluidSynth; None: the render.
+    audio_in: str | None = None
     clock_in: str | None = None  # port that sends MIDI clock (None: the input port)
     send_clock: bool = False  # send MIDI clock on the output when livegen leads
     device: str | None = None  # torch device for the model: cpu, cuda, mps (None: best)
@@ -177,6 +180,12 @@ class Stats:
     preset: str | None = None  # the model playing now
     preset_swap: str | None = None  # a swap on its way: "loading NAME", "ready NAME", ...
     preset_swap_seconds: float | None = None  # the last swap: asked -> the new model took over
+    # An audio model (None for a MIDI one): codec frames written ahead of the sound, frames
+    # late (written after their time, or missing mid-turn when the callback needed them),
+    # and how much faster than real time it writes them.
+    frames_ahead: float | None = None
+    late_frames: int = 0
+    realtime_factor: float | None = None
 
 
 @dataclass(frozen=True)

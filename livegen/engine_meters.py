@@ -83,6 +83,9 @@ class Meters:
             model_speaking=r.model_speaking,
             problems=problems,
             scheduling=r.scheduling,
+            frames_ahead=w.frames_ahead if w.realtime_factor is not None else None,
+            late_frames=max(w.late_frames, audio.model_late_frames),
+            realtime_factor=w.realtime_factor,
         )
 
     def _cpu_percent(self, worker_cpu: float, audio_cpu: float) -> float:

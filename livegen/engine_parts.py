@@ -44,15 +44,30 @@ class PartsMixin:
     generation = 0  # which decode worker the engine talks to (a preset swap makes a new one)
     swaps = 0  # preset swaps asked for
     swap_seconds: float | None = None  # the last preset swap: request -> the new model's turn
+    rings = None  # an audio preset's shared rings (livegen/audio_rings.py); None: a MIDI model
+    onsets_heard = 0  # an audio model's turns whose first sound went out, seen so far
+    input_sounding = False  # --audio-in: the player's sound is on
 
     def open_parts(self) -> None:
+        from livegen.audio_jam import (
+            is_audio_preset,
+            load_audio_jam_preset,
+            make_rings,
+            refuse_midi_preset_for_audio_in,
+        )
         from livegen.midi_ports import VIRTUAL_CLOCK, MidiInput, MidiOutput, MidiUnavailable
         from livegen.models.checkpoint import load_config
         from livegen.models.preset import load_preset
 
         settings = self.settings
-        self.preset = load_preset(settings.preset)  # PresetError names what exists
-        load_config(self.preset.model_dir)  # a broken model folder fails here, clearly
+        if is_audio_preset(settings.preset):
+            self.preset = load_audio_jam_preset(settings.preset)  # codec checked too
+            self.rings = make_rings(self.preset, settings)
+        else:
+            if settings.audio_in:
+                refuse_midi_preset_for_audio_in(settings.preset)
+            self.preset = load_preset(settings.preset)  # PresetError names what exists
+            load_config(self.preset.model_dir)  # a broken model folder fails here, clearly
         self.t0 = time.perf_counter()
         self.meters = Meters()
         self.clock = SessionClock(
@@ -131,7 +146,8 @@ class PartsMixin:
             self.say("sound: off (--audio-device none)")
             return
         wav = None
-        if settings.record_wav and self.recording_path:
+        # An audio model's part exists only as sound: its takes always keep the WAV.
+        if (settings.record_wav or self.rings is not None) and self.recording_path:
             wav = str(os.path.splitext(self.recording_path)[0] + ".wav")
         spec = AudioSpec(
             t0=self.t0,
@@ -141,6 +157,8 @@ class PartsMixin:
             blocksize=settings.blocksize,
             programs={self.controls.model_channel: self.program()},
             wav_path=wav,
+            voice=self.rings.layout if self.rings is not None else None,
+            audio_in=settings.audio_in,
         )
         self.audio = AudioOut(spec)
         self.audio.launch()
@@ -169,6 +187,14 @@ class PartsMixin:
     def _launch_worker(self):  # noqa: ANN202
         from livegen.decode_worker import DecodeWorker
 
+        if self.rings is not None:
+            from livegen.audio_jam import audio_worker_spec
+            from livegen.audio_worker import AudioWorker
+
+            spec = audio_worker_spec(self, self.rings)
+            self.worker = AudioWorker(spec, self.worker_messages(0), mode=self.worker_mode)
+            self.worker.launch()
+            return self.worker
         spec = self.worker_spec(str(self.preset.source))
         self.worker = DecodeWorker(spec, self.worker_messages(0), mode=self.worker_mode)
         self.worker.launch()
@@ -190,6 +216,9 @@ class PartsMixin:
                 getattr(part, ending)()
                 setattr(self, name, None)
         self.fanout.midi_out = self.fanout.audio = self.fanout.recorder = None
+        if self.rings is not None:  # both its users are gone now
+            self.rings.close()
+            self.rings = None
 
     # ---- the worker --------------------------------------------------------------------------
 
@@ -215,6 +244,9 @@ class PartsMixin:
         """Start loading another preset beside the playing one (livegen/worker_swap.py)."""
         if self.swap is not None and self.swap.busy:
             self.say(f"preset {self.swap.name!r} is still on its way; {name!r} not started")
+            return
+        if self.rings is not None:
+            self.say(f"an audio model plays: a live swap to {name!r} is not built; restart")
             return
         self.swaps += 1  # a generation of its own, even if an earlier swap failed
         self.swap = WorkerSwap(self, name, self.swaps)
@@ -263,6 +295,10 @@ class PartsMixin:
             self.meters.audio = self.audio.latest
             if self.audio.problem:
                 self.problems["audio"] = self.audio.problem
+            if self.rings is not None and self.audio.latest is not None:
+                self._model_heard(self.audio.latest)
+        if self.rings is not None and self.settings.audio_in:
+            self._input_sounding(now)
         self._check_scheduling()
 
     def _check_scheduling(self) -> None:
@@ -275,6 +311,31 @@ class PartsMixin:
         if line is not None and line != self.scheduling_said:
             self.say(line)
         self.scheduling_said = line
+
+    def _input_sounding(self, now: float) -> None:
+        """--audio-in: the player sounds while the input was loud within the last 100 ms
+        (checked every housekeeping, 50 ms); a change is a turn's cue (TurnTaking.sound)."""
+        loud_at = self.rings.input_loud_at
+        sounding = loud_at is not None and now - loud_at < 0.1
+        if sounding != self.input_sounding:
+            self.input_sounding = sounding
+            self.turns.sound(sounding, loud_at if not sounding else now)
+
+    def _model_heard(self, stats) -> None:  # noqa: ANN001 - messages.AudioStats
+        """An audio model's turn began to sound (the callback says when): the reaction, from
+        the phrase end the turn answers, as the first note's is for a MIDI model."""
+        if stats.model_onsets <= self.onsets_heard or stats.model_onset is None:
+            return
+        self.onsets_heard = stats.model_onsets
+        awaiting = self.output.awaiting
+        if awaiting is None:
+            return
+        decided, end = awaiting
+        self.output.reaction_ms = max(0.0, stats.model_onset - decided) * 1e3
+        self.say(f"model's turn until {end:.2f} s (reaction {self.output.reaction_ms:.1f} ms)")
+        if self.measured is not None:
+            self.measured["reaction_ms"].append(self.output.reaction_ms)
+        self.output.awaiting = None
 
     def _guard_player_notes(self, now: float) -> None:
         """The last line of defence: a key down longer than max_held_seconds has surely lost

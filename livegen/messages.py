@@ -191,6 +191,11 @@ class WorkerStats:
     input_ms: tuple[float, ...] = ()  # player note arrival -> in the context, since the last
     transit_ms: tuple[float, ...] = ()  # the part before the worker had it
     cpu_s: float = 0.0
+    # An audio model's worker (livegen/audio_worker.py): frames written ahead of the callback,
+    # frames it wrote after their time, and how much faster than real time it writes them.
+    frames_ahead: float = 0.0
+    late_frames: int = 0
+    realtime_factor: float | None = None
 
 
 @message
@@ -248,9 +253,11 @@ class SynthControl:
 
 @message
 class CancelAfter:
-    """Drop the model's (cancellable) events after session time t."""
+    """Drop the model's (cancellable) events after session time t. With an audio model, the
+    cut's epoch too: its frames of earlier epochs fade out from t and play no more."""
 
     t: float
+    epoch: int = 0
 
 
 @message
@@ -284,6 +291,12 @@ class AudioStats:
     max_gap_ms: float = 0.0
     cpu_s: float = 0.0
     scheduling: str | None = None  # livegen.realtime's word for the callback's scheduling
+    # An audio model's voice (livegen/model_voice.py): its frames played, those missing
+    # mid-turn when their time came, its turns begun and when the last one's sound went out.
+    model_frames: int = 0
+    model_late_frames: int = 0
+    model_onsets: int = 0
+    model_onset: float | None = None
 
 
 @message

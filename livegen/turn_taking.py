@@ -69,6 +69,18 @@ class TurnTaking:
                     self._say(f"phrase end (controller {number})")
                     self.replan(t)
 
+    def sound(self, sounding: bool, t: float) -> None:
+        """--audio-in: the player's sound began (as a key goes down) or ended (as the last
+        key comes up): the same turns, phrase ends by silence."""
+        controls = self._controls()
+        if sounding:
+            action = self.planner.note_on(t, controls, 1)
+            if action is not None:
+                self.cut(close=action == "yield", hold=False, t=t)
+        else:
+            self.planner.note_off(t, controls, 0)
+        self.replan(t)
+
     def tick(self, now: float) -> None:
         """The live encoder's steps become final as time passes."""
         if self.busy:
@@ -100,7 +112,7 @@ class TurnTaking:
     def cut(self, close: bool, hold: bool, t: float) -> None:
         """Drop the model's unsent notes; close its sounding notes if it must yield."""
         epoch, last_sent = self.output.cut()
-        self.fanout.synth(CancelAfter(t))
+        self.fanout.synth(CancelAfter(t, epoch))
         if close:
             self.output.silence(t)
         step = seconds_to_step(t)

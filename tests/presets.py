@@ -37,3 +37,36 @@ def tiny_preset(
     path = folder / f"{name}.toml"
     save_preset(preset, path)
     return path
+
+
+def tiny_audio_preset(
+    folder: Path, name: str = "tiny-audio", *, levels: int = 2, seed: int = 0
+) -> Path:
+    """An audio preset (kind = "audio") over the shipped codec-24k, saved the way export saves
+    one: folder/NAME.toml and folder/NAME/. Random weights: the model writes random codes,
+    which the codec decodes into a steady noise, all the live path's plumbing needs."""
+    from livegen.models.audio_preset import AudioPreset, save_audio_preset
+
+    torch.manual_seed(seed)
+    config = PerceiverARConfig(
+        tokens="audio",
+        levels=levels,
+        codebook_size=1024,
+        codec="codec-24k",
+        context=256,
+        latents=32,
+        dim=32,
+        heads=2,
+        layers=1,
+    )
+    save_model(PerceiverAR(config), folder / name, metadata={"preset": name})
+    preset = AudioPreset(
+        name=name,
+        description="test audio preset, random weights",
+        model_path=name,
+        codec="codec-24k",
+        training={"data": "none (random weights)"},
+    )
+    path = folder / f"{name}.toml"
+    save_audio_preset(preset, path)
+    return path

@@ -52,6 +52,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=OPTIONAL_SETTING_BOUNDS["program"].option(),
         help="GM program of the model's sound",
     )
+    wiring.add_argument(
+        "--audio-in",
+        metavar="PORT",
+        help="an audio preset hears this JACK port (e.g. system:capture_1) instead of "
+        "the player's MIDI rendered by FluidSynth",
+    )
     wiring.add_argument("--record", metavar="DIR", help="record every session into DIR")
     wiring.add_argument("--record-wav", action="store_true", help="also record what was heard")
     wiring.add_argument(
@@ -138,6 +144,7 @@ _SETTING_OPTIONS = {
     "program": "program",
     "record_dir": "record",
     "record_wav": "record_wav",
+    "audio_in": "audio_in",
     "clock_in": "clock_in",
     "send_clock": "send_clock",
     "device": "device",
@@ -209,6 +216,10 @@ def _status(stats) -> str:  # noqa: ANN001
         f"late {stats.late_events}",
         f"dropped {stats.dropped_messages}",
     ]
+    if stats.realtime_factor is not None:  # an audio model
+        parts.append(f"frames ahead {stats.frames_ahead:4.1f}")
+        parts.append(f"late frames {stats.late_frames}")
+        parts.append(f"RTF {stats.realtime_factor:4.2f}x")
     if stats.input_overflows:
         parts.append(f"input overflowed {stats.input_overflows}x")
     if stats.tempo_bpm:

@@ -68,10 +68,15 @@ def meters_text(stats: Stats, controls: Controls) -> Text:
     thin = stats.running and stats.model_speaking and stats.lookahead_ms < LOOKAHEAD_WARN_MS
     _figure(text, "ahead", f"{stats.lookahead_ms:.0f}", "bold yellow" if thin else "bold", "ms")
     _figure(text, "reaction", f"{stats.reaction_ms:.0f}", unit="ms")
-    _figure(text, "input", f"{stats.input_to_context_ms:.0f}", unit="ms")
+    if stats.realtime_factor is None:
+        _figure(text, "input", f"{stats.input_to_context_ms:.0f}", unit="ms")
+    else:  # an audio model: how much faster than real time it writes its frames
+        _figure(text, "RTF", f"{stats.realtime_factor:.1f}x")
     text.append("\n")
     _figure(text, "xruns", str(stats.xruns), "bold red" if stats.xruns else "bold")
-    _figure(text, "late", str(stats.late_events), "bold red" if stats.late_events else "bold")
+    # An audio model's late figure is its late frames; a MIDI model's, its late notes.
+    late = stats.late_events if stats.realtime_factor is None else stats.late_frames
+    _figure(text, "late", str(late), "bold red" if late else "bold")
     _figure(text, "drop", str(stats.dropped_messages))
     if stats.input_overflows:  # the MIDI system's queue was full: it may have lost input
         _figure(text, "overflow", str(stats.input_overflows), "bold red")

@@ -66,11 +66,13 @@ def _trained_on(training: dict) -> str:
 
 
 def describe_preset(name: str) -> PresetInfo:
+    from livegen.audio_jam import is_audio_preset
+    from livegen.models.audio_preset import load_audio_preset
     from livegen.models.checkpoint import load_config
     from livegen.models.preset import load_preset
 
-    try:
-        preset = load_preset(name)
+    try:  # an audio preset (a model of codec tokens) jams too: docs/AUDIO_MODEL.md#live
+        preset = load_audio_preset(name) if is_audio_preset(name) else load_preset(name)
         config, _meta = load_config(preset.model_dir)
     except LivegenError as error:
         return PresetInfo(name=name, problem=str(error))
