@@ -38,6 +38,12 @@ def quit_on_hangup(app) -> Iterator[None]:  # noqa: ANN001 - a JamApp
     loop (thread-safe, so safe from a signal handler) to run its quit action."""
 
     def ask_quit(signum: int, frame: object) -> None:
+        if signum == signal.SIGHUP:
+            # The terminal is gone, and a hangup comes with SIGCONT now and then, on which
+            # Textual restarts its output: a new writer thread that dies on the dead terminal,
+            # and the quit's last writes then wait on it for ever. Nothing to resume into.
+            # (Handlers run in signal-number order: this one before SIGCONT's.)
+            signal.signal(signal.SIGCONT, signal.SIG_DFL)
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # not inside the loop yet (or any more): launch's finally stops
