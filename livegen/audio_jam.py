@@ -77,13 +77,11 @@ def codec_timing(preset: AudioJamPreset) -> tuple[int, int]:
 
 
 def make_rings(preset: AudioJamPreset, settings):  # noqa: ANN001, ANN201 - JamSettings
-    """The shared rings for this jam (livegen/audio_rings.py), after the checks that the
-    sound can carry an audio model and that --audio-in names a port that exists."""
+    """The shared rings for this jam (livegen/audio_rings.py), after the check that the
+    sound can carry an audio model."""
     from livegen.audio_rings import AudioRings
     from livegen.resampling import resampling_factor
 
-    if settings.audio_in:
-        check_audio_in(settings.audio_in)
     if settings.audio_device == "none":
         raise AudioJamError(
             f"preset {preset.name!r} is an audio model: it is heard only through the sound "
@@ -117,15 +115,16 @@ def refuse_midi_preset_for_audio_in(name: str) -> None:
     )
 
 
-def check_audio_in(port: str) -> None:
-    """--audio-in names a JACK port that sends audio, or it is one clear line."""
+def check_audio_in(port: str) -> bool:
+    """--audio-in names a JACK port that sends audio (True), or, with no JACK server about,
+    an input device (False: the audio process picks it by name, as --audio-device, and says
+    so if none matches); a wrong port is one clear line."""
     from livegen.jack_ports import audio_ports
 
     ports = audio_ports("output")
     if ports is None:
-        raise AudioJamError(
-            f"--audio-in {port!r}: no JACK server is running (start one: jackd -d alsa)"
-        )
+        return False  # no JACK: a microphone or line input of the sound card
     if port not in ports:
         listed = ", ".join(ports) or "none"
         raise AudioJamError(f"--audio-in: no JACK audio port {port!r}; ports: {listed}")
+    return True

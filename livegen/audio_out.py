@@ -63,7 +63,8 @@ class AudioSpec:
     wav_path: str | None = None
     gain: float = 0.6
     voice: RingLayout | None = None  # an audio model's rings (livegen/model_voice.py)
-    audio_in: str | None = None  # a JACK port heard (and recorded) beside the output
+    audio_in: str | None = None  # what is heard (and recorded) beside the output:
+    audio_in_port: bool = True  # a JACK port; False: an input device (no JACK server about)
 
 
 # ---- the callback side (runs in the audio process; tests drive it directly) -----------------
@@ -241,15 +242,16 @@ NO_SOUND_HINT = (
 )
 
 
-def _pick_device(sd, wanted: str | None) -> int | None:  # noqa: ANN001
-    """A sounddevice output device index by index, exact name or unique substring."""
+def _pick_device(sd, wanted: str | None, kind: str = "output") -> int | None:  # noqa: ANN001
+    """A sounddevice device index ("output" or "input" devices) by index, exact name or
+    unique substring."""
     if wanted is None:
         return None
     apis = [api["name"] for api in sd.query_hostapis()]
     outputs = [
         (i, d["name"], f"{d['name']} ({apis[d['hostapi']]})")
         for i, d in enumerate(sd.query_devices())
-        if d["max_output_channels"]
+        if d[f"max_{kind}_channels"]
     ]
     if wanted.isdigit() and any(i == int(wanted) for i, _, _ in outputs):
         return int(wanted)
@@ -262,7 +264,9 @@ def _pick_device(sd, wanted: str | None) -> int | None:  # noqa: ANN001
     if len(matches) == 1:
         return matches[0][0]
     names = ", ".join(name for _, name in outputs) or "none"
-    raise LookupError(f"audio device {wanted!r} matches {len(matches)} devices; devices: {names}")
+    raise LookupError(
+        f"audio {kind} device {wanted!r} matches {len(matches)} devices; {kind} devices: {names}"
+    )
 
 
 def _raise_priority() -> None:
@@ -279,19 +283,25 @@ def _raise_priority() -> None:
 
 
 def _open_stream(sd, spec: AudioSpec, renderer: CallbackRenderer, device: int | None):  # noqa: ANN001, ANN202
-    """The output stream; with --audio-in a duplex one (mono in), and the JACK input ports
-    that were there before it (livegen/jack_ports.py finds its own among the new)."""
+    """The output stream; with --audio-in a duplex one (mono in): on the input device it
+    names, or for a JACK port with the JACK input ports that were there before it
+    (livegen/jack_ports.py finds its own among the new)."""
     common = {"samplerate": spec.sample_rate, "blocksize": spec.blocksize, "dtype": "float32"}
     if not spec.audio_in:
         stream = sd.OutputStream(
             device=device, channels=2, latency="low", callback=renderer.callback, **common
         )
         return stream, set()
-    from livegen.jack_ports import audio_ports
+    before: set[str] = set()
+    source = None  # a JACK port is wired to the default input once the stream runs
+    if spec.audio_in_port:
+        from livegen.jack_ports import audio_ports
 
-    before = set(audio_ports("input") or [])
+        before = set(audio_ports("input") or [])
+    else:
+        source = _pick_device(sd, spec.audio_in, "input")
     stream = sd.Stream(
-        device=(None, device), channels=(1, 2), latency="low", callback=renderer.duplex, **common
+        device=(source, device), channels=(1, 2), latency="low", callback=renderer.duplex, **common
     )
     return stream, before
 
@@ -318,7 +328,7 @@ def _audio_process(conn, spec: AudioSpec) -> None:  # noqa: ANN001
         gc.freeze()
         _raise_priority()
         stream.start()
-        if spec.audio_in:
+        if spec.audio_in and spec.audio_in_port:
             from livegen.jack_ports import wire_input
 
             wire_input(spec.audio_in, inputs)

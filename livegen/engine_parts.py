@@ -47,9 +47,11 @@ class PartsMixin:
     rings = None  # an audio preset's shared rings (livegen/audio_rings.py); None: a MIDI model
     onsets_heard = 0  # an audio model's turns whose first sound went out, seen so far
     input_sounding = False  # --audio-in: the player's sound is on
+    audio_in_port = True  # --audio-in names a JACK port (False: an input device)
 
     def open_parts(self) -> None:
         from livegen.audio_jam import (
+            check_audio_in,
             is_audio_preset,
             load_audio_jam_preset,
             make_rings,
@@ -62,6 +64,8 @@ class PartsMixin:
         settings = self.settings
         if is_audio_preset(settings.preset):
             self.preset = load_audio_jam_preset(settings.preset)  # codec checked too
+            if settings.audio_in:  # a JACK port that exists, or (no JACK) an input device
+                self.audio_in_port = check_audio_in(settings.audio_in)
             self.rings = make_rings(self.preset, settings)
         else:
             if settings.audio_in:
@@ -159,10 +163,18 @@ class PartsMixin:
             wav_path=wav,
             voice=self.rings.layout if self.rings is not None else None,
             audio_in=settings.audio_in,
+            audio_in_port=self.audio_in_port,
         )
         self.audio = AudioOut(spec)
         self.audio.launch()
         problem = self.audio.wait_ready()
+        if problem and settings.audio_in and not self.audio_in_port:
+            from livegen.audio_jam import AudioJamError
+            from livegen.audio_out import NO_SOUND_HINT
+
+            self.audio = None  # the input device asked for cannot be heard: say so, jam not
+            reason = problem.replace(NO_SOUND_HINT, "").rstrip(". ")
+            raise AudioJamError(f"--audio-in {settings.audio_in!r}: {reason}")
         if problem:
             self.audio = None
             self.problems["audio"] = problem + "; MIDI out and recording go on"

@@ -5,6 +5,7 @@ tiny audio preset (random weights, saved the way export saves one) and the shipp
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import time
 import wave
@@ -14,11 +15,12 @@ import numpy as np
 import pytest
 
 from livegen.audio_context import AudioContext
-from livegen.audio_out import AudioSpec, CallbackRenderer
+from livegen.audio_out import AudioOut, AudioSpec, CallbackRenderer
 from livegen.audio_rings import FIRST, LAST, AudioRings
 from livegen.cli import main as livegen_main
 from livegen.controls import Controls
 from livegen.engine import JamEngine
+from livegen.jack_ports import audio_ports, connections
 from livegen.messages import CancelAfter
 from livegen.models.preset import DEFAULT_SOUNDFONT
 from livegen.resampling import Resampler
@@ -385,6 +387,30 @@ def test_audio_in_hears_a_jack_port_and_takes_turns_by_its_sound(
     assert _envelope(out).max() > 2e-3  # the model's answers went out
 
 
+def test_audio_in_an_input_device_opens_the_duplex_stream_on_it(jack: JackServer, rings) -> None:
+    """--audio-in with no JACK server about names an input device (a microphone, a line
+    input), picked as --audio-device picks outputs. Here the device is PortAudio's JACK
+    "system" device, the one sound card this machine has: the stream opens on its input,
+    which PortAudio wires to the server's capture ports; a name that matches no input device
+    is the audio process's one-line problem, not a crash."""
+    spec = AudioSpec(
+        t0=time.perf_counter(), soundfont=DEFAULT_SOUNDFONT, voice=rings.layout,
+        audio_in="system", audio_in_port=False,
+    )  # fmt: skip
+    audio = AudioOut(spec)
+    audio.launch()
+    try:
+        assert audio.wait_ready() is None, audio.problem
+        ours = [p for p in audio_ports("input") or [] if p.startswith("PortAudio")]
+        assert ours and "system:capture_1" in connections(ours[0]), ours
+    finally:
+        audio.stop()
+    wrong = AudioOut(dataclasses.replace(spec, audio_in="nowhere"))
+    wrong.launch()
+    problem = wrong.wait_ready()
+    assert problem is not None and "audio input device 'nowhere' matches 0" in problem, problem
+
+
 # ---- bad inputs ------------------------------------------------------------------------------
 
 
@@ -400,7 +426,8 @@ def test_bad_audio_jam_inputs_are_one_line_errors(audio_preset, tmp_path, capsys
         (["--preset", str(audio_preset), "--audio-device", "none"], "heard only through"),
         (["--preset", str(audio_preset), "--sample-rate", "44100"], "whole multiple"),
         (["--preset", str(midi), "--audio-in", "system:capture_1"], "needs an audio preset"),
-        (["--preset", str(audio_preset), "--audio-in", "nowhere:out"], "--audio-in"),
+        # No JACK server here: the name is taken for an input device, which does not exist.
+        (["--preset", str(audio_preset), "--audio-in", "nowhere:out"], "--audio-in 'nowhere:out'"),
     ]
     for args, message in cases:
         code = livegen_main(["jam", "--headless", "--in", "none", "--out", "none", *args])

@@ -55,8 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     wiring.add_argument(
         "--audio-in",
         metavar="PORT",
-        help="an audio preset hears this JACK port (e.g. system:capture_1) instead of "
-        "the player's MIDI rendered by FluidSynth",
+        help="an audio preset hears this JACK port (e.g. system:capture_1), or with no JACK "
+        "server this input device, instead of the player's MIDI rendered by FluidSynth",
     )
     wiring.add_argument("--record", metavar="DIR", help="record every session into DIR")
     wiring.add_argument("--record-wav", action="store_true", help="also record what was heard")
