@@ -5,6 +5,7 @@ test can ask what beat the peer was on when livegen's notes were heard; `set_tem
 the session's tempo as a musician would on the other app.
 
 Run as `python -m tests.link_peer TEMPO [ENABLE_DELAY]`; on stdin, `tempo BPM` or `quit`.
+`python -m tests.link_peer probe SECONDS` prints how many peers a fresh peer sees.
 """
 
 from __future__ import annotations
@@ -117,5 +118,35 @@ def _serve(tempo: float, enable_delay: float) -> None:
         # The report right after a change stamps when it was made (benchmarks/bench_link.py).
 
 
+def other_sessions(seconds: float = 1.5) -> int:
+    """How many Link peers a fresh peer sees within `seconds` (0: the network is ours). Run in
+    a process of its own, so the tests' process holds no Link state before they make theirs."""
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.link_peer", "probe", str(seconds)],
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"the Link probe failed: {done.stderr[-500:]}")
+    return int(done.stdout.split()[-1])
+
+
+def _probe(seconds: float) -> None:
+    import link
+
+    session = link.Link(60.0)
+    session.enabled = True
+    deadline = time.perf_counter() + seconds
+    while session.numPeers() == 0 and time.perf_counter() < deadline:
+        time.sleep(0.02)
+    print(session.numPeers())
+    session.enabled = False
+
+
 if __name__ == "__main__":
-    _serve(float(sys.argv[1]), float(sys.argv[2]) if len(sys.argv) > 2 else 0.0)
+    if sys.argv[1] == "probe":
+        _probe(float(sys.argv[2]))
+    else:
+        _serve(float(sys.argv[1]), float(sys.argv[2]) if len(sys.argv) > 2 else 0.0)

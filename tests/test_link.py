@@ -25,28 +25,24 @@ import pytest
 
 from livegen.controls import ClockSource, Controls, Mode, PhraseEnd, Stats
 from livegen.engine import JamEngine
-from livegen.link_clock import INSTALL_HINT, LinkClock, load_link
+from livegen.link_clock import INSTALL_HINT, LinkClock
 from livegen.midi_ports import forget_midi_clients
 from livegen.tui.controls_panel import nudged
 from livegen.tui.meters import clock_line
 from tests.jack import JackServer
 from tests.jam_peers import LIVEGEN_OUT, Keyboard, Listener, jack_settings, wait_until
-from tests.link_peer import LinkPeer
+from tests.link_peer import LinkPeer, other_sessions
 
 
 @pytest.fixture(scope="module", autouse=True)
 def no_other_link_session() -> None:
     """These tests set and read the session's tempo: a Link app elsewhere on the network (a
     DAW, another CI job's tests on the same host) would join and set it. `./dev test` runs
-    them in a network namespace of their own; run by hand, say so rather than fail oddly."""
-    probe = load_link().Link(60.0)
-    probe.enabled = True
-    try:
-        seen = wait_until(lambda: probe.numPeers() > 0, 1.5)
-        others = probe.numPeers()
-    finally:
-        probe.enabled = False
-    assert not seen, (
+    them in a network namespace of their own; run by hand, say so rather than fail oddly.
+    The probe runs in a process of its own: a Link object made in this process before the
+    clock's once let the clock's session win over an older peer's (CI: the peer took 120 bpm)."""
+    others = other_sessions(1.5)
+    assert others == 0, (
         f"another Link session is on this network ({others} peers): these tests need it to "
         "themselves; run them as ./dev test does, in a network namespace of their own"
     )
@@ -83,6 +79,10 @@ def test_link_clock_follows_a_peer(peers: list[LinkPeer]) -> None:
     peer = LinkPeer(97.0)
     peers.append(peer)
     assert wait_until(lambda: peer.latest() is not None, 5.0)
+    # The peer's session a second older than livegen's: when two sessions meet, Link keeps
+    # the one that has run longer, and two that began within moments of each other on a
+    # loaded machine went either way (a CI run: the peer took livegen's 120 bpm).
+    time.sleep(1.0)
     t0 = time.perf_counter()
     clock = LinkClock(120.0, t0)
     try:
@@ -118,7 +118,9 @@ def test_alone_livegen_starts_the_session(peers: list[LinkPeer]) -> None:
     try:
         assert _follow(clock, t0, lambda: clock.enabled, 2.0)
         assert clock.peers == 0 and clock.tempo == 123.0
-        peer = LinkPeer(80.0, enable_delay=0.5)  # a newcomer that waits, as livegen does
+        # A newcomer that waits before it enables, as livegen does (longer: on a loaded
+        # machine a newcomer 0.5 s late once imposed its 80 bpm on livegen's session).
+        peer = LinkPeer(80.0, enable_delay=1.0)
         peers.append(peer)
 
         def joined() -> bool:
