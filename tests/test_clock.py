@@ -65,7 +65,7 @@ def test_internal_clock_keeps_the_beat_through_a_tempo_change() -> None:
     assert abs(clock.tick_time(24 * 3) - 2.0) < 1e-9
 
 
-def test_engine_follows_jack_midi_clock(jack_rt: JackServer, tmp_path: Path) -> None:
+def test_engine_follows_jack_midi_clock(jack: JackServer, tmp_path: Path) -> None:
     """jack_midi_clock at 200 bpm; a call-mode phrase; the answer starts on the next bar line
     and every model onset sits on the sixteenth grid of the incoming clock.
 
@@ -74,9 +74,9 @@ def test_engine_follows_jack_midi_clock(jack_rt: JackServer, tmp_path: Path) -> 
     run late, so JACK's frame clock falls behind the wall clock the engine lives in."""
     bpm = 200.0
     clock_tool = subprocess.Popen(
-        ["jack_midi_clock", "-b", str(bpm)], env=jack_rt.env, stdout=subprocess.DEVNULL
+        ["jack_midi_clock", "-b", str(bpm)], env=jack.env, stdout=subprocess.DEVNULL
     )
-    clock_port = jack_rt.wait_for_port("jack_midi_clock:")
+    clock_port = jack.wait_for_port("jack_midi_clock:")
     settings = jack_settings(tmp_path, clock_in="jack_midi_clock", seed=2)
     controls = Controls(
         mode=Mode.CALL,
@@ -90,12 +90,12 @@ def test_engine_follows_jack_midi_clock(jack_rt: JackServer, tmp_path: Path) -> 
     keyboard = listener = None
     try:
         engine.start()
-        listener = Listener(jack_rt)
+        listener = Listener(jack)
         listener.connect(LIVEGEN_OUT)
         listener.connect(clock_port)
-        keyboard = Keyboard(jack_rt)
+        keyboard = Keyboard(jack)
         keyboard.connect()
-        transport = jack_rt.run_tool("bash", "-c", "echo play | jack_transport")
+        transport = jack.run_tool("bash", "-c", "echo play | jack_transport")
         assert transport.returncode == 0, transport.stderr
         time.sleep(0.3)
         # Eight notes: an answer gets no more notes than its phrase, and the grid check below
@@ -106,7 +106,7 @@ def test_engine_follows_jack_midi_clock(jack_rt: JackServer, tmp_path: Path) -> 
         time.sleep(2.0)  # the answer starts at the next bar line (up to 1.2 s) and lasts a bar
     finally:
         engine.stop()
-        jack_rt.run_tool("bash", "-c", "echo stop | jack_transport")
+        jack.run_tool("bash", "-c", "echo stop | jack_transport")
         clock_tool.terminate()
         clock_tool.wait(timeout=5)
         if keyboard is not None:
