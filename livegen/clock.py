@@ -102,6 +102,11 @@ class MidiClockFollower(BeatClock):
         return self.fits > 0
 
     @property
+    def recent_ticks(self) -> list[tuple[int, float]]:
+        """The ticks behind the estimate: (position since Start, arrival time), oldest first."""
+        return list(self._ticks)
+
+    @property
     def beat(self) -> int:
         return max(0, self.position - 1) // TICKS_PER_BEAT
 

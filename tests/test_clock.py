@@ -65,13 +65,21 @@ def test_internal_clock_keeps_the_beat_through_a_tempo_change() -> None:
     assert abs(clock.tick_time(24 * 3) - 2.0) < 1e-9
 
 
-def test_engine_follows_jack_midi_clock(jack: JackServer, tmp_path: Path) -> None:
+def test_engine_follows_jack_midi_clock(jack_rt: JackServer, tmp_path: Path) -> None:
     """jack_midi_clock at 200 bpm; a call-mode phrase; the answer starts on the next bar line
     and every model onset sits on the sixteenth grid of the incoming clock.
 
     A listener in this process hears both jack_midi_clock and livegen through JACK, stamped
-    in wall-clock time: the test server is not real-time, and on a loaded machine its cycles
-    run late, so JACK's frame clock falls behind the wall clock the engine lives in."""
+    in wall-clock time: on a loaded machine the server's cycles run late, so JACK's frame
+    clock falls behind the wall clock the engine lives in.
+
+    JACK drops a cycle's MIDI for a client late for that cycle (measured on the test servers:
+    tests/conftest.py `jack512`), and a lost tick shifts the count of whoever lost it by one
+    from then on, livegen's follower and this listener alike (a follower counts ticks; none
+    can know of one it never got). Two CI runs failed so, every onset one tick (10.7 and
+    13.3 ms, whole JACK periods) from the listener's grid. The two counts, compared at the
+    engine's last tick, say who lost how many, and the grid is counted as the engine's."""
+    jack = jack_rt
     bpm = 200.0
     clock_tool = subprocess.Popen(
         ["jack_midi_clock", "-b", str(bpm)], env=jack.env, stdout=subprocess.DEVNULL
@@ -121,8 +129,12 @@ def test_engine_follows_jack_midi_clock(jack: JackServer, tmp_path: Path) -> Non
     heard = 60 / (np.polyfit(*zip(*recent), 1)[0] * 24)
     assert tempo is not None and abs(tempo - heard) < 3.0, (tempo, heard)
     assert abs(tempo - bpm) < 0.1 * bpm  # the test server's own clock drifts under load
-    grid = ticks[::6]  # sixteenths: 6 ticks each, counted from the first tick after Start
-    bars = ticks[::96]
+    lost = ticks_lost_by_engine(ticks, engine.clock.follower, engine.t0)
+    # Sixteenths are 6 ticks, bars 96, counted from the first tick after Start as the engine
+    # counted them: after a tick the engine lost (lost > 0) or the listener lost (< 0), the
+    # listener's tick i is the engine's i - lost.
+    grid = ticks[lost % 6 :: 6]
+    bars = ticks[lost % 96 :: 96]
     model = [t for t, data in events if data[0] == 0x91 and data[2] > 0]
     release = max(t for t, data in events if data[0] in (0x80, 0x90) and data[2] == 0)
     assert len(model) >= 6, events
@@ -136,8 +148,20 @@ def test_engine_follows_jack_midi_clock(jack: JackServer, tmp_path: Path) -> Non
     # stalled cycle of the test server (not real-time, on a loaded machine) adds more now
     # and then, which the engine cannot foresee.
     misses = sorted(min(abs(onset - g) for g in grid) for onset in model)
-    shown = " ".join(f"{1000 * miss:.1f}" for miss in misses) + f" ms; {engine.stats()}"
+    shown = " ".join(f"{1000 * miss:.1f}" for miss in misses)
+    shown += f" ms; ticks lost by the engine: {lost}; {engine.stats()}"
     assert sum(misses) / len(misses) <= 0.010, shown
+
+
+def ticks_lost_by_engine(heard: list[float], follower: MidiClockFollower, t0: float) -> int:
+    """How many more ticks since Start the listener heard (stamped at `heard`, perf_counter)
+    than the engine's follower counted: negative when the listener lost some. Both stamp a
+    tick as their poller drains it from the same JACK cycle, a millisecond or two apart
+    (ticks are 12.5 ms apart at 200 bpm): the median, over the engine's last ticks, of the
+    difference between the listener's index of the nearest tick heard and the engine's."""
+    times = np.asarray(heard)
+    shifts = [int(np.argmin(abs(times - (t + t0)))) - k for k, t in follower.recent_ticks]
+    return int(np.median(shifts))
 
 
 def tick_period(times: list[float], span: int = 24) -> float:
