@@ -23,14 +23,13 @@ import math
 import time
 import traceback
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from livegen.audio_context import AudioContext
 from livegen.audio_rings import FIRST, FLAG_BITS, LAST, AudioRings, RingLayout
-from livegen.child import Child
-from livegen.decode_worker import WorkerError
 from livegen.kernels.time_steps import STEPS_PER_SECOND, step_to_seconds
 from livegen.messages import (
     Cut,
@@ -42,13 +41,12 @@ from livegen.messages import (
     SetSampling,
     Stop,
     TurnOver,
-    WorkerExited,
     WorkerReady,
     WorkerStats,
 )
 from livegen.model_voice import FADE_SECONDS
-from livegen.outbox import Outbox
 from livegen.resampling import Resampler
+from livegen.worker_handle import WorkerHandle
 
 STATS_INTERVAL = 0.25
 IDLE_POLL = 0.004  # seconds: the encoder must keep up with 16 ms frames while idle
@@ -364,38 +362,18 @@ def _process_entry(conn, spec: AudioWorkerSpec) -> None:  # noqa: ANN001
     run_worker(conn, spec)
 
 
-class AudioWorker:
-    """The engine's handle, as DecodeWorker's: launch, wait_ready, send, stop."""
+class AudioWorker(WorkerHandle):
+    """The engine's handle on the audio model's worker, as on the decode worker's."""
 
-    def __init__(self, spec: AudioWorkerSpec, on_message, mode: str = "process") -> None:  # noqa: ANN001
-        self.spec, self.on_message = spec, on_message
-        thread = mode == "thread"
-        entry = run_worker if thread else _process_entry
-        self._child = Child(entry, (spec,), "livegen-audio-model", thread=thread)
-        self._outbox = Outbox(self._child.send, lambda older, newer: None, "livegen-audio-tx")
-
-    @property
-    def pid(self) -> int | None:
-        return self._child.pid
-
-    def launch(self) -> None:
-        self._child.launch()
-
-    def wait_ready(self, timeout: float = 120.0) -> WorkerReady:
-        try:
-            first = self._child.first(timeout)
-        except EOFError:
-            raise WorkerError("the audio model's worker exited while loading") from None
-        if not isinstance(first, WorkerReady):
-            self.stop()
-            reason = first.reason if isinstance(first, Failed) else "it did not load in time"
-            raise WorkerError(f"the audio model could not be loaded: {reason}")
-        self._child.read(self.on_message, on_end=lambda: self.on_message(WorkerExited()))
-        return first
-
-    def send(self, message: object) -> None:
-        self._outbox.put(message)
-
-    def stop(self) -> None:
-        self._outbox.close()
-        self._child.stop()
+    def __init__(
+        self, spec: AudioWorkerSpec, on_message: Callable[[object], None], mode: str = "process"
+    ) -> None:
+        super().__init__(
+            spec,
+            on_message,
+            run=run_worker,
+            entry=_process_entry,
+            name="livegen-audio-model",
+            what="the audio model's worker",
+            mode=mode,
+        )

@@ -24,8 +24,6 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from livegen.child import Child
-from livegen.kernels.errors import LivegenError
 from livegen.kernels.time_steps import STEPS_PER_SECOND
 from livegen.messages import (
     Cut,
@@ -39,19 +37,14 @@ from livegen.messages import (
     SetLookahead,
     SetSampling,
     Stop,
-    WorkerExited,
     WorkerReady,
     WorkerStats,
 )
-from livegen.outbox import Outbox
+from livegen.worker_handle import WorkerHandle
 from livegen.worker_ledger import ContextLedger
 from livegen.worker_turns import TurnPolicy
 
 STATS_INTERVAL = 0.25
-
-
-class WorkerError(LivegenError):
-    """The decode worker could not start (the model did not load) or died."""
 
 
 @dataclass
@@ -279,54 +272,23 @@ def _process_entry(conn, spec: WorkerSpec) -> None:  # noqa: ANN001
     run_worker(conn, spec)
 
 
-class DecodeWorker:
-    """The engine's handle on the worker: `send` messages, `on_message` gets the replies
-    (from a reader thread), then WorkerExited when the worker is gone."""
+class DecodeWorker(WorkerHandle):
+    """The engine's handle on the decode worker (livegen/worker_handle.py): `send` messages,
+    `on_message` gets the replies (from a reader thread), then WorkerExited."""
 
     def __init__(
         self, spec: WorkerSpec, on_message: Callable[[object], None], mode: str = "process"
     ) -> None:
-        if mode not in ("process", "thread"):
-            raise ValueError(f"worker mode must be 'process' or 'thread', got {mode!r}")
-        self.spec = spec
-        self.on_message = on_message
-        thread = mode == "thread"
-        entry = run_worker if thread else _process_entry
-        self._child = Child(entry, (spec,), "livegen-decode", thread=thread)
-        self._outbox = Outbox(self._child.send, _coalesce, "livegen-decode-tx")
-
-    @property
-    def pid(self) -> int | None:
-        return self._child.pid
-
-    def launch(self) -> None:
-        """Start loading (returns at once; wait_ready waits)."""
-        self._child.launch()
-
-    def wait_ready(self, timeout: float = 120.0) -> WorkerReady:
-        """Wait until the model is loaded; returns what it says of itself (device, sizes).
-        WorkerError with the worker's reason."""
-        try:
-            first = self._child.first(timeout)
-        except EOFError:
-            raise WorkerError("the decode worker exited while loading the model") from None
-        if first is None:
-            self.stop()
-            raise WorkerError(f"the decode worker did not load the model within {timeout:.0f} s")
-        if not isinstance(first, WorkerReady):
-            self.stop()
-            reason = first.reason if isinstance(first, Failed) else repr(first)
-            raise WorkerError(f"the model could not be loaded: {reason}")
-        self._child.read(self.on_message, on_end=lambda: self.on_message(WorkerExited()))
-        return first
-
-    def send(self, message: object) -> None:
-        """Never blocks (see Outbox); a worker that is gone says so: WorkerExited."""
-        self._outbox.put(message)
-
-    def stop(self) -> None:
-        self._outbox.close()
-        self._child.stop()
+        super().__init__(
+            spec,
+            on_message,
+            run=run_worker,
+            entry=_process_entry,
+            name="livegen-decode",
+            what="the decode worker",
+            mode=mode,
+            coalesce=_coalesce,
+        )
 
 
 def _coalesce(older: object, newer: object) -> object | None:
