@@ -95,16 +95,7 @@ def make_rings(preset: AudioJamPreset, settings):  # noqa: ANN001, ANN201 - JamS
 def audio_worker_spec(engine, rings):  # noqa: ANN001, ANN201 - JamEngine, AudioRings
     from livegen.audio_worker import AudioWorkerSpec
 
-    midi = engine.worker_spec(str(engine.preset.source))
-    return AudioWorkerSpec(
-        preset=midi.preset,
-        t0=midi.t0,
-        rings=rings.layout,
-        device=midi.device,
-        seed=midi.seed,
-        lookahead_steps=midi.lookahead_steps,
-        sampling=midi.sampling,
-    )
+    return AudioWorkerSpec(engine.worker_spec(str(engine.preset.source)), rings.layout)
 
 
 def refuse_midi_preset_for_audio_in(name: str) -> None:

@@ -30,13 +30,13 @@ import numpy as np
 
 from livegen.audio_context import AudioContext
 from livegen.audio_rings import FIRST, FLAG_BITS, LAST, AudioRings, RingLayout
+from livegen.decode_worker import WorkerSpec
 from livegen.kernels.time_steps import STEPS_PER_SECOND, step_to_seconds
 from livegen.messages import (
     Cut,
     Failed,
     NoPlan,
     Plan,
-    Sampling,
     SetLookahead,
     SetSampling,
     Stop,
@@ -55,14 +55,11 @@ MIN_TURN_AHEAD = 0.5  # seconds of frames a turn writes ahead, at least (the loo
 
 @dataclass
 class AudioWorkerSpec:
-    preset: str  # path of the audio preset's TOML file
-    t0: float  # the session clock's origin (time.perf_counter seconds)
+    """The decode worker's spec (preset, clock origin, device, seed, lookahead, sampling,
+    threads: the engine makes one for either kind of model) and the audio process's rings."""
+
+    model: WorkerSpec
     rings: RingLayout
-    device: str | None = None
-    seed: int = 0
-    lookahead_steps: int = 20
-    sampling: Sampling | None = None  # temperature and top_p apply to an audio model
-    threads: int = 1
 
 
 class AudioWorkerCore:
@@ -88,8 +85,8 @@ class AudioWorkerCore:
         # The decoder's state depends on this many frames before: decoding them first makes
         # a turn's first frame sound as if the decoder had run all along.
         self.warm_frames = codec.decoder_depth * (codec.kernel - 1) + 1
-        self.generator = torch.Generator().manual_seed(spec.seed)
-        self.lookahead_steps = spec.lookahead_steps
+        self.generator = torch.Generator().manual_seed(spec.model.seed)
+        self.lookahead_steps = spec.model.lookahead_steps
         self.epoch = 0
         self.plan: Plan | None = None
         self.writing = False  # the model has begun its turn's frames
@@ -135,7 +132,7 @@ class AudioWorkerCore:
     def _cut(self, cut: Cut) -> None:
         self.epoch = cut.epoch
         step = cut.close_step if cut.close_step is not None else cut.hold_step
-        t = step_to_seconds(step) if step is not None else time.perf_counter() - self.spec.t0
+        t = step_to_seconds(step) if step is not None else time.perf_counter() - self.spec.model.t0
         frame = self.rings.frame_of(t)
         if frame is not None and self.context.model_from is not None:
             self.context.roll_back(frame // self.rings.layout.slot)
@@ -298,12 +295,12 @@ def build_core(spec: AudioWorkerSpec, emit) -> AudioWorkerCore:  # noqa: ANN001
     from livegen.models.sampling import SamplingParams
     from livegen.models.streaming import StreamingDecoder
 
-    torch.set_num_threads(spec.threads)
-    preset = load_audio_preset(spec.preset)
-    loaded, codec = load_audio_models(preset, spec.device)
+    torch.set_num_threads(spec.model.threads)
+    preset = load_audio_preset(spec.model.preset)
+    loaded, codec = load_audio_models(preset, spec.model.device)
     decoder = StreamingDecoder(loaded.model)
     vocab = loaded.model.config.audio_vocab()
-    sampling = spec.sampling
+    sampling = spec.model.sampling  # temperature and top_p apply to an audio model
     overrides = {"temperature": sampling.temperature, "top_p": sampling.top_p} if sampling else {}
     params = SamplingParams.from_defaults(preset.sampling, **overrides)
     # Warm-up: the first calls of each kernel shape are slow; pay for them before the jam.
