@@ -101,6 +101,9 @@ def test_a_crash_while_writing_leaves_the_previous_checkpoint_latest(tmp_path, d
 def test_ctrl_c_saves_a_checkpoint_and_returns_cleanly(tmp_path, data):
     config = load_run_config(tiny_config(tmp_path / "c.toml", steps=100_000))
     config.train.checkpoint_interval = 100_000
+    # Python's default_int_handler, or SIG_IGN where pytest was started as a background
+    # command of a script (the shell then ignores SIGINT for it): either way, put back.
+    before = signal.getsignal(signal.SIGINT)
     timer = threading.Timer(1.5, os.kill, (os.getpid(), signal.SIGINT))
     timer.start()
     try:
@@ -110,7 +113,7 @@ def test_ctrl_c_saves_a_checkpoint_and_returns_cleanly(tmp_path, data):
     assert result.interrupted
     assert 0 < result.state.step < 100_000
     assert read_state(latest_checkpoint(tmp_path / "run")).step == result.state.step
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is before
 
 
 def test_eval_agrees_with_the_streaming_decoder_and_export_makes_a_preset(tmp_path, data, capsys):
