@@ -23,7 +23,6 @@ import math
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -352,25 +351,8 @@ def run_worker(conn, spec: AudioWorkerSpec) -> None:  # noqa: ANN001
         core.rings.close()
 
 
-def _process_entry(conn, spec: AudioWorkerSpec) -> None:  # noqa: ANN001
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    run_worker(conn, spec)
-
-
 class AudioWorker(WorkerHandle):
     """The engine's handle on the audio model's worker, as on the decode worker's."""
 
-    def __init__(
-        self, spec: AudioWorkerSpec, on_message: Callable[[object], None], mode: str = "process"
-    ) -> None:
-        super().__init__(
-            spec,
-            on_message,
-            run=run_worker,
-            entry=_process_entry,
-            name="livegen-audio-model",
-            what="the audio model's worker",
-            mode=mode,
-        )
+    run = staticmethod(run_worker)
+    name, what = "livegen-audio-model", "the audio model's worker"

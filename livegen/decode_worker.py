@@ -21,7 +21,6 @@ import gc
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from livegen.kernels.time_steps import STEPS_PER_SECOND
@@ -265,34 +264,16 @@ def run_worker(conn, spec: WorkerSpec) -> None:  # noqa: ANN001
             conn.send(Failed("decode worker crashed:\n" + traceback.format_exc()))
 
 
-def _process_entry(conn, spec: WorkerSpec) -> None:  # noqa: ANN001
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the engine's to handle
-    run_worker(conn, spec)
-
-
 class DecodeWorker(WorkerHandle):
     """The engine's handle on the decode worker (livegen/worker_handle.py): `send` messages,
     `on_message` gets the replies (from a reader thread), then WorkerExited."""
 
-    def __init__(
-        self, spec: WorkerSpec, on_message: Callable[[object], None], mode: str = "process"
-    ) -> None:
-        super().__init__(
-            spec,
-            on_message,
-            run=run_worker,
-            entry=_process_entry,
-            name="livegen-decode",
-            what="the decode worker",
-            mode=mode,
-            coalesce=_coalesce,
-        )
+    run = staticmethod(run_worker)
+    name, what = "livegen-decode", "the decode worker"
 
-
-def _coalesce(older: object, newer: object) -> object | None:
-    """Two player messages waiting to be sent say what one merged message says."""
-    if isinstance(older, PlayerEvents) and isinstance(newer, PlayerEvents):
-        return older.then(newer)
-    return None
+    @staticmethod
+    def coalesce(older: object, newer: object) -> object | None:
+        """Two player messages waiting to be sent say what one merged message says."""
+        if isinstance(older, PlayerEvents) and isinstance(newer, PlayerEvents):
+            return older.then(newer)
+        return None

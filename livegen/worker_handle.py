@@ -21,33 +21,38 @@ class WorkerError(LivegenError):
     """A worker could not start (its model did not load) or died."""
 
 
-def _apart(older: object, newer: object) -> None:
-    return None  # no two messages say what one would
+def _in_process(conn, run: Callable[..., None], spec: Any) -> None:  # noqa: ANN001
+    """A worker's process: Ctrl-C is the engine's to handle, then the worker's loop."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    run(conn, spec)
 
 
 class WorkerHandle:
-    """launch, wait_ready, send, stop. `run(conn, spec)` is the worker's loop in a thread;
-    `entry(conn, spec)` the same in a process of its own. `what` names the worker in errors
-    ("the decode worker"); `coalesce` folds messages that wait to be sent (see Outbox)."""
+    """launch, wait_ready, send, stop. A kind of worker says `run(conn, spec)`, its loop (in
+    a process of its own, or a thread in `mode="thread"`), `name` (its process and threads)
+    and `what` (in errors: "the decode worker"); `coalesce` folds messages that wait to be
+    sent (see Outbox)."""
+
+    run: Callable[..., None]
+    name: str
+    what: str
+
+    @staticmethod
+    def coalesce(older: object, newer: object) -> object | None:
+        return None  # no two messages say what one would
 
     def __init__(
-        self,
-        spec: Any,
-        on_message: Callable[[object], None],
-        *,
-        run: Callable[..., None],
-        entry: Callable[..., None],
-        name: str,
-        what: str,
-        mode: str = "process",
-        coalesce: Callable[[object, object], object | None] = _apart,
+        self, spec: Any, on_message: Callable[[object], None], mode: str = "process"
     ) -> None:
         if mode not in ("process", "thread"):
             raise ValueError(f"worker mode must be 'process' or 'thread', got {mode!r}")
-        self.spec, self.on_message, self.what = spec, on_message, what
+        self.spec, self.on_message = spec, on_message
         thread = mode == "thread"
-        self._child = Child(run if thread else entry, (spec,), name, thread=thread)
-        self._outbox = Outbox(self._child.send, coalesce, f"{name}-tx")
+        target, args = (self.run, (spec,)) if thread else (_in_process, (self.run, spec))
+        self._child = Child(target, args, self.name, thread=thread)
+        self._outbox = Outbox(self._child.send, self.coalesce, f"{self.name}-tx")
 
     @property
     def pid(self) -> int | None:
