@@ -188,6 +188,8 @@ def test_eval_against_opus_and_export_a_codec_preset(tmp_path, capsys) -> None:
     assert overall["opus_12"]["mel"] < overall["codec"]["mel"]
     assert overall["opus_12"]["si_sdr"] > 5.0
     assert len(report["perplexity"]) == 3 and len(report["skipped"]) == 2
+    # One folder, one group: its perplexity is the overall one.
+    assert report["perplexity_by_group"] == {audio.name: report["perplexity"]}
     (tmp_path / "report.json").write_text(json.dumps(report))
     presets = tmp_path / "presets"
     presets.mkdir()

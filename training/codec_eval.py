@@ -148,11 +148,12 @@ def evaluate_codec(spec: str | Path, options: EvalOptions) -> dict[str, Any]:
     opus_rates.append(2 * opus_rates[0])
     systems = ["codec"] + ([f"opus_{r:g}" for r in opus_rates] if options.opus else [])
     rows: list[dict[str, Any]] = []  # one per (group, clip, system)
-    codes, compute, audio_seconds = [], 0.0, 0.0
+    codes: dict[str, list[torch.Tensor]] = {group: [] for group in groups}
+    compute, audio_seconds = 0.0, 0.0
     for group, clips in groups.items():
         for clip in clips:
             trip = fast_round_trip(model, clip, levels)
-            codes.append(trip.codes[0])
+            codes[group].append(trip.codes[0])
             compute += trip.encode_seconds + trip.decode_seconds
             audio_seconds += len(clip) / cfg.sample_rate
             outputs = {"codec": trip.audio[0].numpy()}
@@ -165,8 +166,13 @@ def evaluate_codec(spec: str | Path, options: EvalOptions) -> dict[str, Any]:
     if options.visqol:
         for row, score in zip(rows, _visqol_all([r["pair"] for r in rows], options.workers)):
             row["visqol"] = score
-    all_codes = torch.cat(codes, dim=0)
-    per_level = [perplexity(all_codes[:, k], cfg.codebook_size) for k in range(levels)]
+    # Perplexity grows with the variety of the audio it is counted on (a few clips of one
+    # kind use a few regions of the codebook), so it is given per group as well as overall.
+    def per_level(parts: list[torch.Tensor]) -> list[tuple[float, float]]:
+        every = torch.cat(parts, dim=0)
+        return [perplexity(every[:, k], cfg.codebook_size) for k in range(levels)]
+
+    overall = per_level([c for part in codes.values() for c in part])
     report = {
         "codec": where,
         "sample_rate": cfg.sample_rate,
@@ -179,8 +185,11 @@ def evaluate_codec(spec: str | Path, options: EvalOptions) -> dict[str, Any]:
         "clips": sum(len(c) for c in groups.values()),
         "audio_seconds": round(audio_seconds, 1),
         "rtf_one_thread": round(compute / audio_seconds, 4),
-        "perplexity": [round(p, 1) for p, _ in per_level],
-        "usage": [round(u, 4) for _, u in per_level],
+        "perplexity": [round(p, 1) for p, _ in overall],
+        "usage": [round(u, 4) for _, u in overall],
+        "perplexity_by_group": {
+            g: [round(p, 1) for p, _ in per_level(part)] for g, part in codes.items()
+        },
         "groups": {g: _summary(rows, systems, g) for g in groups},
         "overall": _summary(rows, systems, None),
         "skipped": skipped,
@@ -207,6 +216,8 @@ def format_report(report: dict[str, Any]) -> str:
     ]
     for name, table in [*report["groups"].items(), ("overall", report["overall"])]:
         lines.append(f"{name}:")
+        if name in report["perplexity_by_group"]:
+            lines.append(f"  perplexity per level {report['perplexity_by_group'][name]}")
         for system, figures in table.items():
             text = "  ".join(f"{k} {v:.3f}" for k, v in figures.items())
             lines.append(f"  {system:<10} {text}")
