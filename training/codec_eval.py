@@ -166,6 +166,7 @@ def evaluate_codec(spec: str | Path, options: EvalOptions) -> dict[str, Any]:
     if options.visqol:
         for row, score in zip(rows, _visqol_all([r["pair"] for r in rows], options.workers)):
             row["visqol"] = score
+
     # Perplexity grows with the variety of the audio it is counted on (a few clips of one
     # kind use a few regions of the codebook), so it is given per group as well as overall.
     def per_level(parts: list[torch.Tensor]) -> list[tuple[float, float]]:
