@@ -228,7 +228,9 @@ def build_core(spec: WorkerSpec, emit) -> WorkerCore:  # noqa: ANN001
     decoder.rollback(8)
     core = WorkerCore(decoder, params, spec, emit)
     follow = FollowSettings.from_defaults(preset.sampling)
-    core.turns.follow = follow if spec.follow_rhythm else dataclasses.replace(follow, rhythm=0)
+    if not spec.follow_rhythm:  # the player's time, not the model's: no pulse, no drawn rhythm
+        follow = dataclasses.replace(follow, rhythm=0, rhythm_draw=False)
+    core.turns.follow = follow
     gc.collect()  # then freeze what stays (the model, the loaded modules): full collections
     gc.freeze()  # stay short; in thread mode this is the engine's process, which is fine too
     emit(WorkerReady(loaded.describe(), decoder.N, decoder.L))

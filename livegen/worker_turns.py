@@ -150,13 +150,18 @@ class TurnPolicy:
         (models/follow.py): the player's notes, on the context's time line."""
         if self.follow is None or not self.follow.active:
             return None
+        import torch
+
         from livegen.models.follow import Follower
 
         tokens = self.ledger.player_tokens()
         shown = GrammarState()
         shown.extend(tokens, PLAYER)
         offset = self.ledger.grammar.step - shown.step  # context step of the tokens' time 0
-        return Follower(tokens, shown.step, self.params, self.follow), offset
+        # A rhythm plan draws from its own generator; seeded from the turn's, so each turn
+        # draws anew and a seeded session repeats.
+        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=self.generator))
+        return Follower(tokens, shown.step, self.params, self.follow, seed), offset
 
     def _announce(self, on: bool, pitch: int, position: int) -> None:
         ledger = self.ledger

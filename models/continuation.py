@@ -71,7 +71,7 @@ def continue_tokens(
     t0 = time.perf_counter()
     decoder.append([BEGIN, *prompt])
     prefill = time.perf_counter() - t0
-    follower = _follower(prompt, start_step, params, follow)
+    follower = _follower(prompt, start_step, params, follow, seed)
     generated: list[int] = []
     while state.step < end_step and len(generated) < limit:
         if follower is None:
@@ -96,9 +96,9 @@ def continue_tokens(
 
 
 def _follower(
-    prompt: list[int], step: int, params: SamplingParams, follow: FollowSettings | None
+    prompt: list[int], step: int, params: SamplingParams, follow: FollowSettings | None, seed: int
 ) -> Follower | None:
-    return Follower(prompt, step, params, follow) if follow and follow.active else None
+    return Follower(prompt, step, params, follow, seed) if follow and follow.active else None
 
 
 def time_shift_tokens(steps: int) -> list[int]:
@@ -136,7 +136,7 @@ def answer_tokens(
     state.extend(phrase, PLAYER)
     generator = torch.Generator().manual_seed(seed)
     decoder.append([BEGIN, *phrase])
-    follower = _follower(phrase, state.step, params, follow)
+    follower = _follower(phrase, state.step, params, follow, seed)
     tokens = time_shift_tokens(gap_steps)
     state.extend(tokens, MODEL)
     decoder.append(tokens)

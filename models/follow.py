@@ -16,6 +16,10 @@ just played) instead, so a sparse phrase gets a sparse continuation:
   pitch-class histogram tracks the prompt's: `key_bias` times the log of the class's share in
   the prompt over its share in what the model played (both smoothed), within
   +-DENSITY_LIMIT; no class is ruled out (the hard scale lock above is `key`);
+- rhythm draw (RhythmPlan, models/rhythm_plan.py): the model's onset intervals, chord sizes
+  and note lengths drawn from the prompt's, in new orders (`rhythm_draw`), with a share
+  `rhythm_variation` of the intervals joined or halved; where it is on, it places the
+  onsets and the pulse rule below does not;
 - rhythm: the model's onsets on the prompt's own pulse (models/pulse.py: the coarsest grid
   its onsets sit on, divided into `rhythm` parts unless it is FINE_PULSE_STEPS or finer
   already): a time shift may land only on a grid point, and a note may start only
@@ -52,6 +56,7 @@ from livegen.kernels.vocab import (
 )
 from livegen.models.grammar import GrammarState
 from livegen.models.pulse import Pulse, estimate_pulse
+from livegen.models.rhythm_plan import RhythmPlan
 from livegen.models.sampling import SamplingParams
 
 DENSITY_LIMIT = 6.0  # nats either way
@@ -76,6 +81,8 @@ class FollowSettings:
     key: bool = False
     key_bias: float = 0.0  # nats per e-fold of a pitch class's shortfall; 0: off
     rhythm: int = 0  # onsets on the prompt's grid divided into this many parts (0: off)
+    rhythm_draw: bool = False  # onsets, chords and lengths drawn from the prompt's
+    rhythm_variation: float = 0.0  # share of the drawn intervals joined or halved
     window_seconds: float = 8.0
 
     @classmethod
@@ -89,6 +96,8 @@ class FollowSettings:
             key=bool(getattr(defaults, "follow_key", False)),
             key_bias=float(getattr(defaults, "follow_key_bias", 0.0)),
             rhythm=int(getattr(defaults, "follow_rhythm", 0)),
+            rhythm_draw=bool(getattr(defaults, "follow_rhythm_draw", False)),
+            rhythm_variation=float(getattr(defaults, "follow_rhythm_variation", 0.0)),
         )
 
     @property
@@ -101,6 +110,7 @@ class FollowSettings:
             or self.key
             or self.key_bias
             or self.rhythm > 0
+            or self.rhythm_draw
         )
 
 
@@ -117,7 +127,12 @@ class Follower:
     `prompt_step`), starting from `base`."""
 
     def __init__(
-        self, prompt: list[int], prompt_step: int, base: SamplingParams, settings: FollowSettings
+        self,
+        prompt: list[int],
+        prompt_step: int,
+        base: SamplingParams,
+        settings: FollowSettings,
+        seed: int = 0,
     ) -> None:
         self.settings = settings
         self.start_step = prompt_step
@@ -133,11 +148,20 @@ class Follower:
         if settings.key_bias and len(recent) >= MIN_KEY_NOTES:
             self.key_steer = KeySteer(recent.pitch, settings.key_bias)
         self.pulse: Pulse | None = None  # the grid the model's onsets keep to
-        if settings.rhythm > 0:
+        beat = None
+        if settings.rhythm > 0 or settings.rhythm_draw:
             beat = estimate_pulse(seconds_to_steps(recent.start))
-            if beat is not None:
-                fine = beat.period <= FINE_PULSE_STEPS
-                self.pulse = beat.subdivided(1 if fine else settings.rhythm)
+        if settings.rhythm > 0 and beat is not None:
+            fine = beat.period <= FINE_PULSE_STEPS
+            self.pulse = beat.subdivided(1 if fine else settings.rhythm)
+        self.plan: RhythmPlan | None = None  # when set, it places the onsets, not the pulse
+        if settings.rhythm_draw:
+            last = int(seconds_to_steps(notes.start).max()) if len(notes) else None
+            starts = seconds_to_steps(recent.start)
+            lengths = seconds_to_steps(recent.end) - starts
+            self.plan = RhythmPlan.from_prompt(
+                starts, lengths, last, beat, seed, settings.rhythm_variation
+            )
 
     @staticmethod
     def _key_mask(recent: Notes) -> torch.Tensor | None:
@@ -162,7 +186,8 @@ class Follower:
     ) -> torch.Tensor | None:
         """The caller's own rules (a turn's; None: none) with the key lock and the rhythm
         (for the token at context step `step`, the grammar in `state`) ANDed in."""
-        masks = [m for m in (rules, self.mask, self._rhythm(rules, step, state)) if m is not None]
+        masks = [rules, self.mask, self._rhythm(rules, step, state), self._plan(rules, step)]
+        masks = [m for m in masks if m is not None]
         if not masks:
             return None
         out = masks[0]
@@ -170,13 +195,22 @@ class Follower:
             out = out & mask
         return out
 
+    def _plan(self, rules: torch.Tensor | None, step: int | None) -> torch.Tensor | None:
+        """The rhythm plan's mask; None where there is none, or where the turn wants a note
+        at once (the plan takes the turn's first onset as its own and goes on from it)."""
+        if self.plan is None or step is None:
+            return None
+        if rules is not None and not rules[TIME_SHIFT:VELOCITY].any():
+            return None
+        return self.plan.mask(step)
+
     def _rhythm(
         self, rules: torch.Tensor | None, step: int | None, state: GrammarState | None
     ) -> torch.Tensor | None:
         """Bool [V]: time shifts that land on the pulse's grid (or, where the next grid point
         is beyond reach, that fall short of it) and note-ons only on a grid point; None where
         there is no pulse or the turn wants a note at once."""
-        if self.pulse is None or step is None or state is None:
+        if self.pulse is None or step is None or state is None or self.plan is not None:
             return None
         room = min(MAX_SHIFT_STEPS, state.steps_left(self.base.max_note_steps))
         if rules is not None:
@@ -215,6 +249,8 @@ class Follower:
 
     def observe(self, token: int, step: int) -> None:
         """The model wrote `token` at context step `step`."""
+        if self.plan is not None:
+            self.plan.observe(token, step)
         if NOTE_ON <= token < NOTE_OFF:
             self.onsets.append(step)
             if self.key_steer is not None:

@@ -54,6 +54,7 @@ FOLLOW_BOUNDS = {
     "follow_register": Bound(-1, 48, integer=True),
     "follow_key_bias": Bound(0.0, 10.0),
     "follow_rhythm": Bound(0, 4, integer=True),
+    "follow_rhythm_variation": Bound(0.0, 1.0),
 }
 SOUND_BOUNDS = {"program": MIDI_BYTE, "channel": MIDI_CHANNEL}
 
@@ -82,6 +83,8 @@ class SamplingDefaults:
     follow_key: bool = False  # note-ons only in the pitch classes the player used
     follow_key_bias: float = 0.0  # nats favouring the player's pitch classes, by their use
     follow_rhythm: int = 0  # onsets on the player's own pulse, its grid in N parts (0: off)
+    follow_rhythm_draw: bool = False  # intervals, chord sizes, lengths drawn from the player's
+    follow_rhythm_variation: float = 0.0  # share of those intervals joined or halved
 
 
 @dataclass

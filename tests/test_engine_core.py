@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import mido
+import numpy as np
 import pytest
 
 from livegen.clock import InternalClock
@@ -121,6 +122,36 @@ def test_worker_follows_the_players_pulse_and_key(model) -> None:  # noqa: ANN00
     _run(core, clock, 8.0)
     onsets = [e.step for e in _notes(out) if e.on]
     assert len(onsets) >= 3 and all(step % 25 == 0 for step in onsets), onsets
+
+
+def test_worker_draws_its_rhythm_from_the_players(model) -> None:  # noqa: ANN001
+    """The player plays single notes 20 and 30 steps apart, each 10 steps long: with the
+    rhythm draw every interval between the model's onsets after its first is 20 or 30 steps,
+    every onset one note, every note 10 steps long (the turn's end aside)."""
+    from livegen.models.follow import FollowSettings
+
+    clock = ManualClock()
+    core, out = _core(model, clock, density=3.0, max_polyphony=16)
+    core.turns.follow = FollowSettings(rhythm_draw=True)
+    played, step = [], 50
+    for k in range(10):
+        played += [E(step, True, 60 + k % 5, 20), E(step + 10, False, 60 + k % 5)]
+        step += (20, 30)[k % 2]
+    core.handle(P(tuple(played), step))
+    core.handle(Plan(step + 20, step + 420, True))
+    _run(core, clock, 10.0)
+    events = _notes(out)
+    onsets = [e.step for e in events if e.on]
+    assert len(onsets) >= 5, onsets
+    assert set(np.diff(onsets).tolist()) <= {20, 30}, onsets
+    starts: dict[int, int] = {}
+    lengths = []
+    for e in events:
+        if e.on:
+            starts[e.pitch] = e.step
+        elif e.step < step + 420:
+            lengths.append(e.step - starts.pop(e.pitch))
+    assert lengths and set(lengths) == {10}, lengths
 
 
 def test_worker_reports_its_token_rate_over_each_stats_interval(model) -> None:  # noqa: ANN001

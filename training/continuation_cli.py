@@ -75,6 +75,18 @@ def add_continuation_arguments(parser: argparse.ArgumentParser) -> None:
         help="steer towards the prompt's pitch classes",
     )
     parser.add_argument(
+        "--follow-rhythm-draw",
+        type=int,
+        choices=[0, 1],
+        help="onset intervals, chord sizes and note lengths drawn from the prompt's",
+    )
+    parser.add_argument(
+        "--follow-rhythm-variation",
+        type=float,
+        metavar="SHARE",
+        help="share of the drawn intervals joined or halved (0..1)",
+    )
+    parser.add_argument(
         "--follow-rhythm",
         type=int,
         choices=range(5),
@@ -128,6 +140,8 @@ def _follow(args: argparse.Namespace, preset):  # noqa: ANN001, ANN202
         "key": None if args.follow_key is None else bool(args.follow_key),
         "key_bias": args.follow_key_bias,
         "rhythm": args.follow_rhythm,
+        "rhythm_draw": None if args.follow_rhythm_draw is None else bool(args.follow_rhythm_draw),
+        "rhythm_variation": args.follow_rhythm_variation,
     }
     return dataclasses.replace(base, **{k: v for k, v in changes.items() if v is not None})
 
@@ -191,6 +205,9 @@ def run_continuations(args: argparse.Namespace) -> int:
         raise LivegenError(f"--phrases must be >= 1, got {args.phrases}")
     if args.follow_key_bias is not None and not 0 <= args.follow_key_bias <= 10:
         raise LivegenError(f"--follow-key-bias must be 0..10, got {args.follow_key_bias}")
+    variation = args.follow_rhythm_variation
+    if variation is not None and not 0 <= variation <= 1:
+        raise LivegenError(f"--follow-rhythm-variation must be 0..1, got {variation}")
     options = continuations.EvalOptions(args.prompt_seconds, args.seconds, args.seed)
     options.validate()
     torch.set_num_threads(args.threads)

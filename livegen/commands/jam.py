@@ -72,7 +72,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     wiring.add_argument(
         "--no-follow-rhythm",
         action="store_true",
-        help="the model keeps its own time, not the pulse you play (the preset's follow_rhythm)",
+        help="the model keeps its own time, not your pulse and rhythm (the preset's "
+        "follow_rhythm and follow_rhythm_draw)",
     )
     wiring.add_argument(
         "--worker", choices=("process", "thread"), default="process", help=argparse.SUPPRESS
