@@ -109,11 +109,7 @@ class RhythmPlan:
             allowed[NOTE_ON:NOTE_OFF] = False
             allowed[VELOCITY:NUM_EVENTS] = False
         # Time may move on only as far as the next onset or note end.
-        horizon = (
-            min([self.due, *self.ends.values()])
-            if step < self.due
-            else min(self.ends.values(), default=step + 1)
-        )
+        horizon = min([self.due, *self.ends.values()])
         allowed[TIME_SHIFT + max(horizon - step, 1) : VELOCITY] = False
         return allowed
 
