@@ -1,4 +1,5 @@
-"""The audio output devices a picker shows: PortAudio probed in a child process, cached.
+"""The audio output devices a picker shows: PortAudio probed in a child process, cached;
+and `pick_device`, which finds the one a name asks for, in the process that opens it.
 
 PortAudio initialised in this process would tie it to the JACK server it found, which may go
 away while livegen runs; a child process asks PortAudio once and exits. The list is cached and
@@ -73,3 +74,29 @@ def list_audio_devices() -> list[str]:
 def audio_probe_error() -> str | None:
     """Why the last audio probe found nothing (PortAudio missing, ...), if it failed."""
     return _AUDIO.error
+
+
+def pick_device(sd, wanted: str | None, kind: str = "output") -> int | None:  # noqa: ANN001
+    """A sounddevice device index ("output" or "input" devices) by index, exact name or
+    unique substring."""
+    if wanted is None:
+        return None
+    apis = [api["name"] for api in sd.query_hostapis()]
+    devices = [
+        (i, d["name"], f"{d['name']} ({apis[d['hostapi']]})")
+        for i, d in enumerate(sd.query_devices())
+        if d[f"max_{kind}_channels"]
+    ]
+    if wanted.isdigit() and any(i == int(wanted) for i, _, _ in devices):
+        return int(wanted)
+    # `livegen ports` lists devices as "name (host API)": that form names one exactly too.
+    for i, name, listed in devices:
+        if wanted in (name, listed):
+            return i
+    matches = [(i, name) for i, name, _ in devices if wanted.lower() in name.lower()]
+    if len(matches) == 1:
+        return matches[0][0]
+    names = ", ".join(name for _, name, _ in devices) or "none"
+    raise LookupError(
+        f"audio {kind} device {wanted!r} matches {len(matches)} devices; {kind} devices: {names}"
+    )

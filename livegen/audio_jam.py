@@ -12,9 +12,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from livegen.kernels.errors import LivegenError, PresetError
 from livegen.models.preset import SamplingDefaults, Sound, find_preset, preset_kind
+
+if TYPE_CHECKING:
+    from livegen.audio_out import AudioInDevice, AudioInPort
 
 
 class AudioJamError(LivegenError):
@@ -106,16 +110,17 @@ def refuse_midi_preset_for_audio_in(name: str) -> None:
     )
 
 
-def check_audio_in(port: str) -> bool:
-    """--audio-in names a JACK port that sends audio (True), or, with no JACK server about,
-    an input device (False: the audio process picks it by name, as --audio-device, and says
-    so if none matches); a wrong port is one clear line."""
+def check_audio_in(name: str) -> AudioInPort | AudioInDevice:
+    """What --audio-in names: a JACK port that sends audio, or, with no JACK server about,
+    an input device (the audio process picks it by name, as --audio-device, and says so if
+    none matches); a wrong port is one clear line."""
+    from livegen.audio_out import AudioInDevice, AudioInPort
     from livegen.jack_ports import audio_ports
 
     ports = audio_ports("output")
     if ports is None:
-        return False  # no JACK: a microphone or line input of the sound card
-    if port not in ports:
+        return AudioInDevice(name)  # no JACK: a microphone or line input of the sound card
+    if name not in ports:
         listed = ", ".join(ports) or "none"
-        raise AudioJamError(f"--audio-in: no JACK audio port {port!r}; ports: {listed}")
-    return True
+        raise AudioJamError(f"--audio-in: no JACK audio port {name!r}; ports: {listed}")
+    return AudioInPort(name)

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from livegen import realtime
+from livegen.audio_devices import pick_device
 from livegen.audio_rings import RingLayout
 from livegen.child import Child
 from livegen.messages import (
@@ -51,6 +52,22 @@ STATS_INTERVAL = 0.25
 GIL_HOLDER_PRIORITY = 10  # SCHED_FIFO: above every ordinary thread, below JACK's (60-70)
 
 
+@dataclass(frozen=True)
+class AudioInPort:
+    """--audio-in names a JACK port that sends audio: the duplex stream's input is wired to
+    it once the stream runs."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class AudioInDevice:
+    """--audio-in names an input device of the sound card (no JACK server about), picked by
+    name as --audio-device picks outputs."""
+
+    name: str
+
+
 @dataclass
 class AudioSpec:
     t0: float  # session clock origin (time.perf_counter seconds)
@@ -63,8 +80,7 @@ class AudioSpec:
     wav_path: str | None = None
     gain: float = 0.6
     voice: RingLayout | None = None  # an audio model's rings (livegen/model_voice.py)
-    audio_in: str | None = None  # what is heard (and recorded) beside the output:
-    audio_in_port: bool = True  # a JACK port; False: an input device (no JACK server about)
+    audio_in: AudioInPort | AudioInDevice | None = None  # heard (and recorded) beside the output
 
 
 # ---- the callback side (runs in the audio process; tests drive it directly) -----------------
@@ -242,33 +258,6 @@ NO_SOUND_HINT = (
 )
 
 
-def _pick_device(sd, wanted: str | None, kind: str = "output") -> int | None:  # noqa: ANN001
-    """A sounddevice device index ("output" or "input" devices) by index, exact name or
-    unique substring."""
-    if wanted is None:
-        return None
-    apis = [api["name"] for api in sd.query_hostapis()]
-    outputs = [
-        (i, d["name"], f"{d['name']} ({apis[d['hostapi']]})")
-        for i, d in enumerate(sd.query_devices())
-        if d[f"max_{kind}_channels"]
-    ]
-    if wanted.isdigit() and any(i == int(wanted) for i, _, _ in outputs):
-        return int(wanted)
-    # `livegen ports` lists devices as "name (host API)": that form names one exactly too.
-    for i, name, listed in outputs:
-        if wanted in (name, listed):
-            return i
-    outputs = [(i, name) for i, name, _ in outputs]
-    matches = [(i, name) for i, name in outputs if wanted.lower() in name.lower()]
-    if len(matches) == 1:
-        return matches[0][0]
-    names = ", ".join(name for _, name in outputs) or "none"
-    raise LookupError(
-        f"audio {kind} device {wanted!r} matches {len(matches)} devices; {kind} devices: {names}"
-    )
-
-
 def _raise_priority() -> None:
     """Make this (the main) thread SCHED_FIFO, below JACK's clients, where allowed.
 
@@ -294,12 +283,12 @@ def _open_stream(sd, spec: AudioSpec, renderer: CallbackRenderer, device: int | 
         return stream, set()
     before: set[str] = set()
     source = None  # a JACK port is wired to the default input once the stream runs
-    if spec.audio_in_port:
+    if isinstance(spec.audio_in, AudioInPort):
         from livegen.jack_ports import audio_ports
 
         before = set(audio_ports("input") or [])
     else:
-        source = _pick_device(sd, spec.audio_in, "input")
+        source = pick_device(sd, spec.audio_in.name, "input")
     stream = sd.Stream(
         device=(source, device), channels=(1, 2), latency="low", callback=renderer.duplex, **common
     )
@@ -318,7 +307,7 @@ def _audio_process(conn, spec: AudioSpec) -> None:  # noqa: ANN001
         if spec.wav_path:
             renderer.recorder = WavRing(spec.wav_path, spec.sample_rate)
             renderer.recorder.start()
-        stream, inputs = _open_stream(sd, spec, renderer, _pick_device(sd, spec.device))
+        stream, inputs = _open_stream(sd, spec, renderer, pick_device(sd, spec.device))
         # Everything loaded so far lives as long as the process: out of the collector's sight.
         # A full collection over it took ~4 ms, longer than a 128-frame block, and it runs in
         # whichever thread allocates, the callback included (1 xrun a minute in bench_jam).
@@ -328,16 +317,20 @@ def _audio_process(conn, spec: AudioSpec) -> None:  # noqa: ANN001
         gc.freeze()
         _raise_priority()
         stream.start()
-        if spec.audio_in and spec.audio_in_port:
+        if isinstance(spec.audio_in, AudioInPort):
             from livegen.jack_ports import wire_input
 
-            wire_input(spec.audio_in, inputs)
+            wire_input(spec.audio_in.name, inputs)
         info = sd.query_devices(stream.device[1] if spec.audio_in else stream.device)
         api = sd.query_hostapis(info["hostapi"])["name"]
         latency = stream.latency[1] if spec.audio_in else stream.latency
         conn.send(AudioReady(f"{info['name']} ({api})", float(latency)))
     except Exception as error:  # no PortAudio, no device, no soundfont: a problem, not a crash
-        conn.send(Failed(f"no sound: {type(error).__name__}: {error}. {NO_SOUND_HINT}"))
+        why = f"{type(error).__name__}: {error}"
+        if isinstance(spec.audio_in, AudioInDevice):  # the input asked for: the jam cannot go on
+            conn.send(Failed(f"--audio-in {spec.audio_in.name!r}: {why}"))
+        else:
+            conn.send(Failed(f"no sound: {why}. {NO_SOUND_HINT}"))
         if stream is not None:  # started, then wiring failed: the callback ends here
             with contextlib.suppress(Exception):
                 stream.close()

@@ -47,7 +47,7 @@ class PartsMixin:
     rings = None  # an audio preset's shared rings (livegen/audio_rings.py); None: a MIDI model
     onsets_heard = 0  # an audio model's turns whose first sound went out, seen so far
     input_sounding = False  # --audio-in: the player's sound is on
-    audio_in_port = True  # --audio-in names a JACK port (False: an input device)
+    audio_in = None  # what --audio-in names: an AudioInPort or AudioInDevice (livegen/audio_out.py)
 
     def open_parts(self) -> None:
         from livegen.audio_jam import (
@@ -65,7 +65,7 @@ class PartsMixin:
         if is_audio_preset(settings.preset):
             self.preset = load_audio_jam_preset(settings.preset)  # codec checked too
             if settings.audio_in:  # a JACK port that exists, or (no JACK) an input device
-                self.audio_in_port = check_audio_in(settings.audio_in)
+                self.audio_in = check_audio_in(settings.audio_in)
             self.rings = make_rings(self.preset, settings)
         else:
             if settings.audio_in:
@@ -143,7 +143,7 @@ class PartsMixin:
         return self.preset.sound.program if program is None else program
 
     def _open_audio(self) -> None:
-        from livegen.audio_out import AudioOut, AudioSpec
+        from livegen.audio_out import AudioInDevice, AudioOut, AudioSpec
 
         settings = self.settings
         if settings.audio_device == "none":
@@ -162,19 +162,16 @@ class PartsMixin:
             programs={self.controls.model_channel: self.program()},
             wav_path=wav,
             voice=self.rings.layout if self.rings is not None else None,
-            audio_in=settings.audio_in,
-            audio_in_port=self.audio_in_port,
+            audio_in=self.audio_in,
         )
         self.audio = AudioOut(spec)
         self.audio.launch()
         problem = self.audio.wait_ready()
-        if problem and settings.audio_in and not self.audio_in_port:
+        if problem and isinstance(self.audio_in, AudioInDevice):
             from livegen.audio_jam import AudioJamError
-            from livegen.audio_out import NO_SOUND_HINT
 
             self.audio = None  # the input device asked for cannot be heard: say so, jam not
-            reason = problem.replace(NO_SOUND_HINT, "").rstrip(". ")
-            raise AudioJamError(f"--audio-in {settings.audio_in!r}: {reason}")
+            raise AudioJamError(problem)
         if problem:
             self.audio = None
             self.problems["audio"] = problem + "; MIDI out and recording go on"

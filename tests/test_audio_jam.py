@@ -15,7 +15,13 @@ import numpy as np
 import pytest
 
 from livegen.audio_context import AudioContext
-from livegen.audio_out import AudioOut, AudioSpec, CallbackRenderer
+from livegen.audio_out import (
+    NO_SOUND_HINT,
+    AudioInDevice,
+    AudioOut,
+    AudioSpec,
+    CallbackRenderer,
+)
 from livegen.audio_rings import FIRST, LAST, AudioRings
 from livegen.cli import main as livegen_main
 from livegen.controls import Controls
@@ -395,7 +401,7 @@ def test_audio_in_an_input_device_opens_the_duplex_stream_on_it(jack: JackServer
     is the audio process's one-line problem, not a crash."""
     spec = AudioSpec(
         t0=time.perf_counter(), soundfont=DEFAULT_SOUNDFONT, voice=rings.layout,
-        audio_in="system", audio_in_port=False,
+        audio_in=AudioInDevice("system"),
     )  # fmt: skip
     audio = AudioOut(spec)
     audio.launch()
@@ -405,10 +411,12 @@ def test_audio_in_an_input_device_opens_the_duplex_stream_on_it(jack: JackServer
         assert ours and "system:capture_1" in connections(ours[0]), ours
     finally:
         audio.stop()
-    wrong = AudioOut(dataclasses.replace(spec, audio_in="nowhere"))
+    wrong = AudioOut(dataclasses.replace(spec, audio_in=AudioInDevice("nowhere")))
     wrong.launch()
     problem = wrong.wait_ready()
     assert problem is not None and "audio input device 'nowhere' matches 0" in problem, problem
+    # The input asked for is named first; no hint about output sound, which is not the problem.
+    assert problem.startswith("--audio-in 'nowhere': ") and NO_SOUND_HINT not in problem
 
 
 # ---- bad inputs ------------------------------------------------------------------------------

@@ -174,12 +174,12 @@ def test_a_listed_audio_device_name_picks_that_device(jack):
     """`livegen ports` lists "name (host API)"; --audio-device takes that form as it is."""
     script = (
         "import sounddevice as sd\n"
-        "from livegen.audio_out import _pick_device\n"
+        "from livegen.audio_devices import pick_device\n"
         "from livegen.audio_devices import list_audio_devices\n"
         "names = list_audio_devices()\n"
         "assert names, 'no audio devices listed'\n"
         "import json\n"
-        "print(json.dumps([names, [_pick_device(sd, name) for name in names]]))\n"
+        "print(json.dumps([names, [pick_device(sd, name) for name in names]]))\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", script], env=jack.env, capture_output=True, text=True, timeout=60
