@@ -171,7 +171,11 @@ def test_command_on_a_tiny_model(midi_dir, tmp_path, capsys) -> None:
     assert main([*args, *timing, "--follow-rhythm", "9"]) == 2  # 0..4 parts
     assert "--follow-rhythm" in capsys.readouterr().err
     assert main([*args, *timing, "--follow-key-bias", "-1"]) == 2
-    assert "--follow-key-bias must be 0..10" in capsys.readouterr().err
+    assert "--follow-key-bias: must be a finite number in 0.0..10.0" in capsys.readouterr().err
+    # Every follow number is held to the preset's own bounds (models/preset.py FOLLOW_BOUNDS).
+    for option, value in [("--follow-rhythm-variation", "1.5"), ("--follow-density", "nan")]:
+        assert main([*args, *timing, option, value]) == 2
+        assert f"{option}: must be a finite number" in capsys.readouterr().err
     assert main([*args, "--call", "--phrases", "2", "--json"]) == 0
     calls = json.loads(capsys.readouterr().out)
     assert calls["phrases"] == 6

@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 from livegen.kernels.errors import LivegenError
+from livegen.models.preset import FOLLOW_BOUNDS
 
 CONT_HELP = "judge a model's continuations (and call-mode answers) against real music"
 
@@ -54,7 +55,10 @@ def add_continuation_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-follow", action="store_true", help="ignore the preset's follow_* settings"
     )
     parser.add_argument(
-        "--follow-density", type=float, metavar="GAIN", help="steer density to the prompt's"
+        "--follow-density",
+        type=FOLLOW_BOUNDS["follow_density"].option(),
+        metavar="GAIN",
+        help="steer density to the prompt's",
     )
     parser.add_argument(
         "--follow-polyphony", type=int, choices=[0, 1], help="cap polyphony at the prompt's"
@@ -63,14 +67,17 @@ def add_continuation_arguments(parser: argparse.ArgumentParser) -> None:
         "--follow-length", type=int, choices=[0, 1], help="cap note length at the prompt's"
     )
     parser.add_argument(
-        "--follow-register", type=int, metavar="MARGIN", help="keep to the prompt's range"
+        "--follow-register",
+        type=FOLLOW_BOUNDS["follow_register"].option(),
+        metavar="MARGIN",
+        help="keep to the prompt's range",
     )
     parser.add_argument(
         "--follow-key", type=int, choices=[0, 1], help="only the prompt's pitch classes"
     )
     parser.add_argument(
         "--follow-key-bias",
-        type=float,
+        type=FOLLOW_BOUNDS["follow_key_bias"].option(),
         metavar="GAIN",
         help="steer towards the prompt's pitch classes",
     )
@@ -82,7 +89,7 @@ def add_continuation_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--follow-rhythm-variation",
-        type=float,
+        type=FOLLOW_BOUNDS["follow_rhythm_variation"].option(),
         metavar="SHARE",
         help="share of the drawn intervals joined or halved (0..1)",
     )
@@ -203,11 +210,6 @@ def run_continuations(args: argparse.Namespace) -> int:
         raise LivegenError(f"--threads must be >= 1, got {args.threads}")
     if args.phrases < 1:
         raise LivegenError(f"--phrases must be >= 1, got {args.phrases}")
-    if args.follow_key_bias is not None and not 0 <= args.follow_key_bias <= 10:
-        raise LivegenError(f"--follow-key-bias must be 0..10, got {args.follow_key_bias}")
-    variation = args.follow_rhythm_variation
-    if variation is not None and not 0 <= variation <= 1:
-        raise LivegenError(f"--follow-rhythm-variation must be 0..1, got {variation}")
     options = continuations.EvalOptions(args.prompt_seconds, args.seconds, args.seed)
     options.validate()
     torch.set_num_threads(args.threads)
