@@ -147,21 +147,24 @@ class Follower:
         self.key_steer: KeySteer | None = None
         if settings.key_bias and len(recent) >= MIN_KEY_NOTES:
             self.key_steer = KeySteer(recent.pitch, settings.key_bias)
-        self.pulse: Pulse | None = None  # the grid the model's onsets keep to
         beat = None
         if settings.rhythm > 0 or settings.rhythm_draw:
             beat = estimate_pulse(seconds_to_steps(recent.start))
-        if settings.rhythm > 0 and beat is not None:
+        self.plan: RhythmPlan | None = None  # places the onsets where it is on
+        if settings.rhythm_draw and len(notes):
+            starts = seconds_to_steps(recent.start)
+            self.plan = RhythmPlan.from_prompt(
+                starts,
+                seconds_to_steps(recent.end) - starts,
+                seconds_to_step(float(notes.start.max())),
+                beat,
+                seed,
+                settings.rhythm_variation,
+            )
+        self.pulse: Pulse | None = None  # the grid the model's onsets keep to, without a plan
+        if self.plan is None and settings.rhythm > 0 and beat is not None:
             fine = beat.period <= FINE_PULSE_STEPS
             self.pulse = beat.subdivided(1 if fine else settings.rhythm)
-        self.plan: RhythmPlan | None = None  # when set, it places the onsets, not the pulse
-        if settings.rhythm_draw:
-            last = int(seconds_to_steps(notes.start).max()) if len(notes) else None
-            starts = seconds_to_steps(recent.start)
-            lengths = seconds_to_steps(recent.end) - starts
-            self.plan = RhythmPlan.from_prompt(
-                starts, lengths, last, beat, seed, settings.rhythm_variation
-            )
 
     @staticmethod
     def _key_mask(recent: Notes) -> torch.Tensor | None:
@@ -210,7 +213,7 @@ class Follower:
         """Bool [V]: time shifts that land on the pulse's grid (or, where the next grid point
         is beyond reach, that fall short of it) and note-ons only on a grid point; None where
         there is no pulse or the turn wants a note at once."""
-        if self.pulse is None or step is None or state is None or self.plan is not None:
+        if self.pulse is None or step is None or state is None:
             return None
         room = min(MAX_SHIFT_STEPS, state.steps_left(self.base.max_note_steps))
         if rules is not None:

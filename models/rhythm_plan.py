@@ -61,13 +61,13 @@ class RhythmPlan:
         cls,
         starts: np.ndarray,
         lengths: np.ndarray,
-        last: int | None,
+        last: int,
         pulse: Pulse | None,
         seed: int,
         variation: float = 0.0,
     ) -> RhythmPlan | None:
         """A plan, or None when the prompt has too few onsets to say what its rhythm is."""
-        if last is None or len(np.unique(starts)) <= MIN_INTERVALS:
+        if len(np.unique(starts)) <= MIN_INTERVALS:
             return None
         return cls(starts, lengths, last, pulse, seed, variation)
 
