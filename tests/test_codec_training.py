@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -190,6 +191,16 @@ def test_eval_against_opus_and_export_a_codec_preset(tmp_path, capsys) -> None:
     assert len(report["perplexity"]) == 3 and len(report["skipped"]) == 2
     # One folder, one group: its perplexity is the overall one.
     assert report["perplexity_by_group"] == {audio.name: report["perplexity"]}
+    # Two folders: each group's figure is the one that folder gives on its own.
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    shutil.copy(audio / "clip0.wav", lone / "clip0.wav")
+    quick = ["--seconds", "0.5", "--json", "--no-visqol", "--no-opus"]
+    assert main(["eval-codec", str(run), "--audio", str(lone), *quick]) == 0
+    alone = json.loads(capsys.readouterr().out)["perplexity"]
+    assert main(["eval-codec", str(run), "--audio", str(audio), str(lone), *quick]) == 0
+    both = json.loads(capsys.readouterr().out)
+    assert both["perplexity_by_group"] == {audio.name: report["perplexity"], "lone": alone}
     (tmp_path / "report.json").write_text(json.dumps(report))
     presets = tmp_path / "presets"
     presets.mkdir()
