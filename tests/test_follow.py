@@ -155,8 +155,9 @@ def test_key_bias_steers_towards_the_prompts_pitch_classes() -> None:
 
 
 def test_the_jam_can_turn_the_rhythm_follow_off(tmp_path) -> None:
-    """A preset with follow_rhythm = 1: the decode worker follows the rhythm unless the jam
-    says --no-follow-rhythm (WorkerSpec.follow_rhythm False)."""
+    """A preset with follow_rhythm = 1 and follow_rhythm_draw: the decode worker follows the
+    rhythm, and draws it, unless the jam says --no-follow-rhythm (WorkerSpec.follow_rhythm
+    False)."""
     from livegen.commands.jam import add_arguments
     from livegen.controls import JamSettings
     from livegen.decode_worker import WorkerSpec, build_core
@@ -166,11 +167,13 @@ def test_the_jam_can_turn_the_rhythm_follow_off(tmp_path) -> None:
     path = tiny_preset(tmp_path)
     preset = load_preset(str(path))
     preset.sampling.follow_rhythm = 1
+    preset.sampling.follow_rhythm_draw = True
     save_preset(preset, path)
     for follow in (True, False):
         core = build_core(WorkerSpec(str(path), 0.0, follow_rhythm=follow), lambda m: None)
         gc.unfreeze()  # build_core freezes what it loaded: the worker's, not this test's
         assert core.turns.follow.rhythm == (1 if follow else 0)
+        assert core.turns.follow.rhythm_draw == follow  # the drawn rhythm goes with it
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     assert parser.parse_args(["--no-follow-rhythm"]).no_follow_rhythm
