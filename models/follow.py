@@ -56,7 +56,7 @@ from livegen.kernels.vocab import (
 )
 from livegen.models.grammar import GrammarState
 from livegen.models.pulse import Pulse, estimate_pulse
-from livegen.models.rhythm_plan import RhythmPlan
+from livegen.models.rhythm_plan import RhythmPlan, has_rhythm
 from livegen.models.sampling import SamplingParams
 
 DENSITY_LIMIT = 6.0  # nats either way
@@ -151,9 +151,9 @@ class Follower:
         if settings.rhythm > 0 or settings.rhythm_draw:
             beat = estimate_pulse(seconds_to_steps(recent.start))
         self.plan: RhythmPlan | None = None  # places the onsets where it is on
-        if settings.rhythm_draw and len(notes):
-            starts = seconds_to_steps(recent.start)
-            self.plan = RhythmPlan.from_prompt(
+        starts = seconds_to_steps(recent.start)
+        if settings.rhythm_draw and has_rhythm(starts):
+            self.plan = RhythmPlan(
                 starts,
                 seconds_to_steps(recent.end) - starts,
                 seconds_to_step(float(notes.start.max())),

@@ -31,6 +31,11 @@ from livegen.models.pulse import Pulse, tolerance
 MIN_INTERVALS = 4  # fewer intervals say too little about a rhythm
 
 
+def has_rhythm(starts: np.ndarray) -> bool:
+    """The player's onsets (10 ms steps) are enough to draw a rhythm from."""
+    return len(np.unique(starts)) > MIN_INTERVALS
+
+
 class RhythmPlan:
     """Where the model's next onset, chord and note ends come, for a prompt whose recent
     notes start at `starts` and last `lengths` (10 ms steps), and whose last onset is `last`."""
@@ -55,21 +60,6 @@ class RhythmPlan:
         self.chord, self.started, self.length = 0, 0, 1  # the latest model onset's
         self.ends: dict[int, int] = {}  # pitch -> step its model note is to end
         self.due = self._draw_onset(last)
-
-    @classmethod
-    def from_prompt(
-        cls,
-        starts: np.ndarray,
-        lengths: np.ndarray,
-        last: int,
-        pulse: Pulse | None,
-        seed: int,
-        variation: float = 0.0,
-    ) -> RhythmPlan | None:
-        """A plan, or None when the prompt has too few onsets to say what its rhythm is."""
-        if len(np.unique(starts)) <= MIN_INTERVALS:
-            return None
-        return cls(starts, lengths, last, pulse, seed, variation)
 
     def _draw_onset(self, after: int) -> int:
         """The instant of the next onset: an interval of the player's after `after`, moved

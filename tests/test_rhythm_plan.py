@@ -11,7 +11,7 @@ from livegen.kernels.tokenizer import Notes, decode_tokens, encode_notes
 from livegen.kernels.vocab import NOTE_OFF, NOTE_ON, NUM_EVENTS, TIME_SHIFT, VELOCITY
 from livegen.models.follow import Follower, FollowSettings
 from livegen.models.pulse import Pulse
-from livegen.models.rhythm_plan import RhythmPlan
+from livegen.models.rhythm_plan import RhythmPlan, has_rhythm
 from livegen.models.sampling import SamplingParams
 
 
@@ -70,10 +70,14 @@ def test_an_interval_near_the_pulse_lands_on_it_and_one_off_it_stays_off() -> No
 
 
 def test_too_few_onsets_give_no_plan() -> None:
-    assert RhythmPlan.from_prompt(np.array([0, 10, 20, 30]), np.ones(4), 30, None, 0) is None
+    assert not has_rhythm(np.array([0, 10, 20, 30]))  # three intervals
     nothing = Follower([], 0, SamplingParams(), FollowSettings(rhythm_draw=True))
     assert nothing.plan is None  # nothing played, nothing to draw from
-    assert RhythmPlan.from_prompt(np.array([0, 10, 20, 30, 40]), np.ones(5), 40, None, 0)
+    assert has_rhythm(np.array([0, 10, 20, 30, 40]))
+    starts = np.arange(4) * 0.1  # four onsets: three intervals
+    four = [int(t) for t in encode_notes(Notes(starts, starts + 0.05, [60] * 4, [80] * 4, [0] * 4))]
+    few = Follower(four, 40, SamplingParams(), FollowSettings(rhythm_draw=True))
+    assert few.plan is None  # the Follower asks before it draws
 
 
 def chords_prompt() -> tuple[list[int], int]:
