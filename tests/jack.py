@@ -47,6 +47,23 @@ class JackServer:
             args, env=self.env, capture_output=True, text=True, timeout=timeout, check=False
         )
 
+    def connect(self, source: str, destination: str, timeout: float = 5.0) -> None:
+        """jack_connect, retried while JACK refuses because a client is not active yet. A
+        tool such as jack_midi_dump registers its port (so jack_lsp lists it) before it
+        activates its client, and until then JACK refuses the connection (jackd: 'Cannot
+        connect ports owned by inactive clients'; jack_connect: 'cannot connect client,
+        already connected?'). Any other refusal fails at once, with jackd's words."""
+        deadline = time.monotonic() + timeout
+        while True:
+            _, start = self.log_text()
+            done = self.run_tool("jack_connect", source, destination)
+            if done.returncode == 0:
+                return
+            said, _ = self.log_text(start)
+            if "is not active" not in said or time.monotonic() > deadline:
+                raise AssertionError(f"jack_connect {source} {destination}: {done.stderr} {said}")
+            time.sleep(0.02)
+
     def ports(self) -> list[str]:
         return [line for line in self.run_tool("jack_lsp").stdout.splitlines() if line]
 

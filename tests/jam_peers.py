@@ -117,8 +117,7 @@ class MidiDump:
         self.port = jack.wait_for_port(f"{name}:input")
 
     def connect(self, source: str) -> None:
-        done = self.jack.run_tool("jack_connect", source, self.port)
-        assert done.returncode == 0, done.stderr
+        self.jack.connect(source, self.port)
 
     def stop(self) -> list[Captured]:
         time.sleep(0.1)  # let the last period through
@@ -167,8 +166,7 @@ class Listener:
                 self.events.append((time.perf_counter(), tuple(got[0])))
 
     def connect(self, source: str) -> None:
-        done = self.jack.run_tool("jack_connect", source, self.port)
-        assert done.returncode == 0, done.stderr
+        self.jack.connect(source, self.port)
 
     def close(self) -> list[tuple[float, tuple[int, ...]]]:
         self._running = False
@@ -193,8 +191,7 @@ class Keyboard:
         self.port = f"{name}:out"
 
     def connect(self, destination: str = LIVEGEN_IN) -> None:
-        done = self.jack.run_tool("jack_connect", self.port, destination)
-        assert done.returncode == 0, done.stderr
+        self.jack.connect(self.port, destination)
 
     def send(self, data: list[int]) -> None:
         self.out.send_message(data)
