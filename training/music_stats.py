@@ -25,12 +25,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from livegen.kernels.onset_patterns import (
+    SLOT_STEPS,
+    WINDOW_SLOTS,
+    onset_slots,
+    window_pattern,
+    window_patterns,
+)
 from livegen.kernels.time_steps import STEP_SECONDS, seconds_to_step, seconds_to_steps
 from livegen.kernels.tokenizer import Notes
 
 IOI_EDGES = np.geomspace(0.01, 8.0, 25)  # 24 bins, ~1.32x apart
-GRID_STEPS = 5  # novelty grid: 5 token steps = 50 ms
-WINDOW_SLOTS = 20  # 1 s of 50 ms slots
 
 
 @dataclass(frozen=True)
@@ -101,24 +106,13 @@ def overlap(p: np.ndarray, q: np.ndarray) -> float:
     return float(np.minimum(p, q).sum())
 
 
-def _slots(notes: Notes) -> np.ndarray:
-    return np.unique(onset_steps(notes) // GRID_STEPS)
-
-
-def _pattern(slots: np.ndarray, first: int) -> int:
-    """Bit i set when slot first + i holds an onset (i < WINDOW_SLOTS)."""
-    inside = slots[(slots >= first) & (slots < first + WINDOW_SLOTS)] - first
-    return int(np.bitwise_or.reduce(np.left_shift(1, inside), initial=0))
-
-
 def novelty(candidate: Notes, prompt: Notes, prompt_seconds: float, seconds: float) -> float:
     """Share of the candidate's non-silent 1-s windows whose onset pattern is not one the
     prompt has at any 50 ms offset (NaN when every window is silent)."""
-    prompt_slots = _slots(prompt)
-    last = seconds_to_step(prompt_seconds) // GRID_STEPS - WINDOW_SLOTS
-    known = {_pattern(prompt_slots, first) for first in range(0, max(last, 0) + 1)}
-    slots = _slots(candidate)
-    patterns = [_pattern(slots, w * WINDOW_SLOTS) for w in range(int(seconds + 1e-9))]
+    last = seconds_to_step(prompt_seconds) // SLOT_STEPS - WINDOW_SLOTS
+    known = window_patterns(onset_slots(onset_steps(prompt)), 0, max(last, 0))
+    slots = onset_slots(onset_steps(candidate))
+    patterns = [window_pattern(slots, w * WINDOW_SLOTS) for w in range(int(seconds + 1e-9))]
     heard = [p for p in patterns if p]
     if not heard:
         return math.nan
