@@ -17,9 +17,9 @@ just played) instead, so a sparse phrase gets a sparse continuation:
   the prompt over its share in what the model played (both smoothed), within
   +-DENSITY_LIMIT; no class is ruled out (the hard scale lock above is `key`);
 - rhythm draw (RhythmPlan, models/rhythm_plan.py): the model's onset intervals, chord sizes
-  and note lengths drawn from the prompt's, in new orders (`rhythm_draw`), with a share
-  `rhythm_variation` of the intervals joined or halved; where it is on, it places the
-  onsets and the pulse rule below does not;
+  and note lengths drawn from the prompt's, in new orders (`rhythm_draw`); an onset that would
+  close a second of the player's own rhythm is left out or split off, with probability
+  `rhythm_variation`; where it is on, it places the onsets and the pulse rule below does not;
 - rhythm: the model's onsets on the prompt's own pulse (models/pulse.py: the coarsest grid
   its onsets sit on, divided into `rhythm` parts unless it is FINE_PULSE_STEPS or finer
   already): a time shift may land only on a grid point, and a note may start only
@@ -70,6 +70,7 @@ MIN_KEY_NOTES = 8  # the soft key bias needs this many of the prompt's notes
 KEY_SMOOTHING = 0.5  # notes added to every pitch class of the prompt's histogram
 KEY_PRIOR_NOTES = 8  # the model starts as if it had played this many notes in the prompt's key
 RATE_WINDOW_STEPS = 300  # the model's recent rate: onsets over the last 3 s
+POLYPHONY_ROOM = 2  # under a plan: the cap is this many times the player's peak sounding notes
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ class FollowSettings:
     key_bias: float = 0.0  # nats per e-fold of a pitch class's shortfall; 0: off
     rhythm: int = 0  # onsets on the prompt's grid divided into this many parts (0: off)
     rhythm_draw: bool = False  # onsets, chords and lengths drawn from the prompt's
-    rhythm_variation: float = 0.0  # share of the drawn intervals joined or halved
+    rhythm_variation: float = 0.0  # chance a repeat of the player's second is varied
     window_seconds: float = 8.0
 
     @classmethod
@@ -161,10 +162,28 @@ class Follower:
                 seed,
                 settings.rhythm_variation,
             )
+        if self.plan is not None:
+            self.base = self.base.replace(**self._room_for_the_plan(recent, begin, end, base))
         self.pulse: Pulse | None = None  # the grid the model's onsets keep to, without a plan
         if self.plan is None and settings.rhythm > 0 and beat is not None:
             fine = beat.period <= FINE_PULSE_STEPS
             self.pulse = beat.subdivided(1 if fine else settings.rhythm)
+
+    def _room_for_the_plan(
+        self, recent: Notes, begin: float, end: float, base: SamplingParams
+    ) -> dict[str, float | int]:
+        """The plan plays the player's chords and note lengths, so the caps make room for
+        their texture: a polyphony cap below it stalled the plan's onsets until notes ended,
+        and the note-length guard (the player's 90th percentile) cut their long notes short,
+        thinning the texture (BENCHMARKS.md, issue 18). The preset's longest note still holds."""
+        changes: dict[str, float | int] = {}
+        peak = _sounding_counts(recent, begin, end)
+        if peak.size:
+            room = POLYPHONY_ROOM * int(peak.max())
+            changes["max_polyphony"] = max(self.base.max_polyphony, room)
+        longest = float((recent.end - recent.start).max())
+        changes["max_note_seconds"] = float(np.clip(longest, 0.1, base.max_note_seconds))
+        return changes
 
     @staticmethod
     def _key_mask(recent: Notes) -> torch.Tensor | None:

@@ -84,7 +84,7 @@ class SamplingDefaults:
     follow_key_bias: float = 0.0  # nats favouring the player's pitch classes, by their use
     follow_rhythm: int = 0  # onsets on the player's own pulse, its grid in N parts (0: off)
     follow_rhythm_draw: bool = False  # intervals, chord sizes, lengths drawn from the player's
-    follow_rhythm_variation: float = 0.0  # share of those intervals joined or halved
+    follow_rhythm_variation: float = 0.0  # chance a repeat of the player's second is varied
 
 
 @dataclass

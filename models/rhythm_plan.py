@@ -5,35 +5,69 @@ on the player's grid it still plays 80 ms apart where the player played 80, 160 
 apart, and masking its onsets only makes it end its notes sooner). `RhythmPlan` draws the
 rhythm from what the player just played instead, one onset at a time:
 
-- after each model onset, the interval to the next is one of the player's inter-onset
-  intervals, drawn at random: until then the model may not start a note (time stops there),
-  and then it must (it may end notes first);
-- the onset gets as many notes as one of the player's onsets had (a chord size drawn the same
-  way): the model may not move on before, nor add more;
-- they last as long as one of the player's notes (one length drawn per onset): a note's
-  NOTE_OFF is written when its time comes, not before.
+- each model onset is one of the player's onsets, dealt like a card from a shuffled deck of
+  them (each once a round, then shuffled again): it gets that onset's chord size (the model may
+  not move on before the chord is full, nor add more), its notes' lengths (longest first: a
+  note's NOTE_OFF is written when its time comes, not before), and the interval after it
+  (until then the model may not start a note, as time stops there, and then it must).
 
-Which notes, and how loud, stays the model's choice. Drawn one at a time, the intervals come
-back in new orders: the model's rhythm has the player's proportions (inter-onset histogram,
-onset rate, chord sizes, so density and polyphony) without repeating their bars. On a pulse
-(models/pulse.py) an interval that lies within the pulse's tolerance of a grid point lands
-on it, so the model stays in phase with the player.
+Which notes, and how loud, stays the model's choice. Dealt in new orders, the player's onsets
+give the model's rhythm the player's proportions (inter-onset histogram, onset rate, chord
+sizes and the lengths that go with them, so density and polyphony) exactly over each round,
+where drawing each at random spread them (BENCHMARKS.md, issue 18). On a pulse
+(models/pulse.py) an interval that lies within the pulse's tolerance of a grid point lands on
+it, so the model stays in phase with the player.
+
+New orders are not new bars when the player kept to one or two intervals: dealt from steady
+eighths, the model plays steady eighths, the player's own second again and again. So where the
+second that an onset would close is one the player played more than once
+(kernels/onset_patterns.py: the same 50 ms grid, at any offset), the plan varies it with probability `variation`: it leaves
+the onset out (a join: the next one comes an interval later) or puts one in before it (a
+split), in turns, so the onset rate stays the player's; made of the player's own intervals
+where they allow it (two of their 20s for one of their 40s), halving or lengthening one where
+they do not. One change a second is enough to make the second new, and costs the player's
+interval histogram far less than varying intervals at random (BENCHMARKS.md, issue 18).
 """
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import torch
 
+from livegen.kernels.onset_patterns import (
+    SLOT_STEPS,
+    WINDOW_SLOTS,
+    onset_slots,
+    window_pattern,
+)
 from livegen.kernels.vocab import NOTE_OFF, NOTE_ON, NUM_EVENTS, TIME_SHIFT, VELOCITY, VOCAB_SIZE
 from livegen.models.pulse import Pulse, tolerance
 
 MIN_INTERVALS = 4  # fewer intervals say too little about a rhythm
+USUAL_SHARE = 0.1  # variations are built from intervals the player plays this often
+MIN_FIGURE = 3  # onsets in a second that make a figure worth varying
 
 
 def has_rhythm(starts: np.ndarray) -> bool:
     """The player's onsets (10 ms steps) are enough to draw a rhythm from."""
     return len(np.unique(starts)) > MIN_INTERVALS
+
+
+class Deck:
+    """Cards 0..size-1 dealt in a shuffled order, each once, then shuffled again: over each
+    round the draws hold the player's proportions exactly, where drawing at random would
+    spread them (fewer onsets in one continuation, more in the next)."""
+
+    def __init__(self, size: int, rng: np.random.Generator) -> None:
+        self.size, self.rng = size, rng
+        self.left: list[int] = []
+
+    def deal(self) -> int:
+        if not self.left:
+            self.left = self.rng.permutation(self.size).tolist()
+        return self.left.pop()
 
 
 class RhythmPlan:
@@ -49,40 +83,136 @@ class RhythmPlan:
         seed: int,
         variation: float = 0.0,
     ) -> None:
-        steps, sizes = np.unique(np.asarray(starts, dtype=np.int64), return_counts=True)
-        self.intervals = np.diff(steps)
+        starts = np.asarray(starts, dtype=np.int64)
+        lengths = np.maximum(np.asarray(lengths, dtype=np.int64), 1)
+        steps = np.unique(starts)
+        self.intervals = np.diff(steps)  # the interval after each onset but the last,
+        # and the lengths of that onset's notes, longest first (its chord size is their number)
+        self.chords = [np.sort(lengths[starts == step])[::-1] for step in steps[:-1]]
+        values, counts = np.unique(self.intervals, return_counts=True)
+        usual = counts >= USUAL_SHARE * counts.sum()
+        self.vocab = values[usual]  # the player's usual intervals,
+        self.shares = counts[usual] / counts.sum()  # and how often they played each
         self.variation = variation
-        self.chords = sizes  # notes per onset
-        self.lengths = np.maximum(np.asarray(lengths, dtype=np.int64), 1)
         self.pulse = pulse
         self.rng = np.random.default_rng(seed)
+        self.deck = Deck(len(self.intervals), self.rng)
         self.last = last  # the latest onset, the player's or the model's
-        self.chord, self.started, self.length = 0, 0, 1  # the latest model onset's
+        self.lengths = self.chords[0][:0]  # the latest model onset's notes' lengths,
+        self.chord, self.started = 0, 0  # how many notes it has and how many are started
         self.ends: dict[int, int] = {}  # pitch -> step its model note is to end
-        self.due = self._draw_onset(last)
+        slots = onset_slots(steps)
+        # The player's seconds, at every 50 ms offset inside what they played, and those
+        # that recur (at two offsets or more): their bar, where the rest may be a fill.
+        firsts = range(int(slots[0]), int(slots[-1]) - WINDOW_SLOTS + 2)
+        seen = Counter(window_pattern(slots, first) for first in firsts)
+        self.heard = set(seen)
+        self.recurring = {pattern for pattern, times in seen.items() if times > 1}
+        self.slots = slots[-WINDOW_SLOTS:].tolist()  # the latest onsets' slots, both players'
+        self.splits = 0  # onsets put in minus onsets left out: the variation's balance
+        self.put_off: int | None = None  # the onset a split put off until after its half
+        self.due = self._draw_onset(last, self.draw_interval())
 
-    def _draw_onset(self, after: int) -> int:
-        """The instant of the next onset: an interval of the player's after `after`, moved
-        to the pulse's nearest grid point when it lies within the pulse's tolerance of one
-        (an interval the player played off the grid stays off it)."""
-        due = after + self.draw_interval()
+    def _draw_onset(self, after: int, interval: int) -> int:
+        """The instant of the next onset after the onset at `after`: `interval` later (one of
+        the player's), varied where it would close a second the player played."""
+        put_off, self.put_off = self.put_off, None
+        if put_off is not None and put_off > after:  # a split's second half
+            return put_off
+        due = self._snap(after, after + interval)
+        repeats = self.variation and self._second(due) in self.heard
+        if repeats and self.rng.random() < self.variation:
+            due = self._vary(after, due)
+        return due
+
+    def _snap(self, after: int, due: int) -> int:
+        """`due` moved to the pulse's nearest grid point when it lies within the pulse's
+        tolerance of one (an interval the player played off the grid stays off it)."""
         if self.pulse is None:
             return due
         p = self.pulse
         point = int(np.floor(p.phase + np.round((due - p.phase) / p.period) * p.period + 0.5))
         return point if abs(point - due) <= tolerance(p.period) and point > after else due
 
+    def _second(self, *onsets: int) -> int | None:
+        """The pattern of the second that onsets at `onsets` would close; None where it holds
+        no figure (a second of one or two onsets repeats any slow rhythm)."""
+        last = onsets[-1] // SLOT_STEPS
+        slots = np.array([*self.slots, *(onset // SLOT_STEPS for onset in onsets)])
+        pattern = window_pattern(slots, last - WINDOW_SLOTS + 1)
+        return pattern if pattern.bit_count() >= MIN_FIGURE else None
+
+    def _vary(self, after: int, due: int) -> int:
+        """A new second instead of the player's: the onset drawn at `due` left out (a join)
+        or one put in before it (a split), whichever keeps the onsets the player's in number.
+        The first candidate whose second the player never played is taken, else the first
+        whose second they played only once (a fill of theirs, not their bar); none: `due`."""
+        candidates = [
+            (first, put_off)
+            for first, put_off in self.variations(after, due)
+            if put_off is None or put_off > first  # the pulse may draw two halves to one point
+        ]
+        seconds = [self._second(*([f] if p is None else [f, p])) for f, p in candidates]
+        for old in (self.heard, self.recurring):
+            for (first, put_off), second in zip(candidates, seconds):
+                if second not in old:
+                    self.splits += 1 if put_off is not None else -1
+                    self.put_off = put_off
+                    return first
+        return due
+
+    def variations(self, after: int, due: int) -> list[tuple[int, int | None]]:
+        """(onset, onset put off behind it or None) candidates in the order they are tried.
+        First those made of the player's own intervals (20 + 20 where the player plays 40s
+        too: the interval histogram stays theirs): one of theirs split into two of theirs, or
+        the drawn interval joined with one of theirs into one of theirs, in a random order
+        that favours the intervals they play most (a rest they played once stays rare). Last,
+        cutting the drawn interval in two (halves, then thirds) or joining it with the next
+        one dealt."""
+        drawn = due - after
+        own: list[tuple[int, int | None]] = []
+        weights: list[float] = []
+        if self.splits <= 0:  # a split: one onset more
+            for whole, share in zip(self.vocab, self.shares):
+                parts = self.vocab[(self.vocab < whole) & self._played(whole - self.vocab)]
+                own += [(after + int(part), after + int(whole)) for part in parts]
+                weights += [share * self._share(part) * self._share(whole - part) for part in parts]
+        if self.splits >= 0:  # a join: one onset fewer
+            more = self.vocab[self._played(drawn + self.vocab)]
+            own += [(due + int(extra), None) for extra in more]
+            weights += [self._share(drawn) * self._share(extra) for extra in more]
+        # Weighted order without replacement: sort by u ** (1 / weight).
+        keys = self.rng.random(len(own)) ** (1.0 / np.maximum(weights, 1e-12))
+        candidates = [own[i] for i in np.argsort(-keys, kind="stable")]
+        if self.splits <= 0:  # halves first, then thirds, a slot or more each
+            cuts = dict.fromkeys([drawn // 2, drawn // 3, drawn - drawn // 3])
+            candidates += [(after + c, due) for c in cuts if min(c, drawn - c) >= SLOT_STEPS]
+        if self.splits >= 0:
+            candidates.append((due + self.draw_interval(), None))
+        return [
+            (self._snap(after, first), put_off if put_off is None else self._snap(after, put_off))
+            for first, put_off in candidates
+        ]
+
+    def _played(self, intervals: np.ndarray) -> np.ndarray:
+        """Which of `intervals` (steps) the player played, within 6% (a step at least): none
+        where no interval of theirs is usual (a free rhythm, every interval a new one)."""
+        if not self.vocab.size:
+            return np.zeros(len(intervals), dtype=bool)
+        return self._nearest(intervals)[1] <= np.maximum(1, 0.06 * intervals)
+
+    def _share(self, interval: int) -> float:
+        """The share of the player's intervals that `interval` is (the nearest one's)."""
+        return float(self.shares[self._nearest(np.array([interval]))[0][0]])
+
+    def _nearest(self, intervals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For each of `intervals`: the index of the nearest usual interval, and how far."""
+        distance = np.abs(np.asarray(intervals)[:, None] - self.vocab[None, :])
+        return distance.argmin(axis=1), distance.min(axis=1)
+
     def draw_interval(self) -> int:
-        """One of the player's intervals; with probability `variation` two of them joined
-        (an onset left out, a third of the time) or one halved (an onset put in): twice as
-        many halves as joins keep the mean interval, so the onset rate, the player's."""
-        interval = int(self.rng.choice(self.intervals))
-        roll = self.rng.random()
-        if roll < self.variation / 3:
-            return interval + int(self.rng.choice(self.intervals))
-        if roll < self.variation and interval >= 2:
-            return interval // 2
-        return interval
+        """One of the player's inter-onset intervals, dealt from the deck."""
+        return int(self.intervals[self.deck.deal()])
 
     def mask(self, step: int) -> torch.Tensor:
         """Bool [V]: what the plan allows the token at context step `step` to be."""
@@ -108,10 +238,14 @@ class RhythmPlan:
         if NOTE_ON <= token < NOTE_OFF:
             if step != self.last:
                 self.last, self.started = step, 0
-                self.chord = int(self.rng.choice(self.chords))
-                self.length = int(self.rng.choice(self.lengths))
-                self.due = self._draw_onset(step)
+                if step // SLOT_STEPS != self.slots[-1]:
+                    self.slots = [*self.slots[1 - WINDOW_SLOTS :], step // SLOT_STEPS]
+                card = self.deck.deal()  # one of the player's onsets, as a model onset
+                self.lengths, self.chord = self.chords[card], len(self.chords[card])
+                self.due = self._draw_onset(step, int(self.intervals[card]))
+            # A note at the player's own last onset (a turn that opens at once) gets a step.
+            length = self.lengths[min(self.started, len(self.lengths) - 1)] if self.chord else 1
             self.started += 1
-            self.ends[token - NOTE_ON] = step + self.length
+            self.ends[token - NOTE_ON] = step + int(length)
         elif NOTE_OFF <= token < TIME_SHIFT:
             self.ends.pop(token - NOTE_OFF, None)

@@ -7,6 +7,13 @@ import numpy as np
 import pytest
 import torch
 
+from livegen.kernels.onset_patterns import (
+    SLOT_STEPS,
+    WINDOW_SLOTS,
+    onset_slots,
+    window_pattern,
+    window_patterns,
+)
 from livegen.kernels.tokenizer import Notes, decode_tokens, encode_notes
 from livegen.kernels.vocab import NOTE_OFF, NOTE_ON, NUM_EVENTS, TIME_SHIFT, VELOCITY
 from livegen.models.follow import Follower, FollowSettings
@@ -49,14 +56,82 @@ def test_the_plan_walks_one_onset_through_by_hand() -> None:
     assert plan.due == 60 and shifts(plan.mask(55)) == [1, 2, 3, 4, 5]
 
 
-def test_variation_joins_and_halves_but_keeps_the_mean_interval() -> None:
-    """All variation, intervals of 10: a third of the draws are 20 (joined), two thirds 5
-    (halved), so the mean stays 10 and the onset rate the player's."""
-    plan = steady_plan(variation=1.0)
-    draws = np.array([plan.draw_interval() for _ in range(6000)])
-    assert set(draws.tolist()) == {5, 20}
-    assert draws.mean() == pytest.approx(10.0, abs=0.3)
-    assert set(np.array([steady_plan().draw_interval() for _ in range(50)]).tolist()) == {10}
+def play_along(plan: RhythmPlan, onsets: int) -> list[int]:
+    """The model's onsets when it starts one note at every instant the plan calls for."""
+    played = []
+    for k in range(onsets):
+        step = plan.due
+        plan.observe(NOTE_ON + 60 + k % 12, step)
+        for extra in range(1, plan.chord):  # fill the chord the plan drew
+            plan.observe(NOTE_ON + 72 + extra, step)
+        played.append(step)
+    return played
+
+
+def test_a_round_of_the_deck_plays_the_players_intervals_exactly_in_a_new_order() -> None:
+    """Intervals of 10, 20 and 30 in turn, 13 onsets: the plan deals the player's 12 intervals
+    each once (the first before the model's first onset) before it deals any again, so the
+    model's first 12 intervals are exactly the player's, in another order."""
+    player = np.cumsum([0, *([10, 20, 30] * 4)])
+    plan = RhythmPlan(player, np.full(13, 5), int(player[-1]), None, seed=3)
+    model = play_along(plan, 12)
+    intervals = np.diff([int(player[-1]), *model])
+    assert sorted(intervals.tolist()) == sorted(np.diff(player).tolist())
+    assert intervals.tolist() != np.diff(player).tolist()
+
+
+def repeated_seconds(player: np.ndarray, model: list[int]) -> list[bool]:
+    """For each model onset: does the second it closes repeat one of the player's seconds?
+    (the definition the measure's novelty counts by, computed here from the onsets alone)"""
+    heard = onset_slots(player)
+    known = window_patterns(heard, int(heard[0]), int(heard[-1]) - WINDOW_SLOTS + 1)
+    slots = onset_slots(np.concatenate([player, model]))
+    ends = [step // SLOT_STEPS for step in model]
+    return [window_pattern(slots, end - WINDOW_SLOTS + 1) in known for end in ends]
+
+
+def test_a_steady_rhythm_is_varied_where_it_would_repeat_the_players_second() -> None:
+    """The player plays every 10 steps for 3 s. Without variation the model does too, and
+    every second it closes is one the player played. With it, no second is: each onset that
+    would close one is left out (20) or split (5 + 5), in turns, so 300 onsets still take
+    3,000 steps (the player's rate)."""
+    player = np.arange(0, 300, 10)
+    steady = play_along(RhythmPlan(player, np.full(30, 5), 290, None, seed=0), 300)
+    assert set(np.diff(steady).tolist()) == {10}
+    assert all(repeated_seconds(player, steady))
+    varied = play_along(RhythmPlan(player, np.full(30, 5), 290, None, seed=0, variation=1.0), 300)
+    assert set(np.diff(varied).tolist()) == {5, 10, 20}
+    assert not any(repeated_seconds(player, varied))
+    assert abs(varied[-1] - steady[-1]) <= 10  # as many splits as joins, give or take one
+
+
+def test_variations_are_made_of_the_players_own_intervals_where_they_can_be() -> None:
+    """The player repeats a bar of 20, 20, 40 for 1.2 s. Drawn alone, the model's intervals
+    close one of the player's seconds again 4 times in 10. Varied, they hardly ever do, mostly
+    with joins of 20 + 20 and splits of 40 into 20 + 20 (intervals the player plays): halves
+    of 20 and other joins, the fallback, stay a small share."""
+    player = np.cumsum(np.tile([20, 20, 40], 5))
+    lengths = np.full(len(player), 5)
+    drawn = play_along(RhythmPlan(player, lengths, int(player[-1]), None, 1), 200)
+    assert np.mean(repeated_seconds(player, drawn)) > 0.3
+    varied = play_along(RhythmPlan(player, lengths, int(player[-1]), None, 1, 1.0), 200)
+    assert np.mean(repeated_seconds(player, varied)) < 0.1
+    assert np.isin(np.diff(varied), [20, 40]).mean() > 0.8
+
+
+def test_a_free_rhythm_with_no_usual_interval_is_varied_by_cuts_and_joins() -> None:
+    """Eleven intervals, each a new one (none is a tenth of them): no variation can be made of
+    the player's usual intervals, so the candidates are the drawn interval cut in halves and
+    thirds, then joined with the next one dealt (this crashed on the empty list of usual
+    intervals: found by the call-mode measure on a held-out song)."""
+    player = np.cumsum([0, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29])
+    plan = RhythmPlan(player, np.full(12, 5), int(player[-1]), None, 0, 1.0)
+    assert plan.vocab.size == 0
+    after = int(player[-1])
+    splits = plan.variations(after, after + 30)
+    assert splits[:3] == [(after + 15, after + 30), (after + 10, after + 30), (after + 20, after + 30)]
+    (join, none), *_ = splits[3:]
+    assert none is None and join - (after + 30) in set(np.diff(player).tolist())
 
 
 def test_an_interval_near_the_pulse_lands_on_it_and_one_off_it_stays_off() -> None:
@@ -110,6 +185,27 @@ def test_the_follower_applies_the_plan_unless_the_turn_wants_a_note_at_once() ->
     opening = torch.ones_like(waiting)
     opening[TIME_SHIFT:VELOCITY] = False  # a call-mode turn opens with a note at once
     assert follower.restrict(opening, due - 1)[NOTE_ON:NOTE_OFF].all()
+
+
+def test_under_a_plan_the_caps_make_room_for_the_players_texture() -> None:
+    """Chords of twelve notes every 0.25 s, held 0.5 s (the last 3 s long): 24 notes sound at
+    once. A polyphony cap of 10 would stall the plan's onsets until notes end; under the plan
+    it is twice the player's peak, 48. The note-length guard (1.5 x the 90th percentile,
+    0.75 s) would cut the long notes the plan draws; under the plan it is the longest, 3 s,
+    within the preset's 4 s. Without the plan, both stand as they were."""
+    starts = np.repeat(np.arange(16) * 0.25, 12)
+    pitches = np.tile(np.arange(48, 72, 2), 16)
+    ends = starts + np.where(np.arange(len(starts)) < len(starts) - 12, 0.5, 3.0)
+    notes = Notes(starts, ends, pitches, [80] * len(starts), [0] * len(starts))
+    tokens = [int(t) for t in encode_notes(notes)]
+    base = SamplingParams(max_polyphony=10, max_note_seconds=4.0)
+    plan = FollowSettings(rhythm_draw=True, note_length=True)
+    planned = Follower(tokens, 675, base, plan)
+    assert planned.plan is not None and planned.base.max_polyphony == 48
+    assert planned.base.max_note_seconds == pytest.approx(3.0)
+    free = Follower(tokens, 675, base, FollowSettings(rhythm_draw=False, note_length=True))
+    assert free.plan is None and free.base.max_polyphony == 10
+    assert free.base.max_note_seconds == pytest.approx(0.75)
 
 
 def test_a_models_rhythm_is_drawn_from_the_prompts(tmp_path) -> None:

@@ -90,8 +90,8 @@ def add_continuation_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--follow-rhythm-variation",
         type=FOLLOW_BOUNDS["follow_rhythm_variation"].option(),
-        metavar="SHARE",
-        help="share of the drawn intervals joined or halved (0..1)",
+        metavar="CHANCE",
+        help="chance that an onset closing a second of the prompt's own rhythm is varied (0..1)",
     )
     parser.add_argument(
         "--follow-rhythm",
