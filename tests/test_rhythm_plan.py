@@ -129,7 +129,11 @@ def test_a_free_rhythm_with_no_usual_interval_is_varied_by_cuts_and_joins() -> N
     assert plan.vocab.size == 0
     after = int(player[-1])
     splits = plan.variations(after, after + 30)
-    assert splits[:3] == [(after + 15, after + 30), (after + 10, after + 30), (after + 20, after + 30)]
+    assert splits[:3] == [
+        (after + 15, after + 30),
+        (after + 10, after + 30),
+        (after + 20, after + 30),
+    ]
     (join, none), *_ = splits[3:]
     assert none is None and join - (after + 30) in set(np.diff(player).tolist())
 
