@@ -16,10 +16,12 @@ just played) instead, so a sparse phrase gets a sparse continuation:
   pitch-class histogram tracks the prompt's: `key_bias` times the log of the class's share in
   the prompt over its share in what the model played (both smoothed), within
   +-DENSITY_LIMIT; no class is ruled out (the hard scale lock above is `key`);
-- rhythm draw (RhythmPlan, models/rhythm_plan.py): the model's onset intervals, chord sizes
-  and note lengths drawn from the prompt's, in new orders (`rhythm_draw`); an onset that would
-  close a second of the player's own rhythm is left out or split off, with probability
-  `rhythm_variation`; where it is on, it places the onsets and the pulse rule below does not;
+- rhythm draw (RhythmPlan, models/rhythm_plan.py): the model's onsets are the prompt's,
+  dealt in new orders with their intervals, chord sizes and note lengths (`rhythm_draw`); an
+  onset that would close a second of the player's own rhythm is left out or one is put in,
+  with probability `rhythm_variation`; the polyphony cap and the note-length guard make room
+  for the player's texture; where it is on, it places the onsets and the pulse rule below
+  does not;
 - rhythm: the model's onsets on the prompt's own pulse (models/pulse.py: the coarsest grid
   its onsets sit on, divided into `rhythm` parts unless it is FINE_PULSE_STEPS or finer
   already): a time shift may land only on a grid point, and a note may start only
