@@ -10,6 +10,8 @@ definition.
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 
 SLOT_STEPS = 5  # 50 ms of 10 ms token steps: onsets closer than this share a place in the bar
@@ -27,6 +29,7 @@ def window_pattern(slots: np.ndarray, first: int) -> int:
     return int(np.bitwise_or.reduce(np.left_shift(1, inside), initial=0))
 
 
-def window_patterns(slots: np.ndarray, first: int, last: int) -> set[int]:
-    """The patterns of the windows that begin at every slot from `first` to `last`."""
-    return {window_pattern(slots, start) for start in range(first, last + 1)}
+def window_patterns(slots: np.ndarray, first: int, last: int) -> Counter[int]:
+    """The patterns of the windows that begin at every slot from `first` to `last`, each with
+    the number of those windows that have it (a bar played over and over counts many)."""
+    return Counter(window_pattern(slots, start) for start in range(first, last + 1))

@@ -31,8 +31,6 @@ interval histogram far less than varying intervals at random (BENCHMARKS.md, iss
 
 from __future__ import annotations
 
-from collections import Counter
-
 import numpy as np
 import torch
 
@@ -41,6 +39,7 @@ from livegen.kernels.onset_patterns import (
     WINDOW_SLOTS,
     onset_slots,
     window_pattern,
+    window_patterns,
 )
 from livegen.kernels.vocab import NOTE_OFF, NOTE_ON, NUM_EVENTS, TIME_SHIFT, VELOCITY, VOCAB_SIZE
 from livegen.models.pulse import Pulse, tolerance
@@ -93,19 +92,19 @@ class RhythmPlan:
         usual = counts >= USUAL_SHARE * counts.sum()
         self.vocab = values[usual]  # the player's usual intervals,
         self.shares = counts[usual] / counts.sum()  # and how often they played each
+        self.splits_of_theirs = self._splits_of_theirs()
         self.variation = variation
         self.pulse = pulse
         self.rng = np.random.default_rng(seed)
         self.deck = Deck(len(self.intervals), self.rng)
         self.last = last  # the latest onset, the player's or the model's
-        self.lengths = self.chords[0][:0]  # the latest model onset's notes' lengths,
-        self.chord, self.started = 0, 0  # how many notes it has and how many are started
+        self.lengths = np.zeros(0, dtype=np.int64)  # the latest model onset's notes' lengths
+        self.started = 0  # and how many of its notes are started
         self.ends: dict[int, int] = {}  # pitch -> step its model note is to end
         slots = onset_slots(steps)
         # The player's seconds, at every 50 ms offset inside what they played, and those
         # that recur (at two offsets or more): their bar, where the rest may be a fill.
-        firsts = range(int(slots[0]), int(slots[-1]) - WINDOW_SLOTS + 2)
-        seen = Counter(window_pattern(slots, first) for first in firsts)
+        seen = window_patterns(slots, int(slots[0]), int(slots[-1]) - WINDOW_SLOTS + 1)
         self.heard = set(seen)
         self.recurring = {pattern for pattern, times in seen.items() if times > 1}
         self.slots = slots[-WINDOW_SLOTS:].tolist()  # the latest onsets' slots, both players'
@@ -142,24 +141,32 @@ class RhythmPlan:
         pattern = window_pattern(slots, last - WINDOW_SLOTS + 1)
         return pattern if pattern.bit_count() >= MIN_FIGURE else None
 
+    @property
+    def chord(self) -> int:
+        """How many notes the latest model onset has (the player's onset it was dealt)."""
+        return len(self.lengths)
+
     def _vary(self, after: int, due: int) -> int:
         """A new second instead of the player's: the onset drawn at `due` left out (a join)
         or one put in before it (a split), whichever keeps the onsets the player's in number.
         The first candidate whose second the player never played is taken, else the first
         whose second they played only once (a fill of theirs, not their bar); none: `due`."""
-        candidates = [
-            (first, put_off)
-            for first, put_off in self.variations(after, due)
-            if put_off is None or put_off > first  # the pulse may draw two halves to one point
-        ]
-        seconds = [self._second(*([f] if p is None else [f, p])) for f, p in candidates]
-        for old in (self.heard, self.recurring):
-            for (first, put_off), second in zip(candidates, seconds):
-                if second not in old:
-                    self.splits += 1 if put_off is not None else -1
-                    self.put_off = put_off
-                    return first
-        return due
+        fill = None
+        for first, put_off in self.variations(after, due):
+            if put_off is not None and put_off <= first:
+                continue  # the pulse drew both halves to one point: no split
+            second = self._second(first) if put_off is None else self._second(first, put_off)
+            if second not in self.heard:
+                return self._take(first, put_off)
+            if fill is None and second not in self.recurring:
+                fill = first, put_off
+        return due if fill is None else self._take(*fill)
+
+    def _take(self, first: int, put_off: int | None) -> int:
+        """The variation with its onset at `first` (and one put off, for a split) chosen."""
+        self.splits += 1 if put_off is not None else -1
+        self.put_off = put_off
+        return first
 
     def variations(self, after: int, due: int) -> list[tuple[int, int | None]]:
         """(onset, onset put off behind it or None) candidates in the order they are tried.
@@ -173,10 +180,8 @@ class RhythmPlan:
         own: list[tuple[int, int | None]] = []
         weights: list[float] = []
         if self.splits <= 0:  # a split: one onset more
-            for whole, share in zip(self.vocab, self.shares):
-                parts = self.vocab[(self.vocab < whole) & self._played(whole - self.vocab)]
-                own += [(after + int(part), after + int(whole)) for part in parts]
-                weights += [share * self._share(part) * self._share(whole - part) for part in parts]
+            own += [(after + part, after + whole) for part, whole, _ in self.splits_of_theirs]
+            weights += [weight for _, _, weight in self.splits_of_theirs]
         if self.splits >= 0:  # a join: one onset fewer
             more = self.vocab[self._played(drawn + self.vocab)]
             own += [(due + int(extra), None) for extra in more]
@@ -193,6 +198,17 @@ class RhythmPlan:
             (self._snap(after, first), put_off if put_off is None else self._snap(after, put_off))
             for first, put_off in candidates
         ]
+
+    def _splits_of_theirs(self) -> list[tuple[int, int, float]]:
+        """(part, whole, weight): each usual interval of the player's that two of theirs add
+        up to, and the first of the two; weighted by how often they play all three."""
+        found = []
+        for whole, share in zip(self.vocab, self.shares):
+            parts = self.vocab[(self.vocab < whole) & self._played(whole - self.vocab)]
+            for part in parts:
+                weight = share * self._share(part) * self._share(whole - part)
+                found.append((int(part), int(whole), weight))
+        return found
 
     def _played(self, intervals: np.ndarray) -> np.ndarray:
         """Which of `intervals` (steps) the player played, within 6% (a step at least): none
@@ -241,7 +257,7 @@ class RhythmPlan:
                 if step // SLOT_STEPS != self.slots[-1]:
                     self.slots = [*self.slots[1 - WINDOW_SLOTS :], step // SLOT_STEPS]
                 card = self.deck.deal()  # one of the player's onsets, as a model onset
-                self.lengths, self.chord = self.chords[card], len(self.chords[card])
+                self.lengths = self.chords[card]
                 self.due = self._draw_onset(step, int(self.intervals[card]))
             # A note at the player's own last onset (a turn that opens at once) gets a step.
             length = self.lengths[min(self.started, len(self.lengths) - 1)] if self.chord else 1
