@@ -150,11 +150,11 @@ class Follower:
         self.key_steer: KeySteer | None = None
         if settings.key_bias and len(recent) >= MIN_KEY_NOTES:
             self.key_steer = KeySteer(recent.pitch, settings.key_bias)
+        starts = seconds_to_steps(recent.start)
         beat = None
         if settings.rhythm > 0 or settings.rhythm_draw:
-            beat = estimate_pulse(seconds_to_steps(recent.start))
+            beat = estimate_pulse(starts)
         self.plan: RhythmPlan | None = None  # places the onsets where it is on
-        starts = seconds_to_steps(recent.start)
         if settings.rhythm_draw and has_rhythm(starts):
             self.plan = RhythmPlan(
                 starts,
