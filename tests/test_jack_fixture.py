@@ -3,10 +3,13 @@ arrives at jack_midi_dump, a real peer in another process."""
 
 from __future__ import annotations
 
+import ctypes
 import subprocess
+import threading
 import time
 
 import mido
+import pytest
 
 from tests.jack import JackServer
 
@@ -42,11 +45,6 @@ def test_connect_waits_for_a_client_that_is_not_active_yet(jack: JackServer) -> 
     port, and only 0.3 s later activates: jack_lsp lists the port at once, and JACK refuses
     to connect it until then (a CI run failed so with jack_midi_dump). JackServer.connect
     waits for the activation; a port that does not exist fails at once."""
-    import ctypes
-    import threading
-
-    import pytest
-
     lib = ctypes.CDLL("libjack.so.0")
     lib.jack_client_open.restype = ctypes.c_void_p
     lib.jack_port_register.restype = ctypes.c_void_p
