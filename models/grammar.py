@@ -34,6 +34,7 @@ MODEL = 1
 class GrammarState:
     step: int = 0  # time so far, in 10 ms steps (sum of TIME_SHIFTs)
     velocity_bin: int = 0  # 0 until a VELOCITY token was seen
+    after_velocity: bool = False  # the latest token was a VELOCITY (a note-on is due)
     # pitch -> its open notes as (owner, onset step), oldest first: a NOTE_OFF closes the
     # OLDEST open note of its pitch, as decode_tokens (and note_seq) do, so each note keeps its
     # own owner and onset and the guard measures every note from its real start.
@@ -46,6 +47,7 @@ class GrammarState:
 
     def update(self, token: int, owner: int) -> None:
         """Advance with one token written by `owner` (PLAYER or MODEL)."""
+        self.after_velocity = VELOCITY <= token < NUM_EVENTS
         if NOTE_ON <= token < NOTE_OFF:
             self.notes.setdefault(token - NOTE_ON, []).append((owner, self.step))
         elif NOTE_OFF <= token < TIME_SHIFT:

@@ -106,6 +106,11 @@ def allowed_mask(
     # polyphony cap wrote velocity after velocity until the token cap, issue 18).
     if not allowed[NOTE_ON:NOTE_OFF].any():
         allowed[VELOCITY:NUM_EVENTS] = False
+    # Nor does one follow another (the tokenizer never writes two in a row): a model whose
+    # favourite note-ons were masked (a chord the rhythm plan holds open) wrote velocity after
+    # velocity until the token cap, 1.5 s into a 15 s continuation (issue 18).
+    if state.after_velocity:
+        allowed[VELOCITY:NUM_EVENTS] = False
     return allowed
 
 

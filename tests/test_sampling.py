@@ -363,3 +363,28 @@ def test_no_velocity_where_no_note_on_may_follow():
     rules = torch.ones(VOCAB_SIZE, dtype=torch.bool)
     rules[NOTE_ON:NOTE_OFF] = False
     assert not allowed_mask(GrammarState(), open_params(), rules)[VELOCITY:NUM_EVENTS].any()
+
+
+def test_no_velocity_right_after_a_velocity():
+    """The tokenizer never writes two velocities in a row; a model whose favourite note-ons
+    were masked (a chord the rhythm plan held open) wrote velocity after velocity until the
+    token cap. After a velocity only a note-on, a note-off or a time shift may come, and
+    whoever wrote it, the next token clears the rule."""
+    state = GrammarState()
+    state.update(VELOCITY + 10, MODEL)
+    after = allowed_mask(state, open_params())
+    assert not after[VELOCITY:NUM_EVENTS].any()
+    assert after[NOTE_ON:NOTE_OFF].any() and after[TIME_SHIFT]
+    state.update(NOTE_ON + 60, PLAYER)
+    assert allowed_mask(state, open_params())[VELOCITY:NUM_EVENTS].all()
+    # The loop itself: logits that favour velocities stay a note-on away from one another.
+    logits = torch.full((VOCAB_SIZE,), -10.0)
+    logits[VELOCITY:NUM_EVENTS] = 10.0
+    state, generator = GrammarState(), torch.Generator().manual_seed(0)
+    drawn = []
+    for _ in range(40):
+        token = sample_token(logits, open_params(), state, generator)
+        state.update(token, MODEL)
+        drawn.append(token)
+    kinds = ["vel" if t >= VELOCITY else "other" for t in drawn]
+    assert "vel" in kinds and all(a != b or a != "vel" for a, b in zip(kinds, kinds[1:]))
