@@ -86,7 +86,9 @@ class FollowSettings:
     rhythm: int = 0  # onsets on the prompt's grid divided into this many parts (0: off)
     rhythm_draw: bool = False  # onsets, chords and lengths drawn from the prompt's
     rhythm_variation: float = 0.0  # chance a repeat of the player's second is varied
-    window_seconds: float = 8.0
+    # What "just played" means: 7.5 s measured closer than 8 (BENCHMARKS.md, issue 18 stop 28:
+    # songs 0.228 -> 0.217, games 0.237 -> 0.232); it is also the span the loop floor copies.
+    window_seconds: float = 7.5
 
     @classmethod
     def from_defaults(cls, defaults: object) -> FollowSettings:
