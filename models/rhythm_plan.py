@@ -54,6 +54,15 @@ def has_rhythm(starts: np.ndarray) -> bool:
     return len(np.unique(starts)) > MIN_INTERVALS
 
 
+def scaled(lengths: np.ndarray, ratio: float) -> np.ndarray:
+    """A card's note lengths for an interval `ratio` times its own: a variation that splits
+    an interval shortens them with it (a quarter split into two eighths is two eighths; kept
+    whole, the split's notes overlapped and thickened the texture), a join lengthens them."""
+    if ratio == 1.0:
+        return lengths
+    return np.maximum(np.round(lengths * ratio).astype(np.int64), 1)
+
+
 class Deck:
     """Cards 0..size-1 dealt in a shuffled order, each once, then shuffled again: over each
     round the draws hold the player's proportions exactly, where drawing at random would
@@ -257,8 +266,9 @@ class RhythmPlan:
                 if step // SLOT_STEPS != self.slots[-1]:
                     self.slots = [*self.slots[1 - WINDOW_SLOTS :], step // SLOT_STEPS]
                 card = self.deck.deal()  # one of the player's onsets, as a model onset
-                self.lengths = self.chords[card]
-                self.due = self._draw_onset(step, int(self.intervals[card]))
+                interval = int(self.intervals[card])
+                self.due = self._draw_onset(step, interval)
+                self.lengths = scaled(self.chords[card], (self.due - step) / interval)
             # A note at the player's own last onset (a turn that opens at once) gets a step.
             length = self.lengths[min(self.started, len(self.lengths) - 1)] if self.chord else 1
             self.started += 1

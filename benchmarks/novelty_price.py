@@ -1,0 +1,163 @@
+"""What novelty costs the score, whoever plays: the loop floor made new with the fewest edits.
+
+    .venv/bin/python benchmarks/novelty_price.py FOLDER... [--limit 24] [--novelty 0.8]
+
+The continuation measure (training/music_stats.py) asks for a score at or below the loop
+floor's (the prompt's last half, repeated) with novelty >= 0.8, where novelty is the share of
+1-s windows whose onset pattern the prompt does not hold. On music that loops, the floor is
+close to the real continuation because it repeats it, and a new second needs an interval the
+player did not play there. This script prices that: starting from the loop floor, it edits
+the loop the way the rhythm plan varies the player's rhythm (an onset left out, or a copy of
+one put in half way to the next), one edit at a time, each time the one that makes a repeated
+window new at the lowest score, until the file's novelty reaches the target. Greedy, so not
+the least possible price. The score that picks the edit is taken two ways:
+
+- made_new: against the loop itself, i.e. knowing only the prompt, as a model does: the
+  price of novelty for a player who keeps to the prompt's proportions;
+- made_new_knowing: against the real continuation, knowledge no model has (the edits then
+  also move density and texture towards what the music did next).
+
+Prints the medians of the loop floor and both edited loops, and the real music's novelty,
+then one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from livegen.kernels.errors import LivegenError
+from livegen.kernels.onset_patterns import (
+    SLOT_STEPS,
+    WINDOW_SLOTS,
+    onset_slots,
+    window_pattern,
+    window_patterns,
+)
+from livegen.kernels.time_steps import seconds_to_step, seconds_to_steps
+from livegen.kernels.tokenizer import Notes
+from livegen.training.continuations import (
+    SCORED,
+    EvalOptions,
+    cut_excerpt,
+    find_files,
+    loop_floor,
+    merged_notes,
+    spread,
+)
+from livegen.training.music_stats import compare, onset_steps
+
+FIELDS = ("start", "end", "pitch", "velocity", "channel")
+
+
+def joined(parts: list[Notes]) -> Notes:
+    return Notes(*(np.concatenate([getattr(p, f) for p in parts]) for f in FIELDS)).sorted()
+
+
+def edits(notes: Notes) -> list[Notes]:
+    """Every single edit: one onset's notes left out, or a copy of them put in half way to the
+    next onset (a split, at least a 50 ms slot from either side)."""
+    steps = seconds_to_steps(notes.start)
+    onsets = np.unique(steps)
+    out = [notes.take(np.flatnonzero(steps != s)) for s in onsets]
+    for s, after in zip(onsets[:-1], onsets[1:]):
+        half = (after - s) // 2
+        if min(half, after - s - half) < SLOT_STEPS:
+            continue
+        chord = notes.take(np.flatnonzero(steps == s))
+        shift = half / 100
+        copy = Notes(
+            chord.start + shift, chord.end + shift, chord.pitch, chord.velocity, chord.channel
+        )
+        out.append(joined([notes, copy]))
+    return out
+
+
+def new_share(notes: Notes, known: set[int], seconds: float) -> float:
+    slots = onset_slots(onset_steps(notes))
+    heard = [window_pattern(slots, w * WINDOW_SLOTS) for w in range(int(seconds + 1e-9))]
+    heard = [p for p in heard if p]
+    return sum(p not in known for p in heard) / len(heard) if heard else math.nan
+
+
+def score(c) -> float:  # noqa: ANN001 - a Comparison
+    return (abs(c.density) + abs(c.polyphony) + c.key + c.rhythm) / 4
+
+
+def made_new(loop: Notes, excerpt, options: EvalOptions, target: float, guide: Notes) -> Notes:  # noqa: ANN001, E501
+    """The loop with the cheapest edits until its novelty reaches `target`; each edit must
+    raise the novelty. Cheapest: the lowest score against `guide` (the real continuation, or
+    the loop itself: what the prompt alone says)."""
+    p, s = options.prompt_seconds, options.seconds
+    last = seconds_to_step(p) // SLOT_STEPS - WINDOW_SLOTS
+    known = set(window_patterns(onset_slots(onset_steps(excerpt.prompt)), 0, max(last, 0)))
+    current, reached = loop, new_share(loop, known, s)
+    while not reached >= target:
+        best = None
+        for candidate in edits(current):
+            share = new_share(candidate, known, s)
+            if not share > reached:
+                continue
+            cost = score(compare(candidate, guide, excerpt.prompt, p, s))
+            if best is None or cost < best[0]:
+                best = (cost, candidate, share)
+        if best is None:
+            break
+        _, current, reached = best
+    return current
+
+
+def medians(rows: list) -> dict[str, float]:
+    out = {k: float(np.median([abs(getattr(c, k)) for c in rows])) for k in SCORED}
+    out["score"] = float(np.mean([out[k] for k in SCORED]))
+    out["novelty"] = float(np.nanmedian([c.novelty for c in rows]))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("inputs", nargs="+", type=Path)
+    parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--novelty", type=float, default=0.8)
+    args = parser.parse_args()
+    options = EvalOptions()
+    p, s = options.prompt_seconds, options.seconds
+    loops, from_prompt, knowing, real_novelty, skipped = [], [], [], [], 0
+    for path in spread(find_files(args.inputs), args.limit):
+        try:
+            excerpt = cut_excerpt(str(path), merged_notes(path), options)
+        except LivegenError:
+            excerpt = "unreadable"
+        if isinstance(excerpt, str):
+            skipped += 1
+            continue
+        loop = loop_floor(excerpt.prompt, p, s)
+        loops.append(compare(loop, excerpt.real, excerpt.prompt, p, s))
+        for guide, rows in ((loop, from_prompt), (excerpt.real, knowing)):
+            varied = made_new(loop, excerpt, options, args.novelty, guide)
+            rows.append(compare(varied, excerpt.real, excerpt.prompt, p, s))
+        real_novelty.append(compare(excerpt.real, excerpt.real, excerpt.prompt, p, s).novelty)
+    result = {
+        "files": len(loops),
+        "skipped": skipped,
+        "target_novelty": args.novelty,
+        "loop": medians(loops),
+        "made_new": medians(from_prompt),
+        "made_new_knowing": medians(knowing),
+        "real_novelty": float(np.nanmedian(real_novelty)),
+    }
+    print(f"{len(loops)} files ({skipped} skipped); medians; novelty target {args.novelty}")
+    print(f"{'':18}" + "".join(f"{k:>10}" for k in (*SCORED, "score", "novelty")))
+    for who in ("loop", "made_new", "made_new_knowing"):
+        row = result[who]
+        print(f"{who:18}" + "".join(f"{row[k]:10.3f}" for k in (*SCORED, "score", "novelty")))
+    print(f"real music's novelty: {result['real_novelty']:.2f}")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
