@@ -11,7 +11,8 @@ just played) instead, so a sparse phrase gets a sparse continuation:
   over the last few seconds track the prompt's rate: log2 of the shortfall times
   `density_gain` nats, within +-DENSITY_LIMIT;
 - key: note-ons only in the pitch classes the prompt used (a scale lock), when it used at
-  least MIN_KEY_CLASSES of them (fewer says too little about the key);
+  least MIN_KEY_CLASSES of them (fewer says too little about the key); both key controls read
+  the prompt's last `key_window_seconds`, longer than the window of the others;
 - key bias (soft, KeySteer): a NOTE_ON bias per pitch class steered so the model's own
   pitch-class histogram tracks the prompt's: `key_bias` times the log of the class's share in
   the prompt over its share in what the model played (both smoothed), within
@@ -89,6 +90,9 @@ class FollowSettings:
     # What "just played" means: 7.5 s measured closer than 8 (BENCHMARKS.md, issue 18 stop 28:
     # songs 0.228 -> 0.217, games 0.237 -> 0.232); it is also the span the loop floor copies.
     window_seconds: float = 7.5
+    # The key is longer-lived than the texture: the whole 15 s prompt's pitch classes are
+    # closer to what the music plays next than its last 7.5 s (BENCHMARKS.md, issue 18 stop 28).
+    key_window_seconds: float = 15.0
 
     @classmethod
     def from_defaults(cls, defaults: object) -> FollowSettings:
@@ -148,10 +152,11 @@ class Follower:
         self.target_rate = len(recent) / max(end - begin, STEP_SECONDS)
         self.base = base.replace(**self._static(recent, notes, begin, end, base))
         self.onsets: deque[int] = deque()
-        self.mask = self._key_mask(recent) if settings.key else None
+        keyed = notes.take(np.flatnonzero(notes.start >= end - settings.key_window_seconds))
+        self.mask = self._key_mask(keyed) if settings.key else None
         self.key_steer: KeySteer | None = None
-        if settings.key_bias and len(recent) >= MIN_KEY_NOTES:
-            self.key_steer = KeySteer(recent.pitch, settings.key_bias)
+        if settings.key_bias and len(keyed) >= MIN_KEY_NOTES:
+            self.key_steer = KeySteer(keyed.pitch, settings.key_bias)
         starts = seconds_to_steps(recent.start)
         beat = None
         if settings.rhythm > 0 or settings.rhythm_draw:

@@ -154,6 +154,22 @@ def test_key_bias_steers_towards_the_prompts_pitch_classes() -> None:
     assert few.bias is None  # fewer than eight notes say too little
 
 
+def test_the_key_is_read_over_a_longer_window_than_the_texture() -> None:
+    """C and G for the first 8 s, then E and B for 7.5 s (two notes a second): the texture's
+    window (7.5 s) holds only E and B, the key's (15 s from the end, so from 0.4 s) both, so
+    the key steer aims at C and G too: 7 Cs (the first is before 0.4 s) and 8 Gs among 30
+    notes (smoothed by half a note a class: 7.5/36 and 8.5/36)."""
+    starts = np.arange(31) * 0.5
+    pitch = [60, 67] * 8 + [64, 71] * 7 + [64]
+    n = len(starts)
+    tokens = [int(t) for t in encode_notes(Notes(starts, starts + 0.4, pitch, [80] * n, [0] * n))]
+    follower = Follower(tokens, 1540, SamplingParams(), FollowSettings(key_bias=2.0))
+    assert follower.key_steer.target[0] == pytest.approx(7.5 / 36)
+    assert follower.key_steer.target[7] == pytest.approx(8.5 / 36)
+    short = FollowSettings(key_bias=2.0, key_window_seconds=7.5)
+    assert Follower(tokens, 1540, SamplingParams(), short).key_steer.target[0] < 0.05
+
+
 def test_the_jam_can_turn_the_rhythm_follow_off(tmp_path) -> None:
     """A preset with follow_rhythm = 1 and follow_rhythm_draw: the decode worker follows the
     rhythm, and draws it, unless the jam says --no-follow-rhythm (WorkerSpec.follow_rhythm
