@@ -12,7 +12,7 @@ just played) instead, so a sparse phrase gets a sparse continuation:
   `density_gain` nats, within +-DENSITY_LIMIT;
 - key: note-ons only in the pitch classes the prompt used (a scale lock), when it used at
   least MIN_KEY_CLASSES of them (fewer says too little about the key); both key controls read
-  the prompt's last `key_window_seconds`, longer than the window of the others;
+  the prompt's last `long_window_seconds`, longer than the `window_seconds` of the others;
 - key bias (soft, KeySteer): a NOTE_ON bias per pitch class steered so the model's own
   pitch-class histogram tracks the prompt's: `key_bias` times the log of the class's share in
   the prompt over its share in what the model played (both smoothed), within
@@ -20,7 +20,8 @@ just played) instead, so a sparse phrase gets a sparse continuation:
 - rhythm draw (RhythmPlan, models/rhythm_plan.py): the model's onsets are the prompt's,
   dealt in new orders with their intervals, chord sizes and note lengths (`rhythm_draw`); an
   onset that would close a second of the player's own rhythm is left out or one is put in,
-  with probability `rhythm_variation`; the polyphony cap and the note-length guard make room
+  with probability `rhythm_variation` (new against all the prompt's last
+  `long_window_seconds`); the polyphony cap and the note-length guard make room
   for the player's texture; where it is on, it places the onsets and the pulse rule below
   does not;
 - rhythm: the model's onsets on the prompt's own pulse (models/pulse.py: the coarsest grid
@@ -90,9 +91,10 @@ class FollowSettings:
     # What "just played" means: 7.5 s measured closer than 8 (BENCHMARKS.md, issue 18 stop 28:
     # songs 0.228 -> 0.217, games 0.237 -> 0.232); it is also the span the loop floor copies.
     window_seconds: float = 7.5
-    # The key is longer-lived than the texture: the whole 15 s prompt's pitch classes are
-    # closer to what the music plays next than its last 7.5 s (BENCHMARKS.md, issue 18 stop 28).
-    key_window_seconds: float = 15.0
+    # The key and the player's rhythms are longer-lived than the texture: the whole 15 s
+    # prompt's pitch classes are closer to what the music plays next than its last 7.5 s, and a
+    # rhythm from 10 s ago is no new one (BENCHMARKS.md, issue 18 stop 28).
+    long_window_seconds: float = 15.0
 
     @classmethod
     def from_defaults(cls, defaults: object) -> FollowSettings:
@@ -152,11 +154,11 @@ class Follower:
         self.target_rate = len(recent) / max(end - begin, STEP_SECONDS)
         self.base = base.replace(**self._static(recent, notes, begin, end, base))
         self.onsets: deque[int] = deque()
-        keyed = notes.take(np.flatnonzero(notes.start >= end - settings.key_window_seconds))
-        self.mask = self._key_mask(keyed) if settings.key else None
+        remembered = notes.take(np.flatnonzero(notes.start >= end - settings.long_window_seconds))
+        self.mask = self._key_mask(remembered) if settings.key else None
         self.key_steer: KeySteer | None = None
-        if settings.key_bias and len(keyed) >= MIN_KEY_NOTES:
-            self.key_steer = KeySteer(keyed.pitch, settings.key_bias)
+        if settings.key_bias and len(remembered) >= MIN_KEY_NOTES:
+            self.key_steer = KeySteer(remembered.pitch, settings.key_bias)
         starts = seconds_to_steps(recent.start)
         beat = None
         if settings.rhythm > 0 or settings.rhythm_draw:
@@ -170,6 +172,7 @@ class Follower:
                 beat,
                 seed,
                 settings.rhythm_variation,
+                seconds_to_steps(remembered.start),
             )
         if self.plan is not None:
             self.base = self.base.replace(**self._room_for_the_plan(recent, begin, end, base))

@@ -20,13 +20,16 @@ it, so the model stays in phase with the player.
 
 New orders are not new bars when the player kept to one or two intervals: dealt from steady
 eighths, the model plays steady eighths, the player's own second again and again. So where the
-second that an onset would close is one the player played more than once
-(kernels/onset_patterns.py: the same 50 ms grid, at any offset), the plan varies it with probability `variation`: it leaves
-the onset out (a join: the next one comes an interval later) or puts one in before it (a
-split), in turns, so the onset rate stays the player's; made of the player's own intervals
-where they allow it (two of their 20s for one of their 40s), halving or lengthening one where
-they do not. One change a second is enough to make the second new, and costs the player's
-interval histogram far less than varying intervals at random (BENCHMARKS.md, issue 18).
+second that an onset would close is one the player played (kernels/onset_patterns.py: the
+same 50 ms grid, at any offset; over a longer `memory` than the deck's span when given, as a
+rhythm from 10 s ago is no new one either), the plan varies it with probability
+`variation`: it leaves the onset out (a join: the next one comes an interval later) or puts
+one in before it (a split), in turns, so the onset rate stays the player's; made of the
+player's own intervals where they allow it (two of their 20s for one of their 40s), halving
+or lengthening one where they do not. A variation that leaves a second of one or two onsets
+is not taken: that is no figure, so no new one. One change a second is enough to make the
+second new, and costs the player's interval histogram far less than varying intervals at
+random (BENCHMARKS.md, issue 18).
 """
 
 from __future__ import annotations
@@ -90,6 +93,7 @@ class RhythmPlan:
         pulse: Pulse | None,
         seed: int,
         variation: float = 0.0,
+        memory: np.ndarray | None = None,
     ) -> None:
         starts = np.asarray(starts, dtype=np.int64)
         lengths = np.maximum(np.asarray(lengths, dtype=np.int64), 1)
@@ -111,9 +115,12 @@ class RhythmPlan:
         self.started = 0  # and how many of its notes are started
         self.ends: dict[int, int] = {}  # pitch -> step its model note is to end
         slots = onset_slots(steps)
-        # The player's seconds, at every 50 ms offset inside what they played, and those
-        # that recur (at two offsets or more): their bar, where the rest may be a fill.
-        seen = window_patterns(slots, int(slots[0]), int(slots[-1]) - WINDOW_SLOTS + 1)
+        # The player's seconds, at every 50 ms offset inside what they played (`memory`: the
+        # onsets of a longer span, when given), and those that recur (at two offsets or
+        # more): their bar, where the rest may be a fill.
+        remembered = slots if memory is None else onset_slots(np.concatenate([memory, steps]))
+        last_window = int(remembered[-1]) - WINDOW_SLOTS + 1
+        seen = window_patterns(remembered, int(remembered[0]), last_window)
         self.heard = set(seen)
         self.recurring = {pattern for pattern, times in seen.items() if times > 1}
         self.slots = slots[-WINDOW_SLOTS:].tolist()  # the latest onsets' slots, both players'
@@ -165,6 +172,8 @@ class RhythmPlan:
             if put_off is not None and put_off <= first:
                 continue  # the pulse drew both halves to one point: no split
             second = self._second(first) if put_off is None else self._second(first, put_off)
+            if second is None:
+                continue  # a second of one or two onsets is no figure, so no new one
             if second not in self.heard:
                 return self._take(first, put_off)
             if fill is None and second not in self.recurring:

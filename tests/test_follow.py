@@ -166,7 +166,7 @@ def test_the_key_is_read_over_a_longer_window_than_the_texture() -> None:
     follower = Follower(tokens, 1540, SamplingParams(), FollowSettings(key_bias=2.0))
     assert follower.key_steer.target[0] == pytest.approx(7.5 / 36)
     assert follower.key_steer.target[7] == pytest.approx(8.5 / 36)
-    short = FollowSettings(key_bias=2.0, key_window_seconds=7.5)
+    short = FollowSettings(key_bias=2.0, long_window_seconds=7.5)
     assert Follower(tokens, 1540, SamplingParams(), short).key_steer.target[0] < 0.05
 
 

@@ -105,6 +105,37 @@ def test_a_steady_rhythm_is_varied_where_it_would_repeat_the_players_second() ->
     assert abs(varied[-1] - steady[-1]) <= 10  # as many splits as joins, give or take one
 
 
+def test_a_variation_never_thins_a_second_below_a_figure() -> None:
+    """The player plays every 40 steps: three onsets a second. A join that leaves a
+    second two onsets is no new figure (a second of two onsets repeats any slow rhythm), so
+    it is never taken: every second the varied model closes still holds three or more."""
+    player = np.arange(0, 800, 40)
+    plan = RhythmPlan(player, np.full(len(player), 5), int(player[-1]), None, 0, 1.0)
+    model = play_along(plan, 200)
+    slots = onset_slots(np.concatenate([player, model]))
+    seconds = [window_pattern(slots, step // SLOT_STEPS - WINDOW_SLOTS + 1) for step in model]
+    assert min(second.bit_count() for second in seconds) >= 3
+    assert 20 in np.diff(model)  # splits were made instead
+
+
+def test_a_variation_is_new_against_all_the_player_remembers() -> None:
+    """The player played a bar of 10, 10, 20 for 3 s, then steady 10s for 3 s. The plan deals
+    the steady part; its variations (joins into 20, splits into 5s) could land on the earlier
+    bar. Given that earlier part as memory, no second the model closes is one the player
+    played anywhere in those 6 s; without it, some are."""
+    early = np.cumsum(np.tile([10, 10, 20], 8)) - 10  # 0 .. 310
+    recent = 320 + np.arange(0, 300, 10)
+    everything = np.concatenate([early, recent])
+    lengths = np.full(len(recent), 5)
+
+    def varied(memory: np.ndarray | None) -> list[int]:
+        plan = RhythmPlan(recent, lengths, int(recent[-1]), None, 0, 1.0, memory)
+        return play_along(plan, 200)
+
+    assert not any(repeated_seconds(everything, varied(early)))
+    assert any(repeated_seconds(everything, varied(None)))
+
+
 def test_variations_are_made_of_the_players_own_intervals_where_they_can_be() -> None:
     """The player repeats a bar of 20, 20, 40 for 1.2 s. Drawn alone, the model's intervals
     close one of the player's seconds again 4 times in 10. Varied, they hardly ever do, mostly
