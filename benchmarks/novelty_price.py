@@ -25,20 +25,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 
 import numpy as np
 
 from livegen.kernels.errors import LivegenError
-from livegen.kernels.onset_patterns import (
-    SLOT_STEPS,
-    WINDOW_SLOTS,
-    onset_slots,
-    window_pattern,
-    window_patterns,
-)
-from livegen.kernels.time_steps import seconds_to_step, seconds_to_steps
+from livegen.kernels.onset_patterns import SLOT_STEPS
+from livegen.kernels.time_steps import seconds_to_steps
 from livegen.kernels.tokenizer import Notes
 from livegen.training.continuations import (
     SCORED,
@@ -49,13 +42,7 @@ from livegen.training.continuations import (
     merged_notes,
     spread,
 )
-from livegen.training.music_stats import compare, onset_steps
-
-FIELDS = ("start", "end", "pitch", "velocity", "channel")
-
-
-def joined(parts: list[Notes]) -> Notes:
-    return Notes(*(np.concatenate([getattr(p, f) for p in parts]) for f in FIELDS)).sorted()
+from livegen.training.music_stats import compare, known_patterns, new_share
 
 
 def edits(notes: Notes) -> list[Notes]:
@@ -69,23 +56,13 @@ def edits(notes: Notes) -> list[Notes]:
         if min(half, after - s - half) < SLOT_STEPS:
             continue
         chord = notes.take(np.flatnonzero(steps == s))
-        shift = half / 100
-        copy = Notes(
-            chord.start + shift, chord.end + shift, chord.pitch, chord.velocity, chord.channel
-        )
-        out.append(joined([notes, copy]))
+        out.append(Notes.joined([notes, chord.shifted(half / 100)]))
     return out
 
 
-def new_share(notes: Notes, known: set[int], seconds: float) -> float:
-    slots = onset_slots(onset_steps(notes))
-    heard = [window_pattern(slots, w * WINDOW_SLOTS) for w in range(int(seconds + 1e-9))]
-    heard = [p for p in heard if p]
-    return sum(p not in known for p in heard) / len(heard) if heard else math.nan
-
-
 def score(c) -> float:  # noqa: ANN001 - a Comparison
-    return (abs(c.density) + abs(c.polyphony) + c.key + c.rhythm) / 4
+    """The measure's score for one file: the mean of the scored distances."""
+    return float(np.mean([abs(getattr(c, k)) for k in SCORED]))
 
 
 def made_new(loop: Notes, excerpt, options: EvalOptions, target: float, guide: Notes) -> Notes:  # noqa: ANN001, E501
@@ -93,8 +70,7 @@ def made_new(loop: Notes, excerpt, options: EvalOptions, target: float, guide: N
     raise the novelty. Cheapest: the lowest score against `guide` (the real continuation, or
     the loop itself: what the prompt alone says)."""
     p, s = options.prompt_seconds, options.seconds
-    last = seconds_to_step(p) // SLOT_STEPS - WINDOW_SLOTS
-    known = set(window_patterns(onset_slots(onset_steps(excerpt.prompt)), 0, max(last, 0)))
+    known = known_patterns(excerpt.prompt, p)
     current, reached = loop, new_share(loop, known, s)
     while not reached >= target:
         best = None
@@ -102,7 +78,7 @@ def made_new(loop: Notes, excerpt, options: EvalOptions, target: float, guide: N
             share = new_share(candidate, known, s)
             if not share > reached:
                 continue
-            cost = score(compare(candidate, guide, excerpt.prompt, p, s))
+            cost = score(compare(candidate, guide, excerpt.prompt, p, s, known))
             if best is None or cost < best[0]:
                 best = (cost, candidate, share)
         if best is None:

@@ -86,6 +86,18 @@ class Notes:
             self.channel[index],
         )
 
+    def shifted(self, seconds: float) -> Notes:
+        """The same notes, `seconds` later."""
+        return Notes(
+            self.start + seconds, self.end + seconds, self.pitch, self.velocity, self.channel
+        )
+
+    @classmethod
+    def joined(cls, parts: list[Notes]) -> Notes:
+        """All the parts' notes in one, sorted."""
+        fields = ("start", "end", "pitch", "velocity", "channel")
+        return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in fields)).sorted()
+
 
 @dataclass
 class ExactTimes:

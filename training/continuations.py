@@ -112,15 +112,8 @@ def loop_floor(prompt: Notes, prompt_seconds: float, seconds: float) -> Notes:
     """The prompt's last half, repeated from the prompt's end until `seconds` are filled."""
     half = prompt_seconds / 2
     loop = window(prompt, half, prompt_seconds)
-    copies = [
-        Notes(loop.start + k * half, loop.end + k * half, loop.pitch, loop.velocity, loop.channel)
-        for k in range(math.ceil(seconds / half))
-    ]
-    joined = Notes(*(np.concatenate([getattr(c, f) for c in copies]) for f in _FIELDS))
-    return window(joined.sorted(), 0.0, seconds)
-
-
-_FIELDS = ("start", "end", "pitch", "velocity", "channel")
+    copies = [loop.shifted(k * half) for k in range(math.ceil(seconds / half))]
+    return window(Notes.joined(copies), 0.0, seconds)
 
 
 def prompt_tokens(prompt: Notes, prompt_seconds: float) -> list[int]:

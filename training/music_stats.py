@@ -109,8 +109,18 @@ def overlap(p: np.ndarray, q: np.ndarray) -> float:
 def novelty(candidate: Notes, prompt: Notes, prompt_seconds: float, seconds: float) -> float:
     """Share of the candidate's non-silent 1-s windows whose onset pattern is not one the
     prompt has at any 50 ms offset (NaN when every window is silent)."""
+    return new_share(candidate, known_patterns(prompt, prompt_seconds), seconds)
+
+
+def known_patterns(prompt: Notes, prompt_seconds: float) -> set[int]:
+    """The prompt's 1-s onset patterns, at every 50 ms offset inside it."""
     last = seconds_to_step(prompt_seconds) // SLOT_STEPS - WINDOW_SLOTS
-    known = window_patterns(onset_slots(onset_steps(prompt)), 0, max(last, 0))
+    return set(window_patterns(onset_slots(onset_steps(prompt)), 0, max(last, 0)))
+
+
+def new_share(candidate: Notes, known: set[int], seconds: float) -> float:
+    """novelty() against patterns already found (a caller judging many candidates against
+    one prompt finds them once)."""
     slots = onset_slots(onset_steps(candidate))
     patterns = [window_pattern(slots, w * WINDOW_SLOTS) for w in range(int(seconds + 1e-9))]
     heard = [p for p in patterns if p]
@@ -120,14 +130,22 @@ def novelty(candidate: Notes, prompt: Notes, prompt_seconds: float, seconds: flo
 
 
 def compare(
-    candidate: Notes, real: Notes, prompt: Notes, prompt_seconds: float, seconds: float
+    candidate: Notes,
+    real: Notes,
+    prompt: Notes,
+    prompt_seconds: float,
+    seconds: float,
+    known: set[int] | None = None,
 ) -> Comparison:
-    """The candidate's statistics against the real continuation's (both `seconds` long)."""
+    """The candidate's statistics against the real continuation's (both `seconds` long);
+    `known`: the prompt's patterns (known_patterns), when already found."""
+    if known is None:
+        known = known_patterns(prompt, prompt_seconds)
     return Comparison(
         density=math.log2(notes_per_second(candidate, seconds) / notes_per_second(real, seconds)),
         polyphony=math.log2(mean_polyphony(candidate) / mean_polyphony(real)),
         register=mean_pitch(candidate) - mean_pitch(real),
         key=1.0 - overlap(pitch_class_histogram(candidate), pitch_class_histogram(real)),
         rhythm=1.0 - overlap(ioi_histogram(candidate), ioi_histogram(real)),
-        novelty=novelty(candidate, prompt, prompt_seconds, seconds),
+        novelty=new_share(candidate, known, seconds),
     )
