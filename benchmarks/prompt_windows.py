@@ -34,6 +34,7 @@ from livegen.training.continuations import (
 from livegen.training.music_stats import (
     ioi_histogram,
     mean_polyphony,
+    notes_per_second,
     overlap,
     pitch_class_histogram,
 )
@@ -44,10 +45,10 @@ STATS = ("key", "density", "polyphony", "rhythm")
 
 def distances(part, real, seconds: float, real_seconds: float) -> dict[str, float]:  # noqa: ANN001
     """The measure's distances of `part` (the prompt's last `seconds`) from `real`."""
-    rate = max(len(part), 1) / seconds
+    rate = notes_per_second(part, seconds) / notes_per_second(real, real_seconds)
     return {
         "key": 1 - overlap(pitch_class_histogram(part), pitch_class_histogram(real)),
-        "density": abs(np.log2(rate / (len(real) / real_seconds))),
+        "density": abs(np.log2(rate)),
         "polyphony": abs(np.log2(mean_polyphony(part) / mean_polyphony(real))),
         "rhythm": 1 - overlap(ioi_histogram(part), ioi_histogram(real)),
     }
@@ -78,7 +79,7 @@ def main() -> None:
             ).items():
                 rows[stat][w].append(value)
         half = window(excerpt.prompt, p / 2, p)
-        rate = len(excerpt.real) / s / (max(len(half), 1) / (p / 2))
+        rate = notes_per_second(excerpt.real, s) / notes_per_second(half, p / 2)
         build_up["density"].append(float(np.log2(rate)))
         texture = mean_polyphony(excerpt.real) / mean_polyphony(half)
         build_up["polyphony"].append(float(np.log2(texture)))
