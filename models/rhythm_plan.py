@@ -76,9 +76,15 @@ class Deck:
         self.left: list[int] = []
 
     def deal(self) -> int:
+        card = self.peek()
+        self.left.pop()
+        return card
+
+    def peek(self) -> int:
+        """The card the next deal gives, left in the deck."""
         if not self.left:
             self.left = self.rng.permutation(self.size).tolist()
-        return self.left.pop()
+        return self.left[-1]
 
 
 class RhythmPlan:
@@ -210,8 +216,9 @@ class RhythmPlan:
         if self.splits <= 0:  # halves first, then thirds, a slot or more each
             cuts = dict.fromkeys([drawn // 2, drawn // 3, drawn - drawn // 3])
             candidates += [(after + c, due) for c in cuts if min(c, drawn - c) >= SLOT_STEPS]
-        if self.splits >= 0:
-            candidates.append((due + self.draw_interval(), None))
+        if self.splits >= 0:  # the next card's interval, looked at, not dealt: a candidate
+            # not taken must not take a card from the round (each is played once a round)
+            candidates.append((due + int(self.intervals[self.deck.peek()]), None))
         return [
             (self._snap(after, first), put_off if put_off is None else self._snap(after, put_off))
             for first, put_off in candidates

@@ -169,6 +169,18 @@ def test_a_free_rhythm_with_no_usual_interval_is_varied_by_cuts_and_joins() -> N
     assert none is None and join - (after + 30) in set(np.diff(player).tolist())
 
 
+def test_looking_at_variations_deals_no_card() -> None:
+    """The plain join looks at the next card's interval; a candidate that is not taken must
+    not take a card from the round, or some of the player's onsets would never be played."""
+    player = np.cumsum([0, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29])
+    plan = RhythmPlan(player, np.full(12, 5), int(player[-1]), None, 0, 1.0)
+    left = list(plan.deck.left)
+    after = int(player[-1])
+    (join, none) = plan.variations(after, after + 30)[-1]
+    assert none is None and join == after + 30 + int(plan.intervals[left[-1]])
+    assert plan.deck.left == left
+
+
 def test_an_interval_near_the_pulse_lands_on_it_and_one_off_it_stays_off() -> None:
     """Pulse of 12.5 steps from 0 (grid 0, 13, 25, 38, 50, ...; tolerance 1 step): an
     interval of 12 after 25 lands on 38; an interval of 6 after 25 stays at 31."""
