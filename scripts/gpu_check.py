@@ -4,6 +4,7 @@ measured as one JSON file (plus one log of their output), and print a short tabl
     python scripts/gpu_check.py                      # scripts/gpu_plan.toml, into gpu-check-results/
     python scripts/gpu_check.py --out DIR --budget 480 --only pytest-gpu,train-bf16
     python scripts/gpu_check.py --list               # the plan's commands, nothing run
+    python scripts/gpu_check.py --rehearse           # the whole plan on the CPU, made small
 
 scripts/gpu_check.sh finds a Python whose torch sees the GPU and calls this; `./dev gpu` calls
 that. A plan is TOML:
@@ -14,16 +15,21 @@ that. A plan is TOML:
 
     [[step]]
     name = "bench-decode-4096"
-    command = ["{python}", "benchmarks/bench_decode.py", "--device", "cuda"]
+    command = ["{python}", "benchmarks/bench_decode.py", "--device", "{device}"]
     timeout_s = 120
     parse = "json"              # figures: the last stdout line that is a JSON object
                                 # ("pytest": the summary's counts; "none": no figures)
     show = { "bf16 p50 ms" = "variants.bf16.ms_per_token_p50" }   # table columns
     requires = ["{python}", "-m", "livegen", "codec", "--help"]   # fails: "not built"
     min_gpus = 2                # fewer present: "skipped"
+    rehearse = { "--context" = "512" }   # with --rehearse: these options' values instead
 
 Placeholders in commands: {python} (this interpreter), {repo}, {out}, {work} (a scratch
-folder outside {out}), {gpus} (CUDA devices torch sees).
+folder outside {out}), {gpus} (CUDA devices torch sees), {device} ("cuda"; "cpu" rehearsing).
+
+--rehearse runs the plan on the CPU, each step with its `rehearse` options (smaller sizes, no
+CUDA graph), and `min_gpus` read as processes: every command, option and figure the GPU run
+will use is tried before a GPU's scarce minutes are spent on it.
 
 Statuses: passed, failed, timed out, not built, skipped. Exit status: 0 when every step that
 ran passed, 1 when one failed or timed out, 2 when the plan needs CUDA and torch sees none
@@ -35,16 +41,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
 import tempfile
 import time
 import tomllib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+from gpu_figures import describe, last_json_object, pytest_counts
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_PLAN = REPO / "scripts" / "gpu_plan.toml"
@@ -54,7 +61,7 @@ MIN_STEP_S = 2.0  # a step is not started with less budget than this left
 REQUIRES_TIMEOUT_S = 60.0
 TAIL_LINES = 25
 PARSERS = ("json", "pytest", "none")
-PLACEHOLDERS = ("python", "repo", "out", "work", "gpus")
+PLACEHOLDERS = ("python", "repo", "out", "work", "gpus", "device")
 
 
 class PlanError(Exception):
@@ -70,6 +77,7 @@ class Step:
     show: dict[str, str] = field(default_factory=dict)
     requires: list[str] = field(default_factory=list)
     min_gpus: int = 0
+    rehearse: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -130,6 +138,8 @@ def _step(table: dict[str, Any], where: str) -> Step:
         raise PlanError(f"{where}: command must be a non-empty list of strings")
     if not isinstance(step.timeout_s, int | float) or step.timeout_s <= 0:
         raise PlanError(f"{where}: timeout_s must be a positive number")
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in step.rehearse.items()):
+        raise PlanError(f"{where}: rehearse must map options to strings")
     if step.parse not in PARSERS:
         raise PlanError(f"{where}: parse must be one of {PARSERS}, got {step.parse!r}")
     names = {name: name for name in PLACEHOLDERS}
@@ -138,6 +148,18 @@ def _step(table: dict[str, Any], where: str) -> Step:
     except PlanError as error:
         raise PlanError(f"{where}: {error}") from None
     return step
+
+
+def rehearsed(step: Step) -> Step:
+    """The step as the CPU rehearsal runs it: each of its `rehearse` options given the value
+    there (added where the command has no such option)."""
+    command = list(step.command)
+    for option, value in step.rehearse.items():
+        if option in command[:-1]:
+            command[command.index(option) + 1] = value
+        else:
+            command += [option, value]
+    return replace(step, command=command, min_gpus=0)
 
 
 def expand(parts: list[str], values: dict[str, str]) -> list[str]:
@@ -191,53 +213,6 @@ def _stop_group(proc: subprocess.Popen) -> None:
             return
         except subprocess.TimeoutExpired:
             continue
-
-
-def last_json_object(text: str) -> dict[str, Any] | None:
-    for line in reversed(text.splitlines()):
-        line = line.strip()
-        if line.startswith("{") and line.endswith("}"):
-            try:
-                value = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(value, dict):
-                return value
-    return None
-
-
-PYTEST_COUNT = re.compile(r"(\d+) (passed|failed|skipped|errors?|xfailed|xpassed|deselected)")
-
-
-def pytest_counts(text: str) -> tuple[dict[str, int], str]:
-    """The counts of pytest's last summary line ("3 passed, 1 skipped in 2.1s") and the line."""
-    for line in reversed(text.splitlines()):
-        found = PYTEST_COUNT.findall(line)
-        if found and (" in " in line or "no tests ran" in line):
-            counts = {("errors" if k.startswith("error") else k): int(n) for n, k in found}
-            return counts, line.strip(" =")
-    return {}, ""
-
-
-def lookup(figures: dict[str, Any], dotted: str) -> Any:
-    value: Any = figures
-    for key in dotted.split("."):
-        if not isinstance(value, dict) or key not in value:
-            return None
-        value = value[key]
-    return value
-
-
-def describe(figures: dict[str, Any], show: dict[str, str]) -> str:
-    if isinstance(figures.get("summary"), str):
-        return figures["summary"]
-    parts = []
-    for label, dotted in show.items():
-        value = lookup(figures, dotted)
-        if isinstance(value, float):
-            value = f"{value:.3g}"
-        parts.append(f"{label} {value if value is not None else '?'}")
-    return ", ".join(parts)
 
 
 def run_step(step: Step, values: dict[str, str], gpus: int, left_s: float, work: Path):
@@ -378,10 +353,13 @@ def select(plan: Plan, only: str, skip: str) -> list[Step]:
     return [s for s in plan.steps if (not wanted or s.name in wanted) and s.name not in unwanted]
 
 
-def run_plan(plan: Plan, steps: list[Step], out: Path, budget_s: float, info: dict) -> int:
+def run_plan(
+    plan: Plan, steps: list[Step], out: Path, budget_s: float, info: dict, device: str = "cuda"
+) -> int:
     out.mkdir(parents=True, exist_ok=True)
     gpus = len(info["gpus"])
     report: dict[str, Any] = {"title": plan.title, "machine": info, "budget_s": budget_s}
+    report["device"] = device
     results: list[StepResult] = []
     deadline = time.monotonic() + budget_s
     with tempfile.TemporaryDirectory(prefix="gpu-check-") as scratch:
@@ -392,6 +370,7 @@ def run_plan(plan: Plan, steps: list[Step], out: Path, budget_s: float, info: di
             "out": str(out.resolve()),
             "work": str(work),
             "gpus": str(gpus),
+            "device": device,
         }
         with open(out / LOG_FILE, "w", encoding="utf-8") as log:
             for step in steps:
@@ -419,20 +398,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="", help="comma-separated step names to run")
     parser.add_argument("--skip", default="", help="comma-separated step names to leave out")
     parser.add_argument("--list", action="store_true", help="print the plan; run nothing")
+    parser.add_argument(
+        "--rehearse", action="store_true", help="run the plan on the CPU, made small (no GPU)"
+    )
     args = parser.parse_args(argv)
     try:
         plan = load_plan(args.plan)
         steps = select(plan, args.only, args.skip)
+        if args.rehearse:
+            steps = [rehearsed(step) for step in steps]
         if args.list:
             for step in steps:
                 print(f"{step.name} ({step.timeout_s:.0f} s): {' '.join(step.command)}")
             return 0
         info = machine_info()
-        if plan.requires_cuda and not info["cuda_available"]:
+        if plan.requires_cuda and not info["cuda_available"] and not args.rehearse:
             print(no_gpu_line(info))
             return 2
         budget = args.budget if args.budget is not None else plan.budget_s
-        return run_plan(plan, steps, args.out, budget, info)
+        device = "cpu" if args.rehearse else "cuda"
+        return run_plan(plan, steps, args.out, budget, info, device)
     except PlanError as error:
         print(f"gpu-check: {error}", file=sys.stderr)
         return 3

@@ -9,7 +9,8 @@
 # GPU: $LIVEGEN_PYTHON, the project's .venv, then python3 on the PATH (a machine that comes
 # with a CUDA torch). If livegen is not installed in that Python, it is imported from this
 # source tree (scripts/no_install). LIVEGEN_WHEELS=DIR: wheels to add first (pip --no-index),
-# for a machine without network that lacks a package. Without a GPU: one line, exit status 2.
+# for a machine without network that lacks a package. Without a GPU: one line, exit status 2
+# (with --rehearse, the whole plan runs small on the CPU instead).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONUNBUFFERED=1

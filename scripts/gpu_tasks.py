@@ -3,6 +3,7 @@ prints one JSON line last (with a "summary" string for the table); scripts/gpu_c
 
     python scripts/gpu_tasks.py bench-presets --device cuda
     python scripts/gpu_tasks.py train --work DIR --steps 300 --device cuda [--fp32] [--nproc 2]
+    python scripts/gpu_tasks.py codec --device cuda [--seconds 10 --batch 16]
     python scripts/gpu_tasks.py continue --work DIR --device cuda   # needs symusic and mido
     python scripts/gpu_tasks.py make-data DIR --pieces 200
 
@@ -34,25 +35,17 @@ TRAIN_CONFIG = REPO / "configs" / "piano-small.toml"  # the shipped preset's arc
 
 
 def bench_presets(device: str, tokens: int) -> dict[str, Any]:
-    """`livegen bench --json` on every shipped preset, with the CUDA graph and without."""
+    """`livegen bench --json` on every shipped MIDI preset, with the CUDA graph and without, and
+    on every audio preset (the model's tokens/s against the codec frames it must feed)."""
     from livegen.models.preset import SHIPPED_DIR, list_presets
 
     results: dict[str, Any] = {}
     lines = []
-    for name in list_presets(SHIPPED_DIR):
-        results[name] = {}
-        for label, extra in (("graph", []), ("eager", ["--no-cuda-graph"])):
-            command = [sys.executable, "-m", "livegen", "bench", "--preset", name]
-            # --quantize none: an int8 preset is how a preset says "on a CPU, in int8"; on a
-            # GPU it runs in the GPU's own precision (with --device auto it would too).
-            command += ["--device", device, "--quantize", "none", "--tokens", str(tokens)]
-            command += ["--json", *extra]
-            done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
-            sys.stdout.write(done.stdout)
-            sys.stderr.write(done.stderr)
-            if done.returncode != 0:
-                raise SystemExit(f"livegen bench --preset {name} {' '.join(extra)} failed")
-            results[name][label] = json.loads(done.stdout.strip().splitlines()[-1])
+    for name in list_presets(SHIPPED_DIR, "midi"):
+        results[name] = {
+            "graph": livegen_bench(name, device, tokens),
+            "eager": livegen_bench(name, device, tokens, "--no-cuda-graph"),
+        }
         graph, eager = results[name]["graph"], results[name]["eager"]
         # run_bench falls back to the eager step when capture fails, and says so in its note.
         failed = " (capture FAILED, eager measured)" if graph["note"] else ""
@@ -60,7 +53,112 @@ def bench_presets(device: str, tokens: int) -> dict[str, Any]:
             f"{name}: graph p50 {graph['ms_per_token_p50']:.3f} ms{failed}, eager p50 "
             f"{eager['ms_per_token_p50']:.3f} ms, recompute {eager['recompute_ms_per_token']:.2f} ms"
         )
+    for name in list_presets(SHIPPED_DIR, "audio"):
+        audio = results[name] = livegen_bench(name, device, tokens)
+        lines.append(
+            f"{name}: p50 {audio['ms_per_token_p50']:.3f} ms, "
+            f"{audio['delivered_tokens_per_s']:,.0f} audio tokens/s for "
+            f"{audio['needed_tokens_per_s']:,.0f} needed (x{audio['realtime_factor']:.1f})"
+        )
     return {"presets": results, "summary": "; ".join(lines)}
+
+
+def livegen_bench(name: str, device: str, tokens: int, *extra: str) -> dict[str, Any]:
+    command = [sys.executable, "-m", "livegen", "bench", "--preset", name]
+    # --quantize none: an int8 preset is how a preset says "on a CPU, in int8"; on a GPU it runs
+    # in the GPU's own precision (with --device auto it would too).
+    command += ["--device", device, "--quantize", "none", "--tokens", str(tokens), "--json"]
+    done = subprocess.run([*command, *extra], cwd=REPO, capture_output=True, text=True)
+    sys.stdout.write(done.stdout)
+    sys.stderr.write(done.stderr)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command[2:])} {' '.join(extra)} failed")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# ---- codec -------------------------------------------------------------------------------------
+
+
+def test_signal(seconds: float, rate: int) -> np.ndarray:
+    """Tones, a glide and a little noise: the codec's cost does not depend on what it hears, but
+    its codes on the device should match the CPU's on a signal with something in it."""
+    t = np.arange(int(seconds * rate)) / rate
+    glide = np.sin(2 * np.pi * (220 + 80 * t) * t)
+    tones = sum(np.sin(2 * np.pi * f * t) / (i + 1) for i, f in enumerate((262, 330, 392, 523)))
+    noise = np.random.default_rng(0).standard_normal(len(t)) * 0.01
+    return (0.2 * glide + 0.1 * tones + noise).astype(np.float32)
+
+
+def codec_figures(preset: str, device: str, seconds: float, batch: int) -> dict[str, Any]:
+    """The codec on the device: whole clips (offline, as data building encodes) and frame by
+    frame (as the live path runs), real-time factor and audio tokens/s, each against the same
+    work on the CPU in this run; and whether the device's codes are the CPU's."""
+    import time
+
+    import torch
+
+    from livegen.models.codec import stream_round_trip
+    from livegen.models.codec_fast import fast_round_trip
+    from livegen.models.codec_preset import open_codec
+
+    torch.set_num_threads(1)
+    cpu_model, where = open_codec(preset)
+    cfg = cpu_model.config
+    audio = torch.from_numpy(test_signal(seconds, cfg.sample_rate))[None]
+    length = audio.shape[1] // cfg.hop * cfg.hop
+    clips = audio[:, :length].repeat(batch, 1)
+    model = open_codec(preset)[0].to(device)
+
+    def sync() -> None:  # GPU work is queued: a time is only a time once it has run
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+
+    def timed(work) -> tuple[Any, float]:
+        sync()
+        tick = time.perf_counter()
+        value = work()
+        sync()
+        return value, time.perf_counter() - tick
+
+    on = clips.to(device)
+    timed(lambda: model.decode(model.encode(on)))  # warm-up: kernels, allocator
+    codes, encode_s = timed(lambda: model.encode(on))
+    _, decode_s = timed(lambda: model.decode(codes))
+    stream, _ = timed(lambda: stream_round_trip(model, audio.to(device)))
+    fast = fast_round_trip(cpu_model, audio[0].numpy())
+    reference = cpu_model.encode(audio[:, :length])
+    agree = float((codes[:1].cpu() == reference).float().mean())
+    frames = codes.shape[1] * batch
+    clip_seconds = seconds * batch
+
+    def rtf(spent: float, span: float) -> float:
+        return round(spent / span, 5)
+
+    figures = {
+        "codec": where,
+        "device": str(next(model.parameters()).device),
+        "seconds": seconds,
+        "batch": batch,
+        "levels": cfg.levels,
+        "frame_rate": cfg.frame_rate,
+        "offline_encode_rtf": rtf(encode_s, clip_seconds),
+        "offline_decode_rtf": rtf(decode_s, clip_seconds),
+        "offline_encode_tokens_per_s": round(frames * cfg.levels / encode_s),
+        "stream_encode_rtf": rtf(stream.encode_seconds, seconds),
+        "stream_decode_rtf": rtf(stream.decode_seconds, seconds),
+        "cpu_stream_encode_rtf": rtf(fast.encode_seconds, seconds),
+        "cpu_stream_decode_rtf": rtf(fast.decode_seconds, seconds),
+        "codes_agree_with_cpu": round(agree, 4),
+    }
+    figures["summary"] = (
+        f"offline x{batch}: encode RTF {figures['offline_encode_rtf']:.4f} "
+        f"({figures['offline_encode_tokens_per_s']:,} tokens/s), decode RTF "
+        f"{figures['offline_decode_rtf']:.4f}; frame by frame: encode "
+        f"{figures['stream_encode_rtf']:.3f}, decode {figures['stream_decode_rtf']:.3f} "
+        f"(CPU, one thread: {figures['cpu_stream_encode_rtf']:.3f}, "
+        f"{figures['cpu_stream_decode_rtf']:.3f}); codes as the CPU's: {agree:.1%}"
+    )
+    return figures
 
 
 # ---- continue -------------------------------------------------------------------------------
@@ -225,7 +323,7 @@ def train_figures(run: Path, tag: str) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="task", required=True)
-    bench = sub.add_parser("bench-presets", help="livegen bench on every shipped preset")
+    bench = sub.add_parser("bench-presets", help="livegen bench on the shipped model presets")
     bench.add_argument("--device", default="cuda")
     bench.add_argument("--tokens", type=int, default=512)
     fit = sub.add_parser("train", help="livegen-train ar on random tunes; tokens/s")
@@ -235,6 +333,11 @@ def main(argv: list[str] | None = None) -> int:
     fit.add_argument("--device", default="cuda")
     fit.add_argument("--fp32", action="store_true", help="no bf16 autocast")
     fit.add_argument("--nproc", type=int, default=1, help="processes (torchrun) on this machine")
+    codec = sub.add_parser("codec", help="the codec's speed on the device, against the CPU")
+    codec.add_argument("--preset", default="codec-24k")
+    codec.add_argument("--device", default="cuda")
+    codec.add_argument("--seconds", type=float, default=10.0, help="length of the test clip")
+    codec.add_argument("--batch", type=int, default=16, help="clips encoded at once, offline")
     cont = sub.add_parser("continue", help="livegen continue on a random tune")
     cont.add_argument("--work", type=Path, required=True, help="scratch folder")
     cont.add_argument("--device", default="cuda")
@@ -247,6 +350,8 @@ def main(argv: list[str] | None = None) -> int:
         result = bench_presets(args.device, args.tokens)
     elif args.task == "train":
         result = train(args.work, args.steps, args.batch, args.device, not args.fp32, args.nproc)
+    elif args.task == "codec":
+        result = codec_figures(args.preset, args.device, args.seconds, args.batch)
     elif args.task == "continue":
         result = continue_file(args.work, args.device, args.seconds)
     else:

@@ -22,6 +22,7 @@ SCRIPTS = REPO / "scripts"
 sys.path.insert(0, str(SCRIPTS))
 
 import gpu_check  # noqa: E402  (a script folder, not a package)
+import gpu_figures  # noqa: E402
 
 
 def run(command: list[str], **env: str) -> subprocess.CompletedProcess:
@@ -176,6 +177,7 @@ def test_the_budget_cuts_the_timeouts_and_skips_what_does_not_fit(tmp_path):
         ("[[step]]\nname = 'a'\ncommand = ['x']\ntimeout_s = 1\ncolour = 2", "unknown keys"),
         ("[[step]]\nname = 'a'\ncommand = ['x']\ntimeout_s = 1\nparse = 'xml'", "parse"),
         ("[[step]]\nname = 'a'\ncommand = ['{pyton}']\ntimeout_s = 1", "placeholder"),
+        ("[[step]]\nname = 'a'\ncommand = ['x']\ntimeout_s = 1\nrehearse = {n = 1}", "rehearse"),
         ("title = 'no steps'", "no [[step]]"),
         ("[[step", "cannot read"),
     ],
@@ -192,9 +194,9 @@ def test_a_bad_plan_is_one_clear_line(tmp_path, text, message):
 
 def test_pytest_and_json_lines_are_read_from_the_output():
     text = 'x\n{not json}\n{"a": 1}\n[1]\n'
-    assert gpu_check.last_json_object(text) == {"a": 1}
-    assert gpu_check.last_json_object("nothing") is None
-    counts, line = gpu_check.pytest_counts("...\n==== 21 passed, 2 skipped, 1 error in 3.5s ====")
+    assert gpu_figures.last_json_object(text) == {"a": 1}
+    assert gpu_figures.last_json_object("nothing") is None
+    counts, line = gpu_figures.pytest_counts("...\n==== 21 passed, 2 skipped, 1 error in 3.5s ====")
     assert counts == {"passed": 21, "skipped": 2, "errors": 1}
     assert line == "21 passed, 2 skipped, 1 error in 3.5s"
 
@@ -212,8 +214,43 @@ def test_the_shipped_gpu_plan_fits_and_names_what_exists():
             # Every option the step passes is one the script defines (read from its source:
             # no torch import for this).
             source = path.read_text(encoding="utf-8")
-            for flag in (part for part in command if part.startswith("--")):
+            flags = [part for part in command if part.startswith("--")] + list(step.rehearse)
+            for flag in flags:
                 assert f'"{flag}"' in source, f"{step.name}: {name} defines no {flag}"
+
+
+def test_a_rehearsed_step_takes_its_rehearse_options_and_any_number_of_gpus():
+    step = gpu_check.Step(
+        "s",
+        ["{python}", "x.py", "--tokens", "400", "--fast"],
+        10,
+        min_gpus=2,
+        rehearse={"--tokens": "16", "--rounds": "1"},
+    )
+    small = gpu_check.rehearsed(step)
+    assert small.command == ["{python}", "x.py", "--tokens", "16", "--fast", "--rounds", "1"]
+    assert small.min_gpus == 0 and step.command[3] == "400"  # the plan's own step is unchanged
+
+
+def test_the_whole_gpu_plan_rehearses_on_the_cpu(tmp_path):
+    """`./dev gpu --rehearse`: every step of the shipped plan, small and on the CPU, runs and
+    gives the figures its table reads, so the first GPU's minutes are not spent on a typo."""
+    out = tmp_path / "out"
+    done = run([sys.executable, "scripts/gpu_check.py", "--rehearse", "--out", str(out)])
+    report = json.loads((out / gpu_check.RESULT_FILE).read_text())
+    steps = {s["name"]: s for s in report["steps"]}
+    plan = gpu_check.load_plan(gpu_check.DEFAULT_PLAN)
+    assert list(steps) == [s.name for s in plan.steps] and report["device"] == "cpu"
+    failed = {n: s["tail"] for n, s in steps.items() if s["status"] != "passed"}
+    assert done.returncode == 0 and not failed, failed
+    figures = {n: s["figures"] for n, s in steps.items()}
+    assert figures["pytest-gpu"]["passed"] > 0
+    assert figures["bench-decode-4096"]["variants"]["bf16"]["ms_per_token_p50"] > 0
+    assert set(figures["livegen-bench"]["presets"]) == {"piano", "audio-piano"}
+    assert figures["torchrun-2gpu"]["world"] == 2 and figures["train-bf16"]["steps"] == 3
+    codec = figures["codec"]
+    assert codec["codes_agree_with_cpu"] == 1.0 and 0 < codec["stream_decode_rtf"] < 1
+    assert all(s["summary"] for s in steps.values())
 
 
 def test_no_install_imports_livegen_from_the_source_tree(tmp_path):
