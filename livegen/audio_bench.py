@@ -88,8 +88,12 @@ def run_audio_bench(
     decoder = StreamingDecoder(model)
     generator = torch.Generator().manual_seed(seed)
     context = prompt_ids(vocab, prompt_codes, config.context)
+    # GPU work is queued: each time waits for the device, or it would count only the launch.
+    cuda = decoder.device.type == "cuda"
+    sync = (lambda: torch.cuda.synchronize(decoder.device)) if cuda else (lambda: None)
     t0 = time.perf_counter()
     logits = decoder.append(context)
+    sync()
     prefill_ms = (time.perf_counter() - t0) * 1e3
     steps, samples, written = [], [], []
     warmup = 8
@@ -98,6 +102,7 @@ def run_audio_bench(
         token = sample_level(logits, vocab, n % vocab.levels, params, generator)
         t1 = time.perf_counter()
         logits = decoder.append([token])
+        sync()
         t2 = time.perf_counter()
         written.append(token)
         if n >= warmup:

@@ -210,11 +210,16 @@ def stream_round_trip(
     codes, out = [], []
     encode = decode = 0.0
     step = hop * frames_per_call
+    # GPU work is queued: each time waits for the device, or it would count only the launch.
+    sync = torch.cuda.synchronize if audio.is_cuda else (lambda *_: None)
     for start in range(0, total, step):
+        sync(audio.device)
         tick = time.perf_counter()
         c = model.encode_step(padded[:, start : start + step], state, levels)
+        sync(audio.device)
         tock = time.perf_counter()
         out.append(model.decode_step(c, state))
+        sync(audio.device)
         decode += time.perf_counter() - tock
         encode += tock - tick
         codes.append(c)

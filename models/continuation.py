@@ -70,6 +70,8 @@ def continue_tokens(
 
     t0 = time.perf_counter()
     decoder.append([BEGIN, *prompt])
+    if decoder.device.type == "cuda":  # queued GPU work: the time is the work's once it ran
+        torch.cuda.synchronize(decoder.device)
     prefill = time.perf_counter() - t0
     follower = _follower(prompt, start_step, params, follow, seed)
     generated: list[int] = []
