@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from livegen.kernels.vocab import NOTE_OFF, NOTE_ON
+from livegen.kernels.vocab import NOTE_OFF, NOTE_ON, TIME_SHIFT
 from livegen.models.torch_step import TorchStep
 
 if TYPE_CHECKING:
@@ -84,8 +84,12 @@ def sample_on_device(
     noise: torch.Tensor,
     note_on: torch.Tensor,
 ) -> torch.Tensor:
-    """The token [1] (long): truncate_on_device, then gumbel_max with uniform `noise` [V]."""
-    return gumbel_max(truncate_on_device(logits, allowed, knobs, note_on), noise)
+    """The token [1] (long): truncate_on_device, then gumbel_max with uniform `noise` [V];
+    TIME_SHIFT where nothing allowed survives, as sample_token gives (the argmax of all -inf
+    would be token 0), chosen on the device: a graph cannot branch on a value."""
+    x = truncate_on_device(logits, allowed, knobs, note_on)
+    token = gumbel_max(x, noise)
+    return torch.where(torch.isfinite(x).any(), token, torch.full_like(token, TIME_SHIFT))
 
 
 def knob_values(params: SamplingParams) -> list[float]:
@@ -174,11 +178,13 @@ class GraphStep:
                 self._sample_body()
         torch.cuda.current_stream(decoder.device).wait_stream(side)
         torch.cuda.synchronize(decoder.device)
+        # Captured on a stream of the decoder's own device: torch's default capture stream is
+        # made once per process, on whichever device was current then.
         decode_graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(decode_graph), torch.no_grad():
+        with torch.cuda.graph(decode_graph, stream=side), torch.no_grad():
             self._decode_body()
         sample_graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(sample_graph, pool=decode_graph.pool()), torch.no_grad():
+        with torch.cuda.graph(sample_graph, pool=decode_graph.pool(), stream=side), torch.no_grad():
             self._sample_body()
         torch.cuda.synchronize(decoder.device)
         self._decode_graph, self._sample_graph = decode_graph, sample_graph

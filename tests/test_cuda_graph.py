@@ -12,9 +12,15 @@ import pytest
 import torch
 
 from livegen.kernels.tokenizer import decode_tokens
-from livegen.kernels.vocab import BEGIN, NOTE_OFF, NOTE_ON, NUM_EVENTS, VOCAB_SIZE
+from livegen.kernels.vocab import BEGIN, NOTE_OFF, NOTE_ON, NUM_EVENTS, TIME_SHIFT, VOCAB_SIZE
 from livegen.models.config import PerceiverARConfig
-from livegen.models.cuda_graph import GraphStep, gumbel_max, knob_values, truncate_on_device
+from livegen.models.cuda_graph import (
+    GraphStep,
+    gumbel_max,
+    knob_values,
+    sample_on_device,
+    truncate_on_device,
+)
 from livegen.models.grammar import MODEL, PLAYER, GrammarState
 from livegen.models.perceiver_ar import PerceiverAR
 from livegen.models.sampling import SamplingParams, allowed_mask, transform
@@ -74,6 +80,20 @@ def test_gumbel_max_draws_from_the_softmax():
     expected = torch.softmax(torch.tensor([1.0, 0.0, -1.0]), 0).numpy()
     assert np.abs(counts - expected).max() < 0.03
     assert sum(counts) == 1.0
+
+
+def test_with_nothing_allowed_the_device_draw_lets_time_move_on_as_the_cpu_draw_does():
+    """A mask that allows nothing (or a truncation that leaves nothing) gives TIME_SHIFT, as
+    sample_token does, where the argmax over all -inf would give token 0."""
+    logits = torch.randn(VOCAB_SIZE, generator=torch.Generator().manual_seed(0))
+    knobs = torch.tensor(knob_values(SamplingParams()))
+    noise = torch.rand(VOCAB_SIZE, generator=torch.Generator().manual_seed(1))
+    nothing = torch.zeros(VOCAB_SIZE, dtype=torch.bool)
+    token = sample_on_device(logits, nothing, knobs, noise, note_on_vector())
+    assert token.tolist() == [TIME_SHIFT]
+    one = nothing.clone()
+    one[NOTE_ON + 60] = True
+    assert sample_on_device(logits, one, knobs, noise, note_on_vector()).tolist() == [NOTE_ON + 60]
 
 
 def fused_run(seed: int, n: int = 250) -> tuple[list[int], StreamingDecoder]:
