@@ -195,5 +195,6 @@ class PerceiverAR(nn.Module):
     @staticmethod
     def _sample_prefix(batch, n_prefix, keep, device, generator) -> torch.Tensor:
         """[B, keep] sorted random prefix indices (different per row, same count)."""
-        scores = torch.rand(batch, n_prefix, device=device, generator=generator)
+        where = generator.device if generator is not None else device  # drawn where it lives
+        scores = torch.rand(batch, n_prefix, device=where, generator=generator).to(device)
         return scores.argsort(dim=1)[:, :keep].sort(dim=1).values

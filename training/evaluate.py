@@ -113,7 +113,8 @@ def reference_logits(model: PerceiverAR, tokens: torch.Tensor, refill: int) -> t
         if chunk.shape[0] < w + L - lo:
             pad = torch.full((w + L - lo - chunk.shape[0],), c.pad_id, dtype=tokens.dtype)
             chunk = torch.cat((chunk, pad))
-        logits = model(chunk[None], positions_offset=lo)[0].float()  # [L, V] for [w, w + L)
+        on = chunk.to(next(model.parameters()).device)[None]  # the model may be on a GPU
+        logits = model(on, positions_offset=lo)[0].float().cpu()  # [L, V] for [w, w + L)
         out[owned] = logits[torch.tensor(owned) - w]
     return out
 

@@ -70,16 +70,18 @@ def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.A
     return torch.optim.AdamW(groups, lr=config.lr, betas=(config.beta1, config.beta2))
 
 
-def prefix_generator(seed: int, step: int, skip_rows: int, prefix: int, device) -> torch.Generator:
+def prefix_generator(seed: int, step: int, skip_rows: int, prefix: int) -> torch.Generator:
     """The prefix-dropout draws of a step, advanced past the rows other ranks own.
 
     One stream per step, consumed row by row (the model draws [rows, prefix] uniforms), so
     the rows of any split of the global batch get the draws one process would give them.
+    A CPU generator on every device: the CPU's draws come in sequence, so skipping rows is
+    drawing them, where a CUDA generator's value depends on the shape of the whole draw.
     """
-    generator = torch.Generator(device=device)
+    generator = torch.Generator()
     generator.manual_seed((seed * 1_000_003 + step) % (1 << 62))
     if skip_rows and prefix:
-        torch.rand(skip_rows, prefix, generator=generator, device=device)
+        torch.rand(skip_rows, prefix, generator=generator)
     return generator
 
 
@@ -403,7 +405,7 @@ def _step(net, optimizer, sampler, cfg, context, step, micro, keep, prefix, auto
     scale = context.world / max(global_count, 1.0)  # DDP averages over ranks
     loss_sum = torch.zeros((), device=context.device)
     for m, window in enumerate(batches):
-        generator = prefix_generator(cfg.seed, step, (first + m) * micro, prefix, context.device)
+        generator = prefix_generator(cfg.seed, step, (first + m) * micro, prefix)
         sync = m == cfg.grad_accum - 1 or not context.active
         with (
             nullcontext() if sync else net.no_sync(),
