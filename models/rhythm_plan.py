@@ -22,11 +22,14 @@ New orders are not new bars when the player kept to one or two intervals: dealt 
 eighths, the model plays steady eighths, the player's own second again and again. So where the
 second that an onset would close is one the player played (kernels/onset_patterns.py: the
 same 50 ms grid, at any offset; over a longer `memory` than the deck's span when given, as a
-rhythm from 10 s ago is no new one either), the plan varies it with probability
-`variation`: it leaves the onset out (a join: the next one comes an interval later) or puts
-one in before it (a split), in turns, so the onset rate stays the player's; made of the
-player's own intervals where they allow it (two of their 20s for one of their 40s), halving
-or lengthening one where they do not. A variation that leaves a second of one or two onsets
+rhythm from 10 s ago is no new one either), the plan first deals another card left in the
+round whose interval closes a new second instead: the player's onsets in a new order, so their
+intervals, chords and lengths stay exactly theirs. Only where no card does (steady eighths:
+every card the same) does it vary the rhythm, with probability `variation`: it leaves the
+onset out (a join: the next one comes an interval later) or puts one in before it (a split),
+in turns, so the onset rate stays the player's; made of the player's own intervals where they
+allow it (two of their 20s for one of their 40s), halving or lengthening one where they do
+not. A variation that leaves a second of one or two onsets
 is not taken: that is no figure, so no new one. One change a second is enough to make the
 second new, and costs the player's interval histogram far less than varying intervals at
 random (BENCHMARKS.md, issue 18).
@@ -86,6 +89,12 @@ class Deck:
             self.left = self.rng.permutation(self.size).tolist()
         return self.left[-1]
 
+    def exchange(self, dealt: int, wanted: int) -> None:
+        """`wanted`, not dealt yet, counts as dealt instead of `dealt`, which takes its place:
+        the round still deals every card once (or, where `dealt` was a round's last card and
+        `wanted` is from the next round, those two rounds do together)."""
+        self.left[self.left.index(wanted)] = dealt
+
 
 class RhythmPlan:
     """Where the model's next onset, chord and note ends come, for a prompt whose recent
@@ -132,19 +141,40 @@ class RhythmPlan:
         self.slots = slots[-WINDOW_SLOTS:].tolist()  # the latest onsets' slots, both players'
         self.splits = 0  # onsets put in minus onsets left out: the variation's balance
         self.put_off: int | None = None  # the onset a split put off until after its half
-        self.due = self._draw_onset(last, self.draw_interval())
+        _, self.due = self._draw_onset(last, self.deck.deal())
 
-    def _draw_onset(self, after: int, interval: int) -> int:
-        """The instant of the next onset after the onset at `after`: `interval` later (one of
-        the player's), varied where it would close a second the player played."""
+    def _draw_onset(self, after: int, card: int) -> tuple[int, int]:
+        """The card of the onset at `after` and the instant of the next onset: the dealt
+        `card`'s interval later, where that closes a second the player did not play. Where it
+        would repeat one, another card left in this round whose interval closes a new second
+        (the player's onsets in a new order: their intervals, chords and lengths stay exactly
+        theirs), else the dealt card's interval varied."""
         put_off, self.put_off = self.put_off, None
         if put_off is not None and put_off > after:  # a split's second half
-            return put_off
-        due = self._snap(after, after + interval)
-        repeats = self.variation and self._second(due) in self.heard
-        if repeats and self.rng.random() < self.variation:
-            due = self._vary(after, due)
-        return due
+            return card, put_off
+        due = self._snap(after, after + int(self.intervals[card]))
+        if not (self.variation and self._second(due) in self.heard):
+            return card, due
+        other = self._reordered(after, card)
+        if other is not None:
+            self.deck.exchange(card, other)
+            return other, self._snap(after, after + int(self.intervals[other]))
+        return card, self._vary(after, due) if self.rng.random() < self.variation else due
+
+    def _reordered(self, after: int, card: int) -> int | None:
+        """A card left in this round whose interval, after the onset at `after`, closes a second
+        the player did not play (and is a figure); None where no interval left does."""
+        tried = {int(self.intervals[card])}
+        self.deck.peek()  # the round's last card: the next round's are there to choose from
+        for other in self.rng.permutation(self.deck.left).tolist():
+            interval = int(self.intervals[other])
+            if interval in tried:
+                continue
+            tried.add(interval)
+            second = self._second(self._snap(after, after + interval))
+            if second is not None and second not in self.heard:
+                return other
+        return None
 
     def _snap(self, after: int, due: int) -> int:
         """`due` moved to the pulse's nearest grid point when it lies within the pulse's
@@ -251,10 +281,6 @@ class RhythmPlan:
         distance = np.abs(np.asarray(intervals)[:, None] - self.vocab[None, :])
         return distance.argmin(axis=1), distance.min(axis=1)
 
-    def draw_interval(self) -> int:
-        """One of the player's inter-onset intervals, dealt from the deck."""
-        return int(self.intervals[self.deck.deal()])
-
     def mask(self, step: int) -> torch.Tensor:
         """Bool [V]: what the plan allows the token at context step `step` to be."""
         allowed = torch.ones(VOCAB_SIZE, dtype=torch.bool)
@@ -281,9 +307,9 @@ class RhythmPlan:
                 self.last, self.started = step, 0
                 if step // SLOT_STEPS != self.slots[-1]:
                     self.slots = [*self.slots[1 - WINDOW_SLOTS :], step // SLOT_STEPS]
-                card = self.deck.deal()  # one of the player's onsets, as a model onset
+                # one of the player's onsets, as a model onset
+                card, self.due = self._draw_onset(step, self.deck.deal())
                 interval = int(self.intervals[card])
-                self.due = self._draw_onset(step, interval)
                 self.lengths = scaled(self.chords[card], (self.due - step) / interval)
             # A note at the player's own last onset (a turn that opens at once) gets a step.
             length = self.lengths[min(self.started, len(self.lengths) - 1)] if self.chord else 1

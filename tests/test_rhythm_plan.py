@@ -105,6 +105,27 @@ def test_a_steady_rhythm_is_varied_where_it_would_repeat_the_players_second() ->
     assert abs(varied[-1] - steady[-1]) <= 10  # as many splits as joins, give or take one
 
 
+@pytest.mark.parametrize("seed", [1, 4])
+@pytest.mark.parametrize("bar", [[10, 10, 20], [15, 15, 30, 20]])
+def test_a_varied_bar_is_made_new_by_a_new_order_before_any_onset_is_split(bar, seed) -> None:
+    """The player repeats a bar of two or three intervals for 3 s. Where the card dealt would
+    close one of their seconds, another card left in the round that closes a new one is dealt
+    instead: no second the model closes is the player's, yet every interval it plays is one of
+    theirs (nothing was halved or joined into a 5 or a 45), as often as they played it, within
+    one over the rounds dealt (a round's last card may be exchanged for one of the next's)."""
+    player = np.cumsum([0, *(bar * (300 // sum(bar)))])
+    plan = RhythmPlan(player, np.full(len(player), 5), int(player[-1]), None, seed, 1.0)
+    model = play_along(plan, 150)
+    intervals = np.diff([int(player[-1]), *model])
+    assert not any(repeated_seconds(player, model))
+    assert set(intervals.tolist()) == set(bar)
+    round_ = len(player) - 1
+    rounds = len(intervals) // round_
+    dealt = np.bincount(intervals[: rounds * round_], minlength=50)
+    theirs = np.bincount(np.diff(player), minlength=50) * rounds
+    assert np.abs(dealt - theirs).max() <= 1
+
+
 def test_a_variation_never_thins_a_second_below_a_figure() -> None:
     """The player plays every 40 steps: three onsets a second. A join that leaves a
     second two onsets is no new figure (a second of two onsets repeats any slow rhythm), so
