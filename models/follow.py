@@ -18,8 +18,9 @@ just played) instead, so a sparse phrase gets a sparse continuation:
   the prompt over its share in what the model played (both smoothed), within
   +-DENSITY_LIMIT; no class is ruled out (the hard scale lock above is `key`);
 - rhythm draw (RhythmPlan, models/rhythm_plan.py): the model's onsets are the prompt's,
-  dealt in new orders with their intervals, chord sizes and note lengths (`rhythm_draw`); an
-  onset that would close a second of the player's own rhythm is left out or one is put in,
+  dealt with their intervals, chord sizes and note lengths (`rhythm_draw`), in the player's
+  own order or shuffled (`rhythm_shuffle`); an onset that would close a second of the
+  player's own rhythm is dealt another of their onsets, else is left out or one is put in,
   with probability `rhythm_variation` (new against all the prompt's last
   `long_window_seconds`); the polyphony cap and the note-length guard make room
   for the player's texture; where it is on, it places the onsets and the pulse rule below
@@ -88,6 +89,7 @@ class FollowSettings:
     rhythm: int = 0  # onsets on the prompt's grid divided into this many parts (0: off)
     rhythm_draw: bool = False  # onsets, chords and lengths drawn from the prompt's
     rhythm_variation: float = 0.0  # chance a repeat of the player's second is varied
+    rhythm_shuffle: bool = True  # their onsets dealt in new orders (False: in their own)
     # What "just played" means: 7.5 s measured closer than 8 (BENCHMARKS.md, issue 18 stop 28:
     # songs 0.228 -> 0.217, games 0.237 -> 0.232); it is also the span the loop floor copies.
     window_seconds: float = 7.5
@@ -109,6 +111,7 @@ class FollowSettings:
             rhythm=int(getattr(defaults, "follow_rhythm", 0)),
             rhythm_draw=bool(getattr(defaults, "follow_rhythm_draw", False)),
             rhythm_variation=float(getattr(defaults, "follow_rhythm_variation", 0.0)),
+            rhythm_shuffle=bool(getattr(defaults, "follow_rhythm_shuffle", True)),
         )
 
     @property
@@ -173,6 +176,7 @@ class Follower:
                 seed,
                 settings.rhythm_variation,
                 seconds_to_steps(remembered.start),
+                settings.rhythm_shuffle,
             )
         if self.plan is not None:
             self.base = self.base.replace(**self._room_for_the_plan(recent, begin, end, base))

@@ -85,6 +85,7 @@ class SamplingDefaults:
     follow_rhythm: int = 0  # onsets on the player's own pulse, its grid in N parts (0: off)
     follow_rhythm_draw: bool = False  # intervals, chord sizes, lengths drawn from the player's
     follow_rhythm_variation: float = 0.0  # chance a repeat of the player's second is varied
+    follow_rhythm_shuffle: bool = True  # their onsets dealt in new orders (false: their own)
 
 
 @dataclass

@@ -5,8 +5,8 @@ on the player's grid it still plays 80 ms apart where the player played 80, 160 
 apart, and masking its onsets only makes it end its notes sooner). `RhythmPlan` draws the
 rhythm from what the player just played instead, one onset at a time:
 
-- each model onset is one of the player's onsets, dealt like a card from a shuffled deck of
-  them (each once a round, then shuffled again): it gets that onset's chord size (the model may
+- each model onset is one of the player's onsets, dealt like a card from a deck of them
+  (each once a round; in the player's own order, or shuffled anew each round): it gets that onset's chord size (the model may
   not move on before the chord is full, nor add more), its notes' lengths (longest first: a
   note's NOTE_OFF is written when its time comes, not before), and the interval after it
   (until then the model may not start a note, as time stops there, and then it must).
@@ -70,12 +70,14 @@ def scaled(lengths: np.ndarray, ratio: float) -> np.ndarray:
 
 
 class Deck:
-    """Cards 0..size-1 dealt in a shuffled order, each once, then shuffled again: over each
-    round the draws hold the player's proportions exactly, where drawing at random would
-    spread them (fewer onsets in one continuation, more in the next)."""
+    """Cards 0..size-1 dealt each once a round: over each round the draws hold the player's
+    proportions exactly, where drawing at random would spread them (fewer onsets in one
+    continuation, more in the next). Each round in a new shuffled order, or with `shuffle`
+    off in the player's own (0, 1, 2, ...: their phrase, which the plan then changes only
+    where it would repeat one of their seconds)."""
 
-    def __init__(self, size: int, rng: np.random.Generator) -> None:
-        self.size, self.rng = size, rng
+    def __init__(self, size: int, rng: np.random.Generator, shuffle: bool = True) -> None:
+        self.size, self.rng, self.shuffle = size, rng, shuffle
         self.left: list[int] = []
 
     def deal(self) -> int:
@@ -85,8 +87,11 @@ class Deck:
 
     def peek(self) -> int:
         """The card the next deal gives, left in the deck."""
-        if not self.left:
-            self.left = self.rng.permutation(self.size).tolist()
+        if not self.left:  # dealt from the end
+            if self.shuffle:
+                self.left = self.rng.permutation(self.size).tolist()
+            else:
+                self.left = list(range(self.size - 1, -1, -1))
         return self.left[-1]
 
     def exchange(self, dealt: int, wanted: int) -> None:
@@ -109,6 +114,7 @@ class RhythmPlan:
         seed: int,
         variation: float = 0.0,
         memory: np.ndarray | None = None,
+        shuffle: bool = True,
     ) -> None:
         starts = np.asarray(starts, dtype=np.int64)
         lengths = np.maximum(np.asarray(lengths, dtype=np.int64), 1)
@@ -124,7 +130,7 @@ class RhythmPlan:
         self.variation = variation
         self.pulse = pulse
         self.rng = np.random.default_rng(seed)
-        self.deck = Deck(len(self.intervals), self.rng)
+        self.deck = Deck(len(self.intervals), self.rng, shuffle)
         self.last = last  # the latest onset, the player's or the model's
         self.lengths = np.zeros(0, dtype=np.int64)  # the latest model onset's notes' lengths
         self.started = 0  # and how many of its notes are started
@@ -163,10 +169,12 @@ class RhythmPlan:
 
     def _reordered(self, after: int, card: int) -> int | None:
         """A card left in this round whose interval, after the onset at `after`, closes a second
-        the player did not play (and is a figure); None where no interval left does."""
+        the player did not play (and is a figure); None where no interval left does. The next
+        cards to come are tried first: in the player's own order, the least change to their
+        phrase (two neighbours trade places)."""
         tried = {int(self.intervals[card])}
         self.deck.peek()  # the round's last card: the next round's are there to choose from
-        for other in self.rng.permutation(self.deck.left).tolist():
+        for other in reversed(self.deck.left):
             interval = int(self.intervals[other])
             if interval in tried:
                 continue

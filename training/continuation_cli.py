@@ -94,6 +94,12 @@ def add_continuation_arguments(parser: argparse.ArgumentParser) -> None:
         help="chance that an onset closing a second of the prompt's own rhythm is varied (0..1)",
     )
     parser.add_argument(
+        "--follow-rhythm-shuffle",
+        type=int,
+        choices=[0, 1],
+        help="the prompt's onsets dealt in new orders (1) or in their own (0)",
+    )
+    parser.add_argument(
         "--follow-rhythm",
         type=int,
         choices=range(5),
@@ -149,6 +155,9 @@ def _follow(args: argparse.Namespace, preset):  # noqa: ANN001, ANN202
         "rhythm": args.follow_rhythm,
         "rhythm_draw": None if args.follow_rhythm_draw is None else bool(args.follow_rhythm_draw),
         "rhythm_variation": args.follow_rhythm_variation,
+        "rhythm_shuffle": None
+        if args.follow_rhythm_shuffle is None
+        else bool(args.follow_rhythm_shuffle),
     }
     return dataclasses.replace(base, **{k: v for k, v in changes.items() if v is not None})
 
