@@ -15,7 +15,10 @@ the least possible price. The score that picks the edit is taken two ways:
 - made_new: against the loop itself, i.e. knowing only the prompt, as a model does: the
   price of novelty for a player who keeps to the prompt's proportions;
 - made_new_knowing: against the real continuation, knowledge no model has (the edits then
-  also move density and texture towards what the music did next).
+  also move density and texture towards what the music did next);
+- made_new_reordered: as made_new, with one more edit to choose from, the plan's new order:
+  an onset (with its notes) moved so that the intervals before and after it trade places,
+  which leaves the loop's interval histogram as it was.
 
 Prints the medians of the loop floor and both edited loops, and the real music's novelty,
 then one JSON line.
@@ -45,12 +48,18 @@ from livegen.training.continuations import (
 from livegen.training.music_stats import compare, known_patterns, new_share
 
 
-def edits(notes: Notes) -> list[Notes]:
+def edits(notes: Notes, swaps: bool = False) -> list[Notes]:
     """Every single edit: one onset's notes left out, or a copy of them put in half way to the
-    next onset (a split, at least a 50 ms slot from either side)."""
+    next onset (a split, at least a 50 ms slot from either side); with `swaps`, also an onset
+    moved so that the intervals before and after it trade places (a new order)."""
     steps = seconds_to_steps(notes.start)
     onsets = np.unique(steps)
     out = [notes.take(np.flatnonzero(steps != s)) for s in onsets]
+    for before, s, after in zip(onsets[:-2], onsets[1:-1], onsets[2:]) if swaps else ():
+        move = (after - s) - (s - before)
+        if move:
+            moved = notes.take(np.flatnonzero(steps == s)).shifted(move / 100)
+            out.append(Notes.joined([notes.take(np.flatnonzero(steps != s)), moved]))
     for s, after in zip(onsets[:-1], onsets[1:]):
         half = (after - s) // 2
         if min(half, after - s - half) < SLOT_STEPS:
@@ -65,16 +74,18 @@ def score(c) -> float:  # noqa: ANN001 - a Comparison
     return float(np.mean([abs(getattr(c, k)) for k in SCORED]))
 
 
-def made_new(loop: Notes, excerpt, options: EvalOptions, target: float, guide: Notes) -> Notes:  # noqa: ANN001, E501
+def made_new(  # noqa: ANN001 - excerpt
+    loop: Notes, excerpt, options: EvalOptions, target: float, guide: Notes, swaps: bool = False
+) -> Notes:
     """The loop with the cheapest edits until its novelty reaches `target`; each edit must
     raise the novelty. Cheapest: the lowest score against `guide` (the real continuation, or
-    the loop itself: what the prompt alone says)."""
+    the loop itself: what the prompt alone says); `swaps`: new orders may be chosen too."""
     p, s = options.prompt_seconds, options.seconds
     known = known_patterns(excerpt.prompt, p)
     current, reached = loop, new_share(loop, known, s)
     while not reached >= target:
         best = None
-        for candidate in edits(current):
+        for candidate in edits(current, swaps):
             share = new_share(candidate, known, s)
             if not share > reached:
                 continue
@@ -102,7 +113,7 @@ def main() -> None:
     args = parser.parse_args()
     options = EvalOptions()
     p, s = options.prompt_seconds, options.seconds
-    loops, from_prompt, knowing, real_novelty, skipped = [], [], [], [], 0
+    loops, from_prompt, knowing, reordered, real_novelty, skipped = [], [], [], [], [], 0
     for path in spread(find_files(args.inputs), args.limit):
         try:
             excerpt = cut_excerpt(str(path), merged_notes(path), options)
@@ -113,8 +124,12 @@ def main() -> None:
             continue
         loop = loop_floor(excerpt.prompt, p, s)
         loops.append(compare(loop, excerpt.real, excerpt.prompt, p, s))
-        for guide, rows in ((loop, from_prompt), (excerpt.real, knowing)):
-            varied = made_new(loop, excerpt, options, args.novelty, guide)
+        for guide, rows, swaps in (
+            (loop, from_prompt, False),
+            (excerpt.real, knowing, False),
+            (loop, reordered, True),
+        ):
+            varied = made_new(loop, excerpt, options, args.novelty, guide, swaps)
             rows.append(compare(varied, excerpt.real, excerpt.prompt, p, s))
         real_novelty.append(compare(excerpt.real, excerpt.real, excerpt.prompt, p, s).novelty)
     result = {
@@ -124,13 +139,14 @@ def main() -> None:
         "loop": medians(loops),
         "made_new": medians(from_prompt),
         "made_new_knowing": medians(knowing),
+        "made_new_reordered": medians(reordered),
         "real_novelty": float(np.nanmedian(real_novelty)),
     }
     print(f"{len(loops)} files ({skipped} skipped); medians; novelty target {args.novelty}")
-    print(f"{'':18}" + "".join(f"{k:>10}" for k in (*SCORED, "score", "novelty")))
-    for who in ("loop", "made_new", "made_new_knowing"):
+    print(f"{'':20}" + "".join(f"{k:>10}" for k in (*SCORED, "score", "novelty")))
+    for who in ("loop", "made_new", "made_new_knowing", "made_new_reordered"):
         row = result[who]
-        print(f"{who:18}" + "".join(f"{row[k]:10.3f}" for k in (*SCORED, "score", "novelty")))
+        print(f"{who:20}" + "".join(f"{row[k]:10.3f}" for k in (*SCORED, "score", "novelty")))
     print(f"real music's novelty: {result['real_novelty']:.2f}")
     print(json.dumps(result))
 
