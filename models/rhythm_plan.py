@@ -5,11 +5,12 @@ on the player's grid it still plays 80 ms apart where the player played 80, 160 
 apart, and masking its onsets only makes it end its notes sooner). `RhythmPlan` draws the
 rhythm from what the player just played instead, one onset at a time:
 
-- each model onset is one of the player's onsets, dealt like a card from a deck of them
-  (each once a round; in the player's own order, or shuffled anew each round): it gets that onset's chord size (the model may
-  not move on before the chord is full, nor add more), its notes' lengths (longest first: a
-  note's NOTE_OFF is written when its time comes, not before), and the interval after it
-  (until then the model may not start a note, as time stops there, and then it must).
+- each model onset is one of the player's onsets, dealt like a card from a deck of them (each
+  once a round; in the player's own order, or shuffled anew each round): it gets that onset's
+  chord size (the model may not move on before the chord is full, nor add more), its notes'
+  lengths (longest first: a note's NOTE_OFF is written when its time comes, not before), and
+  the interval after it (until then the model may not start a note, as time stops there, and
+  then it must).
 
 Which notes, and how loud, stays the model's choice. Dealt in new orders, the player's onsets
 give the model's rhythm the player's proportions (inter-onset histogram, onset rate, chord
@@ -29,10 +30,9 @@ every card the same) does it vary the rhythm, with probability `variation`: it l
 onset out (a join: the next one comes an interval later) or puts one in before it (a split),
 in turns, so the onset rate stays the player's; made of the player's own intervals where they
 allow it (two of their 20s for one of their 40s), halving or lengthening one where they do
-not. A variation that leaves a second of one or two onsets
-is not taken: that is no figure, so no new one. One change a second is enough to make the
-second new, and costs the player's interval histogram far less than varying intervals at
-random (BENCHMARKS.md, issue 18).
+not. A variation that leaves a second of one or two onsets is not taken: that is no figure, so
+no new one. One change a second is enough to make the second new, and costs the player's
+interval histogram far less than varying intervals at random (BENCHMARKS.md, issue 18).
 """
 
 from __future__ import annotations
@@ -161,17 +161,17 @@ class RhythmPlan:
         due = self._snap(after, after + int(self.intervals[card]))
         if not (self.variation and self._second(due) in self.heard):
             return card, due
-        other = self._reordered(after, card)
-        if other is not None:
-            self.deck.exchange(card, other)
-            return other, self._snap(after, after + int(self.intervals[other]))
+        reordered = self._reordered(after, card)
+        if reordered is not None:
+            self.deck.exchange(card, reordered[0])
+            return reordered
         return card, self._vary(after, due) if self.rng.random() < self.variation else due
 
-    def _reordered(self, after: int, card: int) -> int | None:
+    def _reordered(self, after: int, card: int) -> tuple[int, int] | None:
         """A card left in this round whose interval, after the onset at `after`, closes a second
-        the player did not play (and is a figure); None where no interval left does. The next
-        cards to come are tried first: in the player's own order, the least change to their
-        phrase (two neighbours trade places)."""
+        the player did not play (and is a figure), with the instant of its next onset; None
+        where no interval left does. The next cards to come are tried first: in the player's
+        own order, the least change to their phrase (two neighbours trade places)."""
         tried = {int(self.intervals[card])}
         self.deck.peek()  # the round's last card: the next round's are there to choose from
         for other in reversed(self.deck.left):
@@ -179,9 +179,10 @@ class RhythmPlan:
             if interval in tried:
                 continue
             tried.add(interval)
-            second = self._second(self._snap(after, after + interval))
+            due = self._snap(after, after + interval)
+            second = self._second(due)
             if second is not None and second not in self.heard:
-                return other
+                return other, due
         return None
 
     def _snap(self, after: int, due: int) -> int:
