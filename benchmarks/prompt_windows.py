@@ -31,26 +31,23 @@ from livegen.training.continuations import (
     spread,
     window,
 )
-from livegen.training.music_stats import (
-    ioi_histogram,
-    mean_polyphony,
-    notes_per_second,
-    overlap,
-    pitch_class_histogram,
-)
+from livegen.training.music_stats import compare, mean_polyphony, notes_per_second
 
 WINDOWS = (3.0, 5.0, 7.5, 10.0, 12.5, 15.0)
 STATS = ("key", "density", "polyphony", "rhythm")
 
 
 def distances(part, real, seconds: float, real_seconds: float) -> dict[str, float]:  # noqa: ANN001
-    """The measure's distances of `part` (the prompt's last `seconds`) from `real`."""
-    rate = notes_per_second(part, seconds) / notes_per_second(real, real_seconds)
+    """The measure's distances (music_stats.compare) of `part`, the prompt's last `seconds`,
+    from `real`: compare counts both over one span, so the density is put right for the two
+    spans; no novelty (no prompt patterns)."""
+    c = compare(part, real, part, seconds, real_seconds, known=set())
+    density = c.density + np.log2(real_seconds / seconds)
     return {
-        "key": 1 - overlap(pitch_class_histogram(part), pitch_class_histogram(real)),
-        "density": abs(np.log2(rate)),
-        "polyphony": abs(np.log2(mean_polyphony(part) / mean_polyphony(real))),
-        "rhythm": 1 - overlap(ioi_histogram(part), ioi_histogram(real)),
+        "key": c.key,
+        "density": abs(density),
+        "polyphony": abs(c.polyphony),
+        "rhythm": c.rhythm,
     }
 
 
