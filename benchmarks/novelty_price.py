@@ -20,8 +20,8 @@ the least possible price. The score that picks the edit is taken two ways:
   an onset (with its notes) moved so that the intervals before and after it trade places,
   which leaves the loop's interval histogram as it was.
 
-Prints the medians of the loop floor and both edited loops, and the real music's novelty,
-then one JSON line.
+Prints the medians of the loop floor and the three edited loops, and the real music's
+novelty, then one JSON line.
 """
 
 from __future__ import annotations
@@ -54,12 +54,14 @@ def edits(notes: Notes, swaps: bool = False) -> list[Notes]:
     moved so that the intervals before and after it trade places (a new order)."""
     steps = seconds_to_steps(notes.start)
     onsets = np.unique(steps)
-    out = [notes.take(np.flatnonzero(steps != s)) for s in onsets]
-    for before, s, after in zip(onsets[:-2], onsets[1:-1], onsets[2:]) if swaps else ():
+    left_out = [notes.take(np.flatnonzero(steps != s)) for s in onsets]
+    out = list(left_out)
+    for i in range(1, len(onsets) - 1) if swaps else ():
+        before, s, after = onsets[i - 1 : i + 2]
         move = (after - s) - (s - before)
-        if move:
+        if move:  # the onset's notes, moved: the rest is the loop without them
             moved = notes.take(np.flatnonzero(steps == s)).shifted(move / 100)
-            out.append(Notes.joined([notes.take(np.flatnonzero(steps != s)), moved]))
+            out.append(Notes.joined([left_out[i], moved]))
     for s, after in zip(onsets[:-1], onsets[1:]):
         half = (after - s) // 2
         if min(half, after - s - half) < SLOT_STEPS:
