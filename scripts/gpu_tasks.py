@@ -79,7 +79,7 @@ def livegen_bench(name: str, device: str, tokens: int, *extra: str) -> dict[str,
 # ---- codec -------------------------------------------------------------------------------------
 
 
-def test_signal(seconds: float, rate: int) -> np.ndarray:
+def probe_signal(seconds: float, rate: int) -> np.ndarray:
     """Tones, a glide and a little noise: the codec's cost does not depend on what it hears, but
     its codes on the device should match the CPU's on a signal with something in it."""
     t = np.arange(int(seconds * rate)) / rate
@@ -93,6 +93,7 @@ def codec_figures(preset: str, device: str, seconds: float, batch: int) -> dict[
     """The codec on the device: whole clips (offline, as data building encodes) and frame by
     frame (as the live path runs), real-time factor and audio tokens/s, each against the same
     work on the CPU in this run; and whether the device's codes are the CPU's."""
+    import copy
     import time
 
     import torch
@@ -104,10 +105,10 @@ def codec_figures(preset: str, device: str, seconds: float, batch: int) -> dict[
     torch.set_num_threads(1)
     cpu_model, where = open_codec(preset)
     cfg = cpu_model.config
-    audio = torch.from_numpy(test_signal(seconds, cfg.sample_rate))[None]
+    audio = torch.from_numpy(probe_signal(seconds, cfg.sample_rate))[None]
     length = audio.shape[1] // cfg.hop * cfg.hop
     clips = audio[:, :length].repeat(batch, 1)
-    model = open_codec(preset)[0].to(device)
+    model = copy.deepcopy(cpu_model).to(device)  # the same weights, read from disk once
 
     def sync() -> None:  # GPU work is queued: a time is only a time once it has run
         if device.startswith("cuda"):
@@ -124,7 +125,7 @@ def codec_figures(preset: str, device: str, seconds: float, batch: int) -> dict[
     timed(lambda: model.decode(model.encode(on)))  # warm-up: kernels, allocator
     codes, encode_s = timed(lambda: model.encode(on))
     _, decode_s = timed(lambda: model.decode(codes))
-    stream, _ = timed(lambda: stream_round_trip(model, audio.to(device)))
+    stream = stream_round_trip(model, audio.to(device))  # times each frame, waiting for it
     fast = fast_round_trip(cpu_model, audio[0].numpy())
     reference = cpu_model.encode(audio[:, :length])
     agree = float((codes[:1].cpu() == reference).float().mean())
