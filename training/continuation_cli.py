@@ -145,21 +145,23 @@ def _follow(args: argparse.Namespace, preset):  # noqa: ANN001, ANN202
     from livegen.models.follow import FollowSettings
 
     base = FollowSettings() if args.no_follow else FollowSettings.from_defaults(preset.sampling)
-    changes = {
+    flags = {  # 0|1 options
+        "polyphony": args.follow_polyphony,
+        "note_length": args.follow_length,
+        "key": args.follow_key,
+        "rhythm_draw": args.follow_rhythm_draw,
+        "rhythm_shuffle": args.follow_rhythm_shuffle,
+    }
+    numbers = {
         "density_gain": args.follow_density,
-        "polyphony": None if args.follow_polyphony is None else bool(args.follow_polyphony),
-        "note_length": None if args.follow_length is None else bool(args.follow_length),
         "register_margin": args.follow_register,
-        "key": None if args.follow_key is None else bool(args.follow_key),
         "key_bias": args.follow_key_bias,
         "rhythm": args.follow_rhythm,
-        "rhythm_draw": None if args.follow_rhythm_draw is None else bool(args.follow_rhythm_draw),
         "rhythm_variation": args.follow_rhythm_variation,
-        "rhythm_shuffle": None
-        if args.follow_rhythm_shuffle is None
-        else bool(args.follow_rhythm_shuffle),
     }
-    return dataclasses.replace(base, **{k: v for k, v in changes.items() if v is not None})
+    changes = {k: bool(v) for k, v in flags.items() if v is not None}
+    changes |= {k: v for k, v in numbers.items() if v is not None}
+    return dataclasses.replace(base, **changes)
 
 
 def held_out_files(data_dir: Path, split: str) -> list[Path]:
