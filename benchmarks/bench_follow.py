@@ -1,6 +1,6 @@
 """What following the player costs the decode loop: the Follower's set-up once per continuation
 or jam turn, its mask for every token, and the rhythm plan's work at every model onset, with the
-plan's variation off and on side by side.
+plan's variation off and on, and the key quota on beside them.
 
     .venv/bin/python benchmarks/bench_follow.py [--onsets 400] [--repeats 5]
 
@@ -40,10 +40,15 @@ def prompt(intervals: list[int], chords: list[int]) -> tuple[list[int], int]:
     return [int(x) for x in encode_notes(notes)], t
 
 
-def run(tokens: list[int], step: int, variation: float, onsets: int) -> dict[str, float]:
+def run(
+    tokens: list[int], step: int, variation: float, quota: bool, onsets: int
+) -> dict[str, float]:
     """Times one Follower's set-up, then, at each of `onsets` model onsets, the mask for the
-    token there and the observe of the onset's notes (which draws the next onset)."""
-    settings = FollowSettings(rhythm_draw=True, rhythm_variation=variation, key_bias=3.0)
+    token there and the observe of the onset's notes (which draws the next onset and, with
+    the key steer and `quota`, sets the next note's pitch-class bias)."""
+    settings = FollowSettings(
+        rhythm_draw=True, rhythm_variation=variation, key_bias=3.0, key_quota=quota
+    )
     t0 = time.perf_counter()
     follower = Follower(tokens, step, SamplingParams(), settings)
     setup = time.perf_counter() - t0
@@ -81,14 +86,15 @@ def main() -> None:
     prompts = {"steady": prompt([25], [1]), "mixed": prompt([20, 20, 40], [1, 2, 3])}
     results = {}
     for name, (tokens, step) in prompts.items():
-        for variation in (0.0, 1.0):
-            runs = [run(tokens, step, variation, args.onsets) for _ in range(args.repeats)]
+        for variation, quota in ((0.0, False), (1.0, False), (1.0, True)):
+            runs = [run(tokens, step, variation, quota, args.onsets) for _ in range(args.repeats)]
             best = {key: min(r[key] for r in runs) for key in runs[0]}  # least disturbed run
-            results[f"{name}, variation {variation:g}"] = best
-    print(f"{'prompt, plan':<26} set-up ms  mask us p50/p99  onset us p50/p99")
+            label = f"{name}, variation {variation:g}" + (", key quota" if quota else "")
+            results[label] = best
+    print(f"{'prompt, plan':<37} set-up ms  mask us p50/p99  onset us p50/p99")
     for label, r in results.items():
         print(
-            f"{label:<26} {r['setup_ms']:9.2f}  {r['mask_us_p50']:6.1f} / {r['mask_us_p99']:6.1f}"
+            f"{label:<37} {r['setup_ms']:9.2f}  {r['mask_us_p50']:6.1f} / {r['mask_us_p99']:6.1f}"
             f"  {r['onset_us_p50']:7.1f} / {r['onset_us_p99']:7.1f}"
         )
     print(json.dumps({"bench": "follow", "onsets": args.onsets, "results": results}))

@@ -11,12 +11,18 @@ just played) instead, so a sparse phrase gets a sparse continuation:
   over the last few seconds track the prompt's rate: log2 of the shortfall times
   `density_gain` nats, within +-DENSITY_LIMIT;
 - key: note-ons only in the pitch classes the prompt used (a scale lock), when it used at
-  least MIN_KEY_CLASSES of them (fewer says too little about the key); both key controls read
+  least MIN_KEY_CLASSES of them (fewer says too little about the key); the key controls read
   the prompt's last `long_window_seconds`, longer than the `window_seconds` of the others;
 - key bias (soft, KeySteer): a NOTE_ON bias per pitch class steered so the model's own
   pitch-class histogram tracks the prompt's: `key_bias` times the log of the class's share in
   the prompt over its share in what the model played (both smoothed), within
   +-DENSITY_LIMIT; no class is ruled out (the hard scale lock above is `key`);
+- key quota (`key_quota`): where one of the prompt's pitch classes falls half a note or
+  more behind its share of the model's notes, only such classes may be played, and given
+  MIN_KEY_CLASSES of them, never one the prompt did not play (the prompt's own shares, dealt
+  as the rhythm plan deals the player's onsets: the steer corrects a share after it drifts,
+  so 150 notes still drew a histogram off the prompt's by chance; BENCHMARKS.md, issue 18);
+  which pitch of a class, and when, stay the model's choice;
 - rhythm draw (RhythmPlan, models/rhythm_plan.py): the model's onsets are the prompt's,
   dealt with their intervals, chord sizes and note lengths (`rhythm_draw`), in the player's
   own order or shuffled (`rhythm_shuffle`); an onset that would close a second of the
@@ -74,6 +80,9 @@ FINE_PULSE_STEPS = 16.0
 MIN_KEY_NOTES = 8  # the soft key bias needs this many of the prompt's notes
 KEY_SMOOTHING = 0.5  # notes added to every pitch class of the prompt's histogram
 KEY_PRIOR_NOTES = 8  # the model starts as if it had played this many notes in the prompt's key
+# A pitch class over its quota: ruled out in practice, yet finite, so that where the other
+# controls leave only such note-ons (a chord the plan holds open, a register) one is played.
+QUOTA_NATS = 30.0
 RATE_WINDOW_STEPS = 300  # the model's recent rate: onsets over the last 3 s
 POLYPHONY_ROOM = 2  # under a plan: the cap is this many times the player's peak sounding notes
 
@@ -86,6 +95,7 @@ class FollowSettings:
     register_margin: int = -1  # semitones around the prompt's range; < 0: off
     key: bool = False
     key_bias: float = 0.0  # nats per e-fold of a pitch class's shortfall; 0: off
+    key_quota: bool = False  # each pitch class at most its share of the model's notes
     rhythm: int = 0  # onsets on the prompt's grid divided into this many parts (0: off)
     rhythm_draw: bool = False  # onsets, chords and lengths drawn from the prompt's
     rhythm_variation: float = 0.0  # chance a repeat of the player's second is varied
@@ -108,6 +118,7 @@ class FollowSettings:
             register_margin=int(getattr(defaults, "follow_register", -1)),
             key=bool(getattr(defaults, "follow_key", False)),
             key_bias=float(getattr(defaults, "follow_key_bias", 0.0)),
+            key_quota=bool(getattr(defaults, "follow_key_quota", False)),
             rhythm=int(getattr(defaults, "follow_rhythm", 0)),
             rhythm_draw=bool(getattr(defaults, "follow_rhythm_draw", False)),
             rhythm_variation=float(getattr(defaults, "follow_rhythm_variation", 0.0)),
@@ -123,6 +134,7 @@ class FollowSettings:
             or self.register_margin >= 0
             or self.key
             or self.key_bias
+            or self.key_quota
             or self.rhythm > 0
             or self.rhythm_draw
         )
@@ -160,8 +172,8 @@ class Follower:
         remembered = notes.take(np.flatnonzero(notes.start >= end - settings.long_window_seconds))
         self.mask = self._key_mask(remembered) if settings.key else None
         self.key_steer: KeySteer | None = None
-        if settings.key_bias and len(remembered) >= MIN_KEY_NOTES:
-            self.key_steer = KeySteer(remembered.pitch, settings.key_bias)
+        if (settings.key_bias or settings.key_quota) and len(remembered) >= MIN_KEY_NOTES:
+            self.key_steer = KeySteer(remembered.pitch, settings.key_bias, settings.key_quota)
         starts = seconds_to_steps(recent.start)
         beat = None
         if settings.rhythm > 0 or settings.rhythm_draw:
@@ -311,21 +323,42 @@ class Follower:
 class KeySteer:
     """A NOTE_ON bias per pitch class that steers the model's pitch-class histogram towards
     the prompt's (a fixed bias by the prompt's histogram would multiply the model's own
-    preference, sharpening the key it already favours rather than matching the prompt's)."""
+    preference, sharpening the key it already favours rather than matching the prompt's).
+    With `quota`, where a class of the prompt's falls behind its share of the model's
+    notes, the others are ruled out (QUOTA_NATS) until it catches up; see over_quota."""
 
-    def __init__(self, pitches: np.ndarray, gain: float) -> None:
+    def __init__(self, pitches: np.ndarray, gain: float, quota: bool = False) -> None:
         counts = np.bincount(np.asarray(pitches) % 12, minlength=12).astype(np.float64)
         self.target = (counts + KEY_SMOOTHING) / (counts.sum() + 12 * KEY_SMOOTHING)
         self.played = self.target * KEY_PRIOR_NOTES  # no bias until the model plays
-        self.gain = gain
+        self.shares = counts / counts.sum()  # the quota's: the prompt's own, unsmoothed
+        self.own = np.zeros(12)  # the model's own notes per class
+        self.gain, self.quota = gain, quota
         self.bias = torch.zeros(VOCAB_SIZE)
         self._update()
 
     def observe(self, pitch: int) -> None:
         self.played[pitch % 12] += 1
+        self.own[pitch % 12] += 1
         self._update()
+
+    def over_quota(self) -> np.ndarray:
+        """Bool [12]: where some class of the prompt's is half a note or more short of its
+        share of the model's notes in those classes, every other class. Where none is (their
+        shortfalls add up to one note, so spread thin they leave none half a note short),
+        the classes the prompt never played, once it played MIN_KEY_CLASSES or more (fewer
+        say too little about the key; so no class at all): the steer decides among the rest.
+        Leaving them to the steer let its smoothing play them (BENCHMARKS.md, issue 18)."""
+        keyed = self.shares > 0
+        shortfall = self.shares * (self.own[keyed].sum() + 1) - self.own
+        short = keyed & (shortfall >= 0.5)
+        if short.any():
+            return ~short
+        return ~keyed if keyed.sum() >= MIN_KEY_CLASSES else short
 
     def _update(self) -> None:
         share = self.played / self.played.sum()
         per_class = np.clip(self.gain * np.log(self.target / share), -DENSITY_LIMIT, DENSITY_LIMIT)
+        if self.quota:
+            per_class[self.over_quota()] = -QUOTA_NATS
         self.bias[NOTE_ON : NOTE_ON + 128] = torch.from_numpy(per_class[np.arange(128) % 12])

@@ -82,6 +82,7 @@ class SamplingDefaults:
     follow_register: int = -1  # semitones around the player's range (-1: off)
     follow_key: bool = False  # note-ons only in the pitch classes the player used
     follow_key_bias: float = 0.0  # nats favouring the player's pitch classes, by their use
+    follow_key_quota: bool = False  # each pitch class at most its share of the model's notes
     follow_rhythm: int = 0  # onsets on the player's own pulse, its grid in N parts (0: off)
     follow_rhythm_draw: bool = False  # intervals, chord sizes, lengths drawn from the player's
     follow_rhythm_variation: float = 0.0  # chance a repeat of the player's second is varied

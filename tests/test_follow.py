@@ -11,7 +11,7 @@ import torch
 
 from livegen.kernels.tokenizer import Notes, encode_notes
 from livegen.kernels.vocab import NOTE_OFF, NOTE_ON, NUM_EVENTS, TIME_SHIFT, VELOCITY, VOCAB_SIZE
-from livegen.models.follow import Follower, FollowSettings
+from livegen.models.follow import QUOTA_NATS, Follower, FollowSettings
 from livegen.models.grammar import MODEL, GrammarState
 from livegen.models.preset import SamplingDefaults
 from livegen.models.sampling import SamplingParams, allowed_mask
@@ -57,6 +57,8 @@ def test_preset_keys_turn_it_on() -> None:
     settings = FollowSettings.from_defaults(defaults)
     assert settings == FollowSettings(density_gain=0.5, polyphony=True, register_margin=4)
     assert settings.active
+    quota = FollowSettings.from_defaults(SamplingDefaults(follow_key_quota=True))
+    assert quota == FollowSettings(key_quota=True) and quota.active
 
 
 def test_key_lock_keeps_to_the_prompts_pitch_classes() -> None:
@@ -232,3 +234,77 @@ def test_a_bad_follow_rhythm_in_a_preset_is_one_clear_error(tmp_path, value: str
     path.write_text(text)
     with pytest.raises(PresetError, match="follow_rhythm"):
         load_preset(str(path))
+
+
+def alternating_c_and_g() -> tuple[list[int], int]:
+    """C and G in turns, four a second for 10 s: 20 of each."""
+    starts = np.arange(40) * 0.25
+    pitch = [60, 67] * 20
+    tokens = [int(t) for t in encode_notes(Notes(starts, starts + 0.2, pitch, [80] * 40, [0] * 40))]
+    state = GrammarState()
+    state.extend(tokens, 0)
+    return tokens, state.step
+
+
+def test_key_quota_rules_out_a_class_over_its_share() -> None:
+    """C and G are half the prompt's notes each. Before the model plays, each is half a note
+    short of its share of the next note: both are free, every class the prompt never played
+    is ruled out. After one C, C is at its share of two notes and G a note short: only G is
+    free. After C and G, both are free again."""
+    tokens, step = alternating_c_and_g()
+    follower = Follower(tokens, step, SamplingParams(), FollowSettings(key_quota=True))
+    free = {60, 67}
+    for pitch in range(60, 72):
+        assert follower.bias[NOTE_ON + pitch].item() == (0.0 if pitch in free else -QUOTA_NATS)
+    follower.observe(NOTE_ON + 72, step + 10)  # a C, an octave up
+    bias = follower.bias
+    assert bias[NOTE_ON + 60].item() == bias[NOTE_ON + 61].item() == -QUOTA_NATS
+    assert bias[NOTE_ON + 55].item() == bias[NOTE_ON + 67].item() == 0.0  # G, any octave
+    follower.observe(NOTE_ON + 55, step + 20)
+    assert follower.bias[NOTE_ON + 48].item() == follower.bias[NOTE_ON + 79].item() == 0.0
+    assert follower.bias[NOTE_ON + 64].item() == -QUOTA_NATS
+
+
+def test_key_quota_holds_a_model_to_the_prompts_shares() -> None:
+    """A model that wants C above all (5 nats over G, 8 over the rest), 60 notes chosen by
+    its best biased note-on. Under the steer alone (gain 3) it keeps to C: the steer's pull is
+    capped at 6 nats either way. Under the quota alone it plays C and G in turns, 30 of each:
+    after a C only G is free, and after a G no class is half a note short, so the model's own
+    choice, C, is played."""
+    tokens, step = alternating_c_and_g()
+    logits = torch.full((128,), -8.0)
+    logits[torch.arange(128) % 12 == 0] = 0.0
+    logits[torch.arange(128) % 12 == 7] = -5.0
+    counts = {}
+    for name, settings in {
+        "steer": FollowSettings(key_bias=3.0),
+        "quota": FollowSettings(key_quota=True),
+    }.items():
+        follower = Follower(tokens, step, SamplingParams(), settings)
+        played = []
+        for k in range(60):
+            pitch = int(torch.argmax(logits + follower.bias[NOTE_ON : NOTE_ON + 128]))
+            follower.observe(NOTE_ON + pitch, step + 10 * (k + 1))
+            played.append(pitch % 12)
+        counts[name] = np.bincount(played, minlength=12)
+    assert counts["steer"][0] > 45
+    assert counts["quota"][0] == counts["quota"][7] == 30
+
+
+def test_key_quota_keeps_out_what_the_prompt_never_played() -> None:
+    """C, D, E, F and G four times each: five classes, enough to tell a key. Before the model
+    plays, no class is half a note short (a fifth each), yet the classes the prompt never
+    played are ruled out, the steer's smoothing would play them. After C and D, E, F and G are
+    more than half a note short (0.6 each): only they are free."""
+    starts = np.arange(20) * 0.25
+    pitch = [60, 62, 64, 65, 67] * 4
+    tokens = [int(t) for t in encode_notes(Notes(starts, starts + 0.2, pitch, [80] * 20, [0] * 20))]
+    follower = Follower(tokens, 510, SamplingParams(), FollowSettings(key_quota=True))
+    free = {60, 62, 64, 65, 67}
+    for pitch in range(60, 72):
+        assert follower.bias[NOTE_ON + pitch].item() == (0.0 if pitch in free else -QUOTA_NATS)
+    follower.observe(NOTE_ON + 60, 520)
+    follower.observe(NOTE_ON + 62, 530)
+    free = {64, 65, 67}
+    for pitch in range(60, 72):
+        assert follower.bias[NOTE_ON + pitch].item() == (0.0 if pitch in free else -QUOTA_NATS)

@@ -82,6 +82,12 @@ def add_continuation_arguments(parser: argparse.ArgumentParser) -> None:
         help="steer towards the prompt's pitch classes",
     )
     parser.add_argument(
+        "--follow-key-quota",
+        type=int,
+        choices=[0, 1],
+        help="each pitch class at most its share of the prompt's, counted as the model plays",
+    )
+    parser.add_argument(
         "--follow-rhythm-draw",
         type=int,
         choices=[0, 1],
@@ -149,6 +155,7 @@ def _follow(args: argparse.Namespace, preset):  # noqa: ANN001, ANN202
         "polyphony": args.follow_polyphony,
         "note_length": args.follow_length,
         "key": args.follow_key,
+        "key_quota": args.follow_key_quota,
         "rhythm_draw": args.follow_rhythm_draw,
         "rhythm_shuffle": args.follow_rhythm_shuffle,
     }
