@@ -22,7 +22,8 @@ just played) instead, so a sparse phrase gets a sparse continuation:
   MIN_KEY_CLASSES of them, never one the prompt did not play (the prompt's own shares, dealt
   as the rhythm plan deals the player's onsets: the steer corrects a share after it drifts,
   so 150 notes still drew a histogram off the prompt's by chance; BENCHMARKS.md, issue 18);
-  which pitch of a class, and when, stay the model's choice;
+  only where the rhythm plan below places the onsets, as it says when a note comes and the
+  quota only which class; which pitch of a class stays the model's choice;
 - rhythm draw (RhythmPlan, models/rhythm_plan.py): the model's onsets are the prompt's,
   dealt with their intervals, chord sizes and note lengths (`rhythm_draw`), in the player's
   own order or shuffled (`rhythm_shuffle`); an onset that would close a second of the
@@ -171,9 +172,6 @@ class Follower:
         self.onsets: deque[int] = deque()
         remembered = notes.take(np.flatnonzero(notes.start >= end - settings.long_window_seconds))
         self.mask = self._key_mask(remembered) if settings.key else None
-        self.key_steer: KeySteer | None = None
-        if (settings.key_bias or settings.key_quota) and len(remembered) >= MIN_KEY_NOTES:
-            self.key_steer = KeySteer(remembered.pitch, settings.key_bias, settings.key_quota)
         starts = seconds_to_steps(recent.start)
         beat = None
         if settings.rhythm > 0 or settings.rhythm_draw:
@@ -192,6 +190,13 @@ class Follower:
             )
         if self.plan is not None:
             self.base = self.base.replace(**self._room_for_the_plan(recent, begin, end, base))
+        self.key_steer: KeySteer | None = None
+        if (settings.key_bias or settings.key_quota) and len(remembered) >= MIN_KEY_NOTES:
+            # The quota only where the plan says when a note comes: elsewhere a class ruled
+            # out is not made up by another, the model waits instead (a call-mode answer of 7
+            # notes to a phrase of 12 without a plan; BENCHMARKS.md, issue 18).
+            quota = settings.key_quota and self.plan is not None
+            self.key_steer = KeySteer(remembered.pitch, settings.key_bias, quota)
         self.pulse: Pulse | None = None  # the grid the model's onsets keep to, without a plan
         if self.plan is None and settings.rhythm > 0 and beat is not None:
             fine = beat.period <= FINE_PULSE_STEPS

@@ -236,6 +236,10 @@ def test_a_bad_follow_rhythm_in_a_preset_is_one_clear_error(tmp_path, value: str
         load_preset(str(path))
 
 
+# The quota deals pitch classes where the rhythm plan deals the onsets.
+QUOTA = FollowSettings(key_quota=True, rhythm_draw=True)
+
+
 def alternating_c_and_g() -> tuple[list[int], int]:
     """C and G in turns, four a second for 10 s: 20 of each."""
     starts = np.arange(40) * 0.25
@@ -252,7 +256,7 @@ def test_key_quota_rules_out_a_class_over_its_share() -> None:
     is ruled out. After one C, C is at its share of two notes and G a note short: only G is
     free. After C and G, both are free again."""
     tokens, step = alternating_c_and_g()
-    follower = Follower(tokens, step, SamplingParams(), FollowSettings(key_quota=True))
+    follower = Follower(tokens, step, SamplingParams(), QUOTA)
     free = {60, 67}
     for pitch in range(60, 72):
         assert follower.bias[NOTE_ON + pitch].item() == (0.0 if pitch in free else -QUOTA_NATS)
@@ -277,8 +281,8 @@ def test_key_quota_holds_a_model_to_the_prompts_shares() -> None:
     logits[torch.arange(128) % 12 == 7] = -5.0
     counts = {}
     for name, settings in {
-        "steer": FollowSettings(key_bias=3.0),
-        "quota": FollowSettings(key_quota=True),
+        "steer": FollowSettings(key_bias=3.0, rhythm_draw=True),
+        "quota": QUOTA,
     }.items():
         follower = Follower(tokens, step, SamplingParams(), settings)
         played = []
@@ -299,7 +303,7 @@ def test_key_quota_keeps_out_what_the_prompt_never_played() -> None:
     starts = np.arange(20) * 0.25
     pitch = [60, 62, 64, 65, 67] * 4
     tokens = [int(t) for t in encode_notes(Notes(starts, starts + 0.2, pitch, [80] * 20, [0] * 20))]
-    follower = Follower(tokens, 510, SamplingParams(), FollowSettings(key_quota=True))
+    follower = Follower(tokens, 510, SamplingParams(), QUOTA)
     free = {60, 62, 64, 65, 67}
     for pitch in range(60, 72):
         assert follower.bias[NOTE_ON + pitch].item() == (0.0 if pitch in free else -QUOTA_NATS)
@@ -308,3 +312,16 @@ def test_key_quota_keeps_out_what_the_prompt_never_played() -> None:
     free = {64, 65, 67}
     for pitch in range(60, 72):
         assert follower.bias[NOTE_ON + pitch].item() == (0.0 if pitch in free else -QUOTA_NATS)
+
+
+def test_key_quota_waits_for_a_plan() -> None:
+    """Four chords of three notes: too few onsets for the rhythm plan, so the model decides
+    when a note comes; a class ruled out there would not be made up by another, the model
+    would wait instead (a call-mode answer fell from 12 notes to 7). No class is ruled out."""
+    starts = np.repeat(np.arange(4) * 0.5, 3)
+    pitch = [60, 64, 67, 62, 65, 69, 64, 67, 71, 60, 64, 67]
+    tokens = [int(t) for t in encode_notes(Notes(starts, starts + 0.4, pitch, [80] * 12, [0] * 12))]
+    follower = Follower(tokens, 190, SamplingParams(), QUOTA)
+    assert follower.plan is None and follower.key_steer is not None
+    follower.observe(NOTE_ON + 60, 200)
+    assert follower.bias.abs().max().item() == 0.0
