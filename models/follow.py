@@ -348,12 +348,12 @@ class KeySteer:
         self._update()
 
     def over_quota(self) -> np.ndarray:
-        """Bool [12]: where some class of the prompt's is half a note or more short of its
-        share of the model's notes in those classes, every other class. Where none is (their
-        shortfalls add up to one note, so spread thin they leave none half a note short),
-        the classes the prompt never played, once it played MIN_KEY_CLASSES or more (fewer
-        say too little about the key; so no class at all): the steer decides among the rest.
-        Leaving them to the steer let its smoothing play them (BENCHMARKS.md, issue 18)."""
+        """Bool [12]: the pitch classes ruled out for the next note. Where some class of the
+        prompt's is half a note or more short of its share of the model's notes in those
+        classes, every class but those. Where none is (their shortfalls add up to one note,
+        so spread thin they leave none half a note short), the steer decides, but not on a
+        class the prompt never played once it played MIN_KEY_CLASSES or more (fewer say too
+        little about the key): the steer's smoothing played those (BENCHMARKS.md, issue 18)."""
         keyed = self.shares > 0
         shortfall = self.shares * (self.own[keyed].sum() + 1) - self.own
         short = keyed & (shortfall >= 0.5)
