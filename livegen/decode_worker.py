@@ -100,7 +100,7 @@ class WorkerCore:
             case Plan():
                 turns.set_plan(message)
             case NoPlan():
-                turns.set_plan(None)
+                turns.withdraw(self.now_step())
             case SetSampling(sampling):
                 turns.set_params(turns.params.replace(**sampling.fields()))
             case SetLookahead(steps):
@@ -146,9 +146,10 @@ class WorkerCore:
     def _cut(self, cut: Cut) -> None:
         turns = self.turns
         turns.epoch = cut.epoch
-        self.ledger.back_to_sent(cut.last_sent)
-        if cut.close_step is not None:
+        kept = self.ledger.back_to_sent(cut.last_sent)
+        if cut.close_step is not None:  # the engine silenced the model: nothing goes again
             turns.close_now(cut.close_step)
+        turns.announce_again(cut.last_sent, [] if cut.close_step is not None else kept)
         hold = cut.hold_step
         turns.hold_step = hold if hold is not None and hold > self.final_step else None
 

@@ -104,7 +104,8 @@ class Cut:
     the note numbered `last_sent` (0: none; never before the player's last token); with
     close_step it ends the model's sounding notes there (the engine already sent their
     note-offs); with hold_step it writes nothing until the player's stream is final up to that
-    step. Notes the worker makes from now on carry `epoch`."""
+    step. Notes the worker makes from now on carry `epoch`; so do the notes the engine had
+    not sent that the worker keeps, before the player's last token, which it sends again."""
 
     epoch: int
     last_sent: int

@@ -175,15 +175,21 @@ class ContextLedger:
             del self.snapshots[pos]
         self.decoder.rollback(position)
 
-    def back_to_sent(self, last_sent: int) -> None:
+    def back_to_sent(self, last_sent: int) -> list[int]:
         """A cut: drop the preview (the next player message brings it again) and every model
-        token after the last note the engine sent (never the player's)."""
+        token after the last note the engine sent (never the player's). Returns the notes the
+        engine had not sent that stay all the same, before the player's last token: the
+        engine dropped them, so they must be announced again."""
         if self.tentative_start is not None:
             self.rollback(self.tentative_start)
             self.tentative_start = None
         kept = self.note_positions.get(last_sent, 0 if not last_sent else self.base - 1)
-        self.rollback(max(kept + 1, self.player_end))
-        self.note_positions = {n: p for n, p in self.note_positions.items() if n <= last_sent}
+        end = max(kept + 1, self.player_end)
+        self.rollback(end)
+        self.note_positions = {
+            n: p for n, p in self.note_positions.items() if n <= last_sent or p < end
+        }
+        return sorted(n for n in self.note_positions if n > last_sent)
 
     # ---- handing over to another model ----------------------------------------------------
 

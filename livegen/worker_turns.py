@@ -9,6 +9,7 @@ and the turn ends with every model note closed.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,9 @@ if TYPE_CHECKING:
     import torch
 
     from livegen.models.follow import Follower, FollowSettings
+
+
+ANNOUNCED_KEPT = 1024  # notes remembered for a cut to announce again (ledger.back_to_sent)
 
 
 class TurnPolicy:
@@ -40,6 +44,7 @@ class TurnPolicy:
         self.notes_left: int | None = None  # the turn's note budget left (None: no budget)
         self.follow: FollowSettings | None = None  # the preset's follow_* keys (build_core)
         self.follower: tuple[Follower, int] | None = None  # (follower, its step offset)
+        self.announced: dict[int, ModelNote] = {}  # by number, until the engine sent it
         self.step_tokens = (-1, 0)  # (context step, model tokens written at it)
         self.tokens_made = 0
 
@@ -53,6 +58,23 @@ class TurnPolicy:
         self.params = params
         if self.follower is not None:
             self.follower = self._follower()
+
+    def withdraw(self, now_step: float) -> None:
+        """The engine took the turn back (NoPlan): notes the model still holds end now, as
+        the turn's end would have ended them. A cut that let them sound on (accompany mode
+        cuts at every key the player strikes or lifts) left their ends to the rest of the
+        turn; a turn withdrawn before the worker wrote that far had left them on until the
+        engine's guard, seconds later."""
+        self.set_plan(None)
+        ledger = self.ledger
+        closing = ledger.grammar.closing_tokens(MODEL)
+        if not closing:
+            return
+        ledger.append(ledger.time_tokens(math.ceil(now_step) + self.margin_steps()), MODEL)
+        first = ledger.position
+        ledger.append(closing, MODEL)
+        for index, token in enumerate(closing):
+            self._announce(False, token - NOTE_OFF, first + index)
 
     def close_now(self, close_step: int) -> None:
         """The model yields: its turn is over, its sounding notes end at close_step (the
@@ -168,7 +190,23 @@ class TurnPolicy:
         velocity_bin = ledger.grammar.velocity_bin
         velocity = bin_to_velocity(velocity_bin) if velocity_bin else 64
         number = ledger.number_note(position)
-        self.emit(ModelNote(self.epoch, number, ledger.session_step(), on, pitch, velocity))
+        note = ModelNote(self.epoch, number, ledger.session_step(), on, pitch, velocity)
+        self.announced[number] = note
+        if len(self.announced) > ANNOUNCED_KEPT:  # long sent: the engine plays within lookahead
+            self.announced = {
+                n: m for n, m in self.announced.items() if n > number - ANNOUNCED_KEPT // 2
+            }
+        self.emit(note)
+
+    def announce_again(self, last_sent: int, numbers: list[int]) -> None:
+        """A cut (under the new epoch): the notes the engine dropped that the context keeps
+        (ledger.back_to_sent) go out again; the engine has sent every note up to last_sent,
+        so those are forgotten."""
+        self.announced = {n: m for n, m in self.announced.items() if n > last_sent}
+        for number in numbers:
+            note = self.announced.get(number)
+            if note is not None:
+                self.emit(dataclasses.replace(note, epoch=self.epoch))
 
     def end_turn(self) -> None:
         ledger = self.ledger

@@ -17,7 +17,7 @@ from livegen.decode_worker import WorkerCore, WorkerSpec, merge_player_messages
 from livegen.engine import JamEngine
 from livegen.kernels.errors import LivegenError
 from livegen.kernels.vocab import NOTE_OFF, NOTE_ON
-from livegen.messages import Cut, ModelNote, Plan, TurnOver
+from livegen.messages import Cut, ModelNote, NoPlan, Plan, TurnOver
 from livegen.messages import PlayerEvent as E
 from livegen.messages import PlayerEvents as P
 from livegen.models.grammar import MODEL
@@ -199,6 +199,54 @@ def test_cut_rolls_back_to_what_sounded_and_the_player_is_heard(model) -> None: 
     assert tail[-1] == NOTE_ON + 64
     assert all(t >= NOTE_OFF for t in tail[:-1]), tail
     assert ledger.session_step() == 90
+
+
+def test_a_cut_that_cannot_go_back_far_enough_sends_the_kept_notes_again(model) -> None:  # noqa: ANN001
+    """The turn ended at step 60, its closing note-offs written (and announced) ahead of
+    time; the engine had sent the notes due by step 45 when the player struck at 50, which
+    the worker appends after those note-offs. The engine's cut drops the note-offs it had not
+    sent, yet the worker cannot roll back past the player's note: they stay in its context.
+    It announces them again under the cut's epoch, or the notes they end sound on (found in
+    accompany mode, where every key cuts: notes left on until the engine's guard)."""
+    clock = ManualClock()
+    core, out = _core(model, clock, density=3.0)
+    core.handle(Plan(10, 60, False))
+    _run(core, clock, 0.5)
+    assert isinstance(out[-1], TurnOver)
+    sent = [e for e in _notes(out) if e.step <= 45]  # what the engine had sent
+    ringing = _sounding(sent)
+    assert ringing, "no model note sounding at the cut: nothing to test"
+    core.handle(P((E(50, True, 72, 20),), 50))
+    core.handle(Cut(1, sent[-1].number))
+    again = [e for e in _notes(out) if e.epoch == 1]
+    assert not _sounding(sent + again)  # every note the engine sounded has its end again
+    assert not core.ledger.grammar.owned(MODEL)
+
+
+def test_a_turn_taken_back_ends_the_notes_a_cut_left_sounding(model) -> None:  # noqa: ANN001
+    """A cut that lets the model's notes sound on (accompany mode) leaves their ends to the
+    rest of the turn. If the engine then takes the turn back (NoPlan: the turn's time ran out
+    before a busy worker wrote that far), the worker ends them at once, as the turn's end
+    would have: with no turn left, nothing else would."""
+    clock = ManualClock()
+    core, out = _core(model, clock, density=3.0)
+    core.handle(Plan(10, 2000, False))
+    _run(core, clock, 0.5)
+    sent = [e for e in _notes(out) if e.step <= 45]
+    core.handle(Cut(1, sent[-1].number))
+    assert core.ledger.grammar.owned(MODEL), "no model note sounding: nothing to test"
+    core.handle(NoPlan())
+    again = [e for e in _notes(out) if e.epoch == 1]
+    assert not _sounding(sent + again) and not core.ledger.grammar.owned(MODEL)
+    assert all(e.step >= 50 for e in again)  # now (0.5 s) and later, never in the past
+
+
+def _sounding(events: list[ModelNote]) -> dict[int, int]:
+    """Pitch -> note-ons without their note-offs yet, over `events` in order."""
+    count: dict[int, int] = {}
+    for e in events:
+        count[e.pitch] = count.get(e.pitch, 0) + (1 if e.on else -1)
+    return {pitch: n for pitch, n in count.items() if n}
 
 
 def test_a_preview_stands_while_only_the_clock_moves(model) -> None:  # noqa: ANN001
