@@ -85,6 +85,7 @@ KEY_PRIOR_NOTES = 8  # the model starts as if it had played this many notes in t
 # controls leave only such note-ons (a chord the plan holds open, a register) one is played.
 QUOTA_NATS = 30.0
 RATE_WINDOW_STEPS = 300  # the model's recent rate: onsets over the last 3 s
+PITCH_CLASS = np.arange(128) % 12  # each MIDI pitch's class
 POLYPHONY_ROOM = 2  # under a plan: the cap is this many times the player's peak sounding notes
 
 
@@ -227,8 +228,7 @@ class Follower:
             return None
         allowed = torch.ones(VOCAB_SIZE, dtype=torch.bool)
         outside = np.setdiff1d(np.arange(12), classes)
-        pitches = np.arange(128)
-        allowed[NOTE_ON + pitches[np.isin(pitches % 12, outside)]] = False
+        allowed[NOTE_ON + np.flatnonzero(np.isin(PITCH_CLASS, outside))] = False
         return allowed
 
     @property
@@ -335,7 +335,7 @@ class KeySteer:
     def __init__(self, pitches: np.ndarray, gain: float, quota: bool = False) -> None:
         counts = np.bincount(np.asarray(pitches) % 12, minlength=12).astype(np.float64)
         self.target = (counts + KEY_SMOOTHING) / (counts.sum() + 12 * KEY_SMOOTHING)
-        self.played = self.target * KEY_PRIOR_NOTES  # no bias until the model plays
+        self.prior = self.target * KEY_PRIOR_NOTES  # the steer's: no bias until the model plays
         self.shares = counts / counts.sum()  # the quota's: the prompt's own, unsmoothed
         self.own = np.zeros(12)  # the model's own notes per class
         self.gain, self.quota = gain, quota
@@ -343,7 +343,6 @@ class KeySteer:
         self._update()
 
     def observe(self, pitch: int) -> None:
-        self.played[pitch % 12] += 1
         self.own[pitch % 12] += 1
         self._update()
 
@@ -362,8 +361,9 @@ class KeySteer:
         return ~keyed if keyed.sum() >= MIN_KEY_CLASSES else short
 
     def _update(self) -> None:
-        share = self.played / self.played.sum()
+        played = self.prior + self.own
+        share = played / played.sum()
         per_class = np.clip(self.gain * np.log(self.target / share), -DENSITY_LIMIT, DENSITY_LIMIT)
         if self.quota:
             per_class[self.over_quota()] = -QUOTA_NATS
-        self.bias[NOTE_ON : NOTE_ON + 128] = torch.from_numpy(per_class[np.arange(128) % 12])
+        self.bias[NOTE_ON : NOTE_ON + 128] = torch.from_numpy(per_class[PITCH_CLASS])
