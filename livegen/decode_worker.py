@@ -149,7 +149,8 @@ class WorkerCore:
         kept = self.ledger.back_to_sent(cut.last_sent)
         if cut.close_step is not None:  # the engine silenced the model: nothing goes again
             turns.close_now(cut.close_step)
-        turns.announce_again(cut.last_sent, [] if cut.close_step is not None else kept)
+            kept = []
+        turns.announce_again(cut.last_sent, kept)
         hold = cut.hold_step
         turns.hold_step = hold if hold is not None and hold > self.final_step else None
 

@@ -67,14 +67,9 @@ class TurnPolicy:
         engine's guard, seconds later."""
         self.set_plan(None)
         ledger = self.ledger
-        closing = ledger.grammar.closing_tokens(MODEL)
-        if not closing:
-            return
-        ledger.append(ledger.time_tokens(math.ceil(now_step) + self.margin_steps()), MODEL)
-        first = ledger.position
-        ledger.append(closing, MODEL)
-        for index, token in enumerate(closing):
-            self._announce(False, token - NOTE_OFF, first + index)
+        if ledger.grammar.owned(MODEL):
+            ledger.append(ledger.time_tokens(math.ceil(now_step) + self.margin_steps()), MODEL)
+            self._close_all()
 
     def close_now(self, close_step: int) -> None:
         """The model yields: its turn is over, its sounding notes end at close_step (the
@@ -209,11 +204,15 @@ class TurnPolicy:
                 self.emit(dataclasses.replace(note, epoch=self.epoch))
 
     def end_turn(self) -> None:
+        self._close_all()
+        self.emit(TurnOver(self.epoch, self.ledger.session_step()))
+        self.plan = None
+
+    def _close_all(self) -> None:
+        """Every model note still sounding ends here, written and announced."""
         ledger = self.ledger
         closing = ledger.grammar.closing_tokens(MODEL)
         first = ledger.position
         ledger.append(closing, MODEL)
         for index, token in enumerate(closing):
             self._announce(False, token - NOTE_OFF, first + index)
-        self.emit(TurnOver(self.epoch, ledger.session_step()))
-        self.plan = None
