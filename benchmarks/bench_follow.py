@@ -1,6 +1,6 @@
 """What following the player costs the decode loop: the Follower's set-up once per continuation
 or jam turn, its mask for every token, and the rhythm plan's work at every model onset, with the
-plan's variation off and on, and the key quota on beside them.
+plan's variation off and on, and the key quota and the register steer on beside them.
 
     .venv/bin/python benchmarks/bench_follow.py [--onsets 400] [--repeats 5]
 
@@ -41,19 +41,24 @@ def prompt(intervals: list[int], chords: list[int]) -> tuple[list[int], int]:
 
 
 def run(
-    tokens: list[int], step: int, variation: float, quota: bool, onsets: int
+    tokens: list[int], step: int, variation: float, quota: bool, register: float, onsets: int
 ) -> dict[str, float]:
-    """Times one Follower's set-up, then, at each of `onsets` model onsets, the mask for the
-    token there and the observe of the onset's notes (which draws the next onset and, with
-    the key steer and `quota`, sets the next note's pitch-class bias)."""
+    """Times one Follower's set-up, then, at each of `onsets` model onsets, the mask and the
+    bias for the token there (every token pays both) and the observe of the onset's notes
+    (which draws the next onset and, with the key steer and `quota`, sets the next note's
+    pitch-class bias, and with `register`, the register steer's tilt)."""
     settings = FollowSettings(
-        rhythm_draw=True, rhythm_variation=variation, key_bias=3.0, key_quota=quota
+        rhythm_draw=True,
+        rhythm_variation=variation,
+        key_bias=3.0,
+        key_quota=quota,
+        register_steer=register,
     )
     t0 = time.perf_counter()
     follower = Follower(tokens, step, SamplingParams(), settings)
     setup = time.perf_counter() - t0
     plan = follower.plan
-    masks, observes = [], []
+    masks, biases, observes = [], [], []
     for k in range(onsets):
         due = plan.due
         for pitch in [p for p, end in plan.ends.items() if end <= due]:
@@ -62,16 +67,22 @@ def run(
         follower.restrict(None, due)
         masks.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
+        follower.bias  # noqa: B018 - the steers' bias is read for every token
+        biases.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
         follower.observe(NOTE_ON + 60 + k % 12, due)
         for extra in range(1, plan.chord):
             follower.observe(NOTE_ON + 73 + extra, due)
         observes.append(time.perf_counter() - t0)
     masks.sort()
+    biases.sort()
     observes.sort()
     return {
         "setup_ms": setup * 1e3,
         "mask_us_p50": percentile(masks, 50) * 1e6,
         "mask_us_p99": percentile(masks, 99) * 1e6,
+        "bias_us_p50": percentile(biases, 50) * 1e6,
+        "bias_us_p99": percentile(biases, 99) * 1e6,
         "onset_us_p50": percentile(observes, 50) * 1e6,
         "onset_us_p99": percentile(observes, 99) * 1e6,
     }
@@ -86,15 +97,20 @@ def main() -> None:
     prompts = {"steady": prompt([25], [1]), "mixed": prompt([20, 20, 40], [1, 2, 3])}
     results = {}
     for name, (tokens, step) in prompts.items():
-        for variation, quota in ((0.0, False), (1.0, False), (1.0, True)):
-            runs = [run(tokens, step, variation, quota, args.onsets) for _ in range(args.repeats)]
+        cases = ((0.0, False, 0.0), (1.0, False, 0.0), (1.0, True, 0.0), (1.0, True, 1.0))
+        for variation, quota, register in cases:
+            runs = [
+                run(tokens, step, variation, quota, register, args.onsets)
+                for _ in range(args.repeats)
+            ]
             best = {key: min(r[key] for r in runs) for key in runs[0]}  # least disturbed run
             label = f"{name}, variation {variation:g}" + (", key quota" if quota else "")
-            results[label] = best
-    print(f"{'prompt, plan':<37} set-up ms  mask us p50/p99  onset us p50/p99")
+            results[label + (", register steer" if register else "")] = best
+    print(f"{'prompt, plan':<53} set-up ms  mask us p50/p99  bias us p50/p99  onset us p50/p99")
     for label, r in results.items():
         print(
-            f"{label:<37} {r['setup_ms']:9.2f}  {r['mask_us_p50']:6.1f} / {r['mask_us_p99']:6.1f}"
+            f"{label:<53} {r['setup_ms']:9.2f}  {r['mask_us_p50']:6.1f} / {r['mask_us_p99']:6.1f}"
+            f"  {r['bias_us_p50']:6.1f} / {r['bias_us_p99']:6.1f}"
             f"  {r['onset_us_p50']:7.1f} / {r['onset_us_p99']:7.1f}"
         )
     print(json.dumps({"bench": "follow", "onsets": args.onsets, "results": results}))

@@ -132,8 +132,9 @@ class TurnPolicy:
         if self.follower is not None:
             follower, step = self.follower[0], ledger.grammar.step - self.follower[1]
             params, rules = follower.params(step), follower.restrict(rules, step, ledger.grammar)
-            if follower.bias is not None:
-                logits = logits + follower.bias.to(logits.device, logits.dtype)
+            bias = follower.bias  # the key and register steers' sum: read once
+            if bias is not None:
+                logits = logits + bias.to(logits.device, logits.dtype)
         token = sample_token(logits, params, ledger.grammar, self.generator, rules)
         ledger.append([token], MODEL)
         if self.follower is not None:

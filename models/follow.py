@@ -24,6 +24,13 @@ just played) instead, so a sparse phrase gets a sparse continuation:
   so 150 notes still drew a histogram off the prompt's by chance; BENCHMARKS.md, issue 18);
   only where the rhythm plan below places the onsets, as it says when a note comes and the
   quota only which class; which pitch of a class stays the model's choice;
+- register steer (RegisterSteer): a NOTE_ON tilt that favours lower pitches while the
+  model's notes have sat above the player's mean pitch (the prompt's last `window_seconds`)
+  and higher ones while they sat below: each model note adds `register_steer` times its
+  distance from that mean, in octaves, to the tilt (nats per octave), so the model's mean
+  pitch comes back to the player's however strongly it prefers a register of its own (the
+  range above only bounds it: the model played ~2 semitones above the player within it,
+  BENCHMARKS.md, issue 18);
 - rhythm draw (RhythmPlan, models/rhythm_plan.py): the model's onsets are the prompt's,
   dealt with their intervals, chord sizes and note lengths (`rhythm_draw`), in the player's
   own order or shuffled (`rhythm_shuffle`); an onset that would close a second of the
@@ -98,6 +105,7 @@ class FollowSettings:
     key: bool = False
     key_bias: float = 0.0  # nats per e-fold of a pitch class's shortfall; 0: off
     key_quota: bool = False  # each pitch class at most its share of the model's notes
+    register_steer: float = 0.0  # nats per octave of tilt per octave a note is off; 0: off
     rhythm: int = 0  # onsets on the prompt's grid divided into this many parts (0: off)
     rhythm_draw: bool = False  # onsets, chords and lengths drawn from the prompt's
     rhythm_variation: float = 0.0  # chance a repeat of the player's second is varied
@@ -121,6 +129,7 @@ class FollowSettings:
             key=bool(getattr(defaults, "follow_key", False)),
             key_bias=float(getattr(defaults, "follow_key_bias", 0.0)),
             key_quota=bool(getattr(defaults, "follow_key_quota", False)),
+            register_steer=float(getattr(defaults, "follow_register_steer", 0.0)),
             rhythm=int(getattr(defaults, "follow_rhythm", 0)),
             rhythm_draw=bool(getattr(defaults, "follow_rhythm_draw", False)),
             rhythm_variation=float(getattr(defaults, "follow_rhythm_variation", 0.0)),
@@ -137,6 +146,7 @@ class FollowSettings:
             or self.key
             or self.key_bias
             or self.key_quota
+            or self.register_steer
             or self.rhythm > 0
             or self.rhythm_draw
         )
@@ -198,6 +208,10 @@ class Follower:
             # notes to a phrase of 12 without a plan; BENCHMARKS.md, issue 18).
             quota = settings.key_quota and self.plan is not None
             self.key_steer = KeySteer(remembered.pitch, settings.key_bias, quota)
+        self.register_steer: RegisterSteer | None = None
+        if settings.register_steer and len(recent):
+            target = float(recent.pitch.mean())
+            self.register_steer = RegisterSteer(target, settings.register_steer)
         self.pulse: Pulse | None = None  # the grid the model's onsets keep to, without a plan
         if self.plan is None and settings.rhythm > 0 and beat is not None:
             fine = beat.period <= FINE_PULSE_STEPS
@@ -233,8 +247,12 @@ class Follower:
 
     @property
     def bias(self) -> torch.Tensor | None:
-        """Float [V]: nats to add to the logits now, the key steer's (None: none)."""
-        return None if self.key_steer is None else self.key_steer.bias
+        """Float [V]: nats to add to the logits now, the key and register steers' (None:
+        neither is on)."""
+        biases = [s.bias for s in (self.key_steer, self.register_steer) if s is not None]
+        if len(biases) < 2:
+            return biases[0] if biases else None
+        return biases[0] + biases[1]
 
     def restrict(
         self, rules: torch.Tensor | None, step: int | None = None, state: GrammarState | None = None
@@ -310,6 +328,8 @@ class Follower:
             self.onsets.append(step)
             if self.key_steer is not None:
                 self.key_steer.observe(token - NOTE_ON)
+            if self.register_steer is not None:
+                self.register_steer.observe(token - NOTE_ON)
 
     def params(self, step: int) -> SamplingParams:
         """The controls for the token written at context step `step`."""
@@ -367,3 +387,24 @@ class KeySteer:
         if self.quota:
             per_class[self.over_quota()] = -QUOTA_NATS
         self.bias[NOTE_ON : NOTE_ON + 128] = torch.from_numpy(per_class[PITCH_CLASS])
+
+
+class RegisterSteer:
+    """A NOTE_ON tilt towards the player's mean pitch `target`: -tilt nats per octave above
+    it (+ below), per pitch within +-DENSITY_LIMIT. The tilt integrates the model's own
+    notes' distance from the target (`rate` nats per octave per octave), so it grows for as
+    long as the model keeps off the target and holds where its notes centre on it: a
+    correction in proportion to the drift alone would leave the model's own preference for a
+    register as a standing offset."""
+
+    def __init__(self, target: float, rate: float) -> None:
+        self.target, self.rate = target, rate
+        self.tilt = 0.0  # nats per octave, against the side the model has kept to
+        self.octaves = (np.arange(128) - target) / 12.0  # each pitch's distance from it
+        self.bias = torch.zeros(VOCAB_SIZE)
+
+    def observe(self, pitch: int) -> None:
+        step = self.rate * (pitch - self.target) / 12.0
+        self.tilt = float(np.clip(self.tilt + step, -DENSITY_LIMIT, DENSITY_LIMIT))
+        per_pitch = np.clip(-self.tilt * self.octaves, -DENSITY_LIMIT, DENSITY_LIMIT)
+        self.bias[NOTE_ON : NOTE_ON + 128] = torch.from_numpy(per_pitch)

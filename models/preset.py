@@ -53,6 +53,7 @@ FOLLOW_BOUNDS = {
     "follow_density": Bound(0.0, 10.0),
     "follow_register": Bound(-1, 48, integer=True),
     "follow_key_bias": Bound(0.0, 10.0),
+    "follow_register_steer": Bound(0.0, 10.0),
     "follow_rhythm": Bound(0, 4, integer=True),
     "follow_rhythm_variation": Bound(0.0, 1.0),
 }
@@ -83,6 +84,7 @@ class SamplingDefaults:
     follow_key: bool = False  # note-ons only in the pitch classes the player used
     follow_key_bias: float = 0.0  # nats favouring the player's pitch classes, by their use
     follow_key_quota: bool = False  # each pitch class at most its share of the model's notes
+    follow_register_steer: float = 0.0  # tilt rate bringing the mean pitch to the player's
     follow_rhythm: int = 0  # onsets on the player's own pulse, its grid in N parts (0: off)
     follow_rhythm_draw: bool = False  # intervals, chord sizes, lengths drawn from the player's
     follow_rhythm_variation: float = 0.0  # chance a repeat of the player's second is varied

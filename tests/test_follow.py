@@ -325,3 +325,61 @@ def test_key_quota_waits_for_a_plan() -> None:
     assert follower.plan is None and follower.key_steer is not None
     follower.observe(NOTE_ON + 60, 200)
     assert follower.bias.abs().max().item() == 0.0
+
+
+def high_leaning_model() -> torch.Tensor:
+    """Note-on logits of a model that leans high: +0.25 nats per semitone (C6 is e^6 times
+    as likely as C4)."""
+    return torch.arange(128, dtype=torch.float32) * 0.25
+
+
+def played_mean(follower: Follower, step: int, notes: int, low: int, high: int) -> float:
+    """The mean pitch of `notes` note-ons sampled (seeded) from the high-leaning model plus
+    the follower's bias, within low..high (the register range): the last half's."""
+    logits = high_leaning_model()
+    generator = torch.Generator().manual_seed(0)
+    played = []
+    for k in range(notes):
+        bias = follower.bias
+        biased = logits + (0 if bias is None else bias[NOTE_ON : NOTE_ON + 128])
+        window = torch.softmax(biased[low : high + 1], 0)
+        pitch = low + int(torch.multinomial(window, 1, generator=generator))
+        follower.observe(NOTE_ON + pitch, step + 10 * (k + 1))
+        played.append(pitch)
+    return float(np.mean(played[notes // 2 :]))
+
+
+def test_register_steer_brings_a_high_leaning_model_to_the_players_mean_pitch() -> None:
+    """The prompt's chords (60 + 67) centre on 63.5; within its range widened by 3 (57..70),
+    the high-leaning model alone sits over 2.5 semitones above the player (66.9). The
+    steer's tilt grows until the model's notes centre on the player's mean pitch."""
+    tokens, step = prompt()
+    alone = Follower(tokens, step, SamplingParams(), FollowSettings(register_margin=3))
+    assert alone.bias is None
+    assert played_mean(alone, step, 200, 57, 70) > 66.0
+    steered = Follower(
+        tokens, step, SamplingParams(), FollowSettings(register_margin=3, register_steer=1.0)
+    )
+    assert steered.register_steer is not None and steered.register_steer.target == 63.5
+    assert abs(played_mean(steered, step, 200, 57, 70) - 63.5) < 1.0
+
+
+def test_register_steer_tilts_against_the_side_the_model_kept_to() -> None:
+    tokens, step = prompt()
+    settings = FollowSettings(key_bias=3.0, register_steer=2.0)
+    follower = Follower(tokens, step, SamplingParams(), settings)
+    key_only = follower.key_steer.bias.clone()
+    assert torch.equal(follower.bias, key_only)  # no tilt before the model plays
+    for k in range(3):  # three notes 11.5 semitones above the mean pitch
+        follower.observe(NOTE_ON + 75, step + 10 * (k + 1))
+    tilt = follower.bias - follower.key_steer.bias
+    assert follower.register_steer.tilt == pytest.approx(3 * 2.0 * 11.5 / 12)
+    assert tilt[NOTE_ON + 51] > 0 > tilt[NOTE_ON + 76]  # lower favoured, higher not
+    assert tilt[NOTE_ON + 63].abs() < 0.3  # the player's mean pitch hardly moves
+    assert tilt[NOTE_ON : NOTE_ON + 128].abs().max() == pytest.approx(6.0)  # capped
+    assert not tilt[NOTE_ON + 128 :].any()  # note-ons only
+
+
+def test_register_steer_preset_key() -> None:
+    settings = FollowSettings.from_defaults(SamplingDefaults(follow_register_steer=0.5))
+    assert settings == FollowSettings(register_steer=0.5) and settings.active

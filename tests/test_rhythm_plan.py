@@ -349,11 +349,14 @@ def test_preset_keys_turn_it_on_and_bad_values_are_one_clear_error(tmp_path) -> 
     assert not settings.rhythm_shuffle and FollowSettings.from_defaults(object()).rhythm_shuffle
     path = tiny_preset(tmp_path)
     text = "\n".join(
-        line for line in path.read_text().splitlines() if not line.startswith("follow_rhythm_")
+        line
+        for line in path.read_text().splitlines()
+        if not line.startswith(("follow_rhythm_", "follow_register_steer"))
     )
     for line in (
         "follow_rhythm_draw = 2",
         "follow_rhythm_variation = 1.5",
+        "follow_register_steer = -1",
         'follow_rhythm_shuffle = "no"',
     ):
         path.write_text(text.replace("[sampling]\n", f"[sampling]\n{line}\n"))

@@ -88,6 +88,12 @@ def add_continuation_arguments(parser: argparse.ArgumentParser) -> None:
         help="each pitch class at most its share of the prompt's, counted as the model plays",
     )
     parser.add_argument(
+        "--follow-register-steer",
+        type=FOLLOW_BOUNDS["follow_register_steer"].option(),
+        metavar="RATE",
+        help="tilt the model's pitches towards the prompt's mean pitch (0: off)",
+    )
+    parser.add_argument(
         "--follow-rhythm-draw",
         type=int,
         choices=[0, 1],
@@ -163,6 +169,7 @@ def _follow(args: argparse.Namespace, preset):  # noqa: ANN001, ANN202
         "density_gain": args.follow_density,
         "register_margin": args.follow_register,
         "key_bias": args.follow_key_bias,
+        "register_steer": args.follow_register_steer,
         "rhythm": args.follow_rhythm,
         "rhythm_variation": args.follow_rhythm_variation,
     }
