@@ -37,7 +37,17 @@ from livegen.models.sampling import SamplingParams, sample_token
 from livegen.training.continuation_cli import held_out_files
 from livegen.training.continuations import EvalOptions, evaluate, find_files, spread, summary
 
-SHOWN = ("score", "density", "polyphony", "key", "rhythm", "novelty", "register")
+SHOWN = (
+    "score",
+    "density",
+    "polyphony",
+    "key",
+    "rhythm",
+    "novelty",
+    "register",
+    "melody",
+    "harmony",
+)
 
 
 class NoPreference:

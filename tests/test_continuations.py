@@ -107,6 +107,29 @@ def test_statistics_by_hand(excerpt) -> None:
     # Each second of the real part holds one onset at its start; every 1 s stretch of the
     # prompt holds two, so all four windows are new.
     assert ms.novelty(real, prompt, 4.0, 4.0) == 1.0
+    assert c.melody == 0.0  # C C C ... against G G G G (the chords' top): steps of 0 both
+    assert math.isnan(c.harmony)  # the loop never sounds two notes at once
+
+
+def test_melody_and_harmony_by_hand(excerpt) -> None:
+    real = excerpt.real  # E4 + G4 each second: top line G G G G, a minor third together
+    assert ms.top_line_steps(real)[0] == 1.0
+    assert ms.vertical_intervals(real)[3] == 1.0
+    # A C major triad, then D4 and G4 as single notes: top line G4 D4 G4, steps 5 and 5;
+    # together (at 0 s) C-E 4, C-G 7 (class 5), E-G 3; nothing sounds with D4 or the G4.
+    line = Notes(
+        [0.0] * 3 + [1.0, 2.0], [1.0] * 3 + [2.0, 3.0], [60, 64, 67, 62, 67], [80] * 5, [0] * 5
+    )
+    assert np.allclose(ms.top_line_steps(line)[[5]], [1.0])
+    assert np.allclose(ms.vertical_intervals(line)[[3, 4, 5]], [1 / 3] * 3)
+    c = ms.compare(line, real, excerpt.prompt, 4.0, 4.0)
+    assert c.melody == 1.0  # steps of 5 against steps of 0
+    assert c.harmony == pytest.approx(2 / 3)  # a third of the triad's intervals are thirds
+    # A held note sounds with the notes struck under it; an octave is class 0, a step of
+    # 13 semitones is counted as an octave or more.
+    held = Notes([0.0, 0.5, 1.0], [2.0, 1.0, 1.5], [48, 60, 73], [80] * 3, [0] * 3)
+    assert np.allclose(ms.vertical_intervals(held)[[0, 1]], [0.5, 0.5])  # 48-60, 48-73
+    assert np.allclose(ms.top_line_steps(held)[[12]], [1.0])  # 48 -> 60 -> 73: 12, 13
 
 
 def test_judge_an_octave_up(excerpt) -> None:
@@ -115,6 +138,7 @@ def test_judge_an_octave_up(excerpt) -> None:
     result = judge(excerpt, up, OPTIONS)
     m = result.model
     assert (m.density, m.polyphony, m.register, m.key, m.rhythm) == (0.0, 0.0, 12.0, 0.0, 0.0)
+    assert (m.melody, m.harmony) == (0.0, 0.0)  # the same steps and intervals, an octave up
     assert result.notes_per_second == {"model": 2.0, "loop": 2.0, "real": 2.0}
     empty = judge(excerpt, Notes.empty(), OPTIONS).model
     assert empty.density == math.log2(1 / 8) and empty.key == 1.0 and empty.rhythm == 1.0

@@ -231,6 +231,8 @@ def summary(report: Report) -> dict:
             "key": _median([c.key for c in rows]),
             "rhythm": _median([c.rhythm for c in rows]),
             "novelty": _median([c.novelty for c in rows]),
+            "melody": _median([c.melody for c in rows]),
+            "harmony": _median([c.harmony for c in rows]),
         }
         medians["score"] = float(np.mean([medians[k] for k in SCORED])) if rows else math.nan
         out[who] = medians
@@ -255,6 +257,8 @@ def format_summary(data: dict) -> str:
         ("key: 1 - pitch-class overlap", "key"),
         ("rhythm: 1 - IOI overlap", "rhythm"),
         ("novelty vs the prompt", "novelty"),
+        ("melody: 1 - top-line steps", "melody"),
+        ("harmony: 1 - intervals together", "harmony"),
         ("notes per second", "notes_per_second"),
         ("mean polyphony", "polyphony_mean"),
         ("mean pitch", "pitch_mean"),

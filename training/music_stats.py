@@ -10,7 +10,17 @@ statistics do (no learned model, so it runs offline):
 - key: 1 - overlap of the pitch-class histograms (each normalised to sum 1);
 - rhythm: 1 - overlap of the inter-onset-interval histograms (log-spaced bins, 10 ms to 8 s);
 - novelty: the share of the candidate's 1-second windows whose onset pattern on a 50 ms grid
-  is not a copy of any 1-second stretch of the prompt (compared at every 50 ms offset).
+  is not a copy of any 1-second stretch of the prompt (compared at every 50 ms offset);
+- melody: 1 - overlap of the top line's step histograms (at each onset its highest pitch;
+  the semitones from one to the next, an octave or more in one bin);
+- harmony: 1 - overlap of the histograms of interval classes (unison/octave to tritone)
+  between the notes sounding together at each onset.
+
+Melody and harmony are reported, not scored: they are what the model decides where the
+follow controls place the notes and deal the pitch classes (benchmarks/plan_alone.py), so
+they tell a network that picks its notes well from one that picks them at random. Harmony is
+undefined (NaN) where either part never sounds two notes at once, melody where either has
+fewer than two onsets.
 
 Onsets are quantised to the token grid (10 ms) before rhythm and novelty, so a real file's
 unquantised chord (three onsets a millisecond apart) and the model's chord (one step) agree.
@@ -36,6 +46,8 @@ from livegen.kernels.time_steps import STEP_SECONDS, seconds_to_step, seconds_to
 from livegen.kernels.tokenizer import Notes
 
 IOI_EDGES = np.geomspace(0.01, 8.0, 25)  # 24 bins, ~1.32x apart
+STEP_BINS = 13  # top-line steps of 0..11 semitones, and an octave or more
+INTERVAL_CLASSES = 7  # 0 (unison, octave) .. 6 (tritone)
 
 
 @dataclass(frozen=True)
@@ -48,6 +60,8 @@ class Comparison:
     key: float  # 1 - pitch-class overlap
     rhythm: float  # 1 - IOI overlap
     novelty: float  # share of new 1-s onset patterns (vs the prompt)
+    melody: float = math.nan  # 1 - top-line step overlap (reported, not scored)
+    harmony: float = math.nan  # 1 - overlap of intervals sounding together (reported)
 
 
 def onset_steps(notes: Notes) -> np.ndarray:
@@ -101,6 +115,44 @@ def ioi_histogram(notes: Notes) -> np.ndarray:
     return normalised(counts.astype(np.float64))
 
 
+def top_line_steps(notes: Notes) -> np.ndarray:
+    """The top line's steps: at each distinct onset (10 ms grid) its highest pitch, and the
+    semitones from one to the next (an octave or more in the last bin), summing to 1 (all
+    zero with fewer than two onsets)."""
+    starts = seconds_to_steps(notes.start)
+    onsets, which = np.unique(starts, return_inverse=True)
+    if len(onsets) < 2:
+        return np.zeros(STEP_BINS)
+    top = np.zeros(len(onsets), dtype=np.int64)
+    np.maximum.at(top, which, np.asarray(notes.pitch, dtype=np.int64))
+    steps = np.minimum(np.abs(np.diff(top)), STEP_BINS - 1)
+    return normalised(np.bincount(steps, minlength=STEP_BINS).astype(np.float64))
+
+
+def vertical_intervals(notes: Notes) -> np.ndarray:
+    """Interval classes between the notes sounding together: at each distinct onset (10 ms
+    grid), every pair of the notes sounding then (started at or before it, not ended), as
+    unison/octave (0) to tritone (6), summing to 1 (all zero where two never sound at once)."""
+    starts = seconds_to_steps(notes.start)
+    ends = np.maximum(seconds_to_steps(notes.end), starts + 1)
+    pitch = np.asarray(notes.pitch, dtype=np.int64)
+    counts = np.zeros(INTERVAL_CLASSES)
+    for onset in np.unique(starts):
+        sounding = pitch[(starts <= onset) & (ends > onset)]
+        if len(sounding) < 2:
+            continue
+        upper = np.triu_indices(len(sounding), 1)
+        semitones = np.abs(sounding[:, None] - sounding[None, :])[upper] % 12
+        counts += np.bincount(np.minimum(semitones, 12 - semitones), minlength=INTERVAL_CLASSES)
+    return normalised(counts)
+
+
+def distance(p: np.ndarray, q: np.ndarray) -> float:
+    """1 - overlap of two normalised histograms; NaN where either is empty (nothing to
+    compare: a monophonic part has no harmony, which is no distance from another)."""
+    return 1.0 - overlap(p, q) if p.any() and q.any() else math.nan
+
+
 def overlap(p: np.ndarray, q: np.ndarray) -> float:
     """Shared mass of two normalised histograms: 1 identical, 0 disjoint (or one empty)."""
     return float(np.minimum(p, q).sum())
@@ -148,4 +200,6 @@ def compare(
         key=1.0 - overlap(pitch_class_histogram(candidate), pitch_class_histogram(real)),
         rhythm=1.0 - overlap(ioi_histogram(candidate), ioi_histogram(real)),
         novelty=new_share(candidate, known, seconds),
+        melody=distance(top_line_steps(candidate), top_line_steps(real)),
+        harmony=distance(vertical_intervals(candidate), vertical_intervals(real)),
     )
