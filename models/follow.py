@@ -17,8 +17,9 @@ just played) instead, so a sparse phrase gets a sparse continuation:
   pitch-class histogram tracks the prompt's: `key_bias` times the log of the class's share in
   the prompt over its share in what the model played (both smoothed), within
   +-DENSITY_LIMIT; no class is ruled out (the hard scale lock above is `key`);
-- key quota (`key_quota`): where one of the prompt's pitch classes falls QUOTA_SLACK notes
-  or more behind its share of the model's notes, only such classes may be played, and given
+- key quota (`key_quota`): where one of the prompt's pitch classes falls behind its share
+  of the model's notes by the slack (half a note, growing with the notes the model played to
+  QUOTA_SLACK), only such classes may be played, and given
   MIN_KEY_CLASSES of them, never one the prompt did not play (the prompt's own shares, dealt
   as the rhythm plan deals the player's onsets: the steer corrects a share after it drifts,
   so 150 notes still drew a histogram off the prompt's by chance; BENCHMARKS.md, issue 18);
@@ -91,11 +92,14 @@ KEY_PRIOR_NOTES = 8  # the model starts as if it had played this many notes in t
 # A pitch class over its quota: ruled out in practice, yet finite, so that where the other
 # controls leave only such note-ons (a chord the plan holds open, a register) one is played.
 QUOTA_NATS = 30.0
-# How far behind its share a class may fall before the others are ruled out. At half a note
-# the quota chose every other note's class, and the model's top line and the intervals of its
-# chords came out hardly better than an even choice's; at two notes the model picks when each
-# class comes, and the key is as close (BENCHMARKS.md, issue 18 stop 31).
+# How far behind its share a class may fall before the others are ruled out: half a note at
+# first, then a note for every SLACK_NOTES the model has played, up to QUOTA_SLACK. At half a
+# note throughout, the quota chose every other note's class, and the model's top line and the
+# intervals of its chords came out hardly better than an even choice's; two notes from the
+# start gave them back, but a call-mode answer of nine notes then drifted off the phrase's
+# key (BENCHMARKS.md, issue 18 stop 31).
 QUOTA_SLACK = 2.0
+SLACK_NOTES = 15.0
 RATE_WINDOW_STEPS = 300  # the model's recent rate: onsets over the last 3 s
 PITCH_CLASS = np.arange(128) % 12  # each MIDI pitch's class
 POLYPHONY_ROOM = 2  # under a plan: the cap is this many times the player's peak sounding notes
@@ -373,14 +377,16 @@ class KeySteer:
 
     def over_quota(self) -> np.ndarray:
         """Bool [12]: the pitch classes ruled out for the next note. Where some class of the
-        prompt's is QUOTA_SLACK notes or more short of its share of the model's notes, every
+        prompt's is the slack or more short of its share of the model's notes (half a note, then
+        a note for every SLACK_NOTES the model played, up to QUOTA_SLACK), every
         class but those. Where none is, the steer decides, but not on a class the prompt
         never played once it played MIN_KEY_CLASSES or more (fewer say too little about the
         key; the steer's smoothing played those, BENCHMARKS.md, issue 18). A note in such a
         class still counts among the model's notes, so it puts the prompt's classes behind."""
         keyed = self.shares > 0
         shortfall = self.shares * (self.own.sum() + 1) - self.own
-        short = keyed & (shortfall >= QUOTA_SLACK)
+        slack = np.clip(self.own.sum() / SLACK_NOTES, 0.5, QUOTA_SLACK)
+        short = keyed & (shortfall >= slack)
         if short.any():
             return ~short
         return ~keyed if keyed.sum() >= MIN_KEY_CLASSES else short

@@ -252,34 +252,50 @@ def alternating_c_and_g() -> tuple[list[int], int]:
 
 def test_key_quota_rules_out_a_class_over_its_share() -> None:
     """C and G are half the prompt's notes each. Before the model plays, each is half a note
-    short of its share of the next note: under the slack of two notes, nothing is ruled out
-    (two classes say too little to rule out the rest). After three Cs, G is two notes short:
-    only G is free. After a G, it is one and a half short: all free again. Notes of a class
-    the prompt never played count too: after three Es the prompt's C and G are both behind."""
+    short of its share of the next note, the slack at first: both are free, every class the
+    prompt never played is ruled out. After one C, C is at its share of two notes and G a
+    note short: only G is free. After C and G, both are free again. Notes of a class the
+    prompt never played count too: after three Es the prompt's C and G are both behind."""
     tokens, step = alternating_c_and_g()
     follower = Follower(tokens, step, SamplingParams(), QUOTA)
-    assert not (follower.bias[NOTE_ON : NOTE_ON + 128] == -QUOTA_NATS).any()
-    for k, pitch in enumerate((72, 60, 48)):  # three Cs, in three octaves
-        follower.observe(NOTE_ON + pitch, step + 10 * (k + 1))
+    free = {60, 67}
+    for pitch in range(60, 72):
+        assert follower.bias[NOTE_ON + pitch].item() == (0.0 if pitch in free else -QUOTA_NATS)
+    follower.observe(NOTE_ON + 72, step + 10)  # a C, an octave up
     bias = follower.bias
     assert bias[NOTE_ON + 60].item() == bias[NOTE_ON + 61].item() == -QUOTA_NATS
     assert bias[NOTE_ON + 55].item() == bias[NOTE_ON + 67].item() == 0.0  # G, any octave
-    follower.observe(NOTE_ON + 55, step + 40)
-    assert not (follower.bias[NOTE_ON : NOTE_ON + 128] == -QUOTA_NATS).any()
+    follower.observe(NOTE_ON + 55, step + 20)
+    assert follower.bias[NOTE_ON + 48].item() == follower.bias[NOTE_ON + 79].item() == 0.0
+    assert follower.bias[NOTE_ON + 64].item() == -QUOTA_NATS
     outside = Follower(tokens, step, SamplingParams(), QUOTA)
     for k in range(3):
         outside.observe(NOTE_ON + 64, step + 10 * (k + 1))
-    free = {60, 67}
     for pitch in range(60, 72):
         assert outside.bias[NOTE_ON + pitch].item() == (0.0 if pitch in free else -QUOTA_NATS)
+
+
+def test_key_quota_slack_grows_with_the_notes_played() -> None:
+    """After 30 notes in the prompt's shares (15 C, 15 G) the slack is two notes: two more Cs
+    leave G one and a half short of its half of the next (33) notes, and nothing is ruled
+    out; a third puts G two behind, and only G is free. Early on, half a note was enough
+    (above)."""
+    tokens, step = alternating_c_and_g()
+    follower = Follower(tokens, step, SamplingParams(), QUOTA)
+    for k, pitch in enumerate([60, 67] * 15 + [60] * 2):
+        follower.observe(NOTE_ON + pitch, step + 10 * (k + 1))
+    assert not (follower.bias[NOTE_ON : NOTE_ON + 128] == -QUOTA_NATS).any()
+    follower.observe(NOTE_ON + 60, step + 400)
+    assert follower.bias[NOTE_ON + 60].item() == -QUOTA_NATS
+    assert follower.bias[NOTE_ON + 67].item() == 0.0
 
 
 def test_key_quota_holds_a_model_to_the_prompts_shares() -> None:
     """A model that wants C above all (5 nats over G, 8 over the rest), 60 notes chosen by
     its best biased note-on. Under the steer alone (gain 3) it keeps to C: the steer's pull is
-    capped at 6 nats either way. Under the quota alone it plays C until G is two notes behind
-    its half, then G, and so on: three Cs ahead at the start, C and G in turns after, 31 and
-    29 of 60 (no more than the slack off the prompt's shares)."""
+    capped at 6 nats either way. Under the quota alone it plays C and G in turns while the
+    slack is small, and C ahead of G once it has grown (two notes of slack let C lead by
+    three): 31 and 29 of 60."""
     tokens, step = alternating_c_and_g()
     logits = torch.full((128,), -8.0)
     logits[torch.arange(128) % 12 == 0] = 0.0
@@ -302,10 +318,10 @@ def test_key_quota_holds_a_model_to_the_prompts_shares() -> None:
 
 def test_key_quota_keeps_out_what_the_prompt_never_played() -> None:
     """C, D, E, F and G four times each: five classes, enough to tell a key. Before the model
-    plays, no class is two notes short (a fifth each), yet the classes the prompt never
+    plays, no class is half a note short (a fifth each), yet the classes the prompt never
     played are ruled out, the steer's smoothing would play them. After C, D, C, D, C, D, C, D,
-    E, F, G is two notes short (a fifth of those 10 notes and the next: 2.2, none played): only G is
-    free."""
+    E, F (ten notes: a slack of two thirds of a note), G is 2.2 notes short and E and F 1.2:
+    only they are free."""
     starts = np.arange(20) * 0.25
     pitch = [60, 62, 64, 65, 67] * 4
     tokens = [int(t) for t in encode_notes(Notes(starts, starts + 0.2, pitch, [80] * 20, [0] * 20))]
@@ -315,7 +331,7 @@ def test_key_quota_keeps_out_what_the_prompt_never_played() -> None:
         assert follower.bias[NOTE_ON + pitch].item() == (0.0 if pitch in free else -QUOTA_NATS)
     for k, pitch in enumerate([60, 62] * 4 + [64, 65]):
         follower.observe(NOTE_ON + pitch, 520 + 10 * k)
-    free = {67}
+    free = {64, 65, 67}
     for pitch in range(60, 72):
         assert follower.bias[NOTE_ON + pitch].item() == (0.0 if pitch in free else -QUOTA_NATS)
 
