@@ -221,6 +221,7 @@ class Follower:
         if settings.register_steer and len(recent):
             target = float(recent.pitch.mean())
             self.register_steer = RegisterSteer(target, settings.register_steer)
+        self._bias = self._summed_bias()
         self.pulse: Pulse | None = None  # the grid the model's onsets keep to, without a plan
         if self.plan is None and settings.rhythm > 0 and beat is not None:
             fine = beat.period <= FINE_PULSE_STEPS
@@ -257,10 +258,13 @@ class Follower:
     @property
     def bias(self) -> torch.Tensor | None:
         """Float [V]: nats to add to the logits now, the key and register steers' (None:
-        neither is on)."""
+        neither is on). Read for every token; summed only when a note changes a steer."""
+        return self._bias
+
+    def _summed_bias(self) -> torch.Tensor | None:
         biases = [s.bias for s in (self.key_steer, self.register_steer) if s is not None]
         if len(biases) < 2:
-            return biases[0] if biases else None
+            return biases[0] if biases else None  # the steer's own, updated in place
         return biases[0] + biases[1]
 
     def restrict(
@@ -339,6 +343,8 @@ class Follower:
                 self.key_steer.observe(token - NOTE_ON)
             if self.register_steer is not None:
                 self.register_steer.observe(token - NOTE_ON)
+            if self.key_steer is not None and self.register_steer is not None:
+                self._bias = self._summed_bias()
 
     def params(self, step: int) -> SamplingParams:
         """The controls for the token written at context step `step`."""
