@@ -243,3 +243,34 @@ def test_default_files_are_the_held_out_split(tmp_path, capsys) -> None:
     args = ["eval-continuations", "--data", str(tmp_path / "data"), "--preset", preset]
     assert main([*args, "--prompt-seconds", "3", "--seconds", "3", "--json", "--no-progress"]) == 0
     assert json.loads(capsys.readouterr().out)["files"] == len(wanted)
+
+
+def test_every_follow_setting_has_an_option_that_sets_it() -> None:
+    """Each FollowSettings field a preset sets (all but the windows) can be overridden from
+    the command line, and its option sets that field, not another."""
+    import argparse
+    import dataclasses
+
+    from livegen.models.follow import FollowSettings
+    from livegen.training import continuation_cli as cli
+
+    fields = {f.name for f in dataclasses.fields(FollowSettings)} - {
+        "window_seconds",
+        "long_window_seconds",
+    }
+    assert {field for field, _, _ in cli.FOLLOW_OPTIONS.values()} == fields
+    parser = argparse.ArgumentParser()
+    cli.add_continuation_arguments(parser)
+    base = FollowSettings()
+    for flag, (field, metavar, _) in cli.FOLLOW_OPTIONS.items():
+        if metavar is None:  # a switch: the other way from its default
+            value = "0" if getattr(base, field) else "1"
+        else:  # a number inside its bounds, not the default
+            value = "0.5" if field == "rhythm_variation" else "3"
+        args = parser.parse_args(["--no-follow", flag, value])
+        changed = {
+            name
+            for name in fields
+            if getattr(cli.follow_settings(args, None), name) != getattr(base, name)
+        }
+        assert changed == {field}, flag

@@ -17,6 +17,51 @@ from livegen.kernels.errors import LivegenError
 from livegen.models.preset import FOLLOW_BOUNDS
 
 CONT_HELP = "judge a model's continuations (and call-mode answers) against real music"
+# The --follow-* options, each overriding one FollowSettings field of the preset's:
+# flag -> (field, METAVAR of a number, or None for a 0|1 switch, help).
+FOLLOW_OPTIONS: dict[str, tuple[str, str | None, str]] = {
+    "--follow-density": ("density_gain", "GAIN", "steer density to the prompt's"),
+    "--follow-polyphony": ("polyphony", None, "cap polyphony at the prompt's"),
+    "--follow-length": ("note_length", None, "cap note length at the prompt's"),
+    "--follow-register": ("register_margin", "MARGIN", "keep to the prompt's range"),
+    "--follow-key": ("key", None, "only the prompt's pitch classes"),
+    "--follow-key-bias": ("key_bias", "GAIN", "steer towards the prompt's pitch classes"),
+    "--follow-key-quota": (
+        "key_quota",
+        None,
+        "each pitch class at most its share of the prompt's, counted as the model plays",
+    ),
+    "--follow-register-steer": (
+        "register_steer",
+        "RATE",
+        "tilt the model's pitches towards the prompt's mean pitch (0: off)",
+    ),
+    "--follow-rhythm-draw": (
+        "rhythm_draw",
+        None,
+        "onset intervals, chord sizes and note lengths drawn from the prompt's",
+    ),
+    "--follow-rhythm-variation": (
+        "rhythm_variation",
+        "CHANCE",
+        "chance that an onset closing a second of the prompt's own rhythm is varied (0..1)",
+    ),
+    "--follow-rhythm-shuffle": (
+        "rhythm_shuffle",
+        None,
+        "the prompt's onsets dealt in new orders (1) or in their own (0)",
+    ),
+    "--follow-rhythm": (
+        "rhythm",
+        "PARTS",
+        "onsets on the prompt's own pulse, in PARTS where coarser than 160 ms (0: off)",
+    ),
+}
+
+
+def _dest(flag: str) -> str:
+    """argparse's attribute for `flag`, which is also the preset key of its bound."""
+    return flag.removeprefix("--").replace("-", "_")
 
 
 def add_continuation_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,70 +99,12 @@ def add_continuation_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-follow", action="store_true", help="ignore the preset's follow_* settings"
     )
-    parser.add_argument(
-        "--follow-density",
-        type=FOLLOW_BOUNDS["follow_density"].option(),
-        metavar="GAIN",
-        help="steer density to the prompt's",
-    )
-    parser.add_argument(
-        "--follow-polyphony", type=int, choices=[0, 1], help="cap polyphony at the prompt's"
-    )
-    parser.add_argument(
-        "--follow-length", type=int, choices=[0, 1], help="cap note length at the prompt's"
-    )
-    parser.add_argument(
-        "--follow-register",
-        type=FOLLOW_BOUNDS["follow_register"].option(),
-        metavar="MARGIN",
-        help="keep to the prompt's range",
-    )
-    parser.add_argument(
-        "--follow-key", type=int, choices=[0, 1], help="only the prompt's pitch classes"
-    )
-    parser.add_argument(
-        "--follow-key-bias",
-        type=FOLLOW_BOUNDS["follow_key_bias"].option(),
-        metavar="GAIN",
-        help="steer towards the prompt's pitch classes",
-    )
-    parser.add_argument(
-        "--follow-key-quota",
-        type=int,
-        choices=[0, 1],
-        help="each pitch class at most its share of the prompt's, counted as the model plays",
-    )
-    parser.add_argument(
-        "--follow-register-steer",
-        type=FOLLOW_BOUNDS["follow_register_steer"].option(),
-        metavar="RATE",
-        help="tilt the model's pitches towards the prompt's mean pitch (0: off)",
-    )
-    parser.add_argument(
-        "--follow-rhythm-draw",
-        type=int,
-        choices=[0, 1],
-        help="onset intervals, chord sizes and note lengths drawn from the prompt's",
-    )
-    parser.add_argument(
-        "--follow-rhythm-variation",
-        type=FOLLOW_BOUNDS["follow_rhythm_variation"].option(),
-        metavar="CHANCE",
-        help="chance that an onset closing a second of the prompt's own rhythm is varied (0..1)",
-    )
-    parser.add_argument(
-        "--follow-rhythm-shuffle",
-        type=int,
-        choices=[0, 1],
-        help="the prompt's onsets dealt in new orders (1) or in their own (0)",
-    )
-    parser.add_argument(
-        "--follow-rhythm",
-        type=int,
-        choices=range(5),
-        metavar="PARTS",
-        help="onsets on the prompt's own pulse, in PARTS where coarser than 160 ms (0: off)",
-    )
+    for flag, (_, metavar, text) in FOLLOW_OPTIONS.items():
+        if metavar is None:
+            parser.add_argument(flag, type=int, choices=[0, 1], help=text)
+        else:  # checked as the preset's own value is
+            bound = FOLLOW_BOUNDS[_dest(flag)].option()
+            parser.add_argument(flag, type=bound, metavar=metavar, help=text)
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, mps")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads for torch (1)")
     parser.add_argument("--json", action="store_true", help="print everything as JSON")
@@ -150,31 +137,19 @@ def _model(args: argparse.Namespace):  # noqa: ANN202 - (decoder, params, data f
     else:
         loaded = load_preset_model(preset, args.device)
         data = preset.training.get("data")
-    return StreamingDecoder(loaded.model), params, data, _follow(args, preset)
+    return StreamingDecoder(loaded.model), params, data, follow_settings(args, preset)
 
 
-def _follow(args: argparse.Namespace, preset):  # noqa: ANN001, ANN202
+def follow_settings(args: argparse.Namespace, preset):  # noqa: ANN001, ANN201
+    """The preset's follow settings (none with --no-follow), with the --follow-* options'."""
     from livegen.models.follow import FollowSettings
 
     base = FollowSettings() if args.no_follow else FollowSettings.from_defaults(preset.sampling)
-    flags = {  # 0|1 options
-        "polyphony": args.follow_polyphony,
-        "note_length": args.follow_length,
-        "key": args.follow_key,
-        "key_quota": args.follow_key_quota,
-        "rhythm_draw": args.follow_rhythm_draw,
-        "rhythm_shuffle": args.follow_rhythm_shuffle,
-    }
-    numbers = {
-        "density_gain": args.follow_density,
-        "register_margin": args.follow_register,
-        "key_bias": args.follow_key_bias,
-        "register_steer": args.follow_register_steer,
-        "rhythm": args.follow_rhythm,
-        "rhythm_variation": args.follow_rhythm_variation,
-    }
-    changes = {k: bool(v) for k, v in flags.items() if v is not None}
-    changes |= {k: v for k, v in numbers.items() if v is not None}
+    changes = {}
+    for flag, (field, metavar, _) in FOLLOW_OPTIONS.items():
+        value = getattr(args, _dest(flag))
+        if value is not None:
+            changes[field] = bool(value) if metavar is None else value
     return dataclasses.replace(base, **changes)
 
 
