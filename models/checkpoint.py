@@ -118,6 +118,31 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
         raise ModelFileError(f"{path}: not a valid safetensors file: {error}") from None
 
 
+def match_weights(
+    file: Path,
+    tensors: dict[str, torch.Tensor],
+    expected: dict[str, torch.Tensor],
+    optional: tuple[str, ...] = (),
+) -> None:
+    """Refuse `file`'s `tensors` unless they are the module's `expected` state by name and
+    shape (names ending in one of `optional` may be missing: state a preset leaves out)."""
+    missing = sorted(
+        name for name in set(expected) - set(tensors) if name.rsplit(".", 1)[-1] not in optional
+    )
+    unexpected = sorted(set(tensors) - set(expected))
+    if missing or unexpected:
+        raise ModelFileError(
+            f"{file}: weights do not match the config "
+            f"(missing {missing[:5]}, unexpected {unexpected[:5]})"
+        )
+    for name, tensor in tensors.items():
+        if tensor.shape != expected[name].shape:
+            raise ModelFileError(
+                f"{file}: {name} has shape {tuple(tensor.shape)}, "
+                f"the config needs {tuple(expected[name].shape)}"
+            )
+
+
 def load_model(directory: str | Path, device: str | torch.device | None = None) -> PerceiverAR:
     """A model folder (or a path to its config.json / model.safetensors) -> PerceiverAR in eval."""
     path = Path(directory)
@@ -134,19 +159,8 @@ def load_model(directory: str | Path, device: str | torch.device | None = None) 
     tensors = read_weights(path / WEIGHTS_FILE)
     model = PerceiverAR(config)
     expected = model.state_dict()
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
-    if missing or unexpected:
-        raise ModelFileError(
-            f"{path / WEIGHTS_FILE}: weights do not match the config "
-            f"(missing {missing[:5]}, unexpected {unexpected[:5]})"
-        )
+    match_weights(path / WEIGHTS_FILE, tensors, expected)
     for name, tensor in tensors.items():
-        if tensor.shape != expected[name].shape:
-            raise ModelFileError(
-                f"{path / WEIGHTS_FILE}: {name} has shape {tuple(tensor.shape)}, "
-                f"the config needs {tuple(expected[name].shape)}"
-            )
         if not tensor.is_floating_point():
             raise ModelFileError(f"{path / WEIGHTS_FILE}: {name} is not a float tensor")
     bad = _non_finite(tensors)

@@ -18,6 +18,7 @@ from livegen.kernels.errors import ModelFileError
 from livegen.models.checkpoint import (
     CONFIG_FILE,
     WEIGHTS_FILE,
+    match_weights,
     read_header,
     read_weights,
     refuse_pickles,
@@ -80,21 +81,7 @@ def load_codec(directory: str | Path, device: str | torch.device | None = None) 
     tensors = read_weights(path / WEIGHTS_FILE)
     model = Codec(config)
     expected = model.state_dict()
-    missing = sorted(
-        k for k in set(expected) - set(tensors) if k.rsplit(".", 1)[-1] not in TRAINING_ONLY
-    )
-    unexpected = sorted(set(tensors) - set(expected))
-    if missing or unexpected:
-        raise ModelFileError(
-            f"{path / WEIGHTS_FILE}: weights do not match the config "
-            f"(missing {missing[:5]}, unexpected {unexpected[:5]})"
-        )
-    for name, tensor in tensors.items():
-        if tensor.shape != expected[name].shape:
-            raise ModelFileError(
-                f"{path / WEIGHTS_FILE}: {name} has shape {tuple(tensor.shape)}, "
-                f"the config needs {tuple(expected[name].shape)}"
-            )
+    match_weights(path / WEIGHTS_FILE, tensors, expected, optional=TRAINING_ONLY)
     state = {k: t.to(expected[k].dtype) for k, t in tensors.items()}
     for name in set(expected) - set(tensors):  # EMA statistics left out of a preset
         prefix = name.rsplit(".", 1)[0]
