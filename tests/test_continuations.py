@@ -274,3 +274,9 @@ def test_every_follow_setting_has_an_option_that_sets_it() -> None:
             if getattr(cli.follow_settings(args, None), name) != getattr(base, name)
         }
         assert changed == {field}, flag
+
+
+def test_medians_leave_out_what_is_undefined() -> None:
+    """A monophonic file has no harmony (NaN): the set's median is of the files that have."""
+    assert ms.finite_median([0.1, math.nan, 0.3]) == pytest.approx(0.2)
+    assert math.isnan(ms.finite_median([math.nan, math.nan]))

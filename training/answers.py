@@ -25,7 +25,12 @@ from livegen.kernels.errors import LivegenError
 from livegen.kernels.time_steps import seconds_to_step, step_to_seconds
 from livegen.kernels.tokenizer import Notes, decode_tokens, encode_notes
 from livegen.training.continuations import merged_notes, window
-from livegen.training.music_stats import mean_pitch, overlap, pitch_class_histogram
+from livegen.training.music_stats import (
+    finite_median,
+    mean_pitch,
+    overlap,
+    pitch_class_histogram,
+)
 
 WITHIN = 1.5  # the goal: answer note count within this factor of the phrase's
 
@@ -152,11 +157,6 @@ def evaluate_calls(
     return report
 
 
-def _median(values: list[float]) -> float:
-    finite = [v for v in values if not math.isnan(v)]
-    return float(np.median(finite)) if finite else math.nan
-
-
 def call_summary(report: CallReport) -> dict:
     rows = report.results
     ratios = [r.ratio for r in rows]
@@ -166,14 +166,14 @@ def call_summary(report: CallReport) -> dict:
         "within_1_5x": float(np.mean(inside)) if rows else math.nan,
         "too_many": float(np.mean([q > WITHIN for q in ratios])) if rows else math.nan,
         "too_few": float(np.mean([q < 1 / WITHIN for q in ratios])) if rows else math.nan,
-        "note_ratio": _median(ratios),
-        "phrase_notes": _median([r.phrase_notes for r in rows]),
-        "answer_notes": _median([r.answer_notes for r in rows]),
-        "density": _median([abs(r.density) for r in rows]),
-        "density_signed": _median([r.density for r in rows]),
-        "register": _median([abs(r.register) for r in rows]),
-        "key": _median([r.key for r in rows]),
-        "length_ratio": _median([r.answer_seconds / r.phrase_seconds for r in rows]),
+        "note_ratio": finite_median(ratios),
+        "phrase_notes": finite_median([r.phrase_notes for r in rows]),
+        "answer_notes": finite_median([r.answer_notes for r in rows]),
+        "density": finite_median([abs(r.density) for r in rows]),
+        "density_signed": finite_median([r.density for r in rows]),
+        "register": finite_median([abs(r.register) for r in rows]),
+        "key": finite_median([r.key for r in rows]),
+        "length_ratio": finite_median([r.answer_seconds / r.phrase_seconds for r in rows]),
         "skipped": [list(s) for s in report.skipped],
         "per_phrase": [asdict(r) for r in rows],
     }

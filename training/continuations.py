@@ -26,6 +26,7 @@ from livegen.kernels.tokenizer import Notes, encode_notes, read_midi, sustained_
 from livegen.training.music_stats import (
     Comparison,
     compare,
+    finite_median,
     mean_pitch,
     mean_polyphony,
     novelty,
@@ -210,11 +211,6 @@ def evaluate(
     return report
 
 
-def _median(values: list[float]) -> float:
-    finite = [v for v in values if not math.isnan(v)]
-    return float(np.median(finite)) if finite else math.nan
-
-
 def summary(report: Report) -> dict:
     """Medians per candidate (model, loop, real) and the score of each."""
     results = report.results
@@ -222,26 +218,26 @@ def summary(report: Report) -> dict:
     for who in ("model", "loop"):
         rows = [getattr(r, who) for r in results]
         medians = {
-            "density": _median([abs(c.density) for c in rows]),
-            "density_signed": _median([c.density for c in rows]),
-            "polyphony": _median([abs(c.polyphony) for c in rows]),
-            "polyphony_signed": _median([c.polyphony for c in rows]),
-            "register": _median([abs(c.register) for c in rows]),
-            "register_signed": _median([c.register for c in rows]),
-            "key": _median([c.key for c in rows]),
-            "rhythm": _median([c.rhythm for c in rows]),
-            "novelty": _median([c.novelty for c in rows]),
-            "melody": _median([c.melody for c in rows]),
-            "harmony": _median([c.harmony for c in rows]),
+            "density": finite_median([abs(c.density) for c in rows]),
+            "density_signed": finite_median([c.density for c in rows]),
+            "polyphony": finite_median([abs(c.polyphony) for c in rows]),
+            "polyphony_signed": finite_median([c.polyphony for c in rows]),
+            "register": finite_median([abs(c.register) for c in rows]),
+            "register_signed": finite_median([c.register for c in rows]),
+            "key": finite_median([c.key for c in rows]),
+            "rhythm": finite_median([c.rhythm for c in rows]),
+            "novelty": finite_median([c.novelty for c in rows]),
+            "melody": finite_median([c.melody for c in rows]),
+            "harmony": finite_median([c.harmony for c in rows]),
         }
         medians["score"] = float(np.mean([medians[k] for k in SCORED])) if rows else math.nan
         out[who] = medians
-    out["real"] = {"novelty": _median([r.real_novelty for r in results])}
+    out["real"] = {"novelty": finite_median([r.real_novelty for r in results])}
     out["capped"] = sum(r.capped for r in results)
     for who in ("model", "loop", "real"):
-        out[who]["notes_per_second"] = _median([r.notes_per_second[who] for r in results])
-        out[who]["polyphony_mean"] = _median([r.polyphony[who] for r in results])
-        out[who]["pitch_mean"] = _median([r.pitch[who] for r in results])
+        out[who]["notes_per_second"] = finite_median([r.notes_per_second[who] for r in results])
+        out[who]["polyphony_mean"] = finite_median([r.polyphony[who] for r in results])
+        out[who]["pitch_mean"] = finite_median([r.pitch[who] for r in results])
     out["per_file"] = [asdict(r) for r in results]
     return out
 

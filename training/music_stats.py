@@ -153,6 +153,13 @@ def distance(p: np.ndarray, q: np.ndarray) -> float:
     return 1.0 - overlap(p, q) if p.any() and q.any() else math.nan
 
 
+def finite_median(values: list[float]) -> float:
+    """The median of the values that are numbers (a NaN says "undefined here": a file with
+    no harmony); NaN where none is."""
+    finite = [v for v in values if not math.isnan(v)]
+    return float(np.median(finite)) if finite else math.nan
+
+
 def overlap(p: np.ndarray, q: np.ndarray) -> float:
     """Shared mass of two normalised histograms: 1 identical, 0 disjoint (or one empty)."""
     return float(np.minimum(p, q).sum())
