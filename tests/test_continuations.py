@@ -280,3 +280,18 @@ def test_medians_leave_out_what_is_undefined() -> None:
     """A monophonic file has no harmony (NaN): the set's median is of the files that have."""
     assert ms.finite_median([0.1, math.nan, 0.3]) == pytest.approx(0.2)
     assert math.isnan(ms.finite_median([math.nan, math.nan]))
+
+
+def test_a_played_copy_moves_each_onset_with_its_chord_and_keeps_lengths() -> None:
+    """benchmarks/played_copies.py: notes that start together still do, each note keeps its
+    length, and the onsets move by the spread asked for (2,000 onsets: within 5%)."""
+    from benchmarks.played_copies import played
+
+    steps = np.repeat(np.arange(2000) * 0.25, 2)  # two-note chords, a quarter apart
+    notes = Notes(steps, steps + 0.2, np.tile([60, 64], 2000), np.full(4000, 80), np.zeros(4000))
+    copy = played(notes, 0.015, np.random.default_rng(1))
+    assert np.array_equal(copy.start[0::2], copy.start[1::2])  # a chord moves as one
+    assert np.allclose(copy.end - copy.start, 0.2)
+    moved = copy.start[2::2] - steps[2::2]
+    assert np.std(moved) == pytest.approx(0.015, rel=0.05) and abs(np.mean(moved)) < 0.002
+    assert copy.start.min() >= 0.0
