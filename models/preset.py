@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import tomllib
 from dataclasses import dataclass, field
@@ -58,6 +59,24 @@ FOLLOW_BOUNDS = {
     "follow_rhythm_variation": Bound(0.0, 1.0),
 }
 SOUND_BOUNDS = {"program": MIDI_BYTE, "channel": MIDI_CHANNEL}
+# The command-line overrides of a preset's sampling (`continue`, `eval-continuations`):
+# option -> (SamplingParams field, help); each held to its bound above when parsed.
+SAMPLING_OPTIONS = {
+    "--temperature": ("temperature", "override the preset's temperature"),
+    "--top-p": ("top_p", "override the preset's top-p"),
+    "--top-k": ("top_k", "override the preset's top-k (0: off)"),
+    "--min-p": ("min_p", "override the preset's min-p (0: off)"),
+}
+
+
+def add_sampling_options(parser: argparse.ArgumentParser) -> None:
+    for option, (field_name, text) in SAMPLING_OPTIONS.items():
+        parser.add_argument(option, type=SAMPLING_BOUNDS[field_name].option(), help=text)
+
+
+def sampling_overrides(args: argparse.Namespace) -> dict[str, float | int | None]:
+    """The SamplingParams.from_defaults keywords the options parsed into (None: not given)."""
+    return {field_name: getattr(args, field_name) for field_name, _ in SAMPLING_OPTIONS.values()}
 
 
 @dataclass

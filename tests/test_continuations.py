@@ -209,8 +209,10 @@ def test_command_on_a_tiny_model(midi_dir, tmp_path, capsys) -> None:
 def test_command_errors_are_one_line(midi_dir, tmp_path, capsys) -> None:
     assert main(["eval-continuations", str(tmp_path / "nowhere"), "--no-progress"]) == 2
     assert "no such file or folder" in capsys.readouterr().err
-    assert main(["eval-continuations", str(midi_dir), "--temperature", "0"]) == 2
-    assert "temperature" in capsys.readouterr().err
+    # The sampling overrides are held to the bounds `continue` holds them to, when parsed.
+    for option, value in [("--temperature", "0"), ("--top-p", "1.5"), ("--top-k", "-1")]:
+        assert main(["eval-continuations", str(midi_dir), option, value]) == 2
+        assert f"argument {option}: must be" in capsys.readouterr().err
 
 
 def test_phrases_come_from_one_part(tmp_path) -> None:

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 from livegen.kernels.errors import LivegenError
-from livegen.models.preset import FOLLOW_BOUNDS
+from livegen.models.preset import FOLLOW_BOUNDS, add_sampling_options, sampling_overrides
 
 CONT_HELP = "judge a model's continuations (and call-mode answers) against real music"
 # The --follow-* options, each overriding one FollowSettings field of the preset's:
@@ -92,10 +92,7 @@ def add_continuation_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-budget", action="store_true", help="--call: no note budget (the old answer length)"
     )
-    parser.add_argument("--temperature", type=float, help="override the preset's temperature")
-    parser.add_argument("--top-p", type=float, help="override the preset's top-p")
-    parser.add_argument("--top-k", type=int, help="override the preset's top-k (0: off)")
-    parser.add_argument("--min-p", type=float, help="override the preset's min-p (0: off)")
+    add_sampling_options(parser)
     parser.add_argument(
         "--no-follow", action="store_true", help="ignore the preset's follow_* settings"
     )
@@ -119,13 +116,7 @@ def _model(args: argparse.Namespace):  # noqa: ANN202 - (decoder, params, data f
 
     preset = load_preset(args.sampling_from if args.run else args.preset)
     try:
-        params = SamplingParams.from_defaults(
-            preset.sampling,
-            temperature=args.temperature,
-            top_p=args.top_p,
-            top_k=args.top_k,
-            min_p=args.min_p,
-        )
+        params = SamplingParams.from_defaults(preset.sampling, **sampling_overrides(args))
     except ValueError as error:
         raise LivegenError(str(error)) from None
     if args.run is not None:

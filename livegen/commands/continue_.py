@@ -17,7 +17,7 @@ import numpy as np
 from livegen.commands.outputs import check_outputs
 from livegen.kernels.errors import LivegenError
 from livegen.kernels.values import SECONDS, SEED, THREADS
-from livegen.models.preset import SAMPLING_BOUNDS
+from livegen.models.preset import add_sampling_options, sampling_overrides
 
 HELP = (
     "continue a MIDI file with a preset's model (MIDI out; optional WAV and piano roll), or, "
@@ -54,24 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", default="piano", help="preset name or .toml path")
     parser.add_argument("--wav", type=Path, metavar="OUT.wav", help="also render audio")
     parser.add_argument("--png", type=Path, metavar="ROLL.png", help="also draw a piano roll")
-    parser.add_argument(
-        "--temperature",
-        type=SAMPLING_BOUNDS["temperature"].option(),
-        help="override the preset's temperature",
-    )
-    parser.add_argument(
-        "--top-p", type=SAMPLING_BOUNDS["top_p"].option(), help="override the preset's top-p"
-    )
-    parser.add_argument(
-        "--top-k",
-        type=SAMPLING_BOUNDS["top_k"].option(),
-        help="override the preset's top-k (0: off)",
-    )
-    parser.add_argument(
-        "--min-p",
-        type=SAMPLING_BOUNDS["min_p"].option(),
-        help="override the preset's min-p (0: off)",
-    )
+    add_sampling_options(parser)
     parser.add_argument(
         "--force", action="store_true", help="replace output files that already exist"
     )
@@ -125,13 +108,7 @@ def run(args: argparse.Namespace) -> int:
         )
     prompt = [int(t) for t in encode_performance(performance)]
     try:
-        params = SamplingParams.from_defaults(
-            preset.sampling,
-            temperature=args.temperature,
-            top_p=args.top_p,
-            top_k=args.top_k,
-            min_p=args.min_p,
-        )
+        params = SamplingParams.from_defaults(preset.sampling, **sampling_overrides(args))
     except ValueError as error:
         raise ContinueError(str(error)) from None
 

@@ -76,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
 
     from livegen.models.audio_continuation import continue_codes
     from livegen.models.audio_preset import load_audio_models, load_audio_preset
+    from livegen.models.preset import sampling_overrides
     from livegen.models.sampling import SamplingParams
     from livegen.models.streaming import StreamingDecoder
     from livegen.training.audio_io import write_audio
@@ -86,10 +87,8 @@ def run(args: argparse.Namespace) -> int:
         raise LivegenError(f"{args.output}: an audio preset writes .wav (or .flac, .ogg)")
     check_outputs(args.prompt, [args.output], force=args.force)
     preset = load_audio_preset(args.preset)
-    overrides = {"temperature": args.temperature, "top_p": args.top_p, "top_k": args.top_k}
-    overrides["min_p"] = args.min_p
     try:
-        params = SamplingParams.from_defaults(preset.sampling, **overrides)
+        params = SamplingParams.from_defaults(preset.sampling, **sampling_overrides(args))
     except ValueError as error:
         raise LivegenError(str(error)) from None
     torch.set_num_threads(args.threads)
