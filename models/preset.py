@@ -70,6 +70,7 @@ SAMPLING_OPTIONS = {
 
 
 def add_sampling_options(parser: argparse.ArgumentParser) -> None:
+    """The SAMPLING_OPTIONS on `parser`; a value outside its bound is a usage error (exit 2)."""
     for option, (field_name, text) in SAMPLING_OPTIONS.items():
         parser.add_argument(option, type=SAMPLING_BOUNDS[field_name].option(), help=text)
 
