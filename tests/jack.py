@@ -13,7 +13,7 @@ import time
 import typing
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 class JackUnavailable(RuntimeError):
@@ -27,6 +27,11 @@ class JackServer:
     period: int
     process: subprocess.Popen
     log: typing.IO[bytes] | None = None  # what jackd wrote (its xruns, by client)
+    # This process's own test clients on the server (tests/jam_peers.py: Listener, Keyboard),
+    # each with `name`, `closed` and close(). Each must close before the server stops: a JACK
+    # client that outlives its server crashed the process later, in whichever test ran then
+    # (a segfault in tests/test_tui_app.py, from a listener another test left open).
+    clients: list[typing.Any] = field(default_factory=list)
 
     def log_text(self, start: int = 0) -> tuple[str, int]:
         """jackd's log from byte `start` on, and where it ends now (the next start)."""
@@ -148,7 +153,13 @@ def jack_session(period: int = 128, realtime: bool = False) -> Iterator[JackServ
         try:
             yield server
         finally:
+            left = [client for client in server.clients if not client.closed]
+            for client in left:  # closed here, while their server still runs
+                client.close()
             if previous is None:
                 os.environ.pop("JACK_DEFAULT_SERVER", None)
             else:
                 os.environ["JACK_DEFAULT_SERVER"] = previous
+        if left:
+            names = ", ".join(client.name for client in left)
+            raise AssertionError(f"the test left its JACK clients open: {names}")

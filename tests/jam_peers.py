@@ -147,7 +147,7 @@ class Listener:
     def __init__(self, jack: JackServer, name: str = "test-listen") -> None:
         import threading
 
-        self.jack = jack
+        self.jack, self.name, self.closed = jack, name, False
         self.input = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name, queue_size_limit=65536)
         self.input.ignore_types(sysex=True, timing=False, active_sense=True)
         self.input.open_virtual_port("in")
@@ -156,6 +156,7 @@ class Listener:
         self._running = True
         self._thread = threading.Thread(target=self._poll, daemon=True)
         self._thread.start()
+        jack.clients.append(self)
 
     def _poll(self) -> None:
         while self._running:
@@ -178,6 +179,7 @@ class Listener:
             raise AssertionError("the listener's poller did not stop in 30 s")
         self.input.close_port()
         self.input.delete()
+        self.closed = True
         return self.events
 
 
@@ -185,10 +187,11 @@ class Keyboard:
     """A JACK MIDI source (python-rtmidi, JACK API) wired to livegen's input."""
 
     def __init__(self, jack: JackServer, name: str = "test-keys") -> None:
-        self.jack = jack
+        self.jack, self.name, self.closed = jack, name, False
         self.out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name)
         self.out.open_virtual_port("out")
         self.port = f"{name}:out"
+        jack.clients.append(self)
 
     def connect(self, destination: str = LIVEGEN_IN) -> None:
         self.jack.connect(self.port, destination)
@@ -206,6 +209,7 @@ class Keyboard:
     def close(self) -> None:
         self.out.close_port()
         self.out.delete()
+        self.closed = True
 
 
 def unmatched_notes(events: list[Captured]) -> dict[tuple[int, int], int]:

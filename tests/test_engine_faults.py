@@ -157,7 +157,7 @@ def test_one_sounding_note_a_key_all_notes_off_and_the_held_note_watchdog(
     whose note-off never comes is ended by the watchdog."""
     settings = jack_settings(tmp_path, seed=6, max_held_seconds=1.0)
     engine = JamEngine(settings, Controls(silence_seconds=0.3, response_seconds=0.5))
-    keyboard = None
+    keyboard = listener = None
     try:
         engine.start()
         listener = Listener(jack512)
@@ -195,6 +195,8 @@ def test_one_sounding_note_a_key_all_notes_off_and_the_held_note_watchdog(
         assert strictly_unmatched(heard) == {}  # before any stop: nothing left sounding
     finally:
         stop_session(engine, keyboard)
+        if listener is not None:
+            listener.close()
 
 
 def test_input_port_vanishes_and_returns(jack512: JackServer, tmp_path: Path) -> None:
