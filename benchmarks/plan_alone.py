@@ -3,7 +3,7 @@ no preference at all, under the preset's own follow controls and sampling.
 
     .venv/bin/python benchmarks/plan_alone.py FOLDER... [--limit 24] [--seeds 0,1,2]
     .venv/bin/python benchmarks/plan_alone.py --data DATA_DIR --split val [--limit 80]
-    ... [--follow rhythm_variation=0.5 --follow rhythm_shuffle=0]  (FollowSettings fields)
+    ... [--follow-rhythm-variation 0.5 --follow-rhythm-shuffle 0]  (eval-continuations' options)
 
 With the rhythm plan on (models/rhythm_plan.py), the plan says when each note starts, how
 many start together and how long each lasts, and the key quota which pitch classes may come
@@ -24,18 +24,21 @@ import argparse
 import dataclasses
 import json
 import statistics
-from pathlib import Path
 
 import torch
 
 from livegen.kernels.errors import LivegenError
 from livegen.kernels.vocab import VOCAB_SIZE
-from livegen.models.follow import FollowSettings
 from livegen.models.grammar import MODEL, GrammarState
 from livegen.models.preset import load_preset
 from livegen.models.sampling import SamplingParams, sample_token
-from livegen.training.continuation_cli import held_out_files
-from livegen.training.continuations import EvalOptions, evaluate, find_files, spread, summary
+from livegen.training.continuation_cli import (
+    add_file_options,
+    add_follow_options,
+    chosen_files,
+    follow_settings,
+)
+from livegen.training.continuations import EvalOptions, evaluate, summary
 
 SHOWN = (
     "score",
@@ -76,47 +79,19 @@ class NoPreference:
         return token
 
 
-def follow_settings(preset_sampling: object, changes: list[str]) -> FollowSettings:
-    """The preset's follow settings with `changes` (FIELD=VALUE, FollowSettings' fields)."""
-    settings = FollowSettings.from_defaults(preset_sampling)
-    fields = {f.name: f for f in dataclasses.fields(FollowSettings)}
-    updates: dict[str, object] = {}
-    for change in changes:
-        name, _, value = change.partition("=")
-        if name not in fields or not value:
-            raise LivegenError(f"--follow {change}: want FIELD=VALUE, FIELD one of {list(fields)}")
-        kind = type(getattr(settings, name))
-        try:
-            updates[name] = value in ("1", "true") if kind is bool else kind(value)
-        except ValueError:
-            raise LivegenError(f"--follow {change}: {value!r} is no {kind.__name__}") from None
-    return dataclasses.replace(settings, **updates)
-
-
-def files_of(args: argparse.Namespace) -> list[Path]:
-    if args.data is not None:
-        return spread(held_out_files(args.data, args.split), args.limit)
-    if not args.inputs:
-        raise LivegenError("give MIDI folders, or --data DATA_DIR --split val|test")
-    return spread(find_files(args.inputs), args.limit)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("inputs", nargs="*", type=Path)
-    parser.add_argument("--data", type=Path)
-    parser.add_argument("--split", default="test", choices=["train", "val", "test"])
-    parser.add_argument("--limit", type=int)
+    add_file_options(parser)  # eval-continuations' own: the same files
     parser.add_argument("--seeds", default="0,1,2,3,4,5")
     parser.add_argument("--preset", default="presets/piano.toml")
-    parser.add_argument("--follow", action="append", default=[], metavar="FIELD=VALUE")
+    add_follow_options(parser)  # and its --follow-* overrides
     args = parser.parse_args()
     torch.set_num_threads(1)
     try:
         preset = load_preset(args.preset)
         params = SamplingParams.from_defaults(preset.sampling)
-        follow = follow_settings(preset.sampling, args.follow)
-        files = files_of(args)
+        follow = follow_settings(args, preset)
+        files = chosen_files(args, None)
     except LivegenError as error:
         parser.error(str(error))
     per_seed, loop = {}, {}

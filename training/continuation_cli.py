@@ -64,7 +64,8 @@ def _dest(flag: str) -> str:
     return flag.removeprefix("--").replace("-", "_")
 
 
-def add_continuation_arguments(parser: argparse.ArgumentParser) -> None:
+def add_file_options(parser: argparse.ArgumentParser) -> None:
+    """Which MIDI files are judged (chosen_files reads these)."""
     parser.add_argument(
         "inputs",
         nargs="*",
@@ -72,27 +73,13 @@ def add_continuation_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="MIDI",
         help="MIDI files or folders (default: the held-out split of the model's training data)",
     )
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument("--preset", default="piano", help="preset name or .toml (default piano)")
-    source.add_argument("--run", type=Path, help="a run folder: its latest checkpoint")
-    parser.add_argument(
-        "--sampling-from",
-        default="piano",
-        metavar="PRESET",
-        help="with --run: the preset whose [sampling] defaults apply (default piano)",
-    )
     parser.add_argument("--data", type=Path, help="a `data` folder (its --split is judged)")
     parser.add_argument("--split", default="test", choices=["train", "val", "test"])
-    parser.add_argument("--prompt-seconds", type=float, default=15.0, help="prompt (15 s)")
-    parser.add_argument("--seconds", type=float, default=15.0, help="continuation (15 s)")
     parser.add_argument("--limit", type=int, help="at most N files, evenly spread over the list")
-    parser.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
-    parser.add_argument("--call", action="store_true", help="judge call-mode answers instead")
-    parser.add_argument("--phrases", type=int, default=3, help="--call: phrases per file (3)")
-    parser.add_argument(
-        "--no-budget", action="store_true", help="--call: no note budget (the old answer length)"
-    )
-    add_sampling_options(parser)
+
+
+def add_follow_options(parser: argparse.ArgumentParser) -> None:
+    """--no-follow and the --follow-* overrides (follow_settings reads these)."""
     parser.add_argument(
         "--no-follow", action="store_true", help="ignore the preset's follow_* settings"
     )
@@ -102,6 +89,29 @@ def add_continuation_arguments(parser: argparse.ArgumentParser) -> None:
         else:  # checked as the preset's own value is
             bound = FOLLOW_BOUNDS[_dest(flag)].option()
             parser.add_argument(flag, type=bound, metavar=metavar, help=text)
+
+
+def add_continuation_arguments(parser: argparse.ArgumentParser) -> None:
+    add_file_options(parser)
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--preset", default="piano", help="preset name or .toml (default piano)")
+    source.add_argument("--run", type=Path, help="a run folder: its latest checkpoint")
+    parser.add_argument(
+        "--sampling-from",
+        default="piano",
+        metavar="PRESET",
+        help="with --run: the preset whose [sampling] defaults apply (default piano)",
+    )
+    parser.add_argument("--prompt-seconds", type=float, default=15.0, help="prompt (15 s)")
+    parser.add_argument("--seconds", type=float, default=15.0, help="continuation (15 s)")
+    parser.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    parser.add_argument("--call", action="store_true", help="judge call-mode answers instead")
+    parser.add_argument("--phrases", type=int, default=3, help="--call: phrases per file (3)")
+    parser.add_argument(
+        "--no-budget", action="store_true", help="--call: no note budget (the old answer length)"
+    )
+    add_sampling_options(parser)
+    add_follow_options(parser)
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, mps")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads for torch (1)")
     parser.add_argument("--json", action="store_true", help="print everything as JSON")
@@ -166,7 +176,9 @@ def held_out_files(data_dir: Path, split: str) -> list[Path]:
     return sorted(found)
 
 
-def _files(args: argparse.Namespace, data: str | None) -> list[Path]:
+def chosen_files(args: argparse.Namespace, data: str | None) -> list[Path]:
+    """The files add_file_options chose: the MIDI given, else the held-out split of --data or
+    of `data` (the folder the model's run or preset records)."""
     from livegen.training.continuations import find_files, spread
 
     if args.inputs:
@@ -206,7 +218,7 @@ def run_continuations(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     decoder, params, data, follow = _model(args)
     options.follow = follow
-    files = _files(args, data)
+    files = chosen_files(args, data)
     bar = _progress(not args.no_progress, "answers" if args.call else "continuations")
     with torch.no_grad():
         if args.call:
