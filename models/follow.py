@@ -262,10 +262,9 @@ class Follower:
         return self._bias
 
     def _summed_bias(self) -> torch.Tensor | None:
+        """The steers' biases added (one steer: its own tensor, no copy; none: None)."""
         biases = [s.bias for s in (self.key_steer, self.register_steer) if s is not None]
-        if len(biases) < 2:
-            return biases[0] if biases else None  # the steer's own, updated in place
-        return biases[0] + biases[1]
+        return sum(biases[1:], biases[0]) if biases else None
 
     def restrict(
         self, rules: torch.Tensor | None, step: int | None = None, state: GrammarState | None = None
@@ -343,8 +342,7 @@ class Follower:
                 self.key_steer.observe(token - NOTE_ON)
             if self.register_steer is not None:
                 self.register_steer.observe(token - NOTE_ON)
-            if self.key_steer is not None and self.register_steer is not None:
-                self._bias = self._summed_bias()
+            self._bias = self._summed_bias()
 
     def params(self, step: int) -> SamplingParams:
         """The controls for the token written at context step `step`."""
